@@ -1,0 +1,80 @@
+// Every packet syncwall drops is dropped for one named reason (pf's PFRES_* idea).
+// The list is the single source of truth: the enum and the name table are generated
+// from it, and every lcore keeps one counter per reason.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+namespace syncwall::dp {
+
+#define SYNCWALL_DROP_REASONS(X)                                                                  \
+    X(frame_truncated, "frame shorter than an Ethernet header")                                   \
+    X(vlan_truncated, "802.1Q tag truncated")                                                     \
+    X(vlan_stacked, "more than one 802.1Q tag")                                                   \
+    X(arp_malformed, "ARP packet malformed or not Ethernet/IPv4")                                 \
+    X(ipv4_truncated, "IPv4 header truncated")                                                    \
+    X(ipv4_bad_version, "IPv4 version field is not 4")                                            \
+    X(ipv4_bad_header_length, "IPv4 header length below 20 or beyond the packet")                 \
+    X(ipv4_bad_total_length, "IPv4 total length inconsistent with the frame")                     \
+    X(ipv4_bad_checksum, "IPv4 header checksum wrong")                                            \
+    X(ipv4_bad_options, "IPv4 options malformed")                                                 \
+    X(ipv4_bad_source, "IPv4 source is multicast or limited broadcast")                            \
+    X(ipv6_truncated, "IPv6 header truncated")                                                    \
+    X(ipv6_bad_version, "IPv6 version field is not 6")                                            \
+    X(ipv6_bad_payload_length, "IPv6 payload length beyond the frame")                            \
+    X(ipv6_ext_truncated, "IPv6 extension header truncated")                                      \
+    X(ipv6_ext_chain_too_long, "IPv6 extension header chain too long")                            \
+    X(ipv6_bad_source, "IPv6 source is multicast")                                                \
+    X(fragment_too_short, "IP fragment too short to carry the transport header")                  \
+    X(tcp_truncated, "TCP header truncated")                                                      \
+    X(tcp_bad_offset, "TCP data offset below 5 or beyond the packet")                             \
+    X(tcp_bad_options, "TCP options malformed")                                                   \
+    X(tcp_bad_flags, "TCP flag combination never valid")                                          \
+    X(udp_truncated, "UDP header truncated")                                                      \
+    X(udp_bad_length, "UDP length inconsistent with the IP payload")                              \
+    X(icmp_truncated, "ICMP header truncated")                                                    \
+    X(icmp6_truncated, "ICMPv6 header truncated")                                                 \
+    X(unsupported_ethertype, "Ethernet type not handled")                                         \
+    X(vlan_unconfigured, "802.1Q-tagged frame on a port with no VLAN configured")                 \
+    X(not_our_mac, "unicast frame for another MAC")                                               \
+    X(no_route, "no route to the destination")                                                    \
+    X(ttl_exceeded, "TTL or hop limit expired")                                                   \
+    X(too_big, "packet larger than the egress MTU")                                               \
+    X(neighbour_queue_full, "too many packets waiting for next-hop resolution")                   \
+    X(neighbour_unresolved, "next hop did not answer address resolution")                         \
+    X(punt_ring_full, "slow-path ring to the main lcore full")                                    \
+    X(to_us_unhandled, "packet for one of our addresses with no local service")                   \
+    X(tx_ring_full, "transmit queue full")                                                        \
+    X(filter_block, "blocked by a rule")                                                          \
+    X(filter_state_mismatch, "did not fit the state's TCP windows")                               \
+    X(filter_state_limit, "state limit reached")                                                  \
+    X(filter_no_state, "no state and no rule creates one")                                        \
+    X(filter_icmp_no_state, "ICMP error quoting no known connection")                            \
+    X(sync_port_traffic, "non-pfsync traffic on the sync port")
+
+enum class DropReason : uint8_t {
+#define SYNCWALL_X(name, text) name,
+    SYNCWALL_DROP_REASONS(SYNCWALL_X)
+#undef SYNCWALL_X
+        count_
+};
+
+inline constexpr std::size_t drop_reason_count = std::size_t(DropReason::count_);
+
+inline constexpr std::array<std::string_view, drop_reason_count> drop_reason_names = {
+#define SYNCWALL_X(name, text) #name,
+    SYNCWALL_DROP_REASONS(SYNCWALL_X)
+#undef SYNCWALL_X
+};
+
+inline constexpr std::array<std::string_view, drop_reason_count> drop_reason_texts = {
+#define SYNCWALL_X(name, text) text,
+    SYNCWALL_DROP_REASONS(SYNCWALL_X)
+#undef SYNCWALL_X
+};
+
+constexpr std::string_view name_of(DropReason r) { return drop_reason_names[std::size_t(r)]; }
+
+} // namespace syncwall::dp
