@@ -1,0 +1,233 @@
+// pf's TCP window tracking. The order of the checks and updates follows OpenBSD's
+// pf_create_state() (TCP part), pf_test_state() (SYN on an existing state) and
+// pf_tcp_track_full(); comments say where we knowingly differ.
+#include "dataplane/tcp_tracker.hpp"
+
+#include <algorithm>
+
+namespace syncwall::dp {
+
+namespace {
+
+// pf's MAXACKWINDOW: one full unscaled window plus an arbitrary 1500-byte fudge. Bounds how
+// far an ack may stray from what the other side sent, and the loose branch's slack.
+constexpr int64_t max_ack_window = 0xffff + 1500;
+constexpr uint32_t tcp_max_win = 65535;
+
+constexpr bool has(const TcpInfo &t, uint8_t flag) {
+    return (t.flags & flag) != 0;
+}
+
+// pf_get_wscale(): flag | shift (clamped to 14) when the option is present, else 0.
+uint8_t wscale_of(const TcpInfo &t) {
+    if (t.wscale < 0) return 0;
+    return uint8_t(wscale_flag | std::min<uint8_t>(uint8_t(t.wscale), tcp_max_winshift));
+}
+
+bool same(const TcpPeer &a, const TcpPeer &b) {
+    return a.seqlo == b.seqlo && a.seqhi == b.seqhi && a.seqdiff == b.seqdiff &&
+           a.max_win == b.max_win && a.mss == b.mss && a.state == b.state && a.wscale == b.wscale;
+}
+
+void raise_state(TcpPeer &p, uint8_t to) {
+    if (p.state < to) p.state = to;
+}
+
+} // namespace
+
+Timeout tcp_timeout_class(const TcpPeer &a, const TcpPeer &b) {
+    // pf's order matters: a half-closed connection whose other side is still opening is
+    // `opening`, a reset one (both TIME_WAIT) is `closed`.
+    if (a.state >= tcps_fin_wait_2 && b.state >= tcps_fin_wait_2) return Timeout::tcp_closed;
+    if (a.state >= tcps_closing && b.state >= tcps_closing) return Timeout::tcp_finwait;
+    if (a.state < tcps_established || b.state < tcps_established) return Timeout::tcp_opening;
+    if (a.state >= tcps_closing || b.state >= tcps_closing) return Timeout::tcp_closing;
+    return Timeout::tcp_established;
+}
+
+Timeout tcp_state_init(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt) {
+    const TcpInfo &th = pkt.tcp;
+    src = TcpPeer{};
+    dst = TcpPeer{};
+
+    src.seqlo = th.seq;
+    // Until the other side speaks, the sender may not go past what it has sent plus one
+    // (pf's seqlo + len + 1); SYN and FIN each take one more sequence number.
+    src.seqhi = th.seq + th.payload_len + 1;
+    if (has(th, tcpf::syn)) {
+        ++src.seqhi;
+        src.wscale = wscale_of(th);
+    }
+    src.max_win = std::max<uint16_t>(th.window, 1);
+    if (const uint8_t shift = src.wscale & wscale_mask; shift != 0) {
+        // A SYN's window is never scaled (RFC 7323); keep max_win in the units the later,
+        // scaled windows will use, rounding up so that nothing legitimate is cut off.
+        const uint32_t win = uint32_t(src.max_win) + (1u << shift);
+        src.max_win = uint16_t((win - 1) >> shift);
+    }
+    if (has(th, tcpf::fin)) ++src.seqhi;
+
+    // The other side has sent nothing: a one-byte window stands in until it does.
+    dst.seqhi = 1;
+    dst.max_win = 1;
+    src.state = tcps_syn_sent;
+    dst.state = tcps_closed;
+    return Timeout::tcp_first;
+}
+
+TcpTrackResult tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt) {
+    const TcpInfo &th = pkt.tcp;
+    TcpTrackResult res;
+
+    // pf_test_state(): a bare SYN on an existing state is not tracked as part of it.
+    if ((th.flags & (tcpf::syn | tcpf::ack)) == tcpf::syn) {
+        if (dst.state >= tcps_fin_wait_2 && src.state >= tcps_fin_wait_2) {
+            res.verdict = TcpVerdict::reuse;
+            return res;
+        }
+        if (dst.state >= tcps_established && src.state >= tcps_established) {
+            res.verdict = TcpVerdict::drop_syn_challenge_ack;
+            return res;
+        }
+    }
+
+    const TcpPeer src_before = src, dst_before = dst;
+
+    // Window scaling applies only when both SYNs carried the option, and never to a
+    // SYN's own window.
+    uint8_t sws = 0, dws = 0;
+    if (src.wscale != 0 && dst.wscale != 0 && !has(th, tcpf::syn)) {
+        sws = src.wscale & wscale_mask;
+        dws = dst.wscale & wscale_mask;
+    }
+    uint16_t win = th.window;
+
+    const uint32_t orig_seq = th.seq;
+    uint32_t seq = th.seq;
+    // The sender acks the other side's numbers as it saw them, i.e. modulated.
+    uint32_t ack = th.ack - dst.seqdiff;
+    uint32_t end = seq + th.payload_len;
+    if (has(th, tcpf::syn)) ++end;
+    uint32_t data_end = end; // last octet of data (a FIN is not data)
+    if (has(th, tcpf::fin)) ++end;
+
+    if (src.seqlo == 0) {
+        // First packet from this side (pf's test: an ISN of 0 reads as "not seen", a quirk
+        // kept because seqlo is what goes on the wire).
+        if (has(th, tcpf::syn) && (dst.wscale & wscale_flag) != 0) {
+            src.wscale = wscale_of(th);
+            if ((src.wscale & wscale_flag) != 0) {
+                // Both SYNs offered scaling: it is on. Store this SYN's window in scaled
+                // units, like tcp_state_init() did for the other side.
+                sws = src.wscale & wscale_mask;
+                win = uint16_t((uint32_t(win) + (1u << sws) - 1) >> sws);
+                dws = dst.wscale & wscale_mask;
+            } else {
+                // Only the other side offered it: scaling is off for both. Undo the
+                // scaled units of the other side's max_win.
+                dst.max_win = uint16_t(std::min<uint32_t>(
+                    tcp_max_win, uint32_t(dst.max_win) << (dst.wscale & wscale_mask)));
+                dst.wscale = 0;
+            }
+        }
+        src.seqlo = seq;
+        raise_state(src, tcps_syn_sent);
+        // Slide the window open: seqhi may have been set from the other side's acks
+        // (a retransmitted SYN, or a connection picked up after establishment).
+        const uint32_t span = std::max<uint32_t>(1, uint32_t(dst.max_win) << dws);
+        if (src.seqhi == 1 || seq_geq(end + span, src.seqhi)) src.seqhi = end + span;
+        if (win > src.max_win) src.max_win = win;
+    }
+
+    if (!has(th, tcpf::ack)) {
+        // Nothing acknowledged: let it through the ack-skew check.
+        ack = dst.seqlo;
+    } else if ((ack == 0 && (th.flags & (tcpf::ack | tcpf::rst)) == (tcpf::ack | tcpf::rst)) ||
+               dst.state < tcps_syn_sent) {
+        // Broken stacks send RST|ACK with ack 0, and many (OpenBSD's included) set an
+        // arbitrary ack on a FIN|ACK when their SYN timed out: there is nothing to check.
+        ack = dst.seqlo;
+    }
+
+    if (seq == end) {
+        // No data, SYN or FIN: only the ack matters, so ease the sequence checks.
+        seq = src.seqlo;
+        data_end = end = seq;
+    }
+
+    const int64_t ackskew = int32_t(dst.seqlo - ack);
+    const uint32_t dst_win = uint32_t(dst.max_win) << dws;
+
+    const bool rst = has(th, tcpf::rst);
+    // pf requires a RST to carry an exact (or +-1) sequence number; a RST|ACK whose ack is
+    // perfect may instead fall anywhere in the window behind seqlo.
+    const bool rst_ok =
+        !rst || orig_seq == src.seqlo || orig_seq == src.seqlo + 1 || orig_seq + 1 == src.seqlo ||
+        (seq_geq(orig_seq, src.seqlo - dst_win) && seq_leq(orig_seq, src.seqlo + 1) &&
+         ackskew == 0 && (th.flags & (tcpf::ack | tcpf::rst)) == (tcpf::ack | tcpf::rst));
+
+    const bool fits = seq_geq(src.seqhi, data_end) &&       // last octet inside the window
+                      seq_geq(seq, src.seqlo - dst_win) &&  // retransmit: one window back
+                      ackskew >= -max_ack_window &&         // acks at most ~a window ahead
+                      ackskew <= (max_ack_window << sws) && // and a window behind
+                      rst_ok;
+
+    // pf's loose branch: just outside the windows while the other side has not spoken
+    // (shotgunned SYNs, a connection picked up mid-stream) or after a close (stray
+    // FIN|ACKs). Bounded by MAXACKWINDOW either way.
+    const bool loose_ok = !fits &&
+                          (dst.state < tcps_syn_sent || dst.state >= tcps_fin_wait_2 ||
+                           src.state >= tcps_fin_wait_2) &&
+                          seq_geq(src.seqhi + uint32_t(max_ack_window), data_end) &&
+                          seq_geq(seq, src.seqlo - uint32_t(max_ack_window));
+
+    if (fits || loose_ok) {
+        // The "shadow state" of the sender and of what the other side may send.
+        if (src.max_win < win) src.max_win = win;
+        if (seq_gt(end, src.seqlo)) src.seqlo = end;
+        const uint32_t wspan = uint32_t(win) << sws;
+        if (seq_geq(ack + wspan, dst.seqhi)) dst.seqhi = ack + std::max<uint32_t>(wspan, 1);
+    }
+
+    if (fits) {
+        if (has(th, tcpf::syn)) raise_state(src, tcps_syn_sent);
+        if (has(th, tcpf::fin)) raise_state(src, tcps_closing);
+        if (has(th, tcpf::ack)) {
+            // pf moves the other side on any acceptable ACK, not only one covering its
+            // SYN or FIN; the window checks above keep such ACKs near the truth.
+            if (dst.state == tcps_syn_sent)
+                dst.state = tcps_established;
+            else if (dst.state == tcps_closing)
+                dst.state = tcps_fin_wait_2;
+        }
+        if (rst) src.state = dst.state = tcps_time_wait;
+        res.verdict = TcpVerdict::pass;
+        res.refresh_expire = true;
+    } else if (loose_ok) {
+        // No SYN/ACK transitions and no expiry refresh here: a flood inside these bounds
+        // must not keep a state alive, and a real peer's answer goes through the full
+        // checks above.
+        if (has(th, tcpf::fin)) raise_state(src, tcps_closing);
+        if (rst) src.state = dst.state = tcps_time_wait;
+        res.verdict = TcpVerdict::pass;
+        res.loose = true;
+    } else if (dst.state == tcps_syn_sent && src.state == tcps_syn_sent) {
+        // A handshake that went wrong: forget the sender's half so its next packet is
+        // taken as its first again. pf sends a RST for anything but a RST.
+        src.seqlo = 0;
+        src.seqhi = 1;
+        src.max_win = 1;
+        res.verdict = rst ? TcpVerdict::drop_bad_state : TcpVerdict::drop_handshake_mismatch;
+    } else if (rst && seq_geq(src.seqhi, orig_seq) && seq_geq(orig_seq, src.seqlo - dst_win)) {
+        res.verdict = TcpVerdict::drop_rst_not_exact;
+    } else {
+        res.verdict = TcpVerdict::drop_bad_state;
+    }
+
+    res.timeout = tcp_timeout_class(src, dst);
+    res.transition = src.state != src_before.state || dst.state != dst_before.state;
+    res.changed_for_peer = !same(src, src_before) || !same(dst, dst_before);
+    return res;
+}
+
+} // namespace syncwall::dp
