@@ -1,0 +1,103 @@
+// syncwall: the firewall process. Loads the config, initialises EAL, builds the Dataplane,
+// launches a Worker on each worker lcore and runs the ControlLoop on the main lcore.
+#include "config/loader.hpp"
+#include "control/control_loop.hpp"
+#include "dataplane/dataplane.hpp"
+#include "dataplane/worker.hpp"
+
+#include <CLI/CLI.hpp>
+#include <rte_eal.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <vector>
+
+using namespace syncwall;
+
+namespace {
+
+int worker_main(void *arg) {
+    static_cast<dp::Worker *>(arg)->run();
+    return 0;
+}
+
+int run(const config::Config &cfg, const std::vector<std::string> &extra_eal) {
+    std::vector<std::string> args{"syncwall"};
+    args.insert(args.end(), cfg.dpdk.eal_args.begin(), cfg.dpdk.eal_args.end());
+    args.insert(args.end(), extra_eal.begin(), extra_eal.end());
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (rte_eal_init(int(args.size()), argv.data()) < 0) {
+        std::cerr << "syncwall: EAL initialisation failed (dpdk.eal_args in " << cfg.source_file
+                  << ")\n";
+        return 1;
+    }
+    int rc = 0;
+    try {
+        dp::Dataplane dp(cfg);
+        std::vector<std::unique_ptr<dp::Worker>> workers;
+        for (unsigned w = 0; w < dp.worker_count(); w++)
+            workers.push_back(std::make_unique<dp::Worker>(dp, w));
+        ctl::ControlLoop control(dp);
+        dp.start_ports();
+        for (unsigned w = 0; w < workers.size(); w++)
+            rte_eal_remote_launch(worker_main, workers[w].get(), cfg.lcores.workers[w]);
+        for (const auto &p : dp.ports) {
+            std::printf("syncwall: interface %s port %u mac %s%s\n", p.name.c_str(), p.port_id,
+                        config::MacAddress{p.mac}.to_string().c_str(), p.is_sync ? " (sync)" : "");
+        }
+        std::printf("syncwall: ready (%s, %u worker%s)\n", cfg.node.name.c_str(), dp.worker_count(),
+                    dp.worker_count() == 1 ? "" : "s");
+        std::fflush(stdout);
+        control.run();
+        rte_eal_mp_wait_lcore();
+        dp.stop_ports();
+        std::printf("syncwall: stopping (%s)\n%s", control.stop_reason().c_str(),
+                    ctl::format_counters(dp).c_str());
+        std::fflush(stdout);
+    } catch (const std::exception &e) {
+        std::cerr << "syncwall: " << e.what() << "\n";
+        rc = 1;
+    }
+    rte_eal_cleanup();
+    return rc;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    CLI::App app{"syncwall: a stateful DPDK firewall with pfsync and CARP"};
+    std::string config_file;
+    std::string check_file;
+    std::vector<std::string> extra_eal;
+    app.add_option("-c,--config", config_file, "configuration file (YAML)");
+    app.add_option("--check-config", check_file, "validate a configuration file and exit 0 or 1");
+    app.add_option("--eal", extra_eal, "extra EAL arguments, appended to dpdk.eal_args")
+        ->allow_extra_args();
+    CLI11_PARSE(app, argc, argv);
+
+    if (!check_file.empty()) {
+        try {
+            config::load_config(check_file);
+            std::cout << check_file << ": ok\n";
+            return 0;
+        } catch (const config::ConfigError &e) {
+            std::cerr << e.what() << "\n";
+            return 1;
+        }
+    }
+    if (config_file.empty()) {
+        std::cerr << "syncwall: a configuration file is needed (-c FILE)\n" << app.help();
+        return 2;
+    }
+    try {
+        return run(config::load_config(config_file), extra_eal);
+    } catch (const config::ConfigError &e) {
+        std::cerr << e.what() << "\n";
+        return 1;
+    }
+}

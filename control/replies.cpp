@@ -1,0 +1,230 @@
+#include "control/replies.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace syncwall::ctl {
+
+namespace {
+
+void put16(uint8_t *p, uint16_t v) {
+    p[0] = uint8_t(v >> 8);
+    p[1] = uint8_t(v);
+}
+void put32(uint8_t *p, uint32_t v) {
+    put16(p, uint16_t(v >> 16));
+    put16(p + 2, uint16_t(v));
+}
+
+// Checksum over an L4 message with the pseudo-header of (src, dst, proto).
+uint16_t l4_checksum(uint8_t family, const uint8_t *src, const uint8_t *dst, uint8_t proto,
+                     std::span<const uint8_t> l4) {
+    dp::PacketDesc d;
+    d.family = family;
+    d.proto = proto;
+    const std::size_t alen = family == 4 ? 4 : 16;
+    std::memcpy(d.src.data(), src, alen);
+    std::memcpy(d.dst.data(), dst, alen);
+    return dp::internet_checksum(l4, dp::pseudo_header_sum(d, uint32_t(l4.size())));
+}
+
+std::size_t write_ipv4_header(uint8_t *ip, uint16_t total_len, uint8_t proto, const Ip4 &src,
+                              const Ip4 &dst, uint16_t id) {
+    ip[0] = 0x45;
+    ip[1] = 0;
+    put16(ip + 2, total_len);
+    put16(ip + 4, id);
+    put16(ip + 6, 0);
+    ip[8] = 64;
+    ip[9] = proto;
+    std::memcpy(ip + 12, src.data(), 4);
+    std::memcpy(ip + 16, dst.data(), 4);
+    set_ipv4_checksum(ip);
+    return 20;
+}
+
+std::size_t write_ipv6_header(uint8_t *ip, uint16_t payload_len, uint8_t next, uint8_t hop_limit,
+                              const Ip6 &src, const Ip6 &dst) {
+    put32(ip, 0x60000000u);
+    put16(ip + 4, payload_len);
+    ip[6] = next;
+    ip[7] = hop_limit;
+    std::memcpy(ip + 8, src.data(), 16);
+    std::memcpy(ip + 24, dst.data(), 16);
+    return 40;
+}
+
+void set_icmp6_checksum(uint8_t *ip6) {
+    const uint16_t len = uint16_t(ip6[4] << 8 | ip6[5]);
+    uint8_t *icmp = ip6 + 40;
+    put16(icmp + 2, 0);
+    put16(icmp + 2, l4_checksum(6, ip6 + 8, ip6 + 24, dp::proto_icmpv6, {icmp, len}));
+}
+
+} // namespace
+
+void set_ipv4_checksum(uint8_t *ip) {
+    const std::size_t ihl = std::size_t(ip[0] & 0x0f) * 4;
+    put16(ip + 10, 0);
+    put16(ip + 10, dp::internet_checksum({ip, ihl}));
+}
+
+void write_ether(std::span<uint8_t> out, const Mac &dst, const Mac &src, uint16_t type) {
+    std::memcpy(out.data(), dst.data(), 6);
+    std::memcpy(out.data() + 6, src.data(), 6);
+    put16(out.data() + 12, type);
+}
+
+std::size_t build_arp(std::span<uint8_t> out, uint16_t op, const Mac &eth_dst, const Mac &sha,
+                      const Ip4 &spa, const Mac &tha, const Ip4 &tpa) {
+    constexpr std::size_t len = ether_header_len + 28;
+    if (out.size() < len) return 0;
+    write_ether(out, eth_dst, sha, dp::ether_type_arp);
+    uint8_t *a = out.data() + ether_header_len;
+    put16(a, 1);      // Ethernet
+    put16(a + 2, dp::ether_type_ipv4);
+    a[4] = 6;
+    a[5] = 4;
+    put16(a + 6, op);
+    std::memcpy(a + 8, sha.data(), 6);
+    std::memcpy(a + 14, spa.data(), 4);
+    std::memcpy(a + 18, tha.data(), 6);
+    std::memcpy(a + 24, tpa.data(), 4);
+    return len;
+}
+
+bool echo_request_to_reply(std::span<uint8_t> frame, const dp::PacketDesc &d) {
+    if (!d.has_l4 || d.is_fragment) return false;
+    uint8_t *ip = frame.data() + d.l3_offset;
+    uint8_t *icmp = frame.data() + d.l4_offset;
+    const std::size_t l4_len = std::size_t(d.l3_offset) + d.l3_total_len - d.l4_offset;
+    if (d.family == 4 && d.proto == dp::proto_icmp && d.icmp.type == 8) {
+        uint8_t tmp[4];
+        std::memcpy(tmp, ip + 12, 4);
+        std::memcpy(ip + 12, ip + 16, 4);
+        std::memcpy(ip + 16, tmp, 4);
+        ip[8] = 64;
+        set_ipv4_checksum(ip);
+        icmp[0] = 0;
+        put16(icmp + 2, 0);
+        put16(icmp + 2, dp::internet_checksum({icmp, l4_len}));
+        return true;
+    }
+    if (d.family == 6 && d.proto == dp::proto_icmpv6 && d.icmp.type == 128) {
+        // Any extension headers stay; only the addresses, hop limit and type change.
+        uint8_t tmp[16];
+        std::memcpy(tmp, ip + 8, 16);
+        std::memcpy(ip + 8, ip + 24, 16);
+        std::memcpy(ip + 24, tmp, 16);
+        ip[7] = 64;
+        icmp[0] = 129;
+        put16(icmp + 2, 0);
+        put16(icmp + 2, l4_checksum(6, ip + 8, ip + 24, dp::proto_icmpv6, {icmp, l4_len}));
+        return true;
+    }
+    return false;
+}
+
+std::size_t build_icmp4_error(std::span<uint8_t> out, uint8_t type, uint8_t code, uint32_t extra,
+                              const Ip4 &src, const Ip4 &dst, std::span<const uint8_t> offending,
+                              uint16_t ip_id) {
+    const std::size_t quoted = std::min<std::size_t>(offending.size(), 576 - 28);
+    const std::size_t len = 28 + quoted;
+    if (out.size() < len) return 0;
+    uint8_t *ip = out.data();
+    uint8_t *icmp = ip + 20;
+    icmp[0] = type;
+    icmp[1] = code;
+    put16(icmp + 2, 0);
+    put32(icmp + 4, extra);
+    std::memcpy(icmp + 8, offending.data(), quoted);
+    put16(icmp + 2, dp::internet_checksum({icmp, 8 + quoted}));
+    write_ipv4_header(ip, uint16_t(len), dp::proto_icmp, src, dst, ip_id);
+    return len;
+}
+
+std::size_t build_icmp6_error(std::span<uint8_t> out, uint8_t type, uint8_t code, uint32_t extra,
+                              const Ip6 &src, const Ip6 &dst, std::span<const uint8_t> offending) {
+    const std::size_t quoted = std::min<std::size_t>(offending.size(), 1280 - 48);
+    const std::size_t len = 48 + quoted;
+    if (out.size() < len) return 0;
+    uint8_t *ip = out.data();
+    uint8_t *icmp = ip + 40;
+    icmp[0] = type;
+    icmp[1] = code;
+    put32(icmp + 4, extra);
+    std::memcpy(icmp + 8, offending.data(), quoted);
+    write_ipv6_header(ip, uint16_t(8 + quoted), dp::proto_icmpv6, 64, src, dst);
+    set_icmp6_checksum(ip);
+    return len;
+}
+
+Ip6 solicited_node(const Ip6 &target) {
+    Ip6 g{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xff, 0, 0, 0};
+    g[13] = target[13];
+    g[14] = target[14];
+    g[15] = target[15];
+    return g;
+}
+
+Mac ipv6_multicast_mac(const Ip6 &group) {
+    return Mac{0x33, 0x33, group[12], group[13], group[14], group[15]};
+}
+
+std::size_t build_neighbour_solicitation(std::span<uint8_t> out, const Ip6 &src, const Ip6 &target,
+                                         const Mac &our_mac) {
+    constexpr std::size_t len = 40 + 32;
+    if (out.size() < len) return 0;
+    uint8_t *ip = out.data();
+    uint8_t *icmp = ip + 40;
+    std::memset(icmp, 0, 32);
+    icmp[0] = 135;
+    std::memcpy(icmp + 8, target.data(), 16);
+    icmp[24] = 1; // source link-layer address option
+    icmp[25] = 1; // length in units of 8 bytes
+    std::memcpy(icmp + 26, our_mac.data(), 6);
+    write_ipv6_header(ip, 32, dp::proto_icmpv6, 255, src, solicited_node(target));
+    set_icmp6_checksum(ip);
+    return len;
+}
+
+std::size_t build_neighbour_advertisement(std::span<uint8_t> out, const Ip6 &target,
+                                          const Ip6 &dst, const Mac &our_mac, bool solicited) {
+    constexpr std::size_t len = 40 + 32;
+    if (out.size() < len) return 0;
+    uint8_t *ip = out.data();
+    uint8_t *icmp = ip + 40;
+    std::memset(icmp, 0, 32);
+    icmp[0] = 136;
+    icmp[4] = uint8_t((solicited ? 0x40 : 0) | 0x20); // S, O
+    std::memcpy(icmp + 8, target.data(), 16);
+    icmp[24] = 2; // target link-layer address option
+    icmp[25] = 1;
+    std::memcpy(icmp + 26, our_mac.data(), 6);
+    write_ipv6_header(ip, 32, dp::proto_icmpv6, 255, target, dst);
+    set_icmp6_checksum(ip);
+    return len;
+}
+
+bool parse_nd(std::span<const uint8_t> icmp, NdMessage &out) {
+    if (icmp.size() < 24) return false;
+    if (icmp[0] != 135 && icmp[0] != 136) return false;
+    if (icmp[1] != 0) return false;
+    out = NdMessage{};
+    std::memcpy(out.target.data(), icmp.data() + 8, 16);
+    out.solicited = icmp[0] == 136 && (icmp[4] & 0x40) != 0;
+    const uint8_t wanted = icmp[0] == 135 ? 1 : 2;
+    std::size_t off = 24;
+    while (off + 2 <= icmp.size()) {
+        const std::size_t olen = std::size_t(icmp[off + 1]) * 8;
+        if (olen == 0 || off + olen > icmp.size()) return false; // RFC 4861: discard
+        if (icmp[off] == wanted && olen >= 8) {
+            out.has_lladdr = true;
+            std::memcpy(out.lladdr.data(), icmp.data() + off + 2, 6);
+        }
+        off += olen;
+    }
+    return true;
+}
+
+} // namespace syncwall::ctl

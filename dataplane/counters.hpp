@@ -1,0 +1,82 @@
+// Per-lcore counters.
+//
+// Each lcore writes only its own `LcoreCounters` (cache-line aligned, plain stores, no
+// atomics on the hot path); readers on other lcores sum them into a `CounterTotals`.
+// A reader may see a value that is a few packets old, never a torn 64-bit value: the
+// counters are naturally aligned 64-bit words, written with relaxed atomic stores.
+#pragma once
+
+#include "dataplane/drop_reason.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <span>
+
+namespace syncwall::dp {
+
+inline constexpr unsigned max_ports = 16;
+
+// A counter owned by one writer. Increments are a relaxed load + relaxed store (no lock
+// prefix); readers get a relaxed load.
+class OwnedCounter {
+  public:
+    void add(uint64_t n) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    void inc() { add(1); }
+    uint64_t get() const { return v_.load(std::memory_order_relaxed); }
+
+  private:
+    std::atomic<uint64_t> v_{0};
+};
+
+struct PortCounters {
+    OwnedCounter rx_packets, rx_bytes, tx_packets, tx_bytes;
+};
+
+struct alignas(64) LcoreCounters {
+    std::array<PortCounters, max_ports> ports;
+    std::array<OwnedCounter, drop_reason_count> drops;
+    OwnedCounter forwarded;   // packets routed and handed to a tx queue
+    OwnedCounter punted;      // packets handed to the main lcore
+    OwnedCounter polls;       // rx polls
+    OwnedCounter idle_polls;  // rx polls that returned nothing
+    OwnedCounter sleeps;      // adaptive idle sleeps taken
+
+    void drop(DropReason r) { drops[std::size_t(r)].inc(); }
+};
+
+// A plain summed copy, for printing and the management API.
+struct CounterTotals {
+    struct Port {
+        uint64_t rx_packets = 0, rx_bytes = 0, tx_packets = 0, tx_bytes = 0;
+    };
+    std::array<Port, max_ports> ports{};
+    std::array<uint64_t, drop_reason_count> drops{};
+    uint64_t forwarded = 0, punted = 0, polls = 0, idle_polls = 0, sleeps = 0;
+
+    void add(const LcoreCounters &c);
+    uint64_t total_drops() const;
+};
+
+inline void CounterTotals::add(const LcoreCounters &c) {
+    for (unsigned p = 0; p < max_ports; p++) {
+        ports[p].rx_packets += c.ports[p].rx_packets.get();
+        ports[p].rx_bytes += c.ports[p].rx_bytes.get();
+        ports[p].tx_packets += c.ports[p].tx_packets.get();
+        ports[p].tx_bytes += c.ports[p].tx_bytes.get();
+    }
+    for (std::size_t r = 0; r < drop_reason_count; r++) drops[r] += c.drops[r].get();
+    forwarded += c.forwarded.get();
+    punted += c.punted.get();
+    polls += c.polls.get();
+    idle_polls += c.idle_polls.get();
+    sleeps += c.sleeps.get();
+}
+
+inline uint64_t CounterTotals::total_drops() const {
+    uint64_t n = 0;
+    for (auto d : drops) n += d;
+    return n;
+}
+
+} // namespace syncwall::dp

@@ -1,0 +1,223 @@
+#include "dataplane/dataplane.hpp"
+
+#include <rte_dev.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_ring.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace syncwall::dp {
+
+namespace {
+
+std::string dpdk_error(int err) { return rte_strerror(err < 0 ? -err : err); }
+
+// A symmetric RSS key (0x6d5a repeated) sends both directions of a flow to one queue, so
+// one worker sees every packet of a connection.
+constexpr uint8_t symmetric_rss_byte(unsigned i) { return i % 2 == 0 ? 0x6d : 0x5a; }
+
+unsigned next_pow2(unsigned v) {
+    unsigned p = 1;
+    while (p < v) p <<= 1;
+    return p;
+}
+
+} // namespace
+
+bool Port::has_address(const uint8_t *addr, uint8_t family) const {
+    const std::size_t len = family == 4 ? 4 : 16;
+    for (const auto &a : addresses)
+        if (a.addr.family == family && std::memcmp(a.addr.bytes.data(), addr, len) == 0)
+            return true;
+    return false;
+}
+
+Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores.workers.size()) {
+    const int socket = int(rte_socket_id());
+    if (cfg.interfaces.size() > max_ports)
+        throw std::runtime_error("at most " + std::to_string(max_ports) + " interfaces");
+    if (cfg.lcores.main != rte_get_main_lcore())
+        throw std::runtime_error("lcores.main is " + std::to_string(cfg.lcores.main) +
+                                 " but EAL's main lcore is " +
+                                 std::to_string(rte_get_main_lcore()) +
+                                 " (check --lcores/-l and --main-lcore in dpdk.eal_args)");
+    for (unsigned w : cfg.lcores.workers)
+        if (!rte_lcore_is_enabled(w))
+            throw std::runtime_error("worker lcore " + std::to_string(w) +
+                                     " is not enabled in EAL (dpdk.eal_args -l/--lcores)");
+
+    pool = rte_pktmbuf_pool_create("syncwall_mbufs", cfg.dpdk.mbufs, cfg.dpdk.mbuf_cache, 0,
+                                   RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    if (pool == nullptr)
+        throw std::runtime_error("cannot create mbuf pool of " + std::to_string(cfg.dpdk.mbufs) +
+                                 " mbufs: " + dpdk_error(rte_errno) +
+                                 " (raise -m in dpdk.eal_args or lower dpdk.mbufs)");
+
+    for (const auto &ic : cfg.interfaces)
+        open_port(ic, cfg.sync.enabled && ic.name == cfg.sync.interface);
+
+    std::vector<RoutedInterface> routed;
+    for (uint16_t i = 0; i < ports.size(); i++)
+        if (!ports[i].is_sync) routed.push_back(RoutedInterface{ports[i].name, i, ports[i].addresses});
+    routes = std::make_unique<RouteTable>("syncwall_fib0", routed, cfg.routes, socket);
+    neighbours = std::make_unique<NeighbourTable>("syncwall_nbr", cfg.limits.neighbours, socket);
+
+    for (unsigned w = 0; w < worker_count(); w++) {
+        const std::string name = "syncwall_punt" + std::to_string(w);
+        rte_ring *r = rte_ring_create(name.c_str(), next_pow2(cfg.limits.punt_ring), socket,
+                                      RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (r == nullptr)
+            throw std::runtime_error("cannot create punt ring: " + dpdk_error(rte_errno));
+        punt_rings.push_back(r);
+    }
+}
+
+void Dataplane::open_port(const config::InterfaceConfig &ic, bool is_sync) {
+    const std::string where = ic.pos.file + ":" + std::to_string(ic.pos.line) + ":" +
+                              std::to_string(ic.pos.column) + ": interface " + ic.name;
+    int rc = rte_dev_probe(ic.devargs.c_str());
+    if (rc < 0 && rc != -EEXIST)
+        throw std::runtime_error(where + ": cannot open device \"" + ic.devargs +
+                                 "\": " + dpdk_error(rc));
+    const std::string dev_name = ic.devargs.substr(0, ic.devargs.find(','));
+    uint16_t port_id = 0;
+    if (rte_eth_dev_get_port_by_name(dev_name.c_str(), &port_id) != 0)
+        throw std::runtime_error(where + ": device \"" + dev_name + "\" has no ethernet port");
+
+    rte_eth_dev_info info{};
+    rc = rte_eth_dev_info_get(port_id, &info);
+    if (rc != 0) throw std::runtime_error(where + ": cannot read device info: " + dpdk_error(rc));
+
+    Port p;
+    p.name = ic.name;
+    p.devargs = ic.devargs;
+    p.port_id = port_id;
+    p.addresses = ic.addresses;
+    p.mtu = ic.mtu;
+    p.is_sync = is_sync;
+    // The sync port belongs to the sync role alone; data ports give each worker a queue.
+    const uint16_t queues = is_sync ? 1 : uint16_t(worker_count());
+    if (info.max_rx_queues < queues || info.max_tx_queues < queues)
+        throw std::runtime_error(where + ": needs " + std::to_string(queues) +
+                                 " rx/tx queues (one per worker) but the device offers " +
+                                 std::to_string(info.max_rx_queues) + "/" +
+                                 std::to_string(info.max_tx_queues) +
+                                 " (for net_af_packet add qpairs=N to the devargs)");
+    p.rx_queues = p.tx_queues = queues;
+
+    rte_eth_conf conf{};
+    conf.rxmode.mtu = ic.mtu;
+    uint8_t rss_key[52];
+    if (queues > 1 && info.flow_type_rss_offloads != 0) {
+        conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+        conf.rx_adv_conf.rss_conf.rss_hf =
+            info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
+        if (info.hash_key_size > 0 && info.hash_key_size <= sizeof(rss_key)) {
+            for (unsigned i = 0; i < info.hash_key_size; i++) rss_key[i] = symmetric_rss_byte(i);
+            conf.rx_adv_conf.rss_conf.rss_key = rss_key;
+            conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
+        }
+    }
+    rc = rte_eth_dev_configure(port_id, queues, queues, &conf);
+    if (rc != 0) throw std::runtime_error(where + ": cannot configure: " + dpdk_error(rc));
+
+    uint16_t nb_rx = cfg.dpdk.rx_desc, nb_tx = cfg.dpdk.tx_desc;
+    rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &nb_rx, &nb_tx);
+    const int socket = rte_eth_dev_socket_id(port_id) < 0 ? int(rte_socket_id())
+                                                          : rte_eth_dev_socket_id(port_id);
+    for (uint16_t q = 0; q < queues; q++) {
+        rc = rte_eth_rx_queue_setup(port_id, q, nb_rx, socket, nullptr, pool);
+        if (rc != 0)
+            throw std::runtime_error(where + ": rx queue " + std::to_string(q) + ": " + dpdk_error(rc));
+        rc = rte_eth_tx_queue_setup(port_id, q, nb_tx, socket, nullptr);
+        if (rc != 0)
+            throw std::runtime_error(where + ": tx queue " + std::to_string(q) + ": " + dpdk_error(rc));
+    }
+
+    rte_ether_addr mac{};
+    rte_eth_macaddr_get(port_id, &mac);
+    std::memcpy(p.mac.data(), mac.addr_bytes, 6);
+    if (ic.mac) {
+        rte_ether_addr a;
+        std::memcpy(a.addr_bytes, ic.mac->bytes.data(), 6);
+        rc = rte_eth_dev_default_mac_addr_set(port_id, &a);
+        // Devices that cannot change their address (net_pcap, some VFs) still get the
+        // configured one: syncwall writes and checks Ethernet addresses itself, and the
+        // port is made promiscuous so that frames to that address arrive.
+        if (rc == -ENOTSUP)
+            p.soft_mac = true;
+        else if (rc != 0)
+            throw std::runtime_error(where + ": cannot set MAC: " + dpdk_error(rc));
+        p.mac = ic.mac->bytes;
+    }
+
+    const std::string ring_name = "syncwall_ctx" + std::to_string(ports.size());
+    p.ctl_tx = rte_ring_create(ring_name.c_str(), 1024, socket, RING_F_SC_DEQ);
+    if (p.ctl_tx == nullptr)
+        throw std::runtime_error(where + ": cannot create control tx ring: " + dpdk_error(rte_errno));
+
+    if (port_id >= port_index_.size()) port_index_.resize(port_id + 1, -1);
+    port_index_[port_id] = int(ports.size());
+    if (is_sync)
+        sync_port = int(ports.size());
+    else
+        data_ports.push_back(uint16_t(ports.size()));
+    ports.push_back(std::move(p));
+}
+
+void Dataplane::start_ports() {
+    for (std::size_t i = 0; i < ports.size(); i++) {
+        const Port &p = ports[i];
+        const int rc = rte_eth_dev_start(p.port_id);
+        if (rc != 0)
+            throw std::runtime_error("interface " + p.name + ": cannot start: " + dpdk_error(rc));
+        if (cfg.interfaces[i].promiscuous || p.soft_mac) rte_eth_promiscuous_enable(p.port_id);
+        // Link-local multicast (CARP adverts, pfsync, IPv6 ND) reaches the control plane.
+        rte_eth_allmulticast_enable(p.port_id);
+    }
+}
+
+void Dataplane::stop_ports() {
+    for (const auto &p : ports) rte_eth_dev_stop(p.port_id);
+}
+
+Dataplane::~Dataplane() {
+    for (auto &p : ports) {
+        rte_eth_dev_stop(p.port_id);
+        rte_eth_dev_close(p.port_id);
+        if (p.ctl_tx != nullptr) {
+            rte_mbuf *m;
+            while (rte_ring_dequeue(p.ctl_tx, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+            rte_ring_free(p.ctl_tx);
+        }
+    }
+    for (auto *r : punt_rings) {
+        rte_mbuf *m;
+        while (rte_ring_dequeue(r, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+        rte_ring_free(r);
+    }
+    routes.reset();
+    neighbours.reset();
+    rte_mempool_free(pool);
+}
+
+CounterTotals Dataplane::totals() const {
+    CounterTotals t;
+    for (const auto &c : worker_counters) t.add(c);
+    t.add(main_counters);
+    return t;
+}
+
+void Dataplane::send_from_main(uint16_t port, rte_mbuf *m) {
+    if (port >= ports.size() || rte_ring_enqueue(ports[port].ctl_tx, m) != 0) {
+        rte_pktmbuf_free(m);
+        main_counters.drop(DropReason::tx_ring_full);
+    }
+}
+
+} // namespace syncwall::dp

@@ -1,0 +1,109 @@
+// The Dataplane context: everything the lcores share, built from a Config.
+//
+// Theory of operation: app/main initialises EAL, then builds one Dataplane from the loaded
+// Config on the main lcore. It opens every interface (rte_dev_probe of its devargs), makes
+// the mbuf pool, the per-worker punt rings (worker -> main, single producer/consumer), the
+// per-port control tx rings (main -> the worker that owns queue 0 of the port), the route
+// and neighbour tables and the per-lcore counters. Workers (worker.hpp) and the control
+// loop (control/) receive a reference to it; there are no globals.
+//
+// Queues: each worker w polls rx queue w and transmits on tx queue w of every data port.
+// The main lcore does not take a tx queue of its own: PMDs such as net_af_packet pair rx
+// and tx queues, so a spare tx queue would bring a receive queue nobody polls. Its frames
+// go through the port's control tx ring instead, which worker 0 drains into its own queue.
+#pragma once
+
+#include "config/config.hpp"
+#include "dataplane/counters.hpp"
+#include "dataplane/neighbours.hpp"
+#include "dataplane/routes.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+struct rte_mempool;
+struct rte_ring;
+struct rte_mbuf;
+
+namespace syncwall::dp {
+
+struct Port {
+    std::string name;          // the interface name from the config
+    std::string devargs;
+    uint16_t port_id = 0;      // DPDK port id
+    Mac mac{};
+    std::vector<config::IpPrefix> addresses;
+    uint16_t mtu = 1500;
+    bool is_sync = false;      // the dedicated pfsync port: not a data port
+    bool soft_mac = false;     // `mac` is configured but the device could not take it
+    uint16_t rx_queues = 0, tx_queues = 0;
+    rte_ring *ctl_tx = nullptr; // frames from the main lcore, sent by worker 0
+
+    bool has_address(const uint8_t *addr, uint8_t family) const;
+};
+
+// Why a worker hands a packet to the main lcore. Kept in the mbuf's hash.usr with the
+// ingress port and the next-hop id (see punt_encode).
+enum class PuntKind : uint8_t {
+    arp,          // ARP for us or to learn from
+    local,        // addressed to one of our addresses
+    resolve,      // next hop has no neighbour entry yet
+    ttl_exceeded, // ICMP time exceeded owed to the sender
+    too_big,      // ICMP fragmentation needed / packet too big owed to the sender
+    multicast,    // link-local multicast/broadcast for the control plane (CARP, ND, ...)
+};
+
+struct PuntMeta {
+    PuntKind kind;
+    uint16_t in_port;  // our port index
+    uint32_t next_hop; // route next-hop id (resolve, too_big)
+};
+
+inline uint32_t punt_encode(PuntKind k, uint16_t in_port, uint32_t nh) {
+    return uint32_t(k) | uint32_t(in_port & 0xff) << 8 | (nh & 0xffff) << 16;
+}
+inline PuntMeta punt_decode(uint32_t v) {
+    return PuntMeta{PuntKind(v & 0xff), uint16_t((v >> 8) & 0xff), v >> 16};
+}
+
+class Dataplane {
+  public:
+    explicit Dataplane(const config::Config &cfg); // EAL must be initialised
+    ~Dataplane();
+    Dataplane(const Dataplane &) = delete;
+    Dataplane &operator=(const Dataplane &) = delete;
+
+    void start_ports();
+    void stop_ports();
+
+    const config::Config &cfg;
+    rte_mempool *pool = nullptr;
+    std::vector<Port> ports;              // config order; index = "our port index"
+    std::vector<uint16_t> data_ports;     // indices of data (non-sync) ports
+    int sync_port = -1;                   // index of the sync port, or -1
+    std::unique_ptr<RouteTable> routes;
+    std::unique_ptr<NeighbourTable> neighbours;
+    std::vector<rte_ring *> punt_rings;   // one per worker
+    std::vector<LcoreCounters> worker_counters;
+    LcoreCounters main_counters;
+    std::atomic<bool> stopping{false};
+
+    unsigned worker_count() const { return unsigned(cfg.lcores.workers.size()); }
+    int port_index_of(uint16_t dpdk_port) const {
+        return dpdk_port < port_index_.size() ? port_index_[dpdk_port] : -1;
+    }
+    CounterTotals totals() const;
+
+    // Queue a frame built by the main lcore for transmission on `port` (our index).
+    // Takes ownership of `m` (freed and counted if the ring is full).
+    void send_from_main(uint16_t port, rte_mbuf *m);
+
+  private:
+    void open_port(const config::InterfaceConfig &ic, bool is_sync);
+    std::vector<int> port_index_;
+};
+
+} // namespace syncwall::dp

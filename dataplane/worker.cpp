@@ -1,0 +1,222 @@
+#include "dataplane/worker.hpp"
+
+#include "dataplane/forward.hpp"
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_ring.h>
+
+#include <cstring>
+#include <span>
+
+namespace syncwall::dp {
+
+namespace {
+
+bool is_multicast(const std::array<uint8_t, 6> &mac) { return (mac[0] & 1) != 0; }
+
+} // namespace
+
+Worker::Worker(Dataplane &dp, unsigned index)
+    : dp_(dp), index_(index), ctr_(dp.worker_counters.at(index)),
+      idle_(dp.cfg.lcores.idle == config::IdlePolicy::adaptive, dp.cfg.lcores.idle_max_sleep_us) {}
+
+void Worker::run() {
+    while (!dp_.stopping.load(std::memory_order_relaxed)) {
+        const unsigned work = poll_once();
+        if (const uint32_t us = idle_.after_poll(work); us != 0) {
+            ctr_.sleeps.inc();
+            rte_delay_us_sleep(us);
+        }
+    }
+    flush();
+}
+
+unsigned Worker::poll_once() {
+    unsigned total = 0;
+    rte_mbuf *pkts[max_burst];
+    for (uint16_t p : dp_.data_ports) {
+        const Port &port = dp_.ports[p];
+        if (index_ >= port.rx_queues) continue;
+        const uint16_t n = rte_eth_rx_burst(port.port_id, uint16_t(index_), pkts,
+                                            std::min<uint16_t>(dp_.cfg.dpdk.burst, max_burst));
+        ctr_.polls.inc();
+        if (n == 0) {
+            ctr_.idle_polls.inc();
+            continue;
+        }
+        total += n;
+        process_burst(p, pkts, n);
+    }
+    if (index_ == 0) total += drain_control_tx();
+    flush();
+    return total;
+}
+
+unsigned Worker::drain_control_tx() {
+    unsigned total = 0;
+    rte_mbuf *pkts[max_burst];
+    for (uint16_t p : dp_.data_ports) {
+        const unsigned n = rte_ring_dequeue_burst(dp_.ports[p].ctl_tx,
+                                                  reinterpret_cast<void **>(pkts), max_burst, nullptr);
+        for (unsigned i = 0; i < n; i++) transmit(p, pkts[i]);
+        total += n;
+    }
+    return total;
+}
+
+void Worker::drop(rte_mbuf *m, DropReason r) {
+    ctr_.drop(r);
+    rte_pktmbuf_free(m);
+}
+
+void Worker::punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop) {
+    m->hash.usr = punt_encode(kind, in_port, next_hop);
+    if (rte_ring_sp_enqueue(dp_.punt_rings[index_], m) != 0) {
+        drop(m, DropReason::punt_ring_full);
+        return;
+    }
+    ctr_.punted.inc();
+}
+
+void Worker::transmit(uint16_t port, rte_mbuf *m) {
+    TxBuffer &b = tx_[port];
+    if (b.n == b.pkts.size()) flush();
+    b.pkts[b.n++] = m;
+}
+
+void Worker::flush() {
+    for (uint16_t p = 0; p < dp_.ports.size(); p++) {
+        TxBuffer &b = tx_[p];
+        if (b.n == 0) continue;
+        uint64_t bytes = 0;
+        for (uint16_t i = 0; i < b.n; i++) bytes += b.pkts[i]->pkt_len;
+        const uint16_t sent = rte_eth_tx_burst(dp_.ports[p].port_id, uint16_t(index_), b.pkts.data(), b.n);
+        for (uint16_t i = sent; i < b.n; i++) {
+            bytes -= b.pkts[i]->pkt_len;
+            drop(b.pkts[i], DropReason::tx_ring_full);
+        }
+        ctr_.ports[p].tx_packets.add(sent);
+        ctr_.ports[p].tx_bytes.add(bytes);
+        b.n = 0;
+    }
+}
+
+void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
+    const Port &in = dp_.ports[port];
+    uint32_t v4_addr[max_burst];
+    uint8_t v6_addr[max_burst][16];
+    uint16_t v4_idx[max_burst], v6_idx[max_burst];
+    unsigned n4 = 0, n6 = 0;
+    uint64_t rx_bytes = 0;
+
+    // Stage 1-2: parse once, Ethernet checks, slow-path classes.
+    for (uint16_t i = 0; i < n; i++) {
+        if (i + 2 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[i + 2], void *));
+        rte_mbuf *m = pkts[i];
+        rx_bytes += m->pkt_len;
+        if (m->nb_segs != 1) {
+            // Jumbo frames spread over several segments: not parsed in place.
+            drop(m, DropReason::too_big);
+            pkts[i] = nullptr;
+            continue;
+        }
+        PacketDesc &d = desc_[i];
+        const std::span<const uint8_t> frame(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len);
+        if (auto bad = parse_packet(frame, d)) {
+            drop(m, *bad);
+            pkts[i] = nullptr;
+            continue;
+        }
+        const bool ours = d.dst_mac == in.mac;
+        if (!ours && !is_multicast(d.dst_mac)) {
+            drop(m, DropReason::not_our_mac);
+            pkts[i] = nullptr;
+            continue;
+        }
+        if (d.has_vlan) {
+            drop(m, DropReason::vlan_unconfigured);
+            pkts[i] = nullptr;
+            continue;
+        }
+        if (d.l3 == L3Kind::arp) {
+            punt(m, PuntKind::arp, port);
+            pkts[i] = nullptr;
+            continue;
+        }
+        if (!ours) { // broadcast or multicast: never routed, the control plane may want it
+            punt(m, PuntKind::multicast, port);
+            pkts[i] = nullptr;
+            continue;
+        }
+        // Stage 3 (stateful filter, inbound on `port`) goes here.
+        if (d.family == 4) {
+            v4_addr[n4] = uint32_t(d.dst[0]) << 24 | uint32_t(d.dst[1]) << 16 |
+                          uint32_t(d.dst[2]) << 8 | d.dst[3];
+            v4_idx[n4++] = i;
+        } else {
+            std::memcpy(v6_addr[n6], d.dst.data(), 16);
+            v6_idx[n6++] = i;
+        }
+    }
+    ctr_.ports[port].rx_packets.add(n);
+    ctr_.ports[port].rx_bytes.add(rx_bytes);
+
+    // Stage 4: routes in bulk.
+    RouteTable::NextHopId nh4[max_burst], nh6[max_burst];
+    if (n4 != 0) dp_.routes->lookup4(v4_addr, nh4, n4);
+    if (n6 != 0) dp_.routes->lookup6(v6_addr, nh6, n6);
+    for (unsigned k = 0; k < n4; k++) forward(pkts[v4_idx[k]], desc_[v4_idx[k]], port, nh4[k]);
+    for (unsigned k = 0; k < n6; k++) forward(pkts[v6_idx[k]], desc_[v6_idx[k]], port, nh6[k]);
+}
+
+void Worker::forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId id) {
+    const NextHop &nh = dp_.routes->next_hop(id);
+    switch (nh.kind) {
+    case NextHop::Kind::none:
+        drop(m, DropReason::no_route);
+        return;
+    case NextHop::Kind::local:
+        punt(m, PuntKind::local, in_port);
+        return;
+    case NextHop::Kind::forward:
+        break;
+    }
+    // Stage 5.
+    if (d.ttl <= 1) {
+        punt(m, PuntKind::ttl_exceeded, in_port, uint32_t(id));
+        return;
+    }
+    if (d.l3_total_len > dp_.ports[nh.port].mtu) {
+        punt(m, PuntKind::too_big, in_port, uint32_t(id));
+        return;
+    }
+    // (stateful filter, outbound on nh.port, goes here)
+    NeighbourKey key;
+    key.port = nh.port;
+    key.family = d.family;
+    if (nh.has_gateway)
+        key.addr = nh.gateway.bytes;
+    else
+        key.addr = d.dst;
+    Mac mac;
+    if (!dp_.neighbours->lookup(key, mac)) {
+        punt(m, PuntKind::resolve, in_port, uint32_t(id));
+        return;
+    }
+    uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+    ether_rewrite(frame, mac, dp_.ports[nh.port].mac);
+    if (d.family == 4)
+        ipv4_decrement_ttl(frame + d.l3_offset);
+    else
+        ipv6_decrement_hop_limit(frame + d.l3_offset);
+    // Trim Ethernet padding so the egress frame is the datagram alone.
+    const uint32_t wire_len = uint32_t(d.l3_offset) + d.l3_total_len;
+    if (wire_len < m->data_len) rte_pktmbuf_trim(m, uint16_t(m->data_len - wire_len));
+    ctr_.forwarded.inc();
+    transmit(nh.port, m);
+}
+
+} // namespace syncwall::dp

@@ -1,0 +1,65 @@
+// The worker loop: rx burst -> parse -> (filter) -> route -> neighbour -> tx burst.
+//
+// Theory of operation: one Worker per worker lcore, launched by app/main with
+// rte_eal_remote_launch. It polls rx queue `index` of every data port, and transmits on
+// tx queue `index` of every data port. It never blocks, allocates or takes a lock: packets
+// it cannot finish (ARP, traffic for us, unresolved next hops, ICMP errors to generate)
+// go to the main lcore on its single-producer punt ring. Worker 0 also drains the ports'
+// control tx rings (frames the main lcore built) into its tx queue.
+//
+// Stages a burst goes through, in order (the stateful filter slots in at the marked points):
+//   1. parse every frame once (packet.hpp); malformed frames are counted drops;
+//   2. Ethernet checks, ARP and link-local multicast to the punt ring;
+//   3. [filter: state lookup, then rules, inbound on the ingress port]
+//   4. bulk FIB lookups; local destinations to the punt ring;
+//   5. TTL, MTU, [filter: outbound on the egress port], neighbour, rewrite, tx buffer.
+#pragma once
+
+#include "dataplane/dataplane.hpp"
+#include "dataplane/idle.hpp"
+#include "dataplane/packet.hpp"
+
+#include <array>
+#include <cstdint>
+
+struct rte_mbuf;
+
+namespace syncwall::dp {
+
+inline constexpr uint16_t max_burst = 64;
+
+class Worker {
+  public:
+    Worker(Dataplane &dp, unsigned index);
+
+    // Poll until dp.stopping is set. Runs on the worker's lcore.
+    void run();
+    // One pass over every queue this worker owns; returns packets received. For tests and
+    // for run().
+    unsigned poll_once();
+    // Process a burst received on `port` (our port index). Takes ownership of the mbufs.
+    void process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n);
+    // Transmit everything buffered.
+    void flush();
+
+  private:
+    struct TxBuffer {
+        uint16_t n = 0;
+        std::array<rte_mbuf *, 2 * max_burst> pkts{};
+    };
+
+    void drop(rte_mbuf *m, DropReason r);
+    void punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop = 0);
+    void transmit(uint16_t port, rte_mbuf *m);
+    void forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId nh);
+    unsigned drain_control_tx();
+
+    Dataplane &dp_;
+    unsigned index_;
+    LcoreCounters &ctr_;
+    IdleBackoff idle_;
+    std::array<TxBuffer, max_ports> tx_{};
+    std::array<PacketDesc, max_burst> desc_{};
+};
+
+} // namespace syncwall::dp
