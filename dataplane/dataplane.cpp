@@ -51,12 +51,7 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
             throw std::runtime_error("worker lcore " + std::to_string(w) +
                                      " is not enabled in EAL (dpdk.eal_args -l/--lcores)");
 
-    pool = rte_pktmbuf_pool_create("syncwall_mbufs", cfg.dpdk.mbufs, cfg.dpdk.mbuf_cache, 0,
-                                   RTE_MBUF_DEFAULT_BUF_SIZE, socket);
-    if (pool == nullptr)
-        throw std::runtime_error("cannot create mbuf pool of " + std::to_string(cfg.dpdk.mbufs) +
-                                 " mbufs: " + dpdk_error(rte_errno) +
-                                 " (raise -m in dpdk.eal_args or lower dpdk.mbufs)");
+    pool = pool_for_socket(socket); // the main lcore's own allocations
 
     for (const auto &ic : cfg.interfaces)
         open_port(ic, cfg.sync.enabled && ic.name == cfg.sync.interface);
@@ -75,6 +70,22 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
             throw std::runtime_error("cannot create punt ring: " + dpdk_error(rte_errno));
         punt_rings.push_back(r);
     }
+}
+
+rte_mempool *Dataplane::pool_for_socket(int socket) {
+    if (socket < 0) socket = int(rte_socket_id());
+    for (const auto &[s, p] : pools_)
+        if (s == socket) return p;
+    const std::string name = "syncwall_mbufs" + std::to_string(socket);
+    rte_mempool *p = rte_pktmbuf_pool_create(name.c_str(), cfg.dpdk.mbufs, cfg.dpdk.mbuf_cache, 0,
+                                             RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    if (p == nullptr)
+        throw std::runtime_error("cannot create mbuf pool of " + std::to_string(cfg.dpdk.mbufs) +
+                                 " mbufs on socket " + std::to_string(socket) + ": " +
+                                 dpdk_error(rte_errno) +
+                                 " (raise -m in dpdk.eal_args or lower dpdk.mbufs)");
+    pools_.emplace_back(socket, p);
+    return p;
 }
 
 void Dataplane::open_port(const config::InterfaceConfig &ic, bool is_sync) {
@@ -130,8 +141,9 @@ void Dataplane::open_port(const config::InterfaceConfig &ic, bool is_sync) {
     rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &nb_rx, &nb_tx);
     const int socket = rte_eth_dev_socket_id(port_id) < 0 ? int(rte_socket_id())
                                                           : rte_eth_dev_socket_id(port_id);
+    rte_mempool *rx_pool = pool_for_socket(socket);
     for (uint16_t q = 0; q < queues; q++) {
-        rc = rte_eth_rx_queue_setup(port_id, q, nb_rx, socket, nullptr, pool);
+        rc = rte_eth_rx_queue_setup(port_id, q, nb_rx, socket, nullptr, rx_pool);
         if (rc != 0)
             throw std::runtime_error(where + ": rx queue " + std::to_string(q) + ": " + dpdk_error(rc));
         rc = rte_eth_tx_queue_setup(port_id, q, nb_tx, socket, nullptr);
@@ -203,7 +215,7 @@ Dataplane::~Dataplane() {
     }
     routes.reset();
     neighbours.reset();
-    rte_mempool_free(pool);
+    for (const auto &[s, p] : pools_) rte_mempool_free(p);
 }
 
 CounterTotals Dataplane::totals() const {

@@ -2,7 +2,7 @@
 //
 // Theory of operation: app/main initialises EAL, then builds one Dataplane from the loaded
 // Config on the main lcore. It opens every interface (rte_dev_probe of its devargs), makes
-// the mbuf pool, the per-worker punt rings (worker -> main, single producer/consumer), the
+// one mbuf pool per NUMA socket, the per-worker punt rings (worker -> main, single producer/consumer), the
 // per-port control tx rings (main -> the worker that owns queue 0 of the port), the route
 // and neighbour tables and the per-lcore counters. Workers (worker.hpp) and the control
 // loop (control/) receive a reference to it; there are no globals.
@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 struct rte_mempool;
@@ -80,7 +81,7 @@ class Dataplane {
     void stop_ports();
 
     const config::Config &cfg;
-    rte_mempool *pool = nullptr;
+    rte_mempool *pool = nullptr;          // on the main lcore's socket, for frames it builds
     std::vector<Port> ports;              // config order; index = "our port index"
     std::vector<uint16_t> data_ports;     // indices of data (non-sync) ports
     int sync_port = -1;                   // index of the sync port, or -1
@@ -103,6 +104,8 @@ class Dataplane {
 
   private:
     void open_port(const config::InterfaceConfig &ic, bool is_sync);
+    rte_mempool *pool_for_socket(int socket); // one mbuf pool per NUMA socket, made on demand
+    std::vector<std::pair<int, rte_mempool *>> pools_;
     std::vector<int> port_index_;
 };
 

@@ -101,8 +101,11 @@ class Process:
 class Lab:
     """Namespaces, links and processes, all removed by close()."""
 
+    _made = 0  # labs made by this process, so that two labs alive at once differ
+
     def __init__(self, tag: str | None = None):
-        self.tag = tag or f"{os.getpid() % 10000:04d}"
+        Lab._made += 1
+        self.tag = tag or f"{os.getpid() % 1000:03d}{Lab._made % 100:02d}"
         self.namespaces: list[str] = []
         self.links: list[tuple[str | None, str]] = []  # (netns or None, ifname)
         self.processes: list[Process] = []
