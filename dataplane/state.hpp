@@ -1,0 +1,76 @@
+// The state record: one connection as pf keeps it, pointer-free and fixed-size.
+//
+// Shaped like pfsync's `pfsync_state` (PFSYNC.md 1.9) so that the sync lcore serialises
+// it without translation: a key, the cluster-wide identity (creatorid, id), one TcpPeer per
+// direction (UDP/ICMP/other use the peer's `state` as pf's pseudo-state), creation and
+// last-activity times, the rule that made it, counters. Host byte order except addresses.
+//
+// Key convention (pf's): a state created by a packet inbound on an interface has
+// addr[0]/port[0] = that packet's source and addr[1]/port[1] = its destination; one created
+// outbound has them the other way round (addr[0] = destination). A packet looks up the key
+// built the same way for its own direction, so a reply finds the state of its request and
+// a forwarded connection has one state per interface it crosses, as in pf.
+//
+// syncwall does no NAT, so the stack key (pf's PF_SK_STACK) always equals the wire key and
+// is not stored; pfsync sends the one key in both places.
+#pragma once
+
+#include "dataplane/tcp_tracker.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <type_traits>
+
+namespace syncwall::dp {
+
+struct StateKey {
+    std::array<uint8_t, 16> addr[2]{}; // network order; IPv4 in the first 4 bytes, rest 0
+    uint16_t port[2]{};                // host order; ICMP echo: both are the echo id
+    uint8_t af = 0;                    // 4 or 6
+    uint8_t proto = 0;
+    uint16_t pad = 0;                  // always 0: the key is hashed and compared bytewise
+
+    bool operator==(const StateKey &) const = default;
+};
+static_assert(sizeof(StateKey) == 40);
+static_assert(std::is_trivially_copyable_v<StateKey>);
+
+enum class StateDirection : uint8_t { in = 1, out = 2 }; // PF_IN, PF_OUT
+
+inline constexpr uint32_t no_rule = 0xffffffffu;
+inline constexpr uint16_t floating_iface = 0xffff;
+
+// pf's PFSTATE_* bits that syncwall sets or carries.
+namespace state_flag {
+inline constexpr uint16_t nosync = 0x0008;
+} // namespace state_flag
+
+// What the table knows about a state beyond pf's fields.
+namespace state_origin {
+inline constexpr uint8_t local = 0;     // created here by a rule
+inline constexpr uint8_t peer = 1;      // received from a pfsync peer
+} // namespace state_origin
+
+struct State {
+    StateKey key;               // wire key (= stack key: no NAT)
+    uint64_t id = 0;            // unique on its creator
+    uint32_t creatorid = 0;     // node that created it (pfsync hostid), host order
+    uint32_t rule = no_rule;    // number of the rule that created it
+    TcpPeer src, dst;           // src = the peer that sent the first packet
+    uint64_t packets[2]{};      // [0] src->dst, [1] dst->src
+    uint64_t bytes[2]{};
+    uint32_t creation = 0;      // table clock, seconds
+    uint32_t expire = 0;        // last activity (pf's st->expire), seconds
+    uint16_t iface = floating_iface; // port index it was created on (states float anyway)
+    StateDirection direction = StateDirection::in;
+    Timeout timeout = Timeout::tcp_first;
+    uint16_t state_flags = 0;   // PFSTATE_*
+    uint8_t log = 0;
+    uint8_t origin = state_origin::local;
+    uint16_t max_mss = 0;
+    uint16_t reserved = 0;
+};
+static_assert(std::is_trivially_copyable_v<State>);
+
+} // namespace syncwall::dp

@@ -1,0 +1,499 @@
+// The state table on rte_hash (lock-free readers, multi-writer adds) and rte_rcu_qsbr.
+//
+// Why the pieces fit together:
+// * Both indexes run with RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF, which implies
+//   NO_FREE_ON_DEL: rte_hash_del_key unlinks a key but keeps its position (and its key-store
+//   entry, which lock-free readers may still be comparing) allocated. We hand the positions
+//   back with rte_hash_free_key_with_position ourselves, from the RCU defer queue, together
+//   with the slot, so that a position and its slot are always recycled as one.
+// * A key's position is its slot number. rte_hash_add_key returns the existing position for
+//   a key that is already there, so "did I add it?" is answered by claiming the slot with a
+//   compare-and-swap free -> initialising: a fresh position always has a free slot (a slot
+//   goes back to free before its position does), an existing key's slot never is.
+// * The (creatorid, id) index claims its position the same way, in id_owner_.
+#define ALLOW_EXPERIMENTAL_API 1 // rte_rcu_qsbr_dq_* are experimental in DPDK 22.11
+
+#include "dataplane/state_table.hpp"
+
+#include <rte_common.h>
+#include <rte_errno.h>
+#include <rte_hash.h>
+#include <rte_hash_crc.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+#include <rte_malloc.h>
+#include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
+#include <rte_spinlock.h>
+
+#include <cstring>
+#include <new>
+#include <stdexcept>
+
+namespace syncwall::dp {
+
+namespace {
+
+enum SlotStatus : uint32_t { slot_free = 0, slot_initialising = 1, slot_live = 2, slot_dead = 3 };
+
+constexpr uint32_t no_position = 0xffffffffu;
+
+// Key of the (creatorid, id) index.
+struct IdKey {
+    uint32_t creatorid;
+    uint32_t pad;
+    uint64_t id;
+};
+static_assert(sizeof(IdKey) == 16);
+
+IdKey id_key(uint32_t creatorid, uint64_t id) {
+    return IdKey{creatorid, 0, id};
+}
+
+// Longest table name whose derived ring names ("HT_EXT_" + name + "_i") fit
+// RTE_RING_NAMESIZE; rte_hash would silently truncate longer ones, and two tables could clash.
+constexpr std::size_t max_name = 19;
+
+// Memory rte_hash allocates for a table, from its parameters. These mirror the private
+// layout in DPDK 22.11 lib/hash/rte_cuckoo_hash.{h,c}: key-store entries of an 8-byte data
+// pointer plus the key, rounded to KEY_ALIGNMENT (16); one entry per position (max_key_id
+// + 1, the dummy entry 0 included); 8-entry buckets of one cache line, as many extendable
+// buckets again; rings of 4-byte indexes for free positions and free extendable buckets;
+// one uint32 per position for deferred extendable-bucket recycling; the per-lcore caches of
+// free positions (64 indexes each, cache aligned). Headers (struct rte_hash, ring headers)
+// are left out: a few hundred bytes per table.
+std::size_t hash_bytes(const rte_hash *h, uint32_t entries, uint32_t key_len) {
+    constexpr uint64_t bucket_bytes = 64, bucket_entries = 8, key_alignment = 16,
+                       line = RTE_CACHE_LINE_SIZE,
+                       lcore_cache_bytes = (4 + 64 * 4 + line - 1) / line * line;
+    const uint64_t positions = uint64_t(rte_hash_max_key_id(h)) + 1;
+    const uint64_t buckets = rte_align32pow2(entries) / bucket_entries;
+    const uint64_t key_entry = (8 + key_len + key_alignment - 1) / key_alignment * key_alignment;
+    return std::size_t(key_entry * positions + 2 * buckets * bucket_bytes +
+                       4 * uint64_t(rte_align32pow2(uint32_t(positions))) +
+                       4 * uint64_t(rte_align32pow2(uint32_t(buckets + 1))) + 4 * positions +
+                       RTE_MAX_LCORE * lcore_cache_bytes);
+}
+
+bool on_lcore() {
+    return rte_lcore_id() < RTE_MAX_LCORE;
+}
+
+} // namespace
+
+// Compact rather than cache aligned: at a million states every byte counts, and a slot is
+// touched by one worker at a time (symmetric RSS).
+struct StateTable::Slot {
+    std::atomic<uint32_t> status{slot_free};
+    std::atomic<uint32_t> generation{0};
+    rte_spinlock_t lock = RTE_SPINLOCK_INITIALIZER;
+    uint32_t id_pos = no_position; // position in the (creatorid, id) index
+    State state;
+};
+
+StateTable::StateTable(const StateTableConfig &cfg)
+    : capacity_(cfg.capacity), readers_(cfg.reader_threads) {
+    static_assert(sizeof(Slot) == 16 + sizeof(State), "a slot is its state and 16 bytes");
+    const std::string what = "cannot create state table '" + cfg.name + "' of " +
+                             std::to_string(cfg.capacity) + " states: ";
+    if (cfg.name.empty() || cfg.name.size() > max_name)
+        throw std::runtime_error(what + "the name must have 1 to " + std::to_string(max_name) +
+                                 " characters");
+    if (cfg.capacity == 0 || cfg.capacity > RTE_HASH_ENTRIES_MAX / 2)
+        throw std::runtime_error(what + "the capacity must be 1 to " +
+                                 std::to_string(RTE_HASH_ENTRIES_MAX / 2));
+    auto fail = [&](const std::string &why) {
+        free_resources();
+        return std::runtime_error(what + why);
+    };
+    auto dpdk_error = [&](const char *step) {
+        return fail(std::string(step) + ": " + rte_strerror(rte_errno));
+    };
+
+    // rte_hash wants at least one bucket's worth of entries.
+    const uint32_t entries = cfg.capacity < 8 ? 8 : cfg.capacity;
+    const std::string ids_name = cfg.name + "_i", dq_name = cfg.name + "_dq";
+    rte_hash_parameters p{};
+    p.entries = entries;
+    p.hash_func = rte_hash_crc;
+    p.hash_func_init_val = 0;
+    p.socket_id = cfg.socket_id;
+    p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD |
+                   RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
+    p.name = cfg.name.c_str();
+    p.key_len = sizeof(StateKey);
+    keys_ = rte_hash_create(&p);
+    if (keys_ == nullptr) throw dpdk_error("key index");
+    p.name = ids_name.c_str();
+    p.key_len = sizeof(IdKey);
+    ids_ = rte_hash_create(&p);
+    if (ids_ == nullptr) throw dpdk_error("id index");
+
+    // Positions run from 0 to max_key_id - 1: `entries` plus what the other lcores' caches
+    // of free positions may hold in multi-writer mode ((RTE_MAX_LCORE - 1) * 63).
+    const int32_t key_positions = rte_hash_max_key_id(keys_);
+    const int32_t id_positions = rte_hash_max_key_id(ids_);
+    if (key_positions <= 0 || id_positions <= 0) throw fail("rte_hash_max_key_id failed");
+    slots_ = uint32_t(key_positions);
+    id_slots_ = uint32_t(id_positions);
+
+    slot_array_ = static_cast<Slot *>(rte_zmalloc_socket("syncwall_state_slots",
+                                                         sizeof(Slot) * std::size_t(slots_),
+                                                         RTE_CACHE_LINE_SIZE, cfg.socket_id));
+    if (slot_array_ == nullptr) throw fail("no memory for " + std::to_string(slots_) + " slots");
+    for (uint32_t i = 0; i < slots_; i++)
+        new (&slot_array_[i]) Slot{};
+    id_owner_ = static_cast<std::atomic<uint32_t> *>(rte_zmalloc_socket(
+        "syncwall_state_ids", sizeof(std::atomic<uint32_t>) * std::size_t(id_slots_),
+        RTE_CACHE_LINE_SIZE, cfg.socket_id));
+    if (id_owner_ == nullptr) throw fail("no memory for the id index");
+    for (uint32_t i = 0; i < id_slots_; i++)
+        new (&id_owner_[i]) std::atomic<uint32_t>(no_slot);
+
+    // No reader threads (a table only the control path touches): grace periods are instant.
+    const uint32_t rcu_threads = readers_ == 0 ? 1 : readers_;
+    const std::size_t rcu_bytes = rte_rcu_qsbr_get_memsize(rcu_threads);
+    rcu_ = static_cast<rte_rcu_qsbr *>(
+        rte_zmalloc_socket("syncwall_state_rcu", rcu_bytes, RTE_CACHE_LINE_SIZE, cfg.socket_id));
+    if (rcu_ == nullptr) throw fail("no memory for the RCU variable");
+    if (rte_rcu_qsbr_init(rcu_, rcu_threads) != 0) throw dpdk_error("rte_rcu_qsbr_init");
+    for (unsigned r = 0; r < readers_; r++) {
+        if (rte_rcu_qsbr_thread_register(rcu_, r) != 0)
+            throw dpdk_error("rte_rcu_qsbr_thread_register");
+        rte_rcu_qsbr_thread_online(rcu_, r);
+    }
+
+    // One entry per position that can be waiting: every waiting slot holds a distinct key
+    // position, so the queue cannot overflow. Automatic reclamation in enqueue is off
+    // (trigger above size): it would run the free callback on whatever thread deletes, and
+    // freeing a position needs an lcore; reclaim() and sweep() do it.
+    rte_rcu_qsbr_dq_parameters dp{};
+    dp.name = dq_name.c_str();
+    dp.flags = 0; // multi-thread safe enqueue and reclaim (MP RTS / MC HTS ring)
+    dp.size = slots_;
+    dp.esize = sizeof(uint32_t);
+    dp.trigger_reclaim_limit = slots_ + 1;
+    dp.max_reclaim_size = 0;
+    dp.free_fn = [](void *table, void *elems, unsigned n) {
+        auto *t = static_cast<StateTable *>(table);
+        const auto *slots = static_cast<const uint32_t *>(elems);
+        for (unsigned i = 0; i < n; i++)
+            t->release(slots[i]);
+    };
+    dp.p = this;
+    dp.v = rcu_;
+    dq_ = rte_rcu_qsbr_dq_create(&dp);
+    if (dq_ == nullptr) throw dpdk_error("RCU defer queue");
+
+    memory_bytes_ =
+        hash_bytes(keys_, entries, sizeof(StateKey)) + hash_bytes(ids_, entries, sizeof(IdKey)) +
+        sizeof(Slot) * std::size_t(slots_) + sizeof(uint32_t) * std::size_t(id_slots_) +
+        (sizeof(uint64_t) + dp.esize) * std::size_t(rte_align32pow2(slots_ + 1)) + rcu_bytes;
+}
+
+StateTable::~StateTable() {
+    free_resources();
+}
+
+void StateTable::free_resources() {
+    if (rcu_ != nullptr) {
+        // Nobody reads any more: let the remaining grace periods end at once.
+        for (unsigned r = 0; r < readers_; r++) {
+            rte_rcu_qsbr_thread_offline(rcu_, r);
+            rte_rcu_qsbr_thread_unregister(rcu_, r);
+        }
+    }
+    if (dq_ != nullptr && rte_rcu_qsbr_dq_delete(dq_) != 0)
+        RTE_LOG(ERR, USER1, "state table: defer queue not empty at teardown, leaking it\n");
+    dq_ = nullptr;
+    rte_hash_free(keys_);
+    rte_hash_free(ids_);
+    keys_ = ids_ = nullptr;
+    rte_free(rcu_);
+    rcu_ = nullptr;
+    rte_free(slot_array_);
+    slot_array_ = nullptr;
+    rte_free(id_owner_);
+    id_owner_ = nullptr;
+}
+
+// --- lookups ---------------------------------------------------------------------------
+
+uint32_t StateTable::lookup(const StateKey &key) const {
+    const int32_t pos = rte_hash_lookup(keys_, &key);
+    if (pos < 0 || uint32_t(pos) >= slots_) return no_slot;
+    if (slot_array_[pos].status.load(std::memory_order_acquire) != slot_live) return no_slot;
+    return uint32_t(pos);
+}
+
+void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsigned n) const {
+    if (n == 0) return;
+    if (n > RTE_HASH_LOOKUP_BULK_MAX) n = RTE_HASH_LOOKUP_BULK_MAX;
+    const void *key_ptrs[RTE_HASH_LOOKUP_BULK_MAX];
+    int32_t pos[RTE_HASH_LOOKUP_BULK_MAX];
+    for (unsigned i = 0; i < n; i++)
+        key_ptrs[i] = keys[i];
+    if (rte_hash_lookup_bulk(keys_, key_ptrs, n, pos) != 0) {
+        for (unsigned i = 0; i < n; i++)
+            slots[i] = no_slot;
+        return;
+    }
+    // Start loading every hit's slot (status, key, peers) before looking at any of them.
+    for (unsigned i = 0; i < n; i++) {
+        if (pos[i] < 0 || uint32_t(pos[i]) >= slots_) continue;
+        const char *p = reinterpret_cast<const char *>(&slot_array_[pos[i]]);
+        rte_prefetch0(p);
+        rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
+        rte_prefetch0(p + 2 * RTE_CACHE_LINE_SIZE);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        const bool found = pos[i] >= 0 && uint32_t(pos[i]) < slots_ &&
+                           slot_array_[pos[i]].status.load(std::memory_order_acquire) == slot_live;
+        slots[i] = found ? uint32_t(pos[i]) : no_slot;
+    }
+}
+
+uint32_t StateTable::lookup_id(uint32_t creatorid, uint64_t id) const {
+    const IdKey k = id_key(creatorid, id);
+    const int32_t pos = rte_hash_lookup(ids_, &k);
+    if (pos < 0 || uint32_t(pos) >= id_slots_) return no_slot;
+    const uint32_t slot = id_owner_[pos].load(std::memory_order_acquire);
+    if (slot >= slots_) return no_slot;
+    if (slot_array_[slot].status.load(std::memory_order_acquire) != slot_live) return no_slot;
+    return slot;
+}
+
+// --- access to one state -----------------------------------------------------------------
+
+bool StateTable::lock(uint32_t slot) {
+    if (slot >= slots_) return false;
+    Slot &s = slot_array_[slot];
+    rte_spinlock_lock(&s.lock);
+    if (s.status.load(std::memory_order_acquire) != slot_live) {
+        rte_spinlock_unlock(&s.lock);
+        return false;
+    }
+    return true;
+}
+
+void StateTable::unlock(uint32_t slot) {
+    rte_spinlock_unlock(&slot_array_[slot].lock);
+}
+
+State &StateTable::state(uint32_t slot) {
+    return slot_array_[slot].state;
+}
+
+const State &StateTable::state(uint32_t slot) const {
+    return slot_array_[slot].state;
+}
+
+uint32_t StateTable::generation(uint32_t slot) const {
+    return slot < slots_ ? slot_array_[slot].generation.load(std::memory_order_acquire) : 0;
+}
+
+// --- writers -------------------------------------------------------------------------------
+
+StateTable::InsertResult StateTable::insert(const State &st, unsigned writer, uint32_t *slot_out) {
+    auto refuse = [&](InsertResult r) {
+        count_.fetch_sub(1, std::memory_order_relaxed);
+        (r == InsertResult::full ? insert_full_ : insert_exists_)
+            .fetch_add(1, std::memory_order_relaxed);
+        return r;
+    };
+    // Reserve the state first, so that racing inserters cannot overshoot the limit together.
+    if (count_.fetch_add(1, std::memory_order_relaxed) >= capacity_ || !on_lcore())
+        return refuse(InsertResult::full);
+
+    int32_t pos = rte_hash_add_key(keys_, &st.key);
+    if (pos == -ENOSPC) { // positions wait in the defer queue: free what we may, once
+        reclaim();
+        pos = rte_hash_add_key(keys_, &st.key);
+    }
+    if (pos < 0) return refuse(InsertResult::full);
+    if (uint32_t(pos) >= slots_) { // cannot happen (max_key_id bounds it); never index past
+        rte_hash_del_key(keys_, &st.key);
+        rte_hash_free_key_with_position(keys_, pos);
+        return refuse(InsertResult::full);
+    }
+    // A fresh position's slot is free; an existing key's slot is not, and stays taken until
+    // a grace period after its delete. Workers and the sync lcore insert as registered
+    // readers, so no grace period can end between the add and this claim.
+    Slot &s = slot_array_[pos];
+    uint32_t expected = slot_free;
+    if (!s.status.compare_exchange_strong(expected, slot_initialising, std::memory_order_acq_rel))
+        return refuse(InsertResult::exists); // the key was there already (live, new or dying)
+
+    // The key is ours. Undo it if the id cannot be had: unlink the key now, recycle the
+    // position after a grace period (a reader may have looked it up meanwhile).
+    auto undo = [&](InsertResult r) {
+        rte_hash_del_key(keys_, &st.key);
+        s.id_pos = no_position;
+        s.status.store(slot_dead, std::memory_order_release);
+        retire(uint32_t(pos), writer);
+        return refuse(r);
+    };
+    const IdKey ik = id_key(st.creatorid, st.id);
+    int32_t ipos = rte_hash_add_key(ids_, &ik);
+    if (ipos == -ENOSPC) {
+        reclaim();
+        ipos = rte_hash_add_key(ids_, &ik);
+    }
+    if (ipos < 0) return undo(InsertResult::full);
+    if (uint32_t(ipos) >= id_slots_) {
+        rte_hash_del_key(ids_, &ik);
+        rte_hash_free_key_with_position(ids_, ipos);
+        return undo(InsertResult::full);
+    }
+    uint32_t no_owner = no_slot;
+    if (!id_owner_[ipos].compare_exchange_strong(no_owner, uint32_t(pos),
+                                                 std::memory_order_acq_rel))
+        return undo(InsertResult::exists);
+
+    s.id_pos = uint32_t(ipos);
+    std::memcpy(static_cast<void *>(&s.state), &st, sizeof(State));
+    s.status.store(slot_live, std::memory_order_release);
+    inserts_.fetch_add(1, std::memory_order_relaxed);
+    if (slot_out != nullptr) *slot_out = uint32_t(pos);
+    if (sink_ != nullptr)
+        sink_->state_changed(writer, uint32_t(pos), s.generation.load(std::memory_order_relaxed),
+                             StateChange::insert);
+    return InsertResult::ok;
+}
+
+void StateTable::notify_update(uint32_t slot, unsigned writer) {
+    if (sink_ != nullptr && slot < slots_)
+        sink_->state_changed(writer, slot,
+                             slot_array_[slot].generation.load(std::memory_order_relaxed),
+                             StateChange::update);
+}
+
+bool StateTable::remove(uint32_t slot, unsigned writer) {
+    if (!lock(slot)) return false;
+    remove_locked(slot, writer);
+    return true;
+}
+
+void StateTable::remove_locked(uint32_t slot, unsigned writer) {
+    Slot &s = slot_array_[slot];
+    if (sink_ != nullptr)
+        sink_->state_changed(writer, slot, s.generation.load(std::memory_order_relaxed),
+                             StateChange::remove);
+    const StateKey key = s.state.key;
+    const IdKey ik = id_key(s.state.creatorid, s.state.id);
+    const bool has_id = s.id_pos != no_position;
+    s.status.store(slot_dead, std::memory_order_release);
+    rte_spinlock_unlock(&s.lock);
+    // While dead and still indexed, an insert of the same key or id finds this slot or id
+    // owner taken and reports `exists`; once unlinked, it gets fresh positions.
+    rte_hash_del_key(keys_, &key);
+    if (has_id) rte_hash_del_key(ids_, &ik);
+    retire(slot, writer);
+    count_.fetch_sub(1, std::memory_order_relaxed);
+    removals_.fetch_add(1, std::memory_order_relaxed);
+}
+
+void StateTable::retire(uint32_t slot, unsigned writer) {
+    uint32_t e = slot;
+    if (rte_rcu_qsbr_dq_enqueue(dq_, &e) == 0) return;
+    // Unreachable while the queue has room for every position (see the constructor); kept
+    // so that a full queue degrades into a wait rather than a leak.
+    if (on_lcore()) rte_rcu_qsbr_dq_reclaim(dq_, slots_, nullptr, nullptr, nullptr);
+    if (rte_rcu_qsbr_dq_enqueue(dq_, &e) == 0) return;
+    // Writers 0..readers_-1 are reader threads too (workers, sync lcore): they are at a
+    // quiescent point here as far as this slot goes and must not wait for themselves.
+    rte_rcu_qsbr_synchronize(rcu_, writer < readers_ ? writer : RTE_QSBR_THRID_INVALID);
+    release(slot);
+}
+
+void StateTable::release(uint32_t slot) {
+    Slot &s = slot_array_[slot];
+    const uint32_t ipos = s.id_pos;
+    s.id_pos = no_position;
+    s.generation.fetch_add(1, std::memory_order_relaxed);
+    // The slot and the id owner are free before their positions can be handed out again.
+    s.status.store(slot_free, std::memory_order_release);
+    if (ipos != no_position) id_owner_[ipos].store(no_slot, std::memory_order_release);
+    // Freeing a position pushes it on the calling lcore's cache; off an lcore (teardown
+    // from a plain thread) there is no cache, and the table is going away anyway.
+    if (!on_lcore()) return;
+    if (ipos != no_position) rte_hash_free_key_with_position(ids_, int32_t(ipos));
+    rte_hash_free_key_with_position(keys_, int32_t(slot));
+}
+
+// --- RCU -------------------------------------------------------------------------------------
+
+void StateTable::quiescent(unsigned reader_thread) {
+    if (reader_thread < readers_) rte_rcu_qsbr_quiescent(rcu_, reader_thread);
+}
+
+void StateTable::reader_offline(unsigned reader_thread) {
+    if (reader_thread < readers_) rte_rcu_qsbr_thread_offline(rcu_, reader_thread);
+}
+
+void StateTable::reader_online(unsigned reader_thread) {
+    if (reader_thread < readers_) rte_rcu_qsbr_thread_online(rcu_, reader_thread);
+}
+
+void StateTable::reclaim() {
+    // Bounded, so that a mass expiry is recycled over several calls rather than in one pause.
+    constexpr unsigned max_per_call = 1024;
+    if (on_lcore()) rte_rcu_qsbr_dq_reclaim(dq_, max_per_call, nullptr, nullptr, nullptr);
+}
+
+// --- expiry and walking ------------------------------------------------------------------
+
+uint32_t StateTable::sweep(uint32_t budget, unsigned writer,
+                           const std::function<bool(const State &)> &expired) {
+    uint32_t removed = 0;
+    if (budget > slots_) budget = slots_;
+    State copy;
+    for (uint32_t n = 0; n < budget; n++) {
+        const uint32_t i = sweep_cursor_;
+        sweep_cursor_ = i + 1 == slots_ ? 0 : i + 1;
+        Slot &s = slot_array_[i];
+        if (s.status.load(std::memory_order_relaxed) != slot_live || !lock(i)) continue;
+        std::memcpy(static_cast<void *>(&copy), &s.state, sizeof(State));
+        const uint32_t gen = s.generation.load(std::memory_order_relaxed);
+        unlock(i);
+        if (!expired(copy)) continue;
+        // Delete only what was judged: a state refreshed (or replaced) since the copy was
+        // taken is left for the next round.
+        if (!lock(i)) continue;
+        if (s.generation.load(std::memory_order_relaxed) != gen ||
+            std::memcmp(&copy, &s.state, sizeof(State)) != 0) {
+            unlock(i);
+            continue;
+        }
+        remove_locked(i, writer);
+        removed++;
+    }
+    reclaim();
+    return removed;
+}
+
+void StateTable::for_each(const std::function<void(uint32_t, const State &)> &f) {
+    State copy;
+    for (uint32_t i = 0; i < slots_; i++) {
+        if (slot_array_[i].status.load(std::memory_order_relaxed) != slot_live || !lock(i))
+            continue;
+        std::memcpy(static_cast<void *>(&copy), &slot_array_[i].state, sizeof(State));
+        unlock(i);
+        f(i, copy);
+    }
+}
+
+StateTable::Stats StateTable::stats() const {
+    Stats s;
+    s.inserts = inserts_.load(std::memory_order_relaxed);
+    s.removals = removals_.load(std::memory_order_relaxed);
+    s.insert_exists = insert_exists_.load(std::memory_order_relaxed);
+    s.insert_full = insert_full_.load(std::memory_order_relaxed);
+    return s;
+}
+
+std::size_t StateTable::bytes_per_state() const {
+    return capacity_ == 0 ? 0 : memory_bytes_ / capacity_;
+}
+
+} // namespace syncwall::dp

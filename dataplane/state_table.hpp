@@ -1,0 +1,161 @@
+// The state table: every state of this node and of its pfsync peers.
+//
+// Theory of operation
+// * Index: an rte_hash in lock-free reader/writer mode (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF
+//   with MULTI_WRITER_ADD) keyed by StateKey. The key's position in the hash is the state's
+//   slot number in a parallel array of slots, so a lookup yields the slot directly. A second
+//   rte_hash indexes (creatorid, id) -> slot for pfsync.
+// * Writers: workers insert new states and update theirs; the sync lcore inserts, updates
+//   and deletes states from peers; the main lcore's expiry sweep deletes. Mutation of one
+//   state is serialised by the slot's lock (uncontended in practice: symmetric RSS keeps a
+//   flow on one worker). Readers that need a consistent copy (the sync lcore building a
+//   packet, the management API) take the lock too, so nobody sees a torn state.
+// * Reuse: a deleted slot (and its hash positions) goes back to the free pool only after an
+//   RCU grace period (rte_rcu_qsbr): every registered reader thread has passed a quiescent
+//   point since the delete. A worker that just looked a slot up therefore never reads a
+//   reused one; it may read one being deleted, which `lock()` reports as gone.
+// * Slot life: free -> initialising (inserter owns it) -> live -> dead (deleted, waiting for
+//   the grace period) -> free. Only live slots are visible to lookups.
+// * Time is passed in (seconds on the table's clock), never read here.
+// * Every change that a pfsync peer cares about goes through the StateChangeSink hook.
+// * A live state's key, creatorid and id never change: they are what the indexes hold.
+// * Inserting, reclaim() and sweep() must run on EAL lcores (or threads registered with
+//   rte_thread_register): rte_hash's multi-writer mode keeps free positions in per-lcore
+//   caches. An insert from an unregistered thread is refused as `full`.
+#pragma once
+
+#include "dataplane/state.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+struct rte_hash;
+struct rte_rcu_qsbr;
+struct rte_rcu_qsbr_dq;
+
+namespace syncwall::dp {
+
+enum class StateChange : uint8_t { insert, update, remove };
+
+// The narrow hook the sync layer attaches to. Called by the writer that made the change, on
+// its own lcore, after the change is visible. `writer` is the writer's index as passed to
+// the table's mutating calls (workers 0..N-1, then the sync and main lcores).
+// `remove` is heard with the slot still locked by the remover and the state still readable
+// through state(slot): copy what is needed, and do not lock that slot from the hook.
+class StateChangeSink {
+  public:
+    virtual ~StateChangeSink() = default;
+    virtual void state_changed(unsigned writer, uint32_t slot, uint32_t generation,
+                               StateChange change) = 0;
+};
+
+struct StateTableConfig {
+    std::string name = "syncwall_states";
+    uint32_t capacity = 100000;  // limits.states: inserts beyond it are refused
+    unsigned reader_threads = 1; // RCU reader ids 0..reader_threads-1 (workers, sync lcore)
+    int socket_id = 0;
+};
+
+class StateTable {
+  public:
+    explicit StateTable(const StateTableConfig &cfg); // EAL must be up; throws on failure
+    ~StateTable();
+    StateTable(const StateTable &) = delete;
+    StateTable &operator=(const StateTable &) = delete;
+
+    static constexpr uint32_t no_slot = 0xffffffffu;
+
+    // --- lookups (any lcore) -------------------------------------------------------
+    // Slot of the live state with this key, or no_slot.
+    uint32_t lookup(const StateKey &key) const;
+    // Bulk: slots[i] = slot of keys[i] or no_slot. n <= 64. Prefetches the slots found.
+    void lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsigned n) const;
+    uint32_t lookup_id(uint32_t creatorid, uint64_t id) const;
+
+    // --- access to one state ---------------------------------------------------------
+    // Lock a slot for reading or writing. Returns false (and holds nothing) if the slot is
+    // not live any more (deleted since it was looked up).
+    bool lock(uint32_t slot);
+    void unlock(uint32_t slot);
+    // The record; valid to read or write only while locked (or for the inserter before
+    // publish). generation() changes every time the slot is reused.
+    State &state(uint32_t slot);
+    const State &state(uint32_t slot) const;
+    uint32_t generation(uint32_t slot) const;
+
+    // --- writers ---------------------------------------------------------------------
+    enum class InsertResult : uint8_t { ok, exists, full };
+    // Insert a copy of `s` (its key and (creatorid, id) must be unique). On `ok`, `*slot`
+    // holds the new slot and the sink hears `insert`. `exists`: a live or half-made state
+    // has the key or id. `full`: limits.states reached or the hash has no room.
+    InsertResult insert(const State &s, unsigned writer, uint32_t *slot);
+    // Report that the locked state in `slot` changed in a way peers care about.
+    void notify_update(uint32_t slot, unsigned writer);
+    // Delete a state (not locked by the caller). The sink hears `remove` before the slot
+    // becomes unreachable. Returns false if it was already gone.
+    bool remove(uint32_t slot, unsigned writer);
+
+    // --- RCU -------------------------------------------------------------------------
+    // Readers (workers, sync lcore) call this once per poll loop, outside any lookup.
+    void quiescent(unsigned reader_thread);
+    // Reader threads that stop polling (sleep for long, exit) go offline so that they do
+    // not hold up grace periods, and come back online before the next lookup.
+    void reader_offline(unsigned reader_thread);
+    void reader_online(unsigned reader_thread);
+    // Free slots whose grace period has passed (the deleting lcores call this; cheap).
+    void reclaim();
+
+    // --- expiry and walking (main lcore) ---------------------------------------------
+    // Visit up to `budget` slots starting where the previous call stopped, deleting live
+    // states for which expired(state) says so. Returns how many were deleted. The sweep
+    // covers the whole table in capacity()/budget calls and never pauses for longer.
+    uint32_t sweep(uint32_t budget, unsigned writer, const std::function<bool(const State &)> &expired);
+    // Call f(slot, copy of state) for every live state (copied under the lock).
+    void for_each(const std::function<void(uint32_t, const State &)> &f);
+
+    void set_sink(StateChangeSink *sink) { sink_ = sink; }
+
+    uint32_t count() const { return count_.load(std::memory_order_relaxed); }
+    uint32_t capacity() const { return capacity_; }
+    uint32_t slots() const { return slots_; } // slot numbers are 0..slots()-1
+
+    // Counters (summed reads; written with relaxed atomics by whoever changes them).
+    struct Stats {
+        uint64_t inserts = 0, removals = 0, insert_exists = 0, insert_full = 0;
+    };
+    Stats stats() const;
+    // Bytes of memory the table uses per state at capacity (hash indexes + slot), for the
+    // benchmark's "memory per state".
+    std::size_t bytes_per_state() const;
+
+  private:
+    struct Slot;
+    rte_hash *keys_ = nullptr;
+    rte_hash *ids_ = nullptr;
+    rte_rcu_qsbr *rcu_ = nullptr;
+    rte_rcu_qsbr_dq *dq_ = nullptr;
+    Slot *slot_array_ = nullptr;
+    uint32_t slots_ = 0;
+    uint32_t capacity_ = 0;
+    unsigned readers_ = 0;
+    std::atomic<uint32_t> count_{0};
+    std::atomic<uint64_t> inserts_{0}, removals_{0}, insert_exists_{0}, insert_full_{0};
+    uint32_t sweep_cursor_ = 0;
+    StateChangeSink *sink_ = nullptr;
+    std::size_t memory_bytes_ = 0;
+    // Position in the (creatorid, id) index -> slot. A duplicate rte_hash_add_key_data
+    // would overwrite the existing entry's data, so the id's owner is claimed here instead
+    // (compare-and-swap from no_slot), exactly as a key claims its slot.
+    std::atomic<uint32_t> *id_owner_ = nullptr;
+    uint32_t id_slots_ = 0;
+
+    void remove_locked(uint32_t slot, unsigned writer); // slot locked and live; unlocks it
+    void retire(uint32_t slot, unsigned writer);        // release(slot) after a grace period
+    void release(uint32_t slot);                        // back to the free pool
+    void free_resources();
+};
+
+} // namespace syncwall::dp

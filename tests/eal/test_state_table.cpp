@@ -1,0 +1,470 @@
+// The state table on EAL memory (suite "eal": no hugepages, no PCI): indexes, slot life,
+// RCU-deferred reuse, expiry sweep, and a worker reading while the main lcore churns.
+#include "dataplane/state_table.hpp"
+
+#include <catch2/catch.hpp>
+#include <rte_cycles.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+
+#include <atomic>
+#include <chrono>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace syncwall;
+using dp::StateTable;
+
+namespace {
+
+constexpr uint32_t creator = 0x5eed;
+
+int table_names = 0;
+dp::StateTableConfig config(uint32_t capacity, unsigned readers = 1) {
+    dp::StateTableConfig c;
+    c.name = "st_test" + std::to_string(table_names++);
+    c.capacity = capacity;
+    c.reader_threads = readers;
+    return c;
+}
+
+dp::StateKey make_key(uint32_t n) {
+    dp::StateKey k;
+    k.af = 4;
+    k.proto = 6;
+    k.addr[0] = {10, uint8_t(n >> 16), uint8_t(n >> 8), uint8_t(n)};
+    k.addr[1] = {192, 0, 2, 1};
+    k.port[0] = uint16_t(1024 + n % 60000);
+    k.port[1] = 443;
+    return k;
+}
+
+// Payload fields derived from the key number, so that a reader can tell whose data it sees.
+uint32_t rule_of(uint32_t n) {
+    return n * 7 + 3;
+}
+uint64_t bytes_of(uint32_t n) {
+    return ~uint64_t(n) * 0x9e3779b97f4a7c15ull;
+}
+
+dp::State make_state(uint32_t n, uint64_t id) {
+    dp::State s;
+    s.key = make_key(n);
+    s.creatorid = creator;
+    s.id = id;
+    s.rule = rule_of(n);
+    s.packets[0] = n;
+    s.bytes[0] = bytes_of(n);
+    s.expire = n;
+    return s;
+}
+dp::State make_state(uint32_t n) {
+    return make_state(n, n);
+}
+
+// Let every reader report a quiescent state, then recycle what waited for it.
+void grace_period(StateTable &t, unsigned readers) {
+    for (unsigned r = 0; r < readers; r++)
+        t.quiescent(r);
+    t.reclaim();
+}
+
+struct Event {
+    unsigned writer;
+    uint32_t slot, generation;
+    dp::StateChange change;
+};
+struct RecordingSink : dp::StateChangeSink {
+    std::vector<Event> events;
+    void state_changed(unsigned writer, uint32_t slot, uint32_t generation,
+                       dp::StateChange change) override {
+        events.push_back({writer, slot, generation, change});
+    }
+};
+
+} // namespace
+
+TEST_CASE("a state is found by key and by id, locked, changed and removed", "[eal][state]") {
+    StateTable t(config(64));
+    uint32_t slot = StateTable::no_slot;
+    REQUIRE(t.insert(make_state(1), 0, &slot) == StateTable::InsertResult::ok);
+    REQUIRE(slot < t.slots());
+    CHECK(t.count() == 1);
+    CHECK(t.lookup(make_key(1)) == slot);
+    CHECK(t.lookup(make_key(2)) == StateTable::no_slot);
+    CHECK(t.lookup_id(creator, 1) == slot);
+    CHECK(t.lookup_id(creator, 2) == StateTable::no_slot);
+    CHECK(t.lookup_id(creator + 1, 1) == StateTable::no_slot);
+
+    REQUIRE(t.lock(slot));
+    CHECK(t.state(slot).key == make_key(1));
+    CHECK(t.state(slot).rule == rule_of(1));
+    t.state(slot).packets[1] = 42;
+    t.unlock(slot);
+    REQUIRE(t.lock(slot));
+    CHECK(t.state(slot).packets[1] == 42);
+    t.unlock(slot);
+
+    const dp::StateKey k1 = make_key(1), k2 = make_key(2);
+    const dp::StateKey *keys[3] = {&k2, &k1, &k2};
+    uint32_t slots[3] = {0, 0, 0};
+    t.lookup_bulk(keys, slots, 3);
+    CHECK(slots[0] == StateTable::no_slot);
+    CHECK(slots[1] == slot);
+    CHECK(slots[2] == StateTable::no_slot);
+
+    REQUIRE(t.remove(slot, 0));
+    CHECK(t.count() == 0);
+    CHECK(t.lookup(make_key(1)) == StateTable::no_slot);
+    CHECK(t.lookup_id(creator, 1) == StateTable::no_slot);
+    CHECK_FALSE(t.lock(slot));
+    CHECK_FALSE(t.remove(slot, 0));
+    t.lookup_bulk(keys, slots, 3);
+    CHECK(slots[1] == StateTable::no_slot);
+    const auto st = t.stats();
+    CHECK(st.inserts == 1);
+    CHECK(st.removals == 1);
+    CHECK(st.insert_exists == 0);
+    CHECK(st.insert_full == 0);
+}
+
+TEST_CASE("a second state with the same key or the same id is refused without leaking",
+          "[eal][state]") {
+    StateTable t(config(64));
+    uint32_t slot = StateTable::no_slot, other = StateTable::no_slot;
+    REQUIRE(t.insert(make_state(1), 0, &slot) == StateTable::InsertResult::ok);
+    CHECK(t.insert(make_state(1, 99), 0, &other) == StateTable::InsertResult::exists);
+    // Same (creatorid, id), another key: the key it added is taken back out.
+    CHECK(t.insert(make_state(2, 1), 0, &other) == StateTable::InsertResult::exists);
+    CHECK(t.count() == 1);
+    CHECK(t.lookup(make_key(2)) == StateTable::no_slot);
+    CHECK(t.lookup_id(creator, 1) == slot);
+    REQUIRE(t.lock(slot));
+    CHECK(t.state(slot).key == make_key(1));
+    t.unlock(slot);
+    CHECK(t.stats().insert_exists == 2);
+
+    // Every refused attempt gives its key position back after a grace period: many more
+    // attempts than the index has positions never run it out of room.
+    const uint32_t attempts = t.slots() + 2000;
+    uint32_t refused = 0;
+    for (uint32_t i = 0; i < attempts; i++) {
+        if (t.insert(make_state(1000 + i, 1), 0, &other) == StateTable::InsertResult::exists)
+            refused++;
+        grace_period(t, 1);
+    }
+    CHECK(refused == attempts);
+    CHECK(t.stats().insert_full == 0);
+    CHECK(t.count() == 1);
+    REQUIRE(t.insert(make_state(2), 0, &other) == StateTable::InsertResult::ok);
+    CHECK(t.lookup(make_key(2)) == other);
+    CHECK(t.lookup_id(creator, 2) == other);
+}
+
+TEST_CASE("state limit reached and recovered", "[eal][state]") {
+    StateTable t(config(16));
+    std::vector<uint32_t> slots;
+    for (uint32_t i = 0; i < 16; i++) {
+        uint32_t s = StateTable::no_slot;
+        REQUIRE(t.insert(make_state(i), 0, &s) == StateTable::InsertResult::ok);
+        slots.push_back(s);
+    }
+    uint32_t s = StateTable::no_slot;
+    CHECK(t.insert(make_state(16), 0, &s) == StateTable::InsertResult::full);
+    CHECK(t.insert(make_state(17), 0, &s) == StateTable::InsertResult::full);
+    CHECK(t.stats().insert_full == 2);
+    CHECK(t.count() == 16);
+    CHECK(t.lookup(make_key(16)) == StateTable::no_slot);
+
+    REQUIRE(t.remove(slots[5], 2));
+    grace_period(t, 1);
+    REQUIRE(t.insert(make_state(16), 0, &s) == StateTable::InsertResult::ok);
+    CHECK(t.count() == 16);
+    CHECK(t.lookup(make_key(16)) == s);
+    CHECK(t.lookup(make_key(5)) == StateTable::no_slot);
+    CHECK(t.insert(make_state(17), 0, &s) == StateTable::InsertResult::full);
+    CHECK(t.stats().insert_full == 3);
+}
+
+TEST_CASE(
+    "a slot is reused only after every reader passed a quiescent state, with a new generation",
+    "[eal][state]") {
+    StateTable t(config(64, 2));
+    uint32_t old = StateTable::no_slot, s = StateTable::no_slot;
+    REQUIRE(t.insert(make_state(1), 0, &old) == StateTable::InsertResult::ok);
+    const uint32_t old_generation = t.generation(old);
+    REQUIRE(t.remove(old, 0));
+
+    // Reader 1 reports, reader 0 does not: the old slot stays out of circulation.
+    bool handed_out = false;
+    for (uint32_t i = 0; i < 500; i++) {
+        REQUIRE(t.insert(make_state(100 + i), 0, &s) == StateTable::InsertResult::ok);
+        handed_out |= s == old;
+        REQUIRE(t.remove(s, 0));
+        t.quiescent(1);
+        t.reclaim();
+    }
+    CHECK_FALSE(handed_out);
+    CHECK(t.generation(old) == old_generation);
+
+    // Once both have reported it is free again. Freed positions queue up behind the ones
+    // never used, so take fresh ones (deleting without a grace period, so that none comes
+    // back meanwhile) until it is handed out: at most one per position.
+    grace_period(t, 2);
+    bool reused = false;
+    for (uint32_t i = 0; i < t.slots() && !reused; i++) {
+        REQUIRE(t.insert(make_state(1000 + i), 0, &s) == StateTable::InsertResult::ok);
+        reused = s == old;
+        if (!reused) REQUIRE(t.remove(s, 0));
+    }
+    REQUIRE(reused);
+    CHECK(t.generation(old) != old_generation);
+    REQUIRE(t.lock(old));
+    CHECK(t.state(old).key != make_key(1));
+    t.unlock(old);
+}
+
+TEST_CASE("a reader that went offline does not hold back reuse until it comes online",
+          "[eal][state]") {
+    StateTable t(config(64, 2));
+    t.reader_offline(1);
+    uint32_t old = StateTable::no_slot, s = StateTable::no_slot;
+    REQUIRE(t.insert(make_state(1), 0, &old) == StateTable::InsertResult::ok);
+    REQUIRE(t.remove(old, 0));
+    t.quiescent(0);
+    t.reclaim();
+    REQUIRE(t.insert(make_state(2), 0, &s) == StateTable::InsertResult::ok);
+    CHECK(s == old);
+
+    t.reader_online(1);
+    REQUIRE(t.remove(s, 0));
+    t.quiescent(0);
+    t.reclaim();
+    bool handed_out = false;
+    for (uint32_t i = 0; i < 200; i++) {
+        REQUIRE(t.insert(make_state(100 + i), 0, &s) == StateTable::InsertResult::ok);
+        handed_out |= s == old;
+        REQUIRE(t.remove(s, 0));
+        t.quiescent(0);
+        t.reclaim();
+    }
+    CHECK_FALSE(handed_out);
+}
+
+TEST_CASE("the sweep deletes exactly the expired states, a budget at a time, and the sink hears "
+          "every change in order",
+          "[eal][state]") {
+    StateTable t(config(256));
+    RecordingSink sink;
+    t.set_sink(&sink);
+    std::vector<uint32_t> slot_of(100);
+    for (uint32_t n = 0; n < 100; n++)
+        REQUIRE(t.insert(make_state(n), 3, &slot_of[n]) == StateTable::InsertResult::ok);
+    REQUIRE(t.lock(slot_of[4]));
+    t.state(slot_of[4]).expire = 1000; // refreshed: no longer expired
+    t.unlock(slot_of[4]);
+    t.notify_update(slot_of[4], 1);
+    t.notify_update(slot_of[7], 2);
+
+    auto expired = [](const dp::State &s) { return s.expire % 3 == 0 && s.expire < 1000; };
+    std::set<uint32_t> expect_removed;
+    for (uint32_t n = 0; n < 100; n++)
+        if (n % 3 == 0 && n != 4) expect_removed.insert(slot_of[n]);
+    REQUIRE(expect_removed.size() == 34);
+
+    const uint32_t budget = 16;
+    const uint32_t first = t.sweep(budget, 5, expired);
+    CHECK(first <= budget);
+    uint32_t removed = first, calls = 1;
+    while (calls * budget < t.slots()) {
+        removed += t.sweep(budget, 5, expired);
+        calls++;
+    }
+    CHECK(removed == 34);
+    CHECK(t.count() == 66);
+    CHECK(t.sweep(t.slots(), 5, expired) == 0); // a whole second pass finds nothing more
+    for (uint32_t n = 0; n < 100; n++) {
+        const bool gone = n % 3 == 0 && n != 4;
+        CHECK((t.lookup(make_key(n)) == StateTable::no_slot) == gone);
+    }
+
+    REQUIRE(sink.events.size() == 100 + 2 + 34);
+    for (uint32_t n = 0; n < 100; n++) {
+        CHECK(sink.events[n].change == dp::StateChange::insert);
+        CHECK(sink.events[n].slot == slot_of[n]);
+        CHECK(sink.events[n].writer == 3);
+    }
+    CHECK(sink.events[100].change == dp::StateChange::update);
+    CHECK(sink.events[100].slot == slot_of[4]);
+    CHECK(sink.events[100].writer == 1);
+    CHECK(sink.events[101].change == dp::StateChange::update);
+    CHECK(sink.events[101].slot == slot_of[7]);
+    std::set<uint32_t> heard_removed;
+    for (size_t i = 102; i < sink.events.size(); i++) {
+        const Event &e = sink.events[i];
+        CHECK(e.change == dp::StateChange::remove);
+        CHECK(e.writer == 5);
+        heard_removed.insert(e.slot);
+        // The remove names the same incarnation as the insert did.
+        for (uint32_t n = 0; n < 100; n++)
+            if (slot_of[n] == e.slot) CHECK(e.generation == sink.events[n].generation);
+    }
+    CHECK(heard_removed == expect_removed);
+}
+
+TEST_CASE("for_each visits every live state once, with a copy", "[eal][state]") {
+    StateTable t(config(64));
+    std::vector<uint32_t> slot_of(10);
+    for (uint32_t n = 0; n < 10; n++)
+        REQUIRE(t.insert(make_state(n), 0, &slot_of[n]) == StateTable::InsertResult::ok);
+    REQUIRE(t.remove(slot_of[3], 0));
+    std::set<uint32_t> seen;
+    bool consistent = true;
+    t.for_each([&](uint32_t slot, const dp::State &s) {
+        seen.insert(slot);
+        const uint32_t n = uint32_t(s.packets[0]);
+        consistent &= n < 10 && slot_of[n] == slot && s.key == make_key(n) && s.rule == rule_of(n);
+    });
+    CHECK(seen.size() == 9);
+    CHECK(seen.count(slot_of[3]) == 0);
+    CHECK(consistent);
+}
+
+namespace {
+constexpr uint32_t watched_keys = 64; // keys 0..63 are read; 64..127 only churn
+struct ChurnReader {
+    StateTable *table;
+    std::atomic<bool> *stop;
+    std::atomic<uint64_t> hits{0}, misses{0}, gone{0}, wrong{0}, rounds{0};
+};
+
+bool matches(const dp::State &s, uint32_t n) {
+    return s.key == make_key(n) && s.rule == rule_of(n) && s.packets[0] == n &&
+           s.bytes[0] == bytes_of(n);
+}
+
+int churn_reader(void *arg) {
+    auto *a = static_cast<ChurnReader *>(arg);
+    StateTable &t = *a->table;
+    dp::StateKey keys[watched_keys];
+    const dp::StateKey *key_ptrs[watched_keys];
+    for (uint32_t n = 0; n < watched_keys; n++) {
+        keys[n] = make_key(n);
+        key_ptrs[n] = &keys[n];
+    }
+    uint32_t slots[watched_keys];
+    uint64_t hits = 0, misses = 0, gone = 0, wrong = 0, rounds = 0;
+    while (!a->stop->load(std::memory_order_relaxed)) {
+        if (rounds % 2 == 0) {
+            t.lookup_bulk(key_ptrs, slots, watched_keys);
+        } else {
+            for (uint32_t n = 0; n < watched_keys; n++)
+                slots[n] = t.lookup(keys[n]);
+        }
+        for (uint32_t n = 0; n < watched_keys; n++) {
+            if (slots[n] == StateTable::no_slot) {
+                misses++;
+                continue;
+            }
+            if (!t.lock(slots[n])) { // deleted since the lookup
+                gone++;
+                continue;
+            }
+            if (matches(t.state(slots[n]), n))
+                hits++;
+            else
+                wrong++;
+            t.unlock(slots[n]);
+        }
+        t.quiescent(0);
+        rounds++;
+        a->hits.store(hits, std::memory_order_relaxed);
+        a->misses.store(misses, std::memory_order_relaxed);
+        a->gone.store(gone, std::memory_order_relaxed);
+        a->wrong.store(wrong, std::memory_order_relaxed);
+        a->rounds.store(rounds, std::memory_order_relaxed);
+    }
+    t.reader_offline(0);
+    return 0;
+}
+} // namespace
+
+TEST_CASE("a worker looking states up while the main lcore inserts and deletes them never sees "
+          "another state's data",
+          "[eal][state]") {
+    const unsigned worker = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
+    REQUIRE(worker < RTE_MAX_LCORE);
+    StateTable t(config(1024));
+    std::atomic<bool> stop{false};
+    ChurnReader reader{&t, &stop};
+    REQUIRE(rte_eal_remote_launch(churn_reader, &reader, worker) == 0);
+
+    // 200k operations, and on until the worker has read alongside them (on a loaded 2-CPU
+    // machine the two lcores may take turns rather than run together), within 1.5 s.
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    uint64_t ops = 0, inserted = 0, removed = 0, next_id = 1, seed = 12345;
+    uint32_t max_generation = 0;
+    auto more = [&] {
+        if (ops % 256 != 0) return true;
+        if (ops >= 200000 && reader.hits.load(std::memory_order_relaxed) > 0) return false;
+        return std::chrono::steady_clock::now() < deadline;
+    };
+    while (more()) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const uint32_t n = uint32_t(seed >> 33) % (2 * watched_keys);
+        const uint32_t slot = t.lookup(make_key(n));
+        if (slot != StateTable::no_slot) {
+            removed += t.remove(slot, 1) ? 1 : 0;
+        } else {
+            uint32_t s = StateTable::no_slot;
+            if (t.insert(make_state(n, next_id++), 1, &s) == StateTable::InsertResult::ok) {
+                inserted++;
+                const uint32_t g = t.generation(s);
+                if (g > max_generation) max_generation = g;
+            }
+        }
+        if (ops % 8 == 0) t.reclaim();
+        ops++;
+    }
+    stop = true;
+    rte_eal_wait_lcore(worker);
+
+    INFO("ops " << ops << " inserted " << inserted << " removed " << removed << " rounds "
+                << reader.rounds << " hits " << reader.hits << " misses " << reader.misses
+                << " gone " << reader.gone << " max generation " << max_generation);
+    CHECK(reader.wrong.load() == 0);
+    CHECK(reader.hits.load() > 0);
+    CHECK(reader.rounds.load() > 0);
+    CHECK(inserted > 1000);
+    CHECK(removed > 1000);
+    CHECK(max_generation > 0); // slots were really recycled under the reader
+}
+
+TEST_CASE("memory per state is reported and plausible", "[eal][state]") {
+    StateTable t(config(100000, 4));
+    const std::size_t bytes = t.bytes_per_state();
+    INFO("bytes per state at 100000: " << bytes);
+    CHECK(bytes > sizeof(dp::State));
+    CHECK(bytes < 1024);
+    CHECK(t.capacity() == 100000);
+    CHECK(t.slots() >= t.capacity());
+}
+
+TEST_CASE("a table that cannot be made says why", "[eal][state]") {
+    auto cfg = config(64);
+    StateTable t(cfg);
+    try {
+        StateTable again(cfg);
+        FAIL("no error");
+    } catch (const std::runtime_error &e) {
+        CHECK_THAT(e.what(), Catch::StartsWith("cannot create state table '" + cfg.name +
+                                               "' of 64 states: key index: "));
+    }
+    auto long_name = config(64);
+    long_name.name = "a_state_table_name_too_long";
+    CHECK_THROWS_WITH(StateTable(long_name), Catch::Contains("the name must have 1 to 19"));
+    auto empty = config(0);
+    CHECK_THROWS_WITH(StateTable(empty), Catch::Contains("of 0 states: the capacity must be"));
+}
