@@ -1,0 +1,147 @@
+#include "dataplane/state_logic.hpp"
+
+#include <cstring>
+
+namespace syncwall::dp {
+
+namespace {
+
+void fill_key(StateKey &k, uint8_t family, uint8_t proto, const std::array<uint8_t, 16> &src,
+              const std::array<uint8_t, 16> &dst, uint16_t sport, uint16_t dport, StateDirection dir) {
+    k = StateKey{};
+    k.af = family;
+    k.proto = proto;
+    const int s = dir == StateDirection::in ? 0 : 1;
+    k.addr[s] = src;
+    k.addr[1 - s] = dst;
+    k.port[s] = sport;
+    k.port[1 - s] = dport;
+}
+
+StateDirection reverse(StateDirection dir) {
+    return dir == StateDirection::in ? StateDirection::out : StateDirection::in;
+}
+
+bool is_icmp_query(uint8_t proto, uint8_t type) {
+    return (proto == proto_icmp && (type == 0 || type == 8 || type == 13 || type == 14)) ||
+           (proto == proto_icmpv6 && (type == 128 || type == 129));
+}
+
+} // namespace
+
+StateKey state_key(const PacketDesc &d, StateDirection dir) {
+    StateKey k;
+    uint16_t sport = 0, dport = 0;
+    if (d.has_l4) {
+        // ICMP queries and replies share one key: the echo id on both sides, so a reply
+        // finds its request's state (pf's convention).
+        sport = d.sport;
+        dport = d.dport;
+    }
+    fill_key(k, d.family, d.proto, d.src, d.dst, sport, dport, dir);
+    return k;
+}
+
+std::optional<QuotedConnection> quoted_connection(std::span<const uint8_t> frame,
+                                                  const PacketDesc &d, StateDirection dir) {
+    if (!d.has_l4 || !d.icmp.is_error || d.icmp.quoted_len == 0) return std::nullopt;
+    if (std::size_t(d.icmp.quoted_offset) + d.icmp.quoted_len > frame.size()) return std::nullopt;
+    PacketDesc q;
+    if (parse_quoted_packet(frame.subspan(d.icmp.quoted_offset, d.icmp.quoted_len), q))
+        return std::nullopt;
+    if (q.family != d.family || !q.has_l4) return std::nullopt;
+    // An error about an error is never related to a connection.
+    if ((q.proto == proto_icmp || q.proto == proto_icmpv6) && !is_icmp_query(q.proto, q.icmp.type))
+        return std::nullopt;
+    QuotedConnection c;
+    c.dir = reverse(dir);
+    fill_key(c.key, q.family, q.proto, q.src, q.dst, q.sport, q.dport, c.dir);
+    c.is_tcp = q.proto == proto_tcp;
+    c.tcp_seq = q.tcp.seq;
+    return c;
+}
+
+void state_init_peers(State &s, const PacketDesc &d) {
+    s.src = TcpPeer{};
+    s.dst = TcpPeer{};
+    switch (d.proto) {
+    case proto_tcp:
+        s.timeout = tcp_state_init(s.src, s.dst, d);
+        return;
+    case proto_udp:
+        s.src.state = pseudo_single;
+        s.timeout = Timeout::udp_first;
+        return;
+    case proto_icmp:
+    case proto_icmpv6:
+        s.timeout = Timeout::icmp_first;
+        return;
+    default:
+        s.src.state = pseudo_single;
+        s.timeout = Timeout::other_first;
+        return;
+    }
+}
+
+Timeout pseudo_state_update(TcpPeer &src, TcpPeer &dst, uint8_t proto, bool *changed) {
+    const uint8_t before_src = src.state, before_dst = dst.state;
+    if (proto == proto_icmp || proto == proto_icmpv6) {
+        *changed = false;
+        return Timeout::icmp_error; // pf: PFTM_ICMP_ERROR_REPLY once a reply has been seen
+    }
+    if (src.state < pseudo_single) src.state = pseudo_single;
+    if (dst.state == pseudo_single) dst.state = pseudo_multiple;
+    *changed = src.state != before_src || dst.state != before_dst;
+    const bool both = src.state == pseudo_multiple && dst.state == pseudo_multiple;
+    if (proto == proto_udp) return both ? Timeout::udp_multiple : Timeout::udp_single;
+    return both ? Timeout::other_multiple : Timeout::other_single;
+}
+
+bool quoted_tcp_seq_fits(const TcpPeer &sender, const TcpPeer &receiver, uint32_t seq) {
+    uint8_t dws = 0;
+    if ((sender.wscale & wscale_flag) && (receiver.wscale & wscale_flag))
+        dws = receiver.wscale & wscale_mask;
+    const uint32_t window = uint32_t(receiver.max_win) << dws;
+    return seq_geq(sender.seqhi, seq) && seq_geq(seq, sender.seqlo - window);
+}
+
+TimeoutTable TimeoutTable::from_config(const config::TimeoutConfig &t, uint32_t state_limit) {
+    TimeoutTable tt;
+    auto set = [&](Timeout c, uint32_t v) { tt.seconds[std::size_t(c)] = v; };
+    set(Timeout::tcp_first, t.tcp_first);
+    set(Timeout::tcp_opening, t.tcp_opening);
+    set(Timeout::tcp_established, t.tcp_established);
+    set(Timeout::tcp_closing, t.tcp_closing);
+    set(Timeout::tcp_finwait, t.tcp_finwait);
+    set(Timeout::tcp_closed, t.tcp_closed);
+    set(Timeout::udp_first, t.udp_first);
+    set(Timeout::udp_single, t.udp_single);
+    set(Timeout::udp_multiple, t.udp_multiple);
+    set(Timeout::icmp_first, t.icmp_first);
+    set(Timeout::icmp_error, t.icmp_error);
+    set(Timeout::other_first, t.other_first);
+    set(Timeout::other_single, t.other_single);
+    set(Timeout::other_multiple, t.other_multiple);
+    set(Timeout::frag, t.frag);
+    set(Timeout::interval, t.interval);
+    if (t.adaptive_end != 0) {
+        tt.adaptive_start = t.adaptive_start;
+        tt.adaptive_end = t.adaptive_end;
+    } else {
+        // pf's defaults: scaling starts at 60 % of the state limit, reaches 0 at 120 %.
+        tt.adaptive_start = uint32_t(uint64_t(state_limit) * 6 / 10);
+        tt.adaptive_end = uint32_t(uint64_t(state_limit) * 12 / 10);
+    }
+    return tt;
+}
+
+uint32_t TimeoutTable::lifetime(Timeout c, uint32_t states, uint32_t override_seconds) const {
+    uint64_t t = override_seconds != 0 ? override_seconds : seconds[std::size_t(c)];
+    if (adaptive_end > adaptive_start && states > adaptive_start) {
+        if (states >= adaptive_end) return 0;
+        t = t * (adaptive_end - states) / (adaptive_end - adaptive_start);
+    }
+    return uint32_t(t);
+}
+
+} // namespace syncwall::dp

@@ -1,0 +1,73 @@
+// What pf does with a state besides TCP window tracking: keys, pseudo-states for UDP, ICMP
+// and other protocols, ICMP errors quoting a connection, and expiry with adaptive timeouts.
+//
+// Pure functions over PacketDesc and State (no DPDK), unit-tested without EAL. The worker's
+// filter stage (filter.hpp) calls them with the state locked.
+#pragma once
+
+#include "config/config.hpp"
+#include "dataplane/packet.hpp"
+#include "dataplane/state.hpp"
+
+#include <array>
+#include <cstdint>
+#include <optional>
+
+namespace syncwall::dp {
+
+// The key a packet looks up (and would create) in direction `dir`: inbound, addr[0] is the
+// source; outbound, addr[0] is the destination (see state.hpp). Only for packets with an
+// IP header; non-first fragments and unknown protocols get ports 0.
+StateKey state_key(const PacketDesc &d, StateDirection dir);
+
+// For an ICMP/ICMPv6 error travelling in direction `dir`: the key of the connection its
+// quoted packet belongs to (the quoted packet travelled the other way), and what is needed
+// to check it against that state. `frame` is the whole frame `d` was parsed from.
+struct QuotedConnection {
+    StateKey key;
+    StateDirection dir;    // direction the quoted packet travelled in
+    bool is_tcp = false;
+    uint32_t tcp_seq = 0;  // the quoted TCP segment's sequence number
+};
+std::optional<QuotedConnection> quoted_connection(std::span<const uint8_t> frame,
+                                                  const PacketDesc &d, StateDirection dir);
+
+// Is the packet that found state `s` in direction `dir` going the way the state's first
+// packet went (its "src" peer sent it)? pf: st->direction == pd->dir.
+inline bool from_state_src(const State &s, StateDirection dir) { return s.direction == dir; }
+
+// pf's UDP / other pseudo-states (PFUDPS_*, PFOTHERS_*).
+inline constexpr uint8_t pseudo_no_traffic = 0, pseudo_single = 1, pseudo_multiple = 2;
+
+// Initialise a new state from its first packet: peers (TCP via tcp_state_init), timeout
+// class. Keys, ids, times and counters are the caller's.
+void state_init_peers(State &s, const PacketDesc &d);
+
+// Account a packet of an existing non-TCP state (UDP, ICMP query/reply, other) that was sent
+// by `src` to `dst`; returns the new timeout class. Sets *changed when a peer's pseudo-state
+// moved (worth telling pfsync peers).
+Timeout pseudo_state_update(TcpPeer &src, TcpPeer &dst, uint8_t proto, bool *changed);
+
+// An ICMP error quoting a TCP segment passes only if the segment's sequence number lies in
+// the window its sender may use (pf_icmp_state_lookup's check). `sender` sent the quoted
+// segment, `receiver` is the other peer.
+bool quoted_tcp_seq_fits(const TcpPeer &sender, const TcpPeer &receiver, uint32_t seq);
+
+// pf's timeout table in seconds, indexed by Timeout, with adaptive scaling.
+struct TimeoutTable {
+    std::array<uint32_t, std::size_t(Timeout::count_)> seconds{};
+    uint32_t adaptive_start = 0, adaptive_end = 0; // in states; end 0 = no scaling
+
+    static TimeoutTable from_config(const config::TimeoutConfig &t, uint32_t state_limit);
+    // Seconds a state of class `c` lives after its last activity, given `states` states
+    // in the table: pf scales linearly from full at adaptive.start to 0 at adaptive.end.
+    // `override_seconds` (a rule's own timeout, 0 = none) replaces the table's value.
+    uint32_t lifetime(Timeout c, uint32_t states, uint32_t override_seconds = 0) const;
+};
+
+// True when `s` has expired at `now` (seconds on the table clock).
+inline bool state_expired(const State &s, uint32_t now, uint32_t lifetime) {
+    return now - s.expire >= lifetime;
+}
+
+} // namespace syncwall::dp
