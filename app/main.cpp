@@ -42,7 +42,7 @@ int run(const config::Config &cfg, const std::vector<std::string> &extra_eal) {
         std::vector<std::unique_ptr<dp::Worker>> workers;
         for (unsigned w = 0; w < dp.worker_count(); w++)
             workers.push_back(std::make_unique<dp::Worker>(dp, w));
-        ctl::ControlLoop control(dp);
+        ctl::ControlLoop control(dp, cfg.source_file);
         dp.start_ports();
         for (unsigned w = 0; w < workers.size(); w++)
             rte_eal_remote_launch(worker_main, workers[w].get(), cfg.lcores.workers[w]);

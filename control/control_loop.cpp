@@ -1,10 +1,17 @@
 #include "control/control_loop.hpp"
 
+#include "config/loader.hpp"
+#include "config/pf_rule.hpp"
 #include "dataplane/idle.hpp"
+#include "dataplane/ruleset.hpp"
+#include "dataplane/state_table.hpp"
 
 #include <rte_cycles.h>
 
+#include <rte_lcore.h>
+
 #include <csignal>
+#include <cstdio>
 #include <sstream>
 
 namespace syncwall::ctl {
@@ -15,14 +22,50 @@ constexpr auto tick_interval = std::chrono::milliseconds(100);
 constexpr uint32_t main_max_sleep_us = 1000;
 } // namespace
 
-ControlLoop::ControlLoop(dp::Dataplane &dp)
-    : dp_(dp), slow_(dp), signals_(io_, SIGINT, SIGTERM), tick_(io_) {
+ControlLoop::ControlLoop(dp::Dataplane &dp, std::string config_path)
+    : dp_(dp), slow_(dp), signals_(io_, SIGINT, SIGTERM), hup_(io_, SIGHUP), tick_(io_),
+      config_path_(std::move(config_path)) {
     signals_.async_wait([this](const boost::system::error_code &ec, int sig) {
         if (ec) return;
         stop_reason_ = sig == SIGINT ? "SIGINT" : "SIGTERM";
         dp_.stopping.store(true);
     });
+    wait_signals();
     arm_tick();
+}
+
+void ControlLoop::wait_signals() {
+    hup_.async_wait([this](const boost::system::error_code &ec, int) {
+        if (ec) return;
+        const std::string err = reload();
+        if (err.empty())
+            std::printf("syncwall: reloaded %s\n", config_path_.c_str());
+        else
+            std::printf("syncwall: reload failed, still running the previous rules: %s\n", err.c_str());
+        std::fflush(stdout);
+        wait_signals();
+    });
+}
+
+std::string ControlLoop::reload() {
+    try {
+        auto next = std::make_unique<config::Config>(config::load_config(config_path_));
+        if (next->interfaces.size() != dp_.cfg.interfaces.size())
+            return config_path_ + ": interfaces changed: a restart is needed to apply that";
+        for (std::size_t i = 0; i < next->interfaces.size(); i++)
+            if (next->interfaces[i].name != dp_.cfg.interfaces[i].name)
+                return config_path_ + ": interfaces changed: a restart is needed to apply that";
+        auto rules = config::parse_pf_rules(*next);
+        const std::string name = "syncwall_acl" + std::to_string(reloads_ + 1);
+        auto rs = std::make_unique<dp::Ruleset>(*next, std::move(rules), dp_.worker_count(), name,
+                                                int(rte_socket_id()));
+        dp_.publish_ruleset(std::move(rs));
+        configs_.push_back(std::move(next));
+        reloads_++;
+        return {};
+    } catch (const std::exception &e) {
+        return e.what();
+    }
 }
 
 void ControlLoop::arm_tick() {
@@ -30,6 +73,9 @@ void ControlLoop::arm_tick() {
     tick_.async_wait([this](const boost::system::error_code &ec) {
         if (ec) return;
         slow_.tick(SlowPath::Clock::now());
+        // Sweep expired states incrementally: the whole table once per `interval`.
+        const uint64_t ticks = uint64_t(dp_.cfg.timeouts.interval) * 1000 / tick_interval.count();
+        dp_.expire_states(uint32_t(dp_.states->slots() / (ticks == 0 ? 1 : ticks) + 1));
         arm_tick();
     });
 }
@@ -47,6 +93,7 @@ void ControlLoop::run() {
         if (const uint32_t us = idle.after_poll(work); us != 0) rte_delay_us_sleep(us);
     }
     signals_.cancel();
+    hup_.cancel();
     tick_.cancel();
     io_.poll();
 }
@@ -60,6 +107,9 @@ std::string format_counters(const dp::Dataplane &dp) {
           << p.rx_bytes << " tx_packets " << p.tx_packets << " tx_bytes " << p.tx_bytes << "\n";
     }
     o << "forwarded " << t.forwarded << "\npunted " << t.punted << "\n";
+    const auto st = dp.states->stats();
+    o << "states " << dp.states->count() << "\nstate_inserts " << st.inserts
+      << "\nstate_removals " << st.removals << "\n";
     for (std::size_t r = 0; r < dp::drop_reason_count; r++)
         if (t.drops[r] != 0) o << "drop " << dp::drop_reason_names[r] << " " << t.drops[r] << "\n";
     o << "drops_total " << t.total_drops() << "\n";

@@ -14,16 +14,26 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace syncwall::ctl {
 
 class ControlLoop {
   public:
-    explicit ControlLoop(dp::Dataplane &dp);
+    // `config_path` is re-read by reload().
+    ControlLoop(dp::Dataplane &dp, std::string config_path);
 
     void run();
     void request_stop();
+
+    // Re-read the configuration file and install its rules and tables as a transaction:
+    // the new ruleset is compiled beside the running one and swapped in only if all of it
+    // is valid. Returns an empty string on success, else the error (nothing changed).
+    // Other sections take effect at the next start. SIGHUP calls this too.
+    std::string reload();
+    uint64_t reloads() const { return reloads_; }
 
     boost::asio::io_context &io() { return io_; }
     SlowPath &slow_path() { return slow_; }
@@ -32,13 +42,18 @@ class ControlLoop {
 
   private:
     void arm_tick();
+    void wait_signals();
 
     dp::Dataplane &dp_;
     boost::asio::io_context io_;
     SlowPath slow_;
     boost::asio::signal_set signals_;
+    boost::asio::signal_set hup_;
     boost::asio::steady_timer tick_;
     std::string stop_reason_;
+    std::string config_path_;
+    std::vector<std::unique_ptr<config::Config>> configs_; // kept alive for the rulesets
+    uint64_t reloads_ = 0;
 };
 
 // Counters summed over every lcore, as text (one "name value" pair per line, grouped).

@@ -206,6 +206,39 @@ std::size_t build_neighbour_advertisement(std::span<uint8_t> out, const Ip6 &tar
     return len;
 }
 
+std::size_t build_tcp_rst(std::span<uint8_t> out, const dp::PacketDesc &d) {
+    if (d.proto != dp::proto_tcp || !d.has_l4 || (d.tcp.flags & dp::tcpf::rst)) return 0;
+    const std::size_t ip_len = d.family == 4 ? 20 : 40;
+    if (out.size() < ip_len + 20) return 0;
+    uint8_t *ip = out.data();
+    uint8_t *tcp = ip + ip_len;
+    std::memset(tcp, 0, 20);
+    put16(tcp, d.dport);
+    put16(tcp + 2, d.sport);
+    if (d.tcp.flags & dp::tcpf::ack) {
+        put32(tcp + 4, d.tcp.ack);
+        tcp[13] = dp::tcpf::rst;
+    } else {
+        uint32_t ack = d.tcp.seq + d.tcp.payload_len;
+        if (d.tcp.flags & dp::tcpf::syn) ack++;
+        if (d.tcp.flags & dp::tcpf::fin) ack++;
+        put32(tcp + 8, ack);
+        tcp[13] = dp::tcpf::rst | dp::tcpf::ack;
+    }
+    tcp[12] = 5 << 4;
+    if (d.family == 4) {
+        Ip4 src, dst;
+        std::memcpy(src.data(), d.dst.data(), 4);
+        std::memcpy(dst.data(), d.src.data(), 4);
+        write_ipv4_header(ip, 40, dp::proto_tcp, src, dst, 0);
+        put16(tcp + 16, l4_checksum(4, src.data(), dst.data(), dp::proto_tcp, {tcp, 20}));
+    } else {
+        write_ipv6_header(ip, 20, dp::proto_tcp, 64, d.dst, d.src);
+        put16(tcp + 16, l4_checksum(6, d.dst.data(), d.src.data(), dp::proto_tcp, {tcp, 20}));
+    }
+    return ip_len + 20;
+}
+
 bool parse_nd(std::span<const uint8_t> icmp, NdMessage &out) {
     if (icmp.size() < 24) return false;
     if (icmp[0] != 135 && icmp[0] != 136) return false;

@@ -67,6 +67,12 @@ struct NdMessage {
 };
 bool parse_nd(std::span<const uint8_t> icmp, NdMessage &out);
 
+// The RST that answers TCP segment `d` (pf's `block return` for TCP): from its destination
+// to its source, ports swapped; seq = its ack if it carried ACK, else seq 0 with
+// ack = its seq + length (+1 for SYN, +1 for FIN) and RST|ACK (RFC 793, "Reset
+// Generation"). Written at out[0] as an IPv4 or IPv6 packet (no Ethernet header).
+std::size_t build_tcp_rst(std::span<uint8_t> out, const dp::PacketDesc &d);
+
 // Fill IPv4 header checksum (header at ip[0], IHL from the header).
 void set_ipv4_checksum(uint8_t *ip);
 

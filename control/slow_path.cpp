@@ -119,6 +119,9 @@ void SlowPath::handle(rte_mbuf *m, Clock::time_point now) {
         else
             send_icmp_error(m, d, meta.in_port, 3, 0, 0, now);
         return;
+    case PuntKind::block_return:
+        block_return(m, d, meta.in_port, config::BlockPolicy(meta.next_hop), now);
+        return;
     case PuntKind::too_big: {
         ctr_.drop(DropReason::too_big);
         const uint16_t mtu = dp_.ports[dp_.routes->next_hop(meta.next_hop).port].mtu;
@@ -285,6 +288,35 @@ void SlowPath::send_icmp_error(rte_mbuf *m, const PacketDesc &d, uint16_t port, 
     send_ip(e, d.family, dst.data(), now);
 }
 
+void SlowPath::block_return(rte_mbuf *m, const PacketDesc &d, uint16_t port,
+                            config::BlockPolicy policy, Clock::time_point now) {
+    const bool rst = d.proto == dp::proto_tcp && policy != config::BlockPolicy::return_icmp;
+    if (!rst) {
+        if (policy == config::BlockPolicy::return_rst) {
+            rte_pktmbuf_free(m);
+            return;
+        }
+        // pf answers with "port unreachable" (ICMPv6: destination unreachable, code 4).
+        if (d.family == 4)
+            send_icmp_error(m, d, port, 3, 3, 0, now);
+        else
+            send_icmp_error(m, d, port, 1, 4, 0, now);
+        return;
+    }
+    rte_mbuf *r = is_unicast_source(d) && icmp_rate_ok(now) ? rte_pktmbuf_alloc(dp_.pool) : nullptr;
+    auto *buf = r != nullptr ? reinterpret_cast<uint8_t *>(rte_pktmbuf_append(r, 14 + 60)) : nullptr;
+    const std::size_t len = buf != nullptr ? build_tcp_rst({buf + 14, 60}, d) : 0;
+    const std::array<uint8_t, 16> dst = d.src;
+    rte_pktmbuf_free(m);
+    if (len == 0) {
+        if (r != nullptr) rte_pktmbuf_free(r);
+        return;
+    }
+    write_ether({buf, 14}, Mac{}, Mac{}, d.family == 4 ? dp::ether_type_ipv4 : dp::ether_type_ipv6);
+    rte_pktmbuf_trim(r, uint16_t(60 - len));
+    send_ip(r, d.family, dst.data(), now);
+}
+
 void SlowPath::send_ip(rte_mbuf *m, uint8_t family, const uint8_t *dst, Clock::time_point now) {
     config::IpAddress a;
     a.family = family;
@@ -362,9 +394,13 @@ void SlowPath::request(const NeighbourKey &key) {
 }
 
 void SlowPath::learn(const NeighbourKey &key, const Mac &mac, Clock::time_point) {
-    if (!dp_.neighbours->update(key, mac)) ctr_.drop(DropReason::neighbour_queue_full);
+    // Queue the held packets before the workers can see the neighbour, so that they leave
+    // ahead of the packets that follow them.
     auto it = pending_.find(key_bytes(key));
-    if (it == pending_.end()) return;
+    if (it == pending_.end()) {
+        if (!dp_.neighbours->update(key, mac)) ctr_.drop(DropReason::neighbour_queue_full);
+        return;
+    }
     for (rte_mbuf *m : it->second.second.packets) {
         if (m->hash.usr == 1) { // a forwarded packet still owes its TTL decrement
             PacketDesc d;
@@ -382,6 +418,7 @@ void SlowPath::learn(const NeighbourKey &key, const Mac &mac, Clock::time_point)
         finish_and_send(m, key.port, mac);
     }
     pending_.erase(it);
+    if (!dp_.neighbours->update(key, mac)) ctr_.drop(DropReason::neighbour_queue_full);
 }
 
 void SlowPath::tick(Clock::time_point now) {

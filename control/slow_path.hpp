@@ -13,6 +13,7 @@
 // Frames it builds leave through Dataplane::send_from_main.
 #pragma once
 
+#include "config/pf_rule.hpp"
 #include "control/replies.hpp"
 #include "dataplane/dataplane.hpp"
 
@@ -60,6 +61,8 @@ class SlowPath {
     void handle_arp(rte_mbuf *m, const dp::PacketDesc &d, uint16_t port, Clock::time_point now);
     void handle_local(rte_mbuf *m, const dp::PacketDesc &d, uint16_t port, Clock::time_point now);
     void handle_nd(rte_mbuf *m, const dp::PacketDesc &d, uint16_t port, Clock::time_point now);
+    void block_return(rte_mbuf *m, const dp::PacketDesc &d, uint16_t port,
+                      config::BlockPolicy policy, Clock::time_point now);
     void send_icmp_error(rte_mbuf *m, const dp::PacketDesc &d, uint16_t port, uint8_t type,
                          uint8_t code, uint32_t extra, Clock::time_point now);
     void learn(const dp::NeighbourKey &key, const Mac &mac, Clock::time_point now);

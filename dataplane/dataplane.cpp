@@ -1,14 +1,21 @@
 #include "dataplane/dataplane.hpp"
 
+#include "config/pf_rule.hpp"
+#include "dataplane/ruleset.hpp"
+#include "dataplane/state_table.hpp"
+
 #include <rte_dev.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_malloc.h>
+#include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 
 namespace syncwall::dp {
@@ -61,6 +68,28 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
         if (!ports[i].is_sync) routed.push_back(RoutedInterface{ports[i].name, i, ports[i].addresses});
     routes = std::make_unique<RouteTable>("syncwall_fib0", routed, cfg.routes, socket);
     neighbours = std::make_unique<NeighbourTable>("syncwall_nbr", cfg.limits.neighbours, socket);
+
+    // The stateful filter: state table, timeouts, ruleset, and the RCU that guards swaps.
+    start_time = uint64_t(std::time(nullptr));
+    tsc_hz_ = rte_get_tsc_hz();
+    tsc_start_ = rte_get_tsc_cycles();
+    timeouts = TimeoutTable::from_config(cfg.timeouts, cfg.limits.states);
+    StateTableConfig stc;
+    stc.capacity = cfg.limits.states;
+    stc.reader_threads = worker_count() + 1; // workers, then the sync lcore
+    stc.socket_id = socket;
+    states = std::make_unique<StateTable>(stc);
+    const std::size_t rcu_size = rte_rcu_qsbr_get_memsize(worker_count());
+    config_rcu_ = static_cast<rte_rcu_qsbr *>(rte_zmalloc_socket("syncwall_rcu", rcu_size,
+                                                                 RTE_CACHE_LINE_SIZE, socket));
+    if (config_rcu_ == nullptr || rte_rcu_qsbr_init(config_rcu_, worker_count()) != 0)
+        throw std::runtime_error("cannot create the RCU variable for ruleset swaps");
+    for (unsigned w = 0; w < worker_count(); w++) {
+        rte_rcu_qsbr_thread_register(config_rcu_, w);
+        rte_rcu_qsbr_thread_online(config_rcu_, w);
+    }
+    ruleset.store(new Ruleset(cfg, config::parse_pf_rules(cfg), worker_count(), "syncwall_acl0",
+                              socket));
 
     for (unsigned w = 0; w < worker_count(); w++) {
         const std::string name = "syncwall_punt" + std::to_string(w);
@@ -215,6 +244,9 @@ Dataplane::~Dataplane() {
     }
     routes.reset();
     neighbours.reset();
+    delete ruleset.exchange(nullptr);
+    states.reset();
+    rte_free(config_rcu_);
     for (const auto &[s, p] : pools_) rte_mempool_free(p);
 }
 
@@ -230,6 +262,70 @@ void Dataplane::send_from_main(uint16_t port, rte_mbuf *m) {
         rte_pktmbuf_free(m);
         main_counters.drop(DropReason::tx_ring_full);
     }
+}
+
+} // namespace syncwall::dp
+
+namespace syncwall::dp {
+
+uint32_t Dataplane::now() const { return uint32_t((rte_get_tsc_cycles() - tsc_start_) / tsc_hz_); }
+
+void Dataplane::quiescent(unsigned worker) {
+    rte_rcu_qsbr_quiescent(config_rcu_, worker);
+    states->quiescent(worker);
+}
+
+void Dataplane::publish_ruleset(std::unique_ptr<Ruleset> next) {
+    Ruleset *old = ruleset.exchange(next.release(), std::memory_order_acq_rel);
+    if (old == nullptr) return;
+    rte_rcu_qsbr_synchronize(config_rcu_, RTE_QSBR_THRID_INVALID);
+    // States keep their rule where the new ruleset has an identical one (as pf keeps a
+    // state's rule alive); others no longer belong to a rule.
+    Ruleset *now_rs = ruleset.load();
+    std::vector<uint32_t> remap(old->size(), no_rule);
+    std::vector<bool> taken(now_rs->size(), false);
+    for (uint32_t i = 0; i < old->size(); i++)
+        for (uint32_t j = 0; j < now_rs->size(); j++)
+            if (!taken[j] && config::same_filter(old->rules()[i], now_rs->rules()[j])) {
+                remap[i] = j;
+                taken[j] = true;
+                break;
+            }
+    for (uint32_t slot = 0; slot < states->slots(); slot++) {
+        if (!states->lock(slot)) continue;
+        State &st = states->state(slot);
+        st.rule = st.rule < remap.size() ? remap[st.rule] : no_rule;
+        if (st.rule != no_rule) now_rs->live_states(st.rule).fetch_add(1, std::memory_order_relaxed);
+        states->unlock(slot);
+    }
+    delete old;
+}
+
+bool Dataplane::remove_state(uint32_t slot, unsigned writer) {
+    uint32_t rule = no_rule;
+    if (states->lock(slot)) {
+        rule = states->state(slot).rule;
+        states->unlock(slot);
+    }
+    if (!states->remove(slot, writer)) return false;
+    Ruleset *rs = ruleset.load(std::memory_order_acquire);
+    if (rule < rs->size()) rs->live_states(rule).fetch_sub(1, std::memory_order_relaxed);
+    return true;
+}
+
+uint32_t Dataplane::expire_states(uint32_t budget) {
+    const uint32_t t = now();
+    const uint32_t count = states->count();
+    Ruleset *rs = ruleset.load(std::memory_order_acquire);
+    return states->sweep(budget, main_writer(), [&](const State &st) {
+        uint32_t override_s = 0;
+        const auto c = std::size_t(st.timeout);
+        if (st.rule < rs->size() && c < config::state_timeout_count)
+            override_s = rs->rule(st.rule).timeouts[c];
+        if (!state_expired(st, t, timeouts.lifetime(st.timeout, count, override_s))) return false;
+        if (st.rule < rs->size()) rs->live_states(st.rule).fetch_sub(1, std::memory_order_relaxed);
+        return true;
+    });
 }
 
 } // namespace syncwall::dp

@@ -17,6 +17,7 @@
 #include "dataplane/counters.hpp"
 #include "dataplane/neighbours.hpp"
 #include "dataplane/routes.hpp"
+#include "dataplane/state_logic.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -28,8 +29,17 @@
 struct rte_mempool;
 struct rte_ring;
 struct rte_mbuf;
+struct rte_rcu_qsbr;
 
 namespace syncwall::dp {
+
+class StateTable;
+class Ruleset;
+struct CompiledRule;
+
+// Bursts, filter batches and bulk lookups are at most this many packets.
+inline constexpr uint16_t max_burst = 64;
+inline constexpr unsigned max_filter_batch = max_burst;
 
 struct Port {
     std::string name;          // the interface name from the config
@@ -55,6 +65,7 @@ enum class PuntKind : uint8_t {
     ttl_exceeded, // ICMP time exceeded owed to the sender
     too_big,      // ICMP fragmentation needed / packet too big owed to the sender
     multicast,    // link-local multicast/broadcast for the control plane (CARP, ND, ...)
+    block_return, // blocked by a `block return` rule: a RST or ICMP unreachable is owed
 };
 
 struct PuntMeta {
@@ -92,6 +103,27 @@ class Dataplane {
     LcoreCounters main_counters;
     std::atomic<bool> stopping{false};
 
+    // The stateful filter. Writers on the state table: workers 0..W-1, then sync_writer()
+    // and main_writer(). RCU readers: workers 0..W-1 and the sync lcore (W).
+    std::unique_ptr<StateTable> states;
+    std::atomic<Ruleset *> ruleset{nullptr}; // owned; replaced by publish_ruleset()
+    TimeoutTable timeouts;
+    uint64_t start_time = 0; // wall-clock seconds at start: the high half of state ids
+    unsigned sync_writer() const { return worker_count(); }
+    unsigned main_writer() const { return worker_count() + 1; }
+
+    // Seconds since start on the TSC: the state table's clock. Cheap; call once per burst.
+    uint32_t now() const;
+    // Workers report a quiescent state once per poll loop (ruleset and state slots).
+    void quiescent(unsigned worker);
+    // Main lcore: install a new ruleset, wait until no worker can still use the old one,
+    // free it. States keep their rule when an identical rule exists in the new set.
+    void publish_ruleset(std::unique_ptr<Ruleset> next);
+    // Main/sync lcores: delete a state and release its rule's state count.
+    bool remove_state(uint32_t slot, unsigned writer);
+    // Main lcore: delete up to `budget` slots' worth of expired states (incremental sweep).
+    uint32_t expire_states(uint32_t budget);
+
     unsigned worker_count() const { return unsigned(cfg.lcores.workers.size()); }
     int port_index_of(uint16_t dpdk_port) const {
         return dpdk_port < port_index_.size() ? port_index_[dpdk_port] : -1;
@@ -106,6 +138,8 @@ class Dataplane {
     void open_port(const config::InterfaceConfig &ic, bool is_sync);
     rte_mempool *pool_for_socket(int socket); // one mbuf pool per NUMA socket, made on demand
     std::vector<std::pair<int, rte_mempool *>> pools_;
+    rte_rcu_qsbr *config_rcu_ = nullptr; // guards the ruleset (and later routes) swaps
+    uint64_t tsc_start_ = 0, tsc_hz_ = 1;
     std::vector<int> port_index_;
 };
 

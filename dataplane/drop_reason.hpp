@@ -50,6 +50,7 @@ namespace syncwall::dp {
     X(filter_block, "blocked by a rule")                                                          \
     X(filter_state_mismatch, "did not fit the state's TCP windows")                               \
     X(filter_state_limit, "state limit reached")                                                  \
+    X(filter_state_collision, "state with the same key or id created meanwhile")                 \
     X(filter_no_state, "no state and no rule creates one")                                        \
     X(filter_icmp_no_state, "ICMP error quoting no known connection")                            \
     X(sync_port_traffic, "non-pfsync traffic on the sync port")

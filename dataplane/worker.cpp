@@ -21,11 +21,13 @@ bool is_multicast(const std::array<uint8_t, 6> &mac) { return (mac[0] & 1) != 0;
 
 Worker::Worker(Dataplane &dp, unsigned index)
     : dp_(dp), index_(index), ctr_(dp.worker_counters.at(index)),
-      idle_(dp.cfg.lcores.idle == config::IdlePolicy::adaptive, dp.cfg.lcores.idle_max_sleep_us) {}
+      idle_(dp.cfg.lcores.idle == config::IdlePolicy::adaptive, dp.cfg.lcores.idle_max_sleep_us),
+      filter_(dp, index) {}
 
 void Worker::run() {
     while (!dp_.stopping.load(std::memory_order_relaxed)) {
         const unsigned work = poll_once();
+        dp_.quiescent(index_);
         if (const uint32_t us = idle_.after_poll(work); us != 0) {
             ctr_.sleeps.inc();
             rte_delay_us_sleep(us);
@@ -106,10 +108,8 @@ void Worker::flush() {
 
 void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
     const Port &in = dp_.ports[port];
-    uint32_t v4_addr[max_burst];
-    uint8_t v6_addr[max_burst][16];
-    uint16_t v4_idx[max_burst], v6_idx[max_burst];
-    unsigned n4 = 0, n6 = 0;
+    uint16_t ip_idx[max_burst], ip_port[max_burst];
+    unsigned nip = 0;
     uint64_t rx_bytes = 0;
 
     // Stage 1-2: parse once, Ethernet checks, slow-path classes.
@@ -120,38 +120,50 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
         if (m->nb_segs != 1) {
             // Jumbo frames spread over several segments: not parsed in place.
             drop(m, DropReason::too_big);
-            pkts[i] = nullptr;
             continue;
         }
         PacketDesc &d = desc_[i];
         const std::span<const uint8_t> frame(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len);
         if (auto bad = parse_packet(frame, d)) {
             drop(m, *bad);
-            pkts[i] = nullptr;
             continue;
         }
         const bool ours = d.dst_mac == in.mac;
         if (!ours && !is_multicast(d.dst_mac)) {
             drop(m, DropReason::not_our_mac);
-            pkts[i] = nullptr;
             continue;
         }
         if (d.has_vlan) {
             drop(m, DropReason::vlan_unconfigured);
-            pkts[i] = nullptr;
             continue;
         }
         if (d.l3 == L3Kind::arp) {
             punt(m, PuntKind::arp, port);
-            pkts[i] = nullptr;
             continue;
         }
         if (!ours) { // broadcast or multicast: never routed, the control plane may want it
             punt(m, PuntKind::multicast, port);
-            pkts[i] = nullptr;
             continue;
         }
-        // Stage 3 (stateful filter, inbound on `port`) goes here.
+        ip_idx[nip] = i;
+        ip_port[nip++] = port;
+    }
+    ctr_.ports[port].rx_packets.add(n);
+    ctr_.ports[port].rx_bytes.add(rx_bytes);
+    if (nip == 0) return;
+
+    // Stage 3: the filter, inbound on the ingress port.
+    const uint32_t now = dp_.now();
+    FilterVerdict verdict[max_burst];
+    filter_.run(StateDirection::in, pkts, desc_.data(), ip_idx, ip_port, nip, verdict, now);
+    uint32_t v4_addr[max_burst];
+    uint8_t v6_addr[max_burst][16];
+    uint16_t v4_idx[max_burst], v6_idx[max_burst];
+    unsigned n4 = 0, n6 = 0;
+    for (unsigned k = 0; k < nip; k++) {
+        const uint16_t i = ip_idx[k];
+        if (!apply(verdict[k], pkts[i], port)) continue;
+        const PacketDesc &d = desc_[i];
         if (d.family == 4) {
             v4_addr[n4] = uint32_t(d.dst[0]) << 24 | uint32_t(d.dst[1]) << 16 |
                           uint32_t(d.dst[2]) << 8 | d.dst[3];
@@ -161,39 +173,72 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
             v6_idx[n6++] = i;
         }
     }
-    ctr_.ports[port].rx_packets.add(n);
-    ctr_.ports[port].rx_bytes.add(rx_bytes);
 
     // Stage 4: routes in bulk.
-    RouteTable::NextHopId nh4[max_burst], nh6[max_burst];
+    RouteTable::NextHopId nh4[max_burst], nh6[max_burst], nh_of[max_burst];
     if (n4 != 0) dp_.routes->lookup4(v4_addr, nh4, n4);
     if (n6 != 0) dp_.routes->lookup6(v6_addr, nh6, n6);
-    for (unsigned k = 0; k < n4; k++) forward(pkts[v4_idx[k]], desc_[v4_idx[k]], port, nh4[k]);
-    for (unsigned k = 0; k < n6; k++) forward(pkts[v6_idx[k]], desc_[v6_idx[k]], port, nh6[k]);
+    uint16_t out_idx[max_burst], out_port[max_burst];
+    unsigned nout = 0;
+    auto route = [&](uint16_t i, RouteTable::NextHopId id) {
+        if (const auto egress = route_one(pkts[i], desc_[i], port, id)) {
+            out_idx[nout] = i;
+            out_port[nout] = *egress;
+            nh_of[nout++] = id;
+        }
+    };
+    for (unsigned k = 0; k < n4; k++) route(v4_idx[k], nh4[k]);
+    for (unsigned k = 0; k < n6; k++) route(v6_idx[k], nh6[k]);
+    if (nout == 0) return;
+
+    // Stage 5: the filter, outbound on the egress port; then neighbour, rewrite, tx.
+    filter_.run(StateDirection::out, pkts, desc_.data(), out_idx, out_port, nout, verdict, now);
+    for (unsigned k = 0; k < nout; k++) {
+        const uint16_t i = out_idx[k];
+        if (apply(verdict[k], pkts[i], port)) forward(pkts[i], desc_[i], port, nh_of[k]);
+    }
 }
 
-void Worker::forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId id) {
+bool Worker::apply(const FilterVerdict &v, rte_mbuf *m, uint16_t in_port) {
+    switch (v.action) {
+    case FilterVerdict::Action::pass:
+        return true;
+    case FilterVerdict::Action::drop:
+        rte_pktmbuf_free(m); // counted by the filter
+        return false;
+    case FilterVerdict::Action::block_return:
+        punt(m, PuntKind::block_return, in_port, v.block_policy);
+        return false;
+    }
+    return false;
+}
+
+std::optional<uint16_t> Worker::route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
+                                          RouteTable::NextHopId id) {
     const NextHop &nh = dp_.routes->next_hop(id);
     switch (nh.kind) {
     case NextHop::Kind::none:
         drop(m, DropReason::no_route);
-        return;
+        return std::nullopt;
     case NextHop::Kind::local:
         punt(m, PuntKind::local, in_port);
-        return;
+        return std::nullopt;
     case NextHop::Kind::forward:
         break;
     }
-    // Stage 5.
     if (d.ttl <= 1) {
         punt(m, PuntKind::ttl_exceeded, in_port, uint32_t(id));
-        return;
+        return std::nullopt;
     }
     if (d.l3_total_len > dp_.ports[nh.port].mtu) {
         punt(m, PuntKind::too_big, in_port, uint32_t(id));
-        return;
+        return std::nullopt;
     }
-    // (stateful filter, outbound on nh.port, goes here)
+    return nh.port;
+}
+
+void Worker::forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId id) {
+    const NextHop &nh = dp_.routes->next_hop(id);
     NeighbourKey key;
     key.port = nh.port;
     key.family = d.family;

@@ -7,26 +7,26 @@
 // go to the main lcore on its single-producer punt ring. Worker 0 also drains the ports'
 // control tx rings (frames the main lcore built) into its tx queue.
 //
-// Stages a burst goes through, in order (the stateful filter slots in at the marked points):
+// Stages a burst goes through, in order:
 //   1. parse every frame once (packet.hpp); malformed frames are counted drops;
 //   2. Ethernet checks, ARP and link-local multicast to the punt ring;
-//   3. [filter: state lookup, then rules, inbound on the ingress port]
-//   4. bulk FIB lookups; local destinations to the punt ring;
-//   5. TTL, MTU, [filter: outbound on the egress port], neighbour, rewrite, tx buffer.
+//   3. the stateful filter, inbound on the ingress port (filter.hpp);
+//   4. bulk FIB lookups; local destinations to the punt ring; TTL and MTU checks;
+//   5. the filter again, outbound on the egress port; neighbour, rewrite, tx buffer.
 #pragma once
 
 #include "dataplane/dataplane.hpp"
+#include "dataplane/filter.hpp"
 #include "dataplane/idle.hpp"
 #include "dataplane/packet.hpp"
 
 #include <array>
 #include <cstdint>
+#include <optional>
 
 struct rte_mbuf;
 
 namespace syncwall::dp {
-
-inline constexpr uint16_t max_burst = 64;
 
 class Worker {
   public:
@@ -51,6 +51,13 @@ class Worker {
     void drop(rte_mbuf *m, DropReason r);
     void punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop = 0);
     void transmit(uint16_t port, rte_mbuf *m);
+    // Apply a filter verdict: true if the packet goes on; otherwise it is consumed.
+    bool apply(const FilterVerdict &v, rte_mbuf *m, uint16_t in_port);
+    // Route decision for a packet that passed inbound: the egress port if it is to be
+    // forwarded; otherwise the packet is consumed (punted or dropped).
+    std::optional<uint16_t> route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
+                                      RouteTable::NextHopId id);
+    // Neighbour, rewrite, transmit (or punt for resolution).
     void forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId nh);
     unsigned drain_control_tx();
 
@@ -58,6 +65,7 @@ class Worker {
     unsigned index_;
     LcoreCounters &ctr_;
     IdleBackoff idle_;
+    Filter filter_;
     std::array<TxBuffer, max_ports> tx_{};
     std::array<PacketDesc, max_burst> desc_{};
 };

@@ -1,0 +1,255 @@
+#include "dataplane/filter.hpp"
+
+#include "dataplane/ruleset.hpp"
+#include "dataplane/state_logic.hpp"
+#include "dataplane/state_table.hpp"
+
+#include <rte_mbuf.h>
+
+#include <cstring>
+
+namespace syncwall::dp {
+
+namespace {
+
+uint8_t iface_dir(uint16_t port, StateDirection dir) {
+    return uint8_t(port << 1 | (dir == StateDirection::out ? 1 : 0));
+}
+
+// The ACL's ports: TCP/UDP ports, or ICMP type and code (so icmp-type matches there).
+void acl_ports(const PacketDesc &d, uint16_t &sport, uint16_t &dport) {
+    if (d.has_l4 && (d.proto == proto_icmp || d.proto == proto_icmpv6)) {
+        sport = d.icmp.type;
+        dport = d.icmp.code;
+    } else if (d.has_l4) {
+        sport = d.sport;
+        dport = d.dport;
+    } else {
+        sport = dport = 0;
+    }
+}
+
+std::span<const uint8_t> frame_of(const rte_mbuf *m) {
+    return {rte_pktmbuf_mtod(m, const uint8_t *), m->data_len};
+}
+
+} // namespace
+
+Filter::Filter(Dataplane &dp, unsigned worker)
+    : dp_(dp), worker_(worker), ctr_(dp.worker_counters.at(worker)),
+      // pf seeds its state ids with the boot time in the high 32 bits, so that a restarted
+      // node never reuses an id its peers still hold; the low bits are this worker's.
+      next_id_((dp.start_time << 32) + worker) {}
+
+void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
+                 const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
+                 uint32_t now) {
+    StateKey keys[max_filter_batch];
+    const StateKey *key_ptrs[max_filter_batch];
+    uint32_t slots[max_filter_batch];
+    unsigned lookup[max_filter_batch], misses[max_filter_batch];
+    unsigned nl = 0, nm = 0;
+
+    for (unsigned k = 0; k < n; k++) {
+        const PacketDesc &d = descs[idx[k]];
+        out[k] = FilterVerdict{};
+        if (d.has_l4 && d.icmp.is_error && (d.proto == proto_icmp || d.proto == proto_icmpv6)) {
+            out[k] = icmp_error(frame_of(pkts[idx[k]]), d, dir);
+            continue;
+        }
+        keys[nl] = state_key(d, dir);
+        key_ptrs[nl] = &keys[nl];
+        lookup[nl++] = k;
+    }
+    if (nl != 0) dp_.states->lookup_bulk(key_ptrs, slots, nl);
+    for (unsigned j = 0; j < nl; j++) {
+        const unsigned k = lookup[j];
+        bool reuse = false;
+        if (slots[j] != StateTable::no_slot) {
+            out[k] = track(slots[j], dir, descs[idx[k]], pkts[idx[k]]->pkt_len, now, &reuse);
+            if (!reuse) continue;
+            // A new connection on the ports of a closed one: forget the old state and
+            // evaluate the SYN as the first packet of a new connection (pf does the same).
+            dp_.states->remove(slots[j], worker_);
+        }
+        misses[nm++] = k;
+    }
+    if (nm != 0) rules(dir, pkts, descs, idx, ports, misses, nm, out, now);
+}
+
+FilterVerdict Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len,
+                            uint32_t now, bool *reuse) {
+    StateTable &st = *dp_.states;
+    if (!st.lock(slot)) {
+        *reuse = true; // deleted since the lookup: evaluate as if there were no state
+        return {};
+    }
+    State &s = st.state(slot);
+    const bool forward = from_state_src(s, dir);
+    TcpPeer &src = forward ? s.src : s.dst;
+    TcpPeer &dst = forward ? s.dst : s.src;
+    bool changed = false;
+    FilterVerdict v;
+    if (d.proto == proto_tcp && d.has_l4) {
+        const TcpTrackResult r = tcp_track(src, dst, d);
+        changed = r.changed_for_peer;
+        if (r.verdict == TcpVerdict::reuse) {
+            st.unlock(slot);
+            *reuse = true;
+            return {};
+        }
+        if (tcp_verdict_drops(r.verdict)) {
+            v = {FilterVerdict::Action::drop, tcp_drop_reason(r.verdict)};
+        } else if (r.refresh_expire) {
+            s.expire = now;
+            s.timeout = r.timeout;
+        }
+    } else {
+        s.timeout = pseudo_state_update(src, dst, d.proto, &changed);
+        s.expire = now;
+    }
+    if (v.action == FilterVerdict::Action::pass) {
+        const int i = forward ? 0 : 1;
+        s.packets[i]++;
+        s.bytes[i] += len;
+    }
+    if (changed) st.notify_update(slot, worker_);
+    st.unlock(slot);
+    if (v.action != FilterVerdict::Action::pass) ctr_.drop(v.reason);
+    return v;
+}
+
+FilterVerdict Filter::icmp_error(std::span<const uint8_t> frame, const PacketDesc &d,
+                                 StateDirection dir) {
+    const FilterVerdict no_state{FilterVerdict::Action::drop, DropReason::filter_icmp_no_state};
+    const auto q = quoted_connection(frame, d, dir);
+    if (!q) {
+        ctr_.drop(no_state.reason);
+        return no_state;
+    }
+    StateTable &st = *dp_.states;
+    const uint32_t slot = st.lookup(q->key);
+    if (slot == StateTable::no_slot || !st.lock(slot)) {
+        ctr_.drop(no_state.reason);
+        return no_state;
+    }
+    bool fits = true;
+    if (q->is_tcp) {
+        const State &s = st.state(slot);
+        const bool forward = from_state_src(s, q->dir);
+        fits = quoted_tcp_seq_fits(forward ? s.src : s.dst, forward ? s.dst : s.src, q->tcp_seq);
+    }
+    st.unlock(slot);
+    if (!fits) {
+        ctr_.drop(no_state.reason);
+        return no_state;
+    }
+    return {};
+}
+
+void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
+                   const uint16_t *idx, const uint16_t *ports, const unsigned *which, unsigned n,
+                   FilterVerdict *out, uint32_t now) {
+    Ruleset *rs = dp_.ruleset.load(std::memory_order_acquire);
+    FilterKey4 k4[max_filter_batch];
+    FilterKey6 k6[max_filter_batch];
+    const FilterKey4 *p4[max_filter_batch];
+    const FilterKey6 *p6[max_filter_batch];
+    unsigned w4[max_filter_batch], w6[max_filter_batch];
+    uint32_t r4[max_filter_batch], r6[max_filter_batch];
+    unsigned n4 = 0, n6 = 0;
+    for (unsigned j = 0; j < n; j++) {
+        const unsigned k = which[j];
+        const PacketDesc &d = descs[idx[k]];
+        uint16_t sport, dport;
+        acl_ports(d, sport, dport);
+        const uint8_t flags = d.has_l4 && d.proto == proto_tcp ? d.tcp.flags : 0;
+        if (d.family == 4) {
+            FilterKey4 &f = k4[n4];
+            f = FilterKey4{d.proto, iface_dir(ports[k], dir), flags, 0, 0, 0, sport, dport};
+            std::memcpy(&f.src, d.src.data(), 4);
+            std::memcpy(&f.dst, d.dst.data(), 4);
+            p4[n4] = &f;
+            w4[n4++] = k;
+        } else {
+            FilterKey6 &f = k6[n6];
+            f = FilterKey6{};
+            f.proto = d.proto;
+            f.iface_dir = iface_dir(ports[k], dir);
+            f.tcp_flags = flags;
+            std::memcpy(f.src, d.src.data(), 16);
+            std::memcpy(f.dst, d.dst.data(), 16);
+            f.sport = sport;
+            f.dport = dport;
+            p6[n6] = &f;
+            w6[n6++] = k;
+        }
+    }
+    if (n4 != 0) rs->classify4(p4, r4, n4);
+    if (n6 != 0) rs->classify6(p6, r6, n6);
+
+    auto decide = [&](unsigned k, uint32_t number) {
+        if (number == Ruleset::default_rule) return; // pf's default rule: pass, no state
+        const CompiledRule &rule = rs->rule(number);
+        const PacketDesc &d = descs[idx[k]];
+        const uint32_t len = pkts[idx[k]]->pkt_len;
+        RuleCounters &rc = rs->counters(worker_, number);
+        rc.matches.inc();
+        if (rule.action == config::Action::block) {
+            const bool ret = rule.block_policy != config::BlockPolicy::drop;
+            out[k] = {ret ? FilterVerdict::Action::block_return : FilterVerdict::Action::drop,
+                      DropReason::filter_block, uint8_t(rule.block_policy)};
+            ctr_.drop(DropReason::filter_block);
+            return;
+        }
+        rc.packets.inc();
+        rc.bytes.add(len);
+        if (rule.keep_state) {
+            out[k] = create_state(rule, dir, ports[k], d, len, now);
+            if (out[k].action == FilterVerdict::Action::pass) rc.states_created.inc();
+        }
+    };
+    for (unsigned j = 0; j < n4; j++) decide(w4[j], r4[j]);
+    for (unsigned j = 0; j < n6; j++) decide(w6[j], r6[j]);
+}
+
+FilterVerdict Filter::create_state(const CompiledRule &rule, StateDirection dir, uint16_t port,
+                                   const PacketDesc &d, uint32_t len, uint32_t now) {
+    const FilterVerdict limit{FilterVerdict::Action::drop, DropReason::filter_state_limit};
+    Ruleset *rs = dp_.ruleset.load(std::memory_order_relaxed);
+    auto &live = rs->live_states(rule.number);
+    if (rule.max_states != 0 && live.load(std::memory_order_relaxed) >= rule.max_states) {
+        ctr_.drop(limit.reason);
+        return limit;
+    }
+    State s;
+    s.key = state_key(d, dir);
+    s.id = next_id_;
+    s.creatorid = dp_.cfg.node.hostid;
+    s.rule = rule.number;
+    s.creation = s.expire = now;
+    s.iface = port;
+    s.direction = dir;
+    s.log = rule.log ? 1 : 0;
+    state_init_peers(s, d);
+    s.packets[0] = 1;
+    s.bytes[0] = len;
+    uint32_t slot;
+    switch (dp_.states->insert(s, worker_, &slot)) {
+    case StateTable::InsertResult::ok:
+        next_id_ += dp_.worker_count();
+        live.fetch_add(1, std::memory_order_relaxed);
+        return {};
+    case StateTable::InsertResult::full:
+        ctr_.drop(limit.reason);
+        return limit;
+    case StateTable::InsertResult::exists:
+        break;
+    }
+    // Another lcore made this state (or a peer's copy arrived) between our lookup and
+    // insert: the packet is dropped and its sender retransmits into the state.
+    ctr_.drop(DropReason::filter_state_collision);
+    return {FilterVerdict::Action::drop, DropReason::filter_state_collision};
+}
+
+} // namespace syncwall::dp

@@ -1,0 +1,60 @@
+// The stateful filter stage of a worker: pf's pf_test() for a batch of packets.
+//
+// Theory of operation: the Worker calls run() twice per forwarded packet, as pf filters
+// every packet inbound on its ingress interface and, if forwarded, outbound on its egress
+// interface. run() looks the batch up in the state table in bulk; a packet that matches a
+// state skips the rules but must fit the state (TCP windows, pseudo-states), and an ICMP
+// error passes only if the connection it quotes has a state. Packets that match no state go
+// through the ruleset (one bulk rte_acl classification); a deciding `pass ... keep state`
+// rule creates a state, `block` drops (or asks the main lcore for a RST or ICMP unreachable
+// with `block return`), and no matching rule means pf's default: pass without state.
+//
+// Runs on the worker's lcore only; touches shared structures through the state table's
+// per-state lock and the ruleset read under RCU.
+#pragma once
+
+#include "dataplane/dataplane.hpp"
+#include "dataplane/packet.hpp"
+#include "dataplane/state.hpp"
+
+#include <cstdint>
+
+struct rte_mbuf;
+
+namespace syncwall::dp {
+
+struct FilterVerdict {
+    enum class Action : uint8_t { pass, drop, block_return };
+    Action action = Action::pass;
+    DropReason reason = DropReason::filter_block;
+    uint8_t block_policy = 0; // config::BlockPolicy, for block_return
+};
+
+class Filter {
+  public:
+    Filter(Dataplane &dp, unsigned worker);
+
+    // Filter n packets in direction `dir`. For packet k: pkts[idx[k]] / descs[idx[k]], on
+    // port ports[k] (our index), verdict into out[k]. n <= 64. `now` is the table clock.
+    void run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
+             const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
+             uint32_t now);
+
+  private:
+    FilterVerdict track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len,
+                        uint32_t now, bool *reuse);
+    FilterVerdict icmp_error(std::span<const uint8_t> frame, const PacketDesc &d,
+                             StateDirection dir);
+    FilterVerdict create_state(const CompiledRule &rule, StateDirection dir, uint16_t port,
+                               const PacketDesc &d, uint32_t len, uint32_t now);
+    void rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
+               const uint16_t *idx, const uint16_t *ports, const unsigned *which, unsigned n,
+               FilterVerdict *out, uint32_t now);
+
+    Dataplane &dp_;
+    unsigned worker_;
+    LcoreCounters &ctr_;
+    uint64_t next_id_;
+};
+
+} // namespace syncwall::dp
