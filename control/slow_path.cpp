@@ -119,6 +119,11 @@ void SlowPath::handle(rte_mbuf *m, Clock::time_point now) {
         else
             send_icmp_error(m, d, meta.in_port, 3, 0, 0, now);
         return;
+    case PuntKind::reply: {
+        const uint8_t *ip = frame_of(m).data() + d.l3_offset;
+        send_ip(m, d.family, d.family == 4 ? ip + 16 : ip + 24, now);
+        return;
+    }
     case PuntKind::block_return:
         block_return(m, d, meta.in_port, config::BlockPolicy(meta.next_hop), now);
         return;

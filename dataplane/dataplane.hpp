@@ -66,6 +66,7 @@ enum class PuntKind : uint8_t {
     too_big,      // ICMP fragmentation needed / packet too big owed to the sender
     multicast,    // link-local multicast/broadcast for the control plane (CARP, ND, ...)
     block_return, // blocked by a `block return` rule: a RST or ICMP unreachable is owed
+    reply,        // a reply the worker built in place (challenge ACK): route and send it
 };
 
 struct PuntMeta {

@@ -98,7 +98,13 @@ FilterVerdict Filter::track(uint32_t slot, StateDirection dir, const PacketDesc 
             *reuse = true;
             return {};
         }
-        if (tcp_verdict_drops(r.verdict)) {
+        if (r.verdict == TcpVerdict::drop_syn_challenge_ack ||
+            r.verdict == TcpVerdict::drop_rst_not_exact) {
+            // pf answers a SYN on an established connection (and we, per RFC 5961, a RST
+            // that is in the window but not exact) with an ACK carrying the right numbers.
+            const TcpChallengeAck ca = tcp_challenge_ack(src, dst);
+            v = {FilterVerdict::Action::challenge_ack, tcp_drop_reason(r.verdict), 0, ca.seq, ca.ack};
+        } else if (tcp_verdict_drops(r.verdict)) {
             v = {FilterVerdict::Action::drop, tcp_drop_reason(r.verdict)};
         } else if (r.refresh_expire) {
             s.expire = now;

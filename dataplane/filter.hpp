@@ -24,10 +24,12 @@ struct rte_mbuf;
 namespace syncwall::dp {
 
 struct FilterVerdict {
-    enum class Action : uint8_t { pass, drop, block_return };
+    // challenge_ack: dropped, and a bare ACK with `seq`/`ack` goes back to the sender.
+    enum class Action : uint8_t { pass, drop, block_return, challenge_ack };
     Action action = Action::pass;
     DropReason reason = DropReason::filter_block;
     uint8_t block_policy = 0; // config::BlockPolicy, for block_return
+    uint32_t seq = 0, ack = 0; // challenge_ack
 };
 
 class Filter {

@@ -1,9 +1,12 @@
 // Header rewrites for forwarding, over raw bytes (pure, unit-tested without EAL).
 #pragma once
 
+#include "dataplane/packet.hpp"
+
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <span>
 
 namespace syncwall::dp {
 
@@ -27,5 +30,12 @@ inline void ether_rewrite(uint8_t *frame, const std::array<uint8_t, 6> &dst,
     std::memcpy(frame, dst.data(), 6);
     std::memcpy(frame + 6, src.data(), 6);
 }
+
+// Turn a parsed TCP segment, in place, into a bare ACK sent back to its sender (from its
+// destination address and port): what pf sends as a challenge ACK (RFC 5961). Options and
+// payload are dropped, TTL/hop limit 64, checksums recomputed. Returns the new frame length,
+// or 0 when the segment's IP header carries options or extension headers (then no ACK).
+std::size_t tcp_rewrite_as_ack(std::span<uint8_t> frame, const PacketDesc &d, uint32_t seq,
+                               uint32_t ack);
 
 } // namespace syncwall::dp

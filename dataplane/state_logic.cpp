@@ -1,5 +1,7 @@
 #include "dataplane/state_logic.hpp"
 
+#include "dataplane/forward.hpp"
+
 #include <cstring>
 
 namespace syncwall::dp {
@@ -142,6 +144,47 @@ uint32_t TimeoutTable::lifetime(Timeout c, uint32_t states, uint32_t override_se
         t = t * (adaptive_end - states) / (adaptive_end - adaptive_start);
     }
     return uint32_t(t);
+}
+
+std::size_t tcp_rewrite_as_ack(std::span<uint8_t> frame, const PacketDesc &d, uint32_t seq,
+                               uint32_t ack) {
+    if (d.proto != proto_tcp || !d.has_l4 || d.has_ip_options) return 0;
+    const std::size_t ip_len = d.family == 4 ? 20 : 40;
+    if (d.l4_offset != d.l3_offset + ip_len || frame.size() < d.l4_offset + 20u) return 0;
+    uint8_t *ip = frame.data() + d.l3_offset;
+    uint8_t *tcp = frame.data() + d.l4_offset;
+    auto put16 = [](uint8_t *p, uint16_t v) { p[0] = uint8_t(v >> 8), p[1] = uint8_t(v); };
+    auto put32 = [&](uint8_t *p, uint32_t v) { put16(p, uint16_t(v >> 16)), put16(p + 2, uint16_t(v)); };
+    PacketDesc r; // the reply's addresses, for the pseudo-header
+    r.family = d.family;
+    r.proto = proto_tcp;
+    r.src = d.dst;
+    r.dst = d.src;
+    const std::size_t alen = d.family == 4 ? 4 : 16;
+    const std::size_t src_off = d.family == 4 ? 12 : 8;
+    std::memcpy(ip + src_off, r.src.data(), alen);
+    std::memcpy(ip + src_off + alen, r.dst.data(), alen);
+    if (d.family == 4) {
+        put16(ip + 2, 40);
+        put16(ip + 6, 0x4000); // DF, no fragment offset
+        ip[8] = 64;
+        put16(ip + 10, 0);
+        put16(ip + 10, internet_checksum({ip, 20}));
+    } else {
+        put16(ip + 4, 20);
+        ip[7] = 64;
+    }
+    put16(tcp, d.dport);
+    put16(tcp + 2, d.sport);
+    put32(tcp + 4, seq);
+    put32(tcp + 8, ack);
+    tcp[12] = 5 << 4;
+    tcp[13] = tcpf::ack;
+    put16(tcp + 14, 0);
+    put16(tcp + 16, 0);
+    put16(tcp + 18, 0);
+    put16(tcp + 16, internet_checksum({tcp, 20}, pseudo_header_sum(r, 20)));
+    return d.l4_offset + 20u;
 }
 
 } // namespace syncwall::dp

@@ -162,7 +162,7 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
     unsigned n4 = 0, n6 = 0;
     for (unsigned k = 0; k < nip; k++) {
         const uint16_t i = ip_idx[k];
-        if (!apply(verdict[k], pkts[i], port)) continue;
+        if (!apply(verdict[k], pkts[i], desc_[i], port)) continue;
         const PacketDesc &d = desc_[i];
         if (d.family == 4) {
             v4_addr[n4] = uint32_t(d.dst[0]) << 24 | uint32_t(d.dst[1]) << 16 |
@@ -195,11 +195,11 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
     filter_.run(StateDirection::out, pkts, desc_.data(), out_idx, out_port, nout, verdict, now);
     for (unsigned k = 0; k < nout; k++) {
         const uint16_t i = out_idx[k];
-        if (apply(verdict[k], pkts[i], port)) forward(pkts[i], desc_[i], port, nh_of[k]);
+        if (apply(verdict[k], pkts[i], desc_[i], port)) forward(pkts[i], desc_[i], port, nh_of[k]);
     }
 }
 
-bool Worker::apply(const FilterVerdict &v, rte_mbuf *m, uint16_t in_port) {
+bool Worker::apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port) {
     switch (v.action) {
     case FilterVerdict::Action::pass:
         return true;
@@ -209,6 +209,17 @@ bool Worker::apply(const FilterVerdict &v, rte_mbuf *m, uint16_t in_port) {
     case FilterVerdict::Action::block_return:
         punt(m, PuntKind::block_return, in_port, v.block_policy);
         return false;
+    case FilterVerdict::Action::challenge_ack: {
+        const std::size_t len = tcp_rewrite_as_ack({rte_pktmbuf_mtod(m, uint8_t *), m->data_len},
+                                                   d, v.seq, v.ack);
+        if (len == 0) {
+            rte_pktmbuf_free(m);
+            return false;
+        }
+        rte_pktmbuf_trim(m, uint16_t(m->data_len - len));
+        punt(m, PuntKind::reply, in_port);
+        return false;
+    }
     }
     return false;
 }

@@ -52,7 +52,7 @@ class Worker {
     void punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop = 0);
     void transmit(uint16_t port, rte_mbuf *m);
     // Apply a filter verdict: true if the packet goes on; otherwise it is consumed.
-    bool apply(const FilterVerdict &v, rte_mbuf *m, uint16_t in_port);
+    bool apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port);
     // Route decision for a packet that passed inbound: the egress port if it is to be
     // forwarded; otherwise the packet is consumed (punted or dropped).
     std::optional<uint16_t> route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,

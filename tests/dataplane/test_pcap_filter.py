@@ -75,6 +75,8 @@ def result():
         s2c("FA", 7000, 1, dport=41002, ident=5),
         # On the real connection but far outside the window.
         s2c("PA", 5001 + 3_000_000, 1001, b"far away", ident=6),
+        # A new SYN on the established connection: dropped, answered with a challenge ACK.
+        c2s("S", 9999),
         # An ICMP error quoting the client's SYN (the real connection), and a forged one.
         frm(ROUTER_MAC, IP(src=ROUTER, dst=CLIENT, id=7) / ICMP(type=3, code=1) / bytes(syn[IP])[:28]),
         frm(ROUTER_MAC, IP(src=ROUTER, dst=CLIENT, id=8) / ICMP(type=3, code=1)
@@ -108,7 +110,8 @@ def sent(result, pred):
 
 def test_handshake_and_reply_pass_through_state(result):
     to_server = sent(result, lambda p: TCP in p and p[IP].dst == SERVER and p[TCP].sport == 40000)
-    to_client = sent(result, lambda p: TCP in p and p[IP].dst == CLIENT and p[TCP].dport == 40000)
+    to_client = sent(result, lambda p: TCP in p and p[IP].dst == CLIENT and p[TCP].dport == 40000
+                     and str(p[TCP].flags) != "A")  # (the challenge ACK has its own test)
     # (Order on the wire may differ: the first packets wait for address resolution.)
     assert sorted(str(p[TCP].flags) for p in to_server) == ["A", "S"], result["output"]
     assert sorted(str(p[TCP].flags) for p in to_client) == ["PA", "SA"]
@@ -123,7 +126,24 @@ def test_unsolicited_syn_ack_ack_and_fin_are_dropped(result):
 
 def test_data_outside_the_window_is_dropped(result):
     assert not sent(result, lambda p: IP in p and p[IP].id == 6)
-    assert result["counters"].get("drop.filter_state_mismatch") == 1, result["output"]
+    # The far-away segment, and the SYN answered with a challenge ACK.
+    assert result["counters"].get("drop.filter_state_mismatch") == 2, result["output"]
+
+
+def test_syn_on_established_connection_gets_a_challenge_ack(result):
+    to_client = sent(result, lambda p: TCP in p and p[IP].dst == CLIENT and p[TCP].dport == 40000
+                     and str(p[TCP].flags) == "A")
+    assert len(to_client) == 1, result["output"]
+    ack = to_client[0]
+    # From the server's side, with pf's numbers: the server's seqlo (its next sequence
+    # number) and the client's seqlo (its ISN: pf moves seqlo only with data).
+    assert ack[IP].src == SERVER and ack[TCP].sport == 80
+    assert ack[TCP].seq == 5001 + len(b"in window") and ack[TCP].ack == 1000
+    assert ack[Ether].dst == CLIENT_MAC
+    assert not sent(result, lambda p: TCP in p and p[IP].dst == SERVER and p[TCP].seq == 9999)
+    rebuilt = ack[IP].copy()
+    del rebuilt[TCP].chksum
+    assert IP(bytes(rebuilt))[TCP].chksum == ack[TCP].chksum
 
 
 def test_icmp_error_quoting_a_real_connection_passes_and_forged_does_not(result):

@@ -178,3 +178,33 @@ TEST_CASE("Busy idle policy never sleeps", "[idle]") {
     dp::IdleBackoff idle(false, 500, 1);
     for (int i = 0; i < 1000; i++) REQUIRE(idle.after_poll(0) == 0);
 }
+
+TEST_CASE("a TCP segment rewritten as a challenge ACK goes back to its sender", "[forward]") {
+    // Ethernet + IPv4 + TCP SYN 192.0.2.10:40000 -> 203.0.113.5:80 with 4 payload bytes.
+    std::vector<uint8_t> f(14, 0);
+    f[12] = 0x08;
+    auto ip = ipv4_header(64, 1);
+    ip[9] = 6;
+    ip[3] = 20 + 20 + 4;
+    ctl::set_ipv4_checksum(ip.data());
+    f.insert(f.end(), ip.begin(), ip.end());
+    std::vector<uint8_t> tcp{0x9c, 0x40, 0, 80, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0,
+                             0, 0, 0, 0, 'd', 'a', 't', 'a'};
+    f.insert(f.end(), tcp.begin(), tcp.end());
+    const auto d = parse(f);
+    const std::size_t len = dp::tcp_rewrite_as_ack(f, d, 5000, 1234);
+    REQUIRE(len == 14 + 20 + 20);
+    f.resize(len);
+    const auto r = parse(f);
+    CHECK(r.src == d.dst);
+    CHECK(r.dst == d.src);
+    CHECK(r.sport == 80);
+    CHECK(r.dport == 40000);
+    CHECK(r.tcp.flags == dp::tcpf::ack);
+    CHECK(r.tcp.seq == 5000);
+    CHECK(r.tcp.ack == 1234);
+    CHECK(r.tcp.window == 0);
+    CHECK(r.tcp.payload_len == 0);
+    CHECK(dp::internet_checksum(std::span(f).subspan(14, 20)) == 0);
+    CHECK(dp::internet_checksum(std::span(f).subspan(34), dp::pseudo_header_sum(r, 20)) == 0);
+}
