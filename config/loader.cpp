@@ -43,32 +43,12 @@ std::string at_line(const SourcePos &pos) {
     return "line " + std::to_string(pos.line) + ", column " + std::to_string(pos.column);
 }
 
-// Text from the file as it goes into a message: quoted, escaped, cut short.
-std::string quote(std::string_view text) {
-    constexpr size_t max_shown = 64;
-    std::string out = "\"";
-    for (size_t i = 0; i < text.size() && i < max_shown; i++) {
-        unsigned char c = static_cast<unsigned char>(text[i]);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += char(c);
-        } else if (c < 0x20 || c == 0x7f) {
-            char escaped[5];
-            std::snprintf(escaped, sizeof(escaped), "\\x%02x", c);
-            out += escaped;
-        } else {
-            out += char(c);
-        }
-    }
-    if (text.size() > max_shown) out += "...";
-    return out + "\"";
-}
 
 // What the file holds where something else was expected: the "got ..." of a message.
 std::string describe(const YAML::Node &node) {
     switch (node.Type()) {
     case YAML::NodeType::Scalar:
-        return quote(node.Scalar());
+        return quote_for_message(node.Scalar());
     case YAML::NodeType::Sequence:
         return node.size() == 0 ? "an empty list" : "a list";
     case YAML::NodeType::Map:
@@ -263,7 +243,7 @@ std::vector<MapEntry> Value::as_entries() const {
         Value key = child(pair.first, path_, pos_);
         if (!pair.first.IsScalar()) key.expected("a key name");
         const std::string &name = pair.first.Scalar();
-        names.add(name, quote(name), key);
+        names.add(name, quote_for_message(name), key);
         entries.push_back({name, key, child(pair.second, child_path(name), key.pos())});
     }
     return entries;
@@ -279,7 +259,7 @@ class MapReader {
             for (auto name : known)
                 is_known = is_known || entry.name == name;
             if (!is_known)
-                entry.key.error("unknown key " + quote(entry.name) + " (expected one of: " +
+                entry.key.error("unknown key " + quote_for_message(entry.name) + " (expected one of: " +
                                 join({known.begin(), known.end()}, ", ") + ")");
         }
     }
@@ -291,7 +271,7 @@ class MapReader {
     }
     Value require(std::string_view name) const {
         if (auto value = find(name)) return *value;
-        map_.error("missing required key " + quote(name));
+        map_.error("missing required key " + quote_for_message(name));
     }
     // An optional section or list: an absent one reads as empty, placed at this map.
     Value section(std::string_view name) const {
@@ -687,7 +667,7 @@ void check_single_document(const std::string &text, const std::string &file) {
             size_t at = size_t(std::max(starts[n - 1].pos, 0));
             throw ConfigError(position(file, starts[n - 1]),
                               "invalid YAML: unexpected " +
-                                  (at < text.size() ? quote(text.substr(at, 1)) : "input"));
+                                  (at < text.size() ? quote_for_message(text.substr(at, 1)) : "input"));
         }
     }
     if (starts.empty())
@@ -717,6 +697,26 @@ std::string read_file(const std::string &path) {
 }
 
 } // namespace
+
+std::string quote_for_message(std::string_view text) {
+    constexpr size_t max_shown = 64;
+    std::string out = "\"";
+    for (size_t i = 0; i < text.size() && i < max_shown; i++) {
+        unsigned char c = static_cast<unsigned char>(text[i]);
+        if (c == '"' || c == '\\') {
+            out += '\\';
+            out += char(c);
+        } else if (c < 0x20 || c == 0x7f) {
+            char escaped[5];
+            std::snprintf(escaped, sizeof(escaped), "\\x%02x", c);
+            out += escaped;
+        } else {
+            out += char(c);
+        }
+    }
+    if (text.size() > max_shown) out += "...";
+    return out + "\"";
+}
 
 ConfigError::ConfigError(SourcePos pos, const std::string &message)
     : std::runtime_error(format_error(pos, message)), pos_(std::move(pos)), message_(message) {}

@@ -5,6 +5,7 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 
 namespace syncwall::config {
 
@@ -21,6 +22,10 @@ class ConfigError : public std::runtime_error {
     SourcePos pos_;
     std::string message_;
 };
+
+// Text from a file as it goes into an error message: double-quoted, with quotes,
+// backslashes and control characters escaped, cut after 64 characters.
+std::string quote_for_message(std::string_view text);
 
 // Load and validate a configuration file. Throws ConfigError; never anything else for any
 // file content (I/O errors too are ConfigErrors, with line 0).

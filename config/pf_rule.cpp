@@ -146,26 +146,6 @@ std::optional<std::string_view> name_of(const Named *table, size_t n, uint16_t n
     return std::nullopt;
 }
 
-// Text from the rule as it goes into a message: quoted, escaped, cut short.
-std::string quote(std::string_view text) {
-    constexpr size_t max_shown = 64;
-    std::string out = "\"";
-    for (size_t i = 0; i < text.size() && i < max_shown; i++) {
-        unsigned char c = static_cast<unsigned char>(text[i]);
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += char(c);
-        } else if (c < 0x20 || c == 0x7f) {
-            char escaped[5];
-            std::snprintf(escaped, sizeof(escaped), "\\x%02x", c);
-            out += escaped;
-        } else {
-            out += char(c);
-        }
-    }
-    if (text.size() > max_shown) out += "...";
-    return out + "\"";
-}
 
 // A word as it goes into a message unquoted (words have no spaces or control characters).
 std::string shorten(std::string_view word) {
@@ -288,7 +268,7 @@ class Parser {
             if (is_space(c)) {
                 i++;
             } else if (is_control(c)) {
-                fail(i, "unexpected control character " + quote(std::string(1, c)));
+                fail(i, "unexpected control character " + quote_for_message(std::string(1, c)));
             } else if (c == '#') {
                 fail(i, "unexpected \"#\": a rule line has no comments (put a YAML comment "
                         "after the rule)");
@@ -301,7 +281,7 @@ class Parser {
                     if (s[i] == '\\' && i + 1 < s.size() && (s[i + 1] == c || s[i + 1] == '\\'))
                         i++;
                     else if (is_control(s[i]))
-                        fail(i, "unexpected control character " + quote(std::string(1, s[i])) +
+                        fail(i, "unexpected control character " + quote_for_message(std::string(1, s[i])) +
                                     " in a quoted string");
                     content += s[i];
                 }
@@ -342,7 +322,7 @@ class Parser {
 
     std::string shown(const Token &token) const {
         if (token.kind == TokenKind::end) return "end of rule";
-        return quote(std::string_view(text_).substr(token.offset, token.length));
+        return quote_for_message(std::string_view(text_).substr(token.offset, token.length));
     }
 
     [[noreturn]] void fail(size_t offset, const std::string &message) const {
@@ -390,7 +370,7 @@ class Parser {
             const Token &policy = peek();
             if (is_word(policy, "drop") || is_word(policy, "return") ||
                 is_word(policy, "return-rst") || is_word(policy, "return-icmp"))
-                fail(policy, quote(policy.text) + " applies only to block rules");
+                fail(policy, quote_for_message(policy.text) + " applies only to block rules");
         } else if (is_word(token, "block")) {
             rule_.action = Action::block;
             const Token &policy = peek();
@@ -413,7 +393,7 @@ class Parser {
             if (at_punct("("))
                 fail(peek(), "options of " + policy.text + " (ttl, icmp code) are not supported");
         } else if (token.kind == TokenKind::word && contains(unsupported_actions, token.text)) {
-            fail(token, quote(token.text) + " rules are not supported: a rule starts with "
+            fail(token, quote_for_message(token.text) + " rules are not supported: a rule starts with "
                                             "\"pass\" or \"block\"");
         } else {
             expected("\"pass\" or \"block\"", token);
@@ -427,7 +407,7 @@ class Parser {
             bool is_log = is_word(token, "log");
             if (!is_log && !is_word(token, "quick")) break;
             bool &seen = is_log ? log : quick;
-            if (seen) fail(token, "duplicate " + quote(token.text));
+            if (seen) fail(token, "duplicate " + quote_for_message(token.text));
             seen = true;
             next();
             if (is_log && at_punct("("))
@@ -446,9 +426,9 @@ class Parser {
         if (is_punct(name, "{"))
             fail(name, "interface lists are not supported: write one rule per interface");
         if (name.kind != TokenKind::word)
-            expected("an interface name after " + quote(negated ? "!" : on.text), name);
+            expected("an interface name after " + quote_for_message(negated ? "!" : on.text), name);
         if (!is_interface(name.text))
-            fail(name, "unknown interface " + quote(name.text) +
+            fail(name, "unknown interface " + quote_for_message(name.text) +
                            " (interfaces: " + join(interfaces_) + ")");
         next();
         rule_.iface = name.text;
@@ -480,7 +460,7 @@ class Parser {
         }
         if (const Named *named = find_name(protocol_names, token.text))
             return uint8_t(named->number);
-        fail(token, "unknown protocol " + quote(token.text) +
+        fail(token, "unknown protocol " + quote_for_message(token.text) +
                         " (use a name like tcp, udp, "
                         "icmp, icmp6 or a number)");
     }
@@ -516,7 +496,7 @@ class Parser {
         if (at_punct("{"))
             parse_list(item);
         else
-            item("after " + quote(keyword.text));
+            item("after " + quote_for_message(keyword.text));
     }
 
     HostSpec parse_host(std::vector<Literal> &literals, const std::string &context) {
@@ -549,7 +529,7 @@ class Parser {
             return host;
         }
         if (word == "no-route" || word == "urpf-failed" || word == "route")
-            fail(token, quote(word) + " is not supported");
+            fail(token, quote_for_message(word) + " is not supported");
         if (auto prefix = parse_ip_prefix(word)) {
             host.kind = HostSpec::Kind::prefix;
             host.prefix = network_of(*prefix);
@@ -567,8 +547,8 @@ class Parser {
             if (modifier != ":network") {
                 bool known = modifier == ":broadcast" || modifier == ":peer" || modifier == ":0";
                 fail(token.offset + colon,
-                     (known ? "interface modifier " + quote(modifier) + " is not supported"
-                            : "unknown interface modifier " + quote(modifier)) +
+                     (known ? "interface modifier " + quote_for_message(modifier) + " is not supported"
+                            : "unknown interface modifier " + quote_for_message(modifier)) +
                          " (use " + name + ":network or " + name + ")");
             }
             host.kind = HostSpec::Kind::iface_network;
@@ -580,7 +560,7 @@ class Parser {
             host.name = word;
             return host;
         }
-        if (looks_like_address(word)) fail(token, "bad address " + quote(word));
+        if (looks_like_address(word)) fail(token, "bad address " + quote_for_message(word));
         expected(what + " " + (host.negated ? "after \"!\"" : context), token);
     }
 
@@ -613,7 +593,7 @@ class Parser {
             next();
             const Token &value = peek();
             if (value.kind != TokenKind::word)
-                expected("a port number or name after " + quote(text), value);
+                expected("a port number or name after " + quote_for_message(text), value);
             next();
             if (value.text.find(':') != std::string::npos)
                 fail(value, "a port range takes no operator: write " + shorten(value.text));
@@ -626,7 +606,7 @@ class Parser {
         size_t colon = token.text.find(':');
         if (colon != std::string::npos) {
             if (colon == 0 || colon + 1 == token.text.size())
-                fail(token, "expected a port range like 1000:2000, got " + quote(token.text));
+                fail(token, "expected a port range like 1000:2000, got " + quote_for_message(token.text));
             spec.op = PortOp::range;
             spec.a = port_value(token.text.substr(0, colon), token.offset);
             spec.b = port_value(token.text.substr(colon + 1), token.offset + colon + 1);
@@ -639,7 +619,7 @@ class Parser {
             spec.op = op.text == "><" ? PortOp::between : PortOp::outside;
             const Token &value = peek();
             if (value.kind != TokenKind::word)
-                expected("a port number or name after " + quote(op.text), value);
+                expected("a port number or name after " + quote_for_message(op.text), value);
             next();
             spec.b = port_value(value.text, value.offset);
             if (spec.a > spec.b)
@@ -655,7 +635,7 @@ class Parser {
             return uint16_t(*number);
         }
         if (const Named *named = find_name(service_names, text)) return named->number;
-        fail(offset, "unknown port name " + quote(text) + " (use a number)");
+        fail(offset, "unknown port name " + quote_for_message(text) + " (use a number)");
     }
 
     // ---- options
@@ -676,16 +656,16 @@ class Parser {
         } else if (word == "label") {
             parse_label();
         } else if (contains(header_words, word)) {
-            fail(token, quote(word) + " is out of place (the order is: pass or block, in or "
+            fail(token, quote_for_message(word) + " is out of place (the order is: pass or block, in or "
                                       "out, log, quick, on, inet or inet6, proto, all or "
                                       "from ... to ..., then the options)");
         } else if (contains(unsupported_options, word)) {
-            fail(token, "pf option " + quote(word) + " is not supported");
+            fail(token, "pf option " + quote_for_message(word) + " is not supported");
         } else if (is_interface(word)) {
-            fail(token, "unexpected interface name " + quote(word) + " (\"on " + word +
+            fail(token, "unexpected interface name " + quote_for_message(word) + " (\"on " + word +
                             "\" goes right after in/out, log and quick)");
         } else {
-            fail(token, "unknown keyword " + quote(word));
+            fail(token, "unknown keyword " + quote_for_message(word));
         }
     }
 
@@ -717,7 +697,7 @@ class Parser {
         for (size_t i = 0; i < letters.size(); i++) {
             size_t bit = flag_letters.find(letters[i]);
             if (bit == std::string_view::npos)
-                fail(offset + i, "unknown TCP flag " + quote(letters.substr(i, 1)) +
+                fail(offset + i, "unknown TCP flag " + quote_for_message(letters.substr(i, 1)) +
                                      " (flags are F S R P A U E W)");
             bits = uint8_t(bits | 1u << bit);
         }
@@ -729,16 +709,16 @@ class Parser {
         bool v6 = keyword.text == "icmp6-type";
         if (icmp_keyword_)
             fail(keyword, icmp_keyword_->text == keyword.text
-                              ? "duplicate " + quote(keyword.text)
-                              : quote(keyword.text) + " cannot be combined with " +
-                                    quote(icmp_keyword_->text));
+                              ? "duplicate " + quote_for_message(keyword.text)
+                              : quote_for_message(keyword.text) + " cannot be combined with " +
+                                    quote_for_message(icmp_keyword_->text));
         uint8_t proto = v6 ? ipproto_icmpv6 : ipproto_icmp;
         if (rule_.protos != std::vector<uint8_t>{proto})
             fail(keyword,
-                 quote(keyword.text) + " requires \"proto " + (v6 ? "icmp6" : "icmp") + "\"");
+                 quote_for_message(keyword.text) + " requires \"proto " + (v6 ? "icmp6" : "icmp") + "\"");
         uint8_t af = v6 ? 6 : 4;
         if (rule_.af != 0 && rule_.af != af)
-            fail(keyword, quote(keyword.text) + " applies to " + family_name(af) +
+            fail(keyword, quote_for_message(keyword.text) + " applies to " + family_name(af) +
                               ", but the rule is " + family_name(rule_.af));
         icmp_keyword_ = &keyword;
         auto item = [&](const std::string &context) {
@@ -747,7 +727,7 @@ class Parser {
         if (at_punct("{"))
             parse_list(item);
         else
-            item("after " + quote(keyword.text));
+            item("after " + quote_for_message(keyword.text));
     }
 
     IcmpSpec parse_icmp_item(bool v6, const std::string &context) {
@@ -764,7 +744,7 @@ class Parser {
                                            : find_name(icmp_type_names, type.text)) {
             spec.type = uint8_t(named->number);
         } else {
-            fail(type, "unknown " + kind + " " + quote(type.text));
+            fail(type, "unknown " + kind + " " + quote_for_message(type.text));
         }
         if (!at_word("code")) return spec;
         next();
@@ -780,9 +760,9 @@ class Parser {
         }
         const IcmpCodeName *named =
             v6 ? find_name(icmp6_code_names, code.text) : find_name(icmp_code_names, code.text);
-        if (!named) fail(code, "unknown icmp code " + quote(code.text));
+        if (!named) fail(code, "unknown icmp code " + quote_for_message(code.text));
         if (named->type != spec.type)
-            fail(code, "code " + quote(code.text) + " belongs to " + kind + " " +
+            fail(code, "code " + quote_for_message(code.text) + " belongs to " + kind + " " +
                            icmp_type_text(named->type, v6) + ", not " +
                            icmp_type_text(spec.type, v6));
         spec.code = named->code;
@@ -797,13 +777,13 @@ class Parser {
 
     void parse_state() {
         const Token &keyword = next();
-        if (!at_word("state")) expected("\"state\" after " + quote(keyword.text), peek());
+        if (!at_word("state")) expected("\"state\" after " + quote_for_message(keyword.text), peek());
         next();
         if (keyword.text == "modulate" || keyword.text == "synproxy")
-            fail(keyword, quote(keyword.text + " state") + " is not supported (use \"keep "
+            fail(keyword, quote_for_message(keyword.text + " state") + " is not supported (use \"keep "
                                                            "state\")");
         if (state_given_)
-            fail(keyword, quote(keyword.text + " state") + ": the rule's state is already given");
+            fail(keyword, quote_for_message(keyword.text + " state") + ": the rule's state is already given");
         state_given_ = true;
         if (keyword.text == "no") {
             rule_.state.keep_state = false;
@@ -842,18 +822,18 @@ class Parser {
                    it != std::end(timeout_names)) {
             slot = &rule_.state.timeouts[size_t(it - std::begin(timeout_names))];
         } else if (contains(unsupported_state_options, name.text)) {
-            fail(name, "state option " + quote(name.text) + " is not supported");
+            fail(name, "state option " + quote_for_message(name.text) + " is not supported");
         } else {
-            fail(name, "unknown state option " + quote(name.text) +
+            fail(name, "unknown state option " + quote_for_message(name.text) +
                            " (max, tcp.first, tcp.opening, tcp.established, tcp.closing, "
                            "tcp.finwait, tcp.closed, udp.first, udp.single, udp.multiple, "
                            "icmp.first, icmp.error, other.first, other.single, "
                            "other.multiple)");
         }
-        if (*slot != 0) fail(name, "duplicate state option " + quote(name.text));
+        if (*slot != 0) fail(name, "duplicate state option " + quote_for_message(name.text));
         const Token &value = peek();
         auto number = value.kind == TokenKind::word ? parse_decimal(value.text) : std::nullopt;
-        if (!number) expected("a number after " + quote(name.text), value);
+        if (!number) expected("a number after " + quote_for_message(name.text), value);
         next();
         if (*number < 1 || *number > u32_max)
             fail(value, name.text + " " + shorten(value.text) + " out of range (1..4294967295)");

@@ -8,15 +8,12 @@ packet is filtered inbound and outbound on it, as pf does.
 """
 
 import os
-import signal
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
 from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, Raw, rdpcap, wrpcap
 
-from netlab import find_binary, parse_counters
+from netlab import parse_counters, run_syncwall_for
 
 FW_MAC, CLIENT_MAC, SERVER_MAC, ROUTER_MAC = (
     "02:00:00:00:00:01", "02:00:00:00:0c:01", "02:00:00:00:0d:01", "02:00:00:00:0e:01")
@@ -59,8 +56,8 @@ def s2c(flags, seq, ack=0, data=b"", dport=40000, ident=0):
 
 
 @pytest.fixture(scope="module")
-def result():
-    tmp = Path(tempfile.mkdtemp(prefix="syncwall-pcapf-"))
+def result(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pcap-filter")
     syn = c2s("S", 1000)
     pkts = [
         frm(CLIENT_MAC, ARP(op=2, hwsrc=CLIENT_MAC, psrc=CLIENT, hwdst=FW_MAC, pdst="192.0.2.1")),
@@ -87,20 +84,8 @@ def result():
     ]
     wrpcap(str(tmp / "in.pcap"), pkts)
     (tmp / "fw.yaml").write_text(config(tmp))
-    proc = subprocess.Popen([str(find_binary("syncwall")), "-c", str(tmp / "fw.yaml")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if line.startswith("syncwall: ready"):
-            break
-    try:
-        proc.wait(timeout=2.5)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=20)
-    output = "".join(lines) + out
-    assert proc.returncode == 0, output
+    code, output = run_syncwall_for(tmp / "fw.yaml", 2.5)
+    assert code == 0, output
     return {"output": output, "counters": parse_counters(output), "out": rdpcap(str(tmp / "out.pcap"))}
 
 

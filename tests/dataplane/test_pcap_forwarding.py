@@ -5,9 +5,6 @@ output pcaps hold what it transmitted and its exit report holds the counters.
 """
 
 import os
-import signal
-import subprocess
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +13,7 @@ from scapy.all import (ARP, ICMP, IP, TCP, UDP, Ether, ICMPv6EchoRequest, ICMPv6
 
 from scapy.layers.inet import IPerror
 
-from netlab import find_binary, parse_counters
+from netlab import parse_counters, run_syncwall_for
 
 LAN_MAC, WAN_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 CLIENT_MAC, GW_MAC, HOST6_MAC = "02:00:00:00:0c:01", "02:00:00:00:0e:fe", "02:00:00:00:0e:20"
@@ -56,8 +53,8 @@ def bad_checksum_frame() -> bytes:
 
 
 @pytest.fixture(scope="module")
-def run_result():
-    tmp = Path(tempfile.mkdtemp(prefix="syncwall-pcap-"))
+def run_result(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("pcap-forwarding")
     tcp = IP(src="192.0.2.10", dst="203.0.113.5", ttl=64, id=1) / TCP(sport=40000, dport=443, flags="S", seq=1000) / Raw(b"x" * 20)
     lan_in = [
         # The client asks for the firewall's address (syncwall learns it and answers).
@@ -79,22 +76,8 @@ def run_result():
     wrpcap(str(tmp / "lan_in.pcap"), [Ether(bytes(f)) if isinstance(f, bytes) else f for f in lan_in])
     wrpcap(str(tmp / "wan_in.pcap"), wan_in)
     (tmp / "fw.yaml").write_text(config(tmp))
-    proc = subprocess.Popen([str(find_binary("syncwall")), "-c", str(tmp / "fw.yaml")],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    lines = []
-    for line in proc.stdout:
-        lines.append(line)
-        if line.startswith("syncwall: ready"):
-            break
-    # The inputs are read at once; the unanswered ARP for 192.0.2.77 is given up after
-    # three requests a second apart. Wait for that, bounded, then stop.
-    try:
-        proc.wait(timeout=4.5)
-    except subprocess.TimeoutExpired:
-        proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=20)
-    output = "".join(lines) + out
-    assert proc.returncode == 0, output
+    code, output = run_syncwall_for(tmp / "fw.yaml", 4.5)
+    assert code == 0, output
     return {
         "output": output,
         "counters": parse_counters(output),

@@ -300,3 +300,22 @@ def routed_lab(lab: Lab) -> RoutedLab:
     lab.host(client, "eth0", [f"{r.CLIENT4}/24", f"{r.CLIENT6}/64"], r.FW_LAN4, r.FW_LAN6)
     lab.host(server, "eth0", [f"{r.SERVER4}/24", f"{r.SERVER6}/64"], r.FW_WAN4, r.FW_WAN6)
     return r
+
+
+def run_syncwall_for(config_path: Path, seconds: float) -> tuple[int, str]:
+    """Run syncwall (outside any namespace) on `config_path` until it has been ready for
+    `seconds`, or until it exits; stop it with SIGTERM. Returns (exit code, all output)."""
+    proc = subprocess.Popen([str(find_binary("syncwall")), "-c", str(config_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if line.startswith("syncwall: ready"):
+            break
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=20)
+    return proc.returncode, "".join(lines) + out
