@@ -24,7 +24,7 @@ constexpr uint32_t main_max_sleep_us = 1000;
 
 ControlLoop::ControlLoop(dp::Dataplane &dp, std::string config_path)
     : dp_(dp), slow_(dp), signals_(io_, SIGINT, SIGTERM), hup_(io_, SIGHUP), tick_(io_),
-      config_path_(std::move(config_path)) {
+      config_path_(std::move(config_path)), mgmt_(io_, dp, *this) {
     signals_.async_wait([this](const boost::system::error_code &ec, int sig) {
         if (ec) return;
         stop_reason_ = sig == SIGINT ? "SIGINT" : "SIGTERM";
@@ -32,6 +32,7 @@ ControlLoop::ControlLoop(dp::Dataplane &dp, std::string config_path)
     });
     wait_signals();
     arm_tick();
+    mgmt_.start(); // throws, naming control.socket, if it cannot listen
 }
 
 void ControlLoop::wait_signals() {
@@ -95,6 +96,7 @@ void ControlLoop::run() {
     signals_.cancel();
     hup_.cancel();
     tick_.cancel();
+    mgmt_.stop();
     io_.poll();
 }
 
@@ -113,6 +115,7 @@ std::string format_counters(const dp::Dataplane &dp) {
     for (std::size_t r = 0; r < dp::drop_reason_count; r++)
         if (t.drops[r] != 0) o << "drop " << dp::drop_reason_names[r] << " " << t.drops[r] << "\n";
     o << "drops_total " << t.total_drops() << "\n";
+    o << "pflog_dropped " << t.pflog_dropped << "\n";
     for (std::size_t w = 0; w < dp.worker_counters.size(); w++) {
         const auto &c = dp.worker_counters[w];
         o << "worker " << w << " polls " << c.polls.get() << " idle_polls " << c.idle_polls.get()

@@ -5,8 +5,10 @@
 // handlers (timers, signals, sockets of the control plane) and draining the punt rings,
 // sleeping briefly when neither had work, until SIGINT/SIGTERM or request_stop().
 // Everything here runs on the main lcore alone, so control-plane state needs no locks.
+// The management socket (mgmt_server.hpp) is served from the same io_context.
 #pragma once
 
+#include "control/mgmt_server.hpp"
 #include "control/slow_path.hpp"
 #include "dataplane/dataplane.hpp"
 
@@ -54,6 +56,7 @@ class ControlLoop {
     std::string config_path_;
     std::vector<std::unique_ptr<config::Config>> configs_; // kept alive for the rulesets
     uint64_t reloads_ = 0;
+    MgmtServer mgmt_; // last: it uses the members above, and goes first
 };
 
 // Counters summed over every lcore, as text (one "name value" pair per line, grouped).

@@ -41,6 +41,7 @@ struct alignas(64) LcoreCounters {
     OwnedCounter polls;       // rx polls
     OwnedCounter idle_polls;  // rx polls that returned nothing
     OwnedCounter sleeps;      // adaptive idle sleeps taken
+    OwnedCounter pflog_dropped; // `log` entries lost: no free pflog record (packet unharmed)
 
     void drop(DropReason r) { drops[std::size_t(r)].inc(); }
 };
@@ -53,6 +54,7 @@ struct CounterTotals {
     std::array<Port, max_ports> ports{};
     std::array<uint64_t, drop_reason_count> drops{};
     uint64_t forwarded = 0, punted = 0, polls = 0, idle_polls = 0, sleeps = 0;
+    uint64_t pflog_dropped = 0;
 
     void add(const LcoreCounters &c);
     uint64_t total_drops() const;
@@ -71,6 +73,7 @@ inline void CounterTotals::add(const LcoreCounters &c) {
     polls += c.polls.get();
     idle_polls += c.idle_polls.get();
     sleeps += c.sleeps.get();
+    pflog_dropped += c.pflog_dropped.get();
 }
 
 inline uint64_t CounterTotals::total_drops() const {

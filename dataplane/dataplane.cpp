@@ -1,6 +1,7 @@
 #include "dataplane/dataplane.hpp"
 
 #include "config/pf_rule.hpp"
+#include "dataplane/pflog_writer.hpp"
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_table.hpp"
 
@@ -99,6 +100,10 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
             throw std::runtime_error("cannot create punt ring: " + dpdk_error(rte_errno));
         punt_rings.push_back(r);
     }
+
+    if (cfg.control.pflog_file)
+        pflog = std::make_unique<PflogWriter>(*cfg.control.pflog_file, PflogWriter::default_records,
+                                              socket);
 }
 
 rte_mempool *Dataplane::pool_for_socket(int socket) {
@@ -228,6 +233,7 @@ void Dataplane::stop_ports() {
 }
 
 Dataplane::~Dataplane() {
+    pflog.reset(); // the workers have stopped: write what they logged, close the file
     for (auto &p : ports) {
         rte_eth_dev_stop(p.port_id);
         rte_eth_dev_close(p.port_id);

@@ -4,7 +4,8 @@
 // Config on the main lcore. It opens every interface (rte_dev_probe of its devargs), makes
 // one mbuf pool per NUMA socket, the per-worker punt rings (worker -> main, single producer/consumer), the
 // per-port control tx rings (main -> the worker that owns queue 0 of the port), the route
-// and neighbour tables and the per-lcore counters. Workers (worker.hpp) and the control
+// and neighbour tables and the per-lcore counters, and, when control.pflog names a file, the
+// pflog writer for `log` rules (pflog_writer.hpp). Workers (worker.hpp) and the control
 // loop (control/) receive a reference to it; there are no globals.
 //
 // Queues: each worker w polls rx queue w and transmits on tx queue w of every data port.
@@ -36,6 +37,7 @@ namespace syncwall::dp {
 class StateTable;
 class Ruleset;
 struct CompiledRule;
+class PflogWriter;
 
 // Bursts, filter batches and bulk lookups are at most this many packets.
 inline constexpr uint16_t max_burst = 64;
@@ -103,6 +105,8 @@ class Dataplane {
     std::vector<LcoreCounters> worker_counters;
     LcoreCounters main_counters;
     std::atomic<bool> stopping{false};
+    // Packets of `log` rules to control.pflog (pflog_writer.hpp); null when that is unset.
+    std::unique_ptr<PflogWriter> pflog;
 
     // The stateful filter. Writers on the state table: workers 0..W-1, then sync_writer()
     // and main_writer(). RCU readers: workers 0..W-1 and the sync lcore (W).

@@ -1,5 +1,6 @@
 #include "dataplane/filter.hpp"
 
+#include "dataplane/pflog_writer.hpp"
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_logic.hpp"
 #include "dataplane/state_table.hpp"
@@ -201,6 +202,10 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
         const uint32_t len = pkts[idx[k]]->pkt_len;
         RuleCounters &rc = rs->counters(worker_, number);
         rc.matches.inc();
+        // pf logs the packet its rule decided, before any state is made: for `pass log` that
+        // is the state-creating packet only, as the rest match the state.
+        if (rule.log) [[unlikely]]
+            log_packet(rule, dir, ports[k], pkts[idx[k]], d);
         if (rule.action == config::Action::block) {
             const bool ret = rule.block_policy != config::BlockPolicy::drop;
             out[k] = {ret ? FilterVerdict::Action::block_return : FilterVerdict::Action::drop,
@@ -217,6 +222,17 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
     };
     for (unsigned j = 0; j < n4; j++) decide(w4[j], r4[j]);
     for (unsigned j = 0; j < n6; j++) decide(w6[j], r6[j]);
+}
+
+void Filter::log_packet(const CompiledRule &rule, StateDirection dir, uint16_t port,
+                        const rte_mbuf *m, const PacketDesc &d) {
+    PflogWriter *w = dp_.pflog.get();
+    if (w == nullptr) return; // no control.pflog: like pf without a pflog interface
+    const PflogAction action =
+        rule.action == config::Action::block ? PflogAction::drop : PflogAction::pass;
+    const PflogDir pdir = dir == StateDirection::out ? PflogDir::out : PflogDir::in;
+    const PflogMeta meta{rule.number, action, PflogReason::match, pdir, dp_.ports[port].name};
+    if (!w->log(meta, d, frame_of(m))) ctr_.pflog_dropped.inc();
 }
 
 FilterVerdict Filter::create_state(const CompiledRule &rule, StateDirection dir, uint16_t port,

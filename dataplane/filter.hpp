@@ -8,6 +8,7 @@
 // through the ruleset (one bulk rte_acl classification); a deciding `pass ... keep state`
 // rule creates a state, `block` drops (or asks the main lcore for a RST or ICMP unreachable
 // with `block return`), and no matching rule means pf's default: pass without state.
+// A deciding rule with `log` also queues the packet for the pflog file (pflog_writer.hpp).
 //
 // Runs on the worker's lcore only; touches shared structures through the state table's
 // per-state lock and the ruleset read under RCU.
@@ -52,6 +53,9 @@ class Filter {
     void rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
                const uint16_t *idx, const uint16_t *ports, const unsigned *which, unsigned n,
                FilterVerdict *out, uint32_t now);
+    // The deciding rule has `log`: queue the packet for the pflog file, if there is one.
+    [[gnu::cold]] void log_packet(const CompiledRule &rule, StateDirection dir, uint16_t port,
+                                  const rte_mbuf *m, const PacketDesc &d);
 
     Dataplane &dp_;
     unsigned worker_;

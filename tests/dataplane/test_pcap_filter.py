@@ -30,6 +30,7 @@ dpdk:
   mbuf_cache: 64
   burst: 1          # one packet per burst: a reply is never in its request's burst
 lcores: {{ main: 0, workers: [1], idle: adaptive }}
+control: {{ socket: {tmp}/fw.sock }}
 interfaces:
   lan:
     devargs: "net_pcap0,rx_pcap={tmp}/in.pcap,tx_pcap={tmp}/out.pcap"

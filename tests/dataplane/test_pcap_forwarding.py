@@ -28,6 +28,7 @@ dpdk:
   mbufs: 2047
   mbuf_cache: 64
 lcores: {{ main: 0, workers: [1], idle: adaptive }}
+control: {{ socket: {tmp}/fw.sock }}
 interfaces:
   lan:
     devargs: "net_pcap0,rx_pcap={tmp}/lan_in.pcap,tx_pcap={tmp}/lan_out.pcap"

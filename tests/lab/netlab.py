@@ -265,6 +265,8 @@ class RoutedLab:
     FW_LAN6, FW_WAN6 = "2001:db8:1::1", "2001:db8:2::1"
 
     def config(self, extra: str = "", idle: str = "adaptive") -> str:
+        # Each instance gets its own control socket unless the test names one.
+        control = "" if "control:" in extra else f"control: {{ socket: {self.lab.tmp}/fw.sock }}"
         return f"""
 node:
   name: fw-{self.lab.tag}
@@ -283,6 +285,7 @@ interfaces:
   wan:
     devargs: "net_af_packet1,iface=fw-wan,framecnt=4096"
     addresses: [{self.FW_WAN4}/24, "{self.FW_WAN6}/64"]
+{control}
 {extra}
 """
 

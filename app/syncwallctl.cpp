@@ -1,0 +1,215 @@
+// syncwallctl: ask a running syncwall over its control socket, and print what it says the
+// way pfctl would (or the raw JSON result with --json).
+//
+//   syncwallctl [-s SOCKET] [--json] show states [-v] [--addr A] [--port P] [--proto X]
+//   syncwallctl show info | show rules | show interfaces | show carp | show sync
+//   syncwallctl reload
+//   syncwallctl kill states --addr A [--port P] [--proto X]
+//
+// Exit status: 0 ok, 1 the daemon answered with an error, 2 usage error, 3 no daemon
+// answering on the socket. The protocol is in control/mgmt_protocol.hpp, the text views in
+// control/views.hpp; this file only parses the command line and moves one line each way.
+#include "config/config.hpp"
+#include "control/mgmt_protocol.hpp"
+#include "control/views.hpp"
+
+#include <CLI/CLI.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <iostream>
+#include <optional>
+#include <string>
+
+using namespace syncwall;
+using ctl::CtlExit;
+using ctl::Json;
+
+namespace {
+
+namespace asio = boost::asio;
+using Local = asio::local::stream_protocol;
+
+constexpr std::size_t max_reply_bytes = std::size_t(1) << 30;
+
+int code(CtlExit e) {
+    return int(e);
+}
+
+// Send one request line and read one reply line. On failure, says why in *error.
+std::optional<std::string> exchange(const std::string &path, const std::string &request,
+                                    std::chrono::milliseconds timeout, std::string *error) {
+    asio::io_context io;
+    Local::socket socket(io);
+    std::string out = request + "\n";
+    std::string in;
+    std::optional<std::string> reply;
+    try {
+        const Local::endpoint endpoint(path);
+        socket.async_connect(endpoint, [&](const boost::system::error_code &ec) {
+            if (ec) {
+                *error = "cannot connect to " + path + ": " + ec.message();
+                return;
+            }
+            asio::async_write(
+                socket, asio::buffer(out), [&](const boost::system::error_code &ec, std::size_t) {
+                    if (ec) {
+                        *error = "cannot send to " + path + ": " + ec.message();
+                        return;
+                    }
+                    asio::async_read_until(
+                        socket, asio::dynamic_buffer(in, max_reply_bytes), '\n',
+                        [&](const boost::system::error_code &ec, std::size_t n) {
+                            if (ec) {
+                                *error = ec == asio::error::eof
+                                             ? "syncwall closed the connection without answering"
+                                             : "no answer from " + path + ": " + ec.message();
+                                return;
+                            }
+                            reply = in.substr(0, n - 1);
+                        });
+                });
+        });
+    } catch (const boost::system::system_error &e) {
+        *error = "cannot connect to " + path + ": " + e.code().message();
+        return std::nullopt;
+    }
+    io.run_for(timeout);
+    if (!reply && error->empty()) {
+        char seconds[32];
+        std::snprintf(seconds, sizeof(seconds), "%g", double(timeout.count()) / 1000.0);
+        *error = "no answer from " + path + " within " + seconds + " s";
+    }
+    return reply;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    CLI::App app{"syncwallctl: ask a running syncwall about its states, rules and counters"};
+    app.fallthrough();
+    std::string socket_path = config::ControlConfig{}.socket;
+    bool json = false;
+    double timeout = 60;
+    app.add_option("-s,--socket", socket_path, "the daemon's control socket (control.socket)")
+        ->capture_default_str();
+    app.add_flag("--json", json, "print the raw JSON result");
+    app.add_option("--timeout", timeout, "seconds to wait for an answer")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    app.require_subcommand(1);
+
+    auto *show = app.add_subcommand("show", "show states, counters, rules or interfaces");
+    show->require_subcommand(1);
+    show->fallthrough();
+    auto *show_states = show->add_subcommand("states", "list states (pfctl -ss)");
+    auto *show_info = show->add_subcommand("info", "status and counters (pfctl -si)");
+    auto *show_rules = show->add_subcommand("rules", "rules with their counters (pfctl -vsr)");
+    auto *show_interfaces = show->add_subcommand("interfaces", "ports, addresses, counters");
+    auto *show_carp = show->add_subcommand("carp", "CARP virtual hosts");
+    auto *show_sync = show->add_subcommand("sync", "pfsync status");
+    auto *reload = app.add_subcommand("reload", "re-read the configuration's rules and tables");
+    auto *kill = app.add_subcommand("kill", "remove states");
+    kill->require_subcommand(1);
+    kill->fallthrough();
+    auto *kill_states = kill->add_subcommand("states", "remove the states matching --addr/--port");
+    for (auto *sub : {show_states, show_info, show_rules, show_interfaces, show_carp, show_sync,
+                      reload, kill_states})
+        sub->fallthrough();
+
+    bool verbose = false;
+    std::string addr, proto;
+    int port = -1;
+    uint64_t limit = 0;
+    show_states->add_flag("-v,--verbose", verbose, "windows, age, expiry, counters, rule, id");
+    for (auto *sub : {show_states, kill_states}) {
+        sub->add_option("--addr", addr, "either address of the state is A");
+        sub->add_option("--port", port, "either port of the state is P")
+            ->check(CLI::Range(0, 65535));
+        sub->add_option("--proto", proto, "protocol name or number");
+    }
+    show_states->add_option("--limit", limit, "list at most N states")->check(CLI::PositiveNumber);
+
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::ParseError &e) {
+        const int rc = app.exit(e); // prints the help or the error
+        return rc == 0 ? 0 : code(CtlExit::usage);
+    }
+
+    ctl::Command cmd = ctl::Command::show_info;
+    if (show_states->parsed())
+        cmd = ctl::Command::show_states;
+    else if (show_info->parsed())
+        cmd = ctl::Command::show_info;
+    else if (show_rules->parsed())
+        cmd = ctl::Command::show_rules;
+    else if (show_interfaces->parsed())
+        cmd = ctl::Command::show_interfaces;
+    else if (show_carp->parsed())
+        cmd = ctl::Command::show_carp;
+    else if (show_sync->parsed())
+        cmd = ctl::Command::show_sync;
+    else if (reload->parsed())
+        cmd = ctl::Command::reload;
+    else if (kill_states->parsed())
+        cmd = ctl::Command::kill_states;
+
+    Json args = Json::object();
+    if (cmd == ctl::Command::show_states || cmd == ctl::Command::kill_states) {
+        const std::string name(ctl::command_name(cmd));
+        if (!addr.empty()) {
+            if (!config::parse_ip_address(addr)) {
+                std::cerr << "syncwallctl: " << name << ": --addr " << addr
+                          << " is not an IPv4 or IPv6 address\n";
+                return code(CtlExit::usage);
+            }
+            args["addr"] = addr;
+        }
+        if (port >= 0) args["port"] = port;
+        if (!proto.empty()) {
+            const auto number = ctl::protocol_number(proto);
+            if (!number) {
+                std::cerr << "syncwallctl: " << name << ": unknown protocol " << proto
+                          << " (a name such as tcp, udp, icmp, icmp6, or a number 0..255)\n";
+                return code(CtlExit::usage);
+            }
+            args["proto"] = *number;
+        }
+        if (limit > 0) args["limit"] = limit;
+        if (cmd == ctl::Command::kill_states && addr.empty() && port < 0) {
+            std::cerr << "syncwallctl: kill states: needs --addr or --port\n";
+            return code(CtlExit::usage);
+        }
+    }
+
+    std::string error;
+    const auto line = exchange(socket_path, ctl::request_line(cmd, args),
+                               std::chrono::milliseconds(int64_t(timeout * 1000)), &error);
+    if (!line) {
+        std::cerr << "syncwallctl: " << error << "\n";
+        return code(CtlExit::no_connection);
+    }
+    const ctl::Reply reply = ctl::parse_reply(*line);
+    if (!reply.ok) {
+        std::cerr << "syncwallctl: " << reply.error << "\n";
+        return code(ctl::exit_for(reply));
+    }
+    if (json) {
+        std::cout << reply.result.dump(2) << "\n";
+        return code(CtlExit::ok);
+    }
+    try {
+        std::cout << ctl::format_result(cmd, reply.result, verbose);
+    } catch (const Json::exception &e) {
+        std::cerr << "syncwallctl: unreadable result from syncwall: " << e.what() << "\n";
+        return code(CtlExit::daemon_error);
+    }
+    return code(CtlExit::ok);
+}

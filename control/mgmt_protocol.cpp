@@ -1,0 +1,282 @@
+#include "control/mgmt_protocol.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <utility>
+
+namespace syncwall::ctl {
+
+namespace {
+
+constexpr std::array<std::pair<Command, std::string_view>, 8> command_names{{
+    {Command::show_states, "show states"},
+    {Command::show_info, "show info"},
+    {Command::show_rules, "show rules"},
+    {Command::show_interfaces, "show interfaces"},
+    {Command::show_carp, "show carp"},
+    {Command::show_sync, "show sync"},
+    {Command::reload, "reload"},
+    {Command::kill_states, "kill states"},
+}};
+
+constexpr std::array<std::pair<uint8_t, std::string_view>, 12> protocol_names{{
+    {1, "icmp"},
+    {2, "igmp"},
+    {6, "tcp"},
+    {17, "udp"},
+    {47, "gre"},
+    {50, "esp"},
+    {51, "ah"},
+    {58, "ipv6-icmp"},
+    {103, "pim"},
+    {112, "carp"},
+    {132, "sctp"},
+    {240, "pfsync"},
+}};
+
+// A value quoted in an error message, cut short so that replies stay small.
+std::string shown(const Json &value) {
+    std::string text = value.dump();
+    if (text.size() > 40) text = text.substr(0, 37) + "...";
+    return text;
+}
+
+std::optional<uint64_t> as_unsigned(const Json &value) {
+    if (value.is_number_unsigned()) return value.get<uint64_t>();
+    if (value.is_number_integer() && value.get<int64_t>() >= 0)
+        return uint64_t(value.get<int64_t>());
+    return std::nullopt;
+}
+
+// Read the arguments of a state-selecting command into `filter`; "" or the error.
+std::string parse_filter(Command cmd, const Json &args, StateFilter &filter) {
+    const std::string name(command_name(cmd));
+    const bool with_limit = cmd == Command::show_states;
+    const std::string allowed = with_limit ? "addr, port, proto, limit" : "addr, port, proto";
+    for (const auto &[key, value] : args.items()) {
+        if (key == "addr") {
+            std::optional<config::IpAddress> addr;
+            if (value.is_string()) addr = config::parse_ip_address(value.get<std::string>());
+            if (!addr)
+                return name + ": \"addr\" must be an IPv4 or IPv6 address, got " + shown(value);
+            filter.addr = addr;
+        } else if (key == "port") {
+            const auto port = as_unsigned(value);
+            if (!port || *port > 65535)
+                return name + ": \"port\" must be an integer 0..65535, got " + shown(value);
+            filter.port = uint16_t(*port);
+        } else if (key == "proto") {
+            std::optional<uint8_t> proto;
+            if (value.is_string()) {
+                proto = protocol_number(value.get<std::string>());
+            } else if (const auto n = as_unsigned(value); n && *n <= 255) {
+                proto = uint8_t(*n);
+            }
+            if (!proto)
+                return name + ": \"proto\" must be a protocol name or a number 0..255, got " +
+                       shown(value);
+            filter.proto = proto;
+        } else if (key == "limit" && with_limit) {
+            const auto limit = as_unsigned(value);
+            if (!limit) return name + ": \"limit\" must be an integer >= 0, got " + shown(value);
+            filter.limit = limit;
+        } else {
+            return name + ": unknown argument \"" + key + "\" (arguments: " + allowed + ")";
+        }
+    }
+    if (cmd == Command::kill_states && !filter.addr && !filter.port)
+        return name + ": needs \"addr\" or \"port\" (it never kills every state)";
+    return {};
+}
+
+ParsedRequest fail(std::string error) {
+    return ParsedRequest{std::nullopt, std::move(error)};
+}
+
+} // namespace
+
+std::string_view command_name(Command cmd) {
+    for (const auto &[c, name] : command_names)
+        if (c == cmd) return name;
+    return "?";
+}
+
+bool StateFilter::matches(const dp::StateKey &key) const {
+    if (proto && key.proto != *proto) return false;
+    if (port && key.port[0] != *port && key.port[1] != *port) return false;
+    if (addr) {
+        if (key.af != addr->family) return false;
+        const std::size_t len = addr->is_v4() ? 4 : 16;
+        if (std::memcmp(key.addr[0].data(), addr->bytes.data(), len) != 0 &&
+            std::memcmp(key.addr[1].data(), addr->bytes.data(), len) != 0)
+            return false;
+    }
+    return true;
+}
+
+ParsedRequest parse_request(std::string_view line) {
+    if (line.size() > max_request_bytes) return fail(too_long_error());
+    if (line.find_first_not_of(" \t\r") == std::string_view::npos) return fail("empty request");
+    Json req;
+    try {
+        req = Json::parse(line);
+    } catch (const Json::parse_error &e) {
+        return fail("invalid JSON at byte " + std::to_string(e.byte));
+    }
+    if (!req.is_object()) return fail("a request must be a JSON object");
+    for (const auto &[key, value] : req.items())
+        if (key != "v" && key != "cmd" && key != "args")
+            return fail("unknown field \"" + key + "\" (fields: v, cmd, args)");
+    if (!req.contains("v"))
+        return fail("missing \"v\" (the protocol version; this syncwall speaks " +
+                    std::to_string(mgmt_version) + ")");
+    if (const auto v = as_unsigned(req["v"]); !v || *v != uint64_t(mgmt_version))
+        return fail("unsupported protocol version " + shown(req["v"]) + " (this syncwall speaks " +
+                    std::to_string(mgmt_version) + ")");
+    if (!req.contains("cmd")) return fail("missing \"cmd\"");
+    if (!req["cmd"].is_string()) return fail("\"cmd\" must be a string, got " + shown(req["cmd"]));
+    const std::string cmd_text = req["cmd"].get<std::string>();
+    const auto it = std::find_if(command_names.begin(), command_names.end(),
+                                 [&](const auto &c) { return c.second == cmd_text; });
+    if (it == command_names.end()) {
+        std::string all;
+        for (const auto &[c, name] : command_names)
+            all += (all.empty() ? "" : ", ") + std::string(name);
+        return fail("unknown command " + shown(req["cmd"]) + " (commands: " + all + ")");
+    }
+    Request request;
+    request.cmd = it->first;
+    Json args = Json::object();
+    if (req.contains("args")) {
+        if (!req["args"].is_object())
+            return fail("\"args\" must be an object, got " + shown(req["args"]));
+        args = req["args"];
+    }
+    if (request.cmd == Command::show_states || request.cmd == Command::kill_states) {
+        if (std::string error = parse_filter(request.cmd, args, request.filter); !error.empty())
+            return fail(std::move(error));
+    } else if (!args.empty()) {
+        return fail(std::string(command_name(request.cmd)) + ": takes no arguments, got \"" +
+                    args.begin().key() + "\"");
+    }
+    return ParsedRequest{request, {}};
+}
+
+std::string too_long_error() {
+    return "request longer than " + std::to_string(max_request_bytes) + " bytes";
+}
+
+std::string ok_reply(const Json &result) {
+    Json reply;
+    reply["v"] = mgmt_version;
+    reply["ok"] = true;
+    reply["result"] = result;
+    // Invalid UTF-8 in a string (an interface's devargs, say) is replaced, never thrown.
+    return reply.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string error_reply(std::string_view error) {
+    Json reply;
+    reply["v"] = mgmt_version;
+    reply["ok"] = false;
+    reply["error"] = std::string(error);
+    return reply.dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+std::string protocol_name(uint8_t proto) {
+    for (const auto &[n, name] : protocol_names)
+        if (n == proto) return std::string(name);
+    return std::to_string(proto);
+}
+
+std::optional<uint8_t> protocol_number(std::string_view text) {
+    if (text == "icmp6") return uint8_t(58);
+    for (const auto &[n, name] : protocol_names)
+        if (name == text) return n;
+    if (text.empty() || text.size() > 3) return std::nullopt;
+    unsigned value = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return std::nullopt;
+        value = value * 10 + unsigned(c - '0');
+    }
+    if (value > 255) return std::nullopt;
+    return uint8_t(value);
+}
+
+std::optional<LineFramer::Item> LineFramer::next() {
+    for (;;) {
+        const std::size_t nl = buf_.find('\n');
+        if (nl == std::string::npos) {
+            if (discarding_) {
+                buf_.clear();
+            } else if (buf_.size() > max_ + 1) { // + 1: a "\r" may still come before "\n"
+                buf_.clear();
+                discarding_ = true;
+                return Item{Kind::too_long, {}};
+            } else if (finished_ && !buf_.empty()) {
+                Item item{Kind::line, std::move(buf_)};
+                buf_.clear();
+                if (!item.text.empty() && item.text.back() == '\r') item.text.pop_back();
+                return item;
+            }
+            return std::nullopt;
+        }
+        if (discarding_) {
+            buf_.erase(0, nl + 1);
+            discarding_ = false;
+            continue;
+        }
+        std::size_t len = nl;
+        if (len > 0 && buf_[len - 1] == '\r') len--;
+        if (len > max_) {
+            buf_.erase(0, nl + 1);
+            return Item{Kind::too_long, {}};
+        }
+        Item item{Kind::line, buf_.substr(0, len)};
+        buf_.erase(0, nl + 1);
+        return item;
+    }
+}
+
+std::string request_line(Command cmd, const Json &args) {
+    Json req;
+    req["v"] = mgmt_version;
+    req["cmd"] = std::string(command_name(cmd));
+    if (!args.empty()) req["args"] = args;
+    return req.dump();
+}
+
+Reply parse_reply(std::string_view line) {
+    Reply reply;
+    Json j;
+    try {
+        j = Json::parse(line);
+    } catch (const Json::parse_error &e) {
+        reply.error = "unreadable reply (invalid JSON at byte " + std::to_string(e.byte) + ")";
+        return reply;
+    }
+    if (!j.is_object() || !j.contains("ok") || !j["ok"].is_boolean()) {
+        reply.error = "unreadable reply (not a reply object)";
+        return reply;
+    }
+    if (!j.contains("v") || as_unsigned(j["v"]) != uint64_t(mgmt_version)) {
+        reply.error = "reply of protocol version " + (j.contains("v") ? shown(j["v"]) : "?") +
+                      " (syncwallctl speaks " + std::to_string(mgmt_version) + ")";
+        return reply;
+    }
+    if (j["ok"].get<bool>()) {
+        reply.ok = true;
+        if (j.contains("result")) reply.result = std::move(j["result"]);
+        return reply;
+    }
+    reply.error = j.contains("error") && j["error"].is_string() ? j["error"].get<std::string>()
+                                                                : "error without a message";
+    return reply;
+}
+
+CtlExit exit_for(const Reply &reply) {
+    return reply.ok ? CtlExit::ok : CtlExit::daemon_error;
+}
+
+} // namespace syncwall::ctl

@@ -1,0 +1,236 @@
+#include "control/views.hpp"
+
+#include "config/pf_rule.hpp"
+
+#include <array>
+#include <cstdarg>
+#include <cstdio>
+
+namespace syncwall::ctl {
+
+namespace {
+
+__attribute__((format(printf, 1, 2))) std::string strf(const char *format, ...) {
+    va_list ap;
+    va_start(ap, format);
+    va_list again;
+    va_copy(again, ap);
+    const int n = std::vsnprintf(nullptr, 0, format, ap);
+    va_end(ap);
+    std::string out(n > 0 ? std::size_t(n) : 0, '\0');
+    if (n > 0) std::vsnprintf(out.data(), out.size() + 1, format, again);
+    va_end(again);
+    return out;
+}
+
+unsigned long long u64(const Json &j, const char *key) {
+    return j.at(key).get<unsigned long long>();
+}
+
+// BSD's tcpstates[] (tcp_fsm.h) and pf's PFUDPS_NAMES / PFOTHERS_NAMES.
+constexpr std::array<const char *, 11> tcp_state_names = {
+    "CLOSED",     "LISTEN",  "SYN_SENT", "SYN_RCVD",   "ESTABLISHED", "CLOSE_WAIT",
+    "FIN_WAIT_1", "CLOSING", "LAST_ACK", "FIN_WAIT_2", "TIME_WAIT"};
+constexpr std::array<const char *, 3> pseudo_state_names = {"NO_TRAFFIC", "SINGLE", "MULTIPLE"};
+
+// pfctl's print_host: "192.0.2.1:80", "2001:db8::1[80]", no port part when it is 0.
+std::string host(const std::string &addr, unsigned port, unsigned af) {
+    if (port == 0) return addr;
+    return af == 6 ? strf("%s[%u]", addr.c_str(), port) : strf("%s:%u", addr.c_str(), port);
+}
+
+// pfctl's print_seq: "[seqlo + seqhi-seqlo]", and "(+seqdiff)" when modulated.
+std::string seq(const Json &peer) {
+    const auto lo = peer.at("seqlo").get<uint32_t>();
+    const auto hi = peer.at("seqhi").get<uint32_t>();
+    const auto diff = peer.at("seqdiff").get<uint32_t>();
+    std::string out = strf("[%u + %u]", lo, uint32_t(hi - lo));
+    if (diff != 0) out += strf("(+%u)", diff);
+    return out;
+}
+
+std::string hms(uint64_t seconds) {
+    return strf("%.2llu:%.2llu:%.2llu", (unsigned long long)(seconds / 3600),
+                (unsigned long long)(seconds / 60 % 60), (unsigned long long)(seconds % 60));
+}
+
+// A "  name   total   rate/s" row of pfctl -si; no rate when the uptime is unknown (0).
+std::string counter_row(const std::string &name, unsigned long long total, uint64_t uptime) {
+    std::string out = strf("  %-25s %14llu ", name.c_str(), total);
+    if (uptime > 0)
+        out += strf("%14.1f/s\n", double(total) / double(uptime));
+    else
+        out += strf("%14s\n", "");
+    return out;
+}
+
+} // namespace
+
+std::string peer_state_names(uint8_t proto, uint8_t first, uint8_t second) {
+    if (proto == config::ipproto_tcp) {
+        if (first < tcp_state_names.size() && second < tcp_state_names.size())
+            return strf("%s:%s", tcp_state_names[first], tcp_state_names[second]);
+        return strf("<BAD STATE LEVELS %u:%u>", first, second);
+    }
+    // ICMP has no state levels: pfctl prints the numbers.
+    if (proto != config::ipproto_icmp && proto != config::ipproto_icmpv6 &&
+        first < pseudo_state_names.size() && second < pseudo_state_names.size())
+        return strf("%s:%s", pseudo_state_names[first], pseudo_state_names[second]);
+    return strf("%u:%u", first, second);
+}
+
+std::string format_state(const Json &s, bool verbose) {
+    const auto proto = s.at("proto").get<uint8_t>();
+    const auto af = s.at("af").get<unsigned>();
+    const bool out = s.at("direction").get<std::string>() == "out";
+    const auto &addr = s.at("addr");
+    const auto &port = s.at("port");
+    // pfctl's print_state: the key's [1] side, the arrow of the direction, the [0] side;
+    // the peers in the order of the key's sides (so swapped for an inbound state).
+    const Json &first = out ? s.at("src") : s.at("dst");
+    const Json &second = out ? s.at("dst") : s.at("src");
+    // States float (pf's "all"): they match on every interface.
+    std::string text = "all " + protocol_name(proto) + " " +
+                       host(addr.at(1).get<std::string>(), port.at(1).get<unsigned>(), af) +
+                       (out ? " -> " : " <- ") +
+                       host(addr.at(0).get<std::string>(), port.at(0).get<unsigned>(), af) +
+                       "       " +
+                       peer_state_names(proto, first.at("state").get<uint8_t>(),
+                                        second.at("state").get<uint8_t>()) +
+                       "\n";
+    if (!verbose) return text;
+    if (proto == config::ipproto_tcp) {
+        const auto ws1 = first.at("wscale").get<uint8_t>(),
+                   ws2 = second.at("wscale").get<uint8_t>();
+        const bool scaled = ws1 != 0 && ws2 != 0;
+        text += "   " + seq(first);
+        if (scaled) text += strf(" wscale %u", ws1 & 0x0fu);
+        text += "  " + seq(second);
+        if (scaled) text += strf(" wscale %u", ws2 & 0x0fu);
+        text += "\n";
+    }
+    const auto &packets = s.at("packets");
+    const auto &bytes = s.at("bytes");
+    text += "   age " + hms(u64(s, "age")) + ", expires in " + hms(u64(s, "expires_in")) +
+            strf(", %llu:%llu pkts, %llu:%llu bytes", packets.at(0).get<unsigned long long>(),
+                 packets.at(1).get<unsigned long long>(), bytes.at(0).get<unsigned long long>(),
+                 bytes.at(1).get<unsigned long long>());
+    if (!s.at("rule").is_null()) text += strf(", rule %llu", u64(s, "rule"));
+    text += "\n";
+    text += strf("   id: %s creatorid: %08x\n", s.at("id").get<std::string>().c_str(),
+                 s.at("creatorid").get<uint32_t>());
+    return text;
+}
+
+std::string format_states(const Json &result, bool verbose) {
+    std::string text;
+    for (const auto &s : result.at("states"))
+        text += format_state(s, verbose);
+    return text;
+}
+
+std::string format_info(const Json &r) {
+    const uint64_t uptime = u64(r, "uptime");
+    const std::string status =
+        strf("Status: %s for %llu days %s", r.at("running").get<bool>() ? "Enabled" : "Disabled",
+             (unsigned long long)(uptime / 86400), hms(uptime % 86400).c_str());
+    std::string text = strf("%-44s%18s\n\n", status.c_str(),
+                            strf("Hostid: 0x%08x", r.at("hostid").get<uint32_t>()).c_str());
+    for (const auto &p : r.at("ports")) {
+        const std::string head = "Interface Stats for " + p.at("name").get<std::string>();
+        text += strf("%-27s %14s %16s\n", head.c_str(), "Total", "Rate");
+        text += counter_row("Bytes In", u64(p, "rx_bytes"), uptime);
+        text += counter_row("Bytes Out", u64(p, "tx_bytes"), uptime);
+        text += counter_row("Packets In", u64(p, "rx_packets"), uptime);
+        text += counter_row("Packets Out", u64(p, "tx_packets"), uptime);
+        text += "\n";
+    }
+    const auto &st = r.at("states");
+    text += strf("%-27s %14s %16s\n", "State Table", "Total", "Rate");
+    text += strf("  %-25s %14llu %14s\n", "current entries", u64(st, "current"), "");
+    // pf's "searches" has no counterpart: lookups are not counted on the hot path.
+    text += counter_row("inserts", u64(st, "inserts"), uptime);
+    text += counter_row("removals", u64(st, "removals"), uptime);
+    text += "Counters\n";
+    const auto &c = r.at("counters");
+    text += counter_row("forwarded", u64(c, "forwarded"), uptime);
+    text += counter_row("punted", u64(c, "punted"), uptime);
+    for (const auto &[reason, count] : r.at("drops").items())
+        text += counter_row(reason, count.get<unsigned long long>(), uptime);
+    return text;
+}
+
+std::string format_rules(const Json &result) {
+    std::string text;
+    for (const auto &rule : result.at("rules")) {
+        text += strf("@%llu %s\n", u64(rule, "number"), rule.at("text").get<std::string>().c_str());
+        // pfctl's first field is "Evaluations"; rte_acl classifies a packet against every
+        // rule at once and reports only the deciding one, so syncwall counts how often a
+        // rule decided ("Matches") instead.
+        text += strf("  [ Matches: %-8llu  Packets: %-8llu  Bytes: %-10llu  States: %-6llu]\n",
+                     u64(rule, "matches"), u64(rule, "packets"), u64(rule, "bytes"),
+                     u64(rule, "states"));
+        text += strf("  [ State Creations: %-6llu]\n", u64(rule, "states_created"));
+    }
+    return text;
+}
+
+std::string format_interfaces(const Json &result) {
+    std::string text;
+    for (const auto &p : result.at("interfaces")) {
+        text += strf("%s: port %llu mtu %llu%s\n", p.at("name").get<std::string>().c_str(),
+                     u64(p, "port_id"), u64(p, "mtu"), p.at("sync").get<bool>() ? " (sync)" : "");
+        text += "\tlladdr " + p.at("mac").get<std::string>() + "\n";
+        text += "\tdevargs " + p.at("devargs").get<std::string>() + "\n";
+        for (const auto &a : p.at("addresses")) {
+            const std::string prefix = a.get<std::string>();
+            text +=
+                (prefix.find(':') != std::string::npos ? "\tinet6 " : "\tinet ") + prefix + "\n";
+        }
+        text +=
+            strf("\trx %llu packets %llu bytes, tx %llu packets %llu bytes\n", u64(p, "rx_packets"),
+                 u64(p, "rx_bytes"), u64(p, "tx_packets"), u64(p, "tx_bytes"));
+    }
+    return text;
+}
+
+std::string format_availability(std::string_view what, const Json &result) {
+    if (!result.at("available").get<bool>()) {
+        return std::string(what) + ": not available: " + result.at("reason").get<std::string>() +
+               "\n";
+    }
+    return result.dump(2) + "\n";
+}
+
+std::string format_reload(const Json &result) {
+    return strf("reloaded: %llu rules\n", u64(result, "rules"));
+}
+
+std::string format_kill(const Json &result) {
+    const auto n = u64(result, "killed");
+    return strf("killed %llu state%s\n", n, n == 1 ? "" : "s");
+}
+
+std::string format_result(Command cmd, const Json &result, bool verbose) {
+    switch (cmd) {
+    case Command::show_states:
+        return format_states(result, verbose);
+    case Command::show_info:
+        return format_info(result);
+    case Command::show_rules:
+        return format_rules(result);
+    case Command::show_interfaces:
+        return format_interfaces(result);
+    case Command::show_carp:
+        return format_availability("carp", result);
+    case Command::show_sync:
+        return format_availability("sync", result);
+    case Command::reload:
+        return format_reload(result);
+    case Command::kill_states:
+        return format_kill(result);
+    }
+    return result.dump(2) + "\n";
+}
+
+} // namespace syncwall::ctl
