@@ -80,6 +80,8 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
     stc.reader_threads = worker_count() + 1; // workers, then the sync lcore
     stc.socket_id = socket;
     states = std::make_unique<StateTable>(stc);
+    // Without pfsync nobody polls as reader W: keep it from holding up grace periods.
+    if (!cfg.sync.enabled) states->reader_offline(worker_count());
     const std::size_t rcu_size = rte_rcu_qsbr_get_memsize(worker_count());
     config_rcu_ = static_cast<rte_rcu_qsbr *>(rte_zmalloc_socket("syncwall_rcu", rcu_size,
                                                                  RTE_CACHE_LINE_SIZE, socket));

@@ -1,0 +1,249 @@
+// The sync role's logic: what pfsync news to send, when, and how received news changes the
+// state table. The sync lcore owns one SyncCore (sync_engine.hpp puts it on a port).
+//
+// Theory of operation
+// * Sending. SyncCore is the state table's StateChangeSink. The lcore that changed a state
+//   (a worker, or the main lcore's expiry sweep and `kill states`) pushes a Delta on its own
+//   single-producer ring: "slot S, generation G, inserted/updated" or "state (creatorid, id)
+//   removed". A per-slot flag byte records that a slot is already queued, so a state sits in
+//   the rings at most once however often it changes (pfsync's compression: the message is
+//   written from the live state when the packet is built). The sync lcore drains the rings
+//   into a pending list and packs it when the oldest change has waited `interval_ms`, when a
+//   packet's worth is pending, or when a TCP state piled up `maxupd` updates; new states go
+//   out as INS, known ones as UPD_C, removals as DEL_C. A state inserted and removed before
+//   it was sent is never mentioned (pf: "pretend this never happened").
+//   A full ring never blocks its producer: the change is counted (ring_full) and caught up by
+//   the state's next change; a peer that hears UPD_C for a state it missed asks for it.
+// * Receiving. receive() validates a packet (authentication trailer if configured, then the
+//   codec's layered decode) and applies each record: INS/UPD insert or update by
+//   (creatorid, id); UPD_C merges peers monotonically (stale updates are counted and our
+//   newer copy is sent back); an unknown UPD_C is answered with UPD_REQ; DEL/DEL_C remove;
+//   CLR removes a creator's states; UPD_REQ sends one full state, or with (0, 0) starts a
+//   bulk send. Changes made here use the sync writer id and are never queued as our news.
+// * Bulk update. start_bulk_request() (at start and on `sync resync`) sends UPD_REQ(0, 0),
+//   repeats it every bulk_timeout_ms up to bulk_max_requests times, waits for BUS start and
+//   BUS end, and gives up (status failed) rather than waiting forever. bulk_pending() is
+//   what CARP reads to stay demoted meanwhile.
+// * Authentication (optional, sync.auth.key_file): every packet carries a trailer after the
+//   pfsync message (inside the IP payload, beyond the pfsync header's len, where OpenBSD
+//   stops reading): an 8-byte big-endian counter and HMAC-SHA256(key, message || counter).
+//   Receivers drop packets without a valid trailer, and any counter not above the last one
+//   seen from that source address.
+// * Threads: the sink runs on the changing lcore; everything else on the sync lcore. Stats
+//   are relaxed atomics so that the main lcore can read them at any time.
+// No DPDK ports here: transmission is a callback, so two cores can be joined in a test.
+#pragma once
+
+#include "dataplane/state_logic.hpp"
+#include "dataplane/state_table.hpp"
+#include "sync/pfsync_wire.hpp"
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+struct rte_ring;
+
+namespace syncwall::sync {
+
+// Why the sync role refused a packet or a record, beyond the codec's own reasons.
+#define SYNCWALL_SYNC_ERRORS(X)                                                                    \
+    X(bad_ttl, "IP TTL is not 255")                                                                \
+    X(bad_ip, "malformed Ethernet/IPv4 header or not IPv4")                                        \
+    X(not_pfsync, "IPv4 protocol is not pfsync (240)")                                             \
+    X(wrong_destination, "destination is neither the pfsync group nor our address")                \
+    X(own_packet, "our own packet came back")                                                      \
+    X(auth_missing, "no or malformed authentication trailer")                                      \
+    X(auth_bad_mac, "authentication MAC does not match")                                           \
+    X(auth_replay, "authentication counter replayed or too old")                                   \
+    X(insert_full, "state from a peer not inserted: state limit reached")                          \
+    X(insert_collision, "state from a peer not inserted: another state has its key")               \
+    X(update_unknown, "UPD_C for an unknown state (answered with UPD_REQ)")                        \
+    X(delete_unknown, "DEL/DEL_C for an unknown state")                                            \
+    X(request_unknown, "UPD_REQ for an unknown state")                                             \
+    X(tx_failed, "pfsync packet could not be transmitted")
+
+enum class SyncError : uint8_t {
+#define SYNCWALL_X(name, text) name,
+    SYNCWALL_SYNC_ERRORS(SYNCWALL_X)
+#undef SYNCWALL_X
+        count_
+};
+inline constexpr std::size_t sync_error_count = std::size_t(SyncError::count_);
+inline constexpr std::array<std::string_view, sync_error_count> sync_error_names = {
+#define SYNCWALL_X(name, text) #name,
+    SYNCWALL_SYNC_ERRORS(SYNCWALL_X)
+#undef SYNCWALL_X
+};
+
+enum class BulkStatus : uint8_t { none, requested, receiving, done, failed };
+std::string_view name_of(BulkStatus s);
+
+// Per-action message counters, indexed by Action code.
+using ActionCounters = std::array<std::atomic<uint64_t>, std::size_t(Action::max_)>;
+
+struct SyncStats {
+    std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, rx_packets{0}, rx_bytes{0};
+    ActionCounters sent{}, received{};
+    std::array<std::atomic<uint64_t>, sync_error_count> errors{};
+    std::array<std::atomic<uint64_t>, pfsync_error_count> decode_errors{};
+    std::atomic<uint64_t> stale{0};      // updates that were behind our copy
+    std::atomic<uint64_t> ring_full{0};  // changes not queued (caught up later)
+    std::atomic<uint64_t> queued{0};     // changes queued by the lcores
+    std::atomic<uint64_t> coalesced{0};  // changes folded into an already queued state
+    std::atomic<uint64_t> inserted{0}, updated{0}, removed{0}; // applied from peers
+    std::atomic<uint64_t> bulk_requests{0}, bulk_received_states{0}, bulk_sent_states{0};
+    std::atomic<uint64_t> bulk_sends{0};
+    std::atomic<uint64_t> max_lag_ms{0}; // longest a change waited before it was packed
+
+    void error(SyncError e) { errors[std::size_t(e)].fetch_add(1, std::memory_order_relaxed); }
+    uint64_t error_count(SyncError e) const {
+        return errors[std::size_t(e)].load(std::memory_order_relaxed);
+    }
+    static void inc(std::atomic<uint64_t> &c, uint64_t n = 1) {
+        c.fetch_add(n, std::memory_order_relaxed);
+    }
+};
+
+struct SyncCoreConfig {
+    std::string name = "sync";  // prefix of the rings' names (unique per process)
+    uint32_t creatorid = 0;     // our hostid
+    unsigned producers = 1;     // lcores that change states: writer ids 0..producers-1
+    unsigned sync_writer = 1;   // the sync lcore's writer id: its changes are not news
+    std::size_t mtu = 1500;     // sync port MTU (IP header included)
+    uint16_t maxupd = 128;
+    uint32_t interval_ms = 1000;
+    uint32_t bulk_timeout_ms = 2000;
+    uint32_t bulk_max_requests = 12;
+    uint32_t ring_size = 4096;
+    std::string auth_key;       // raw key bytes; empty: no authentication
+    int socket_id = 0;
+};
+
+class SyncCore : public dp::StateChangeSink {
+  public:
+    // Sends one pfsync packet: the IP payload (pfsync header onwards, trailer included).
+    using Transmit = std::function<bool(std::span<const uint8_t> payload)>;
+    // Removes a state on behalf of a peer (the Dataplane also releases the rule's count).
+    using Remove = std::function<bool(uint32_t slot)>;
+
+    // `table_now` is the state table's clock (seconds); EAL must be initialised (rings).
+    SyncCore(const SyncCoreConfig &cfg, dp::StateTable &table, const dp::TimeoutTable &timeouts,
+             Transmit transmit, Remove remove = {});
+    ~SyncCore() override;
+    SyncCore(const SyncCore &) = delete;
+    SyncCore &operator=(const SyncCore &) = delete;
+
+    // StateChangeSink: any lcore, for its own writer id.
+    void state_changed(unsigned writer, uint32_t slot, uint32_t generation,
+                       dp::StateChange change) override;
+
+    // Sync lcore: drain the rings, pack and send what is due, progress the bulk transfers.
+    // `now_ms` is a monotonic millisecond clock, `now_s` the state table's clock. Returns a
+    // measure of work done (0: idle).
+    unsigned poll(uint64_t now_ms, uint32_t now_s);
+    // Sync lcore: one received pfsync packet (the IP payload). `source` identifies the
+    // sender for replay protection (its IPv4 address).
+    void receive(std::span<const uint8_t> payload, uint32_t source, uint64_t now_ms, uint32_t now_s);
+    // Ask the peers for every state (at start, and for `sync resync`).
+    void start_bulk_request(uint64_t now_ms);
+    // Send everything pending now (tests, shutdown).
+    void flush(uint64_t now_ms, uint32_t now_s);
+
+    bool bulk_pending() const {
+        const auto s = bulk_status();
+        return s == BulkStatus::requested || s == BulkStatus::receiving;
+    }
+    BulkStatus bulk_status() const { return bulk_status_.load(std::memory_order_relaxed); }
+    bool bulk_sending() const { return bulk_sending_.load(std::memory_order_relaxed); }
+    const SyncStats &stats() const { return stats_; }
+    // For the port glue: a frame refused before it reached receive().
+    void count_error(SyncError e) { stats_.error(e); }
+    // Changes waiting in the rings and the pending list.
+    std::size_t queue_depth() const;
+    // How long the oldest pending change has waited (0 when nothing is pending).
+    uint64_t lag_ms(uint64_t now_ms) const;
+    const SyncCoreConfig &config() const { return cfg_; }
+
+  private:
+    struct Delta; // a ring element
+    class Packer;
+
+    void drain(uint64_t now_ms);
+    void pack_pending(uint64_t now_ms, uint32_t now_s);
+    void pack_requests(uint32_t now_s);
+    void bulk_send_step(uint32_t now_s);
+    void bulk_request_timer(uint64_t now_ms);
+    bool add_full_state(StateAction a, uint32_t slot, uint32_t now_s);
+    uint32_t remaining_of(const dp::State &s, uint32_t now_s) const;
+    // Queue our copy of a state for the peers (after a stale update from them).
+    void queue_ours(uint32_t slot, uint32_t generation, uint64_t now_ms);
+
+    // receiving
+    class Applier;
+    bool authenticate(std::span<const uint8_t> &payload, uint32_t source);
+
+    SyncCoreConfig cfg_;
+    dp::StateTable &table_;
+    const dp::TimeoutTable &timeouts_;
+    Transmit transmit_;
+    Remove remove_;
+    std::vector<rte_ring *> rings_;
+    std::unique_ptr<std::atomic<uint8_t>[]> flags_;   // per slot: queued / insert pending
+    std::unique_ptr<std::atomic<uint8_t>[]> updates_; // per slot: TCP updates since queued
+    std::atomic<bool> urgent_{false};                 // a state reached maxupd
+
+    struct Pending {
+        uint32_t slot, generation;
+    };
+    struct PendingDelete {
+        uint64_t id;
+        uint32_t creatorid;
+    };
+    std::vector<Pending> pending_;
+    std::vector<PendingDelete> pending_deletes_;
+    std::size_t pending_inserts_ = 0;
+    uint64_t pending_since_ms_ = 0;
+    std::atomic<std::size_t> pending_size_{0};
+    std::atomic<uint64_t> pending_since_shared_{0}; // for lag_ms() from other lcores
+
+    // Replies owed to peers, sent on this poll.
+    std::vector<PendingDelete> upd_requests_;   // UPD_REQ(id, creatorid) to send
+    std::vector<uint32_t> full_updates_;        // slots to send as full UPD
+    std::vector<PendingDelete> ins_acks_;
+
+    // Bulk send (responder)
+    std::atomic<bool> bulk_sending_{false};
+    bool bulk_again_ = false;
+    bool bulk_start_sent_ = false;
+    uint32_t bulk_cursor_ = 0;
+    // Bulk request (requester)
+    std::atomic<BulkStatus> bulk_status_{BulkStatus::none};
+    uint32_t bulk_tries_ = 0;
+    uint64_t bulk_deadline_ms_ = 0;
+
+    // Authentication
+    uint64_t tx_counter_ = 0;
+    std::unordered_map<uint32_t, uint64_t> rx_counters_; // source -> last counter accepted
+
+    std::unique_ptr<Packer> packer_;
+    SyncStats stats_;
+};
+
+// Authentication trailer (pure; exposed for tests): 8-byte big-endian counter, then
+// HMAC-SHA256(key, message || counter).
+inline constexpr std::size_t auth_trailer_len = 8 + 32;
+void auth_sign(std::string_view key, std::span<const uint8_t> message, uint64_t counter,
+               std::span<uint8_t, auth_trailer_len> trailer);
+// True when `trailer` is a valid trailer of `message`; sets *counter.
+bool auth_verify(std::string_view key, std::span<const uint8_t> message,
+                 std::span<const uint8_t> trailer, uint64_t *counter);
+
+} // namespace syncwall::sync
