@@ -24,7 +24,8 @@ constexpr uint32_t main_max_sleep_us = 1000;
 
 ControlLoop::ControlLoop(dp::Dataplane &dp, std::string config_path)
     : dp_(dp), slow_(dp), signals_(io_, SIGINT, SIGTERM), hup_(io_, SIGHUP), tick_(io_),
-      config_path_(std::move(config_path)), mgmt_(io_, dp, *this) {
+      config_path_(std::move(config_path)), mgmt_(io_, dp, *this),
+      obs_(io_, dp.cfg.control, mgmt_) {
     signals_.async_wait([this](const boost::system::error_code &ec, int sig) {
         if (ec) return;
         stop_reason_ = sig == SIGINT ? "SIGINT" : "SIGTERM";
@@ -33,6 +34,7 @@ ControlLoop::ControlLoop(dp::Dataplane &dp, std::string config_path)
     wait_signals();
     arm_tick();
     mgmt_.start(); // throws, naming control.socket, if it cannot listen
+    obs_.start(); // telemetry; throws, naming control.metrics_listen, if it cannot listen
 }
 
 void ControlLoop::wait_signals() {
@@ -96,6 +98,7 @@ void ControlLoop::run() {
     signals_.cancel();
     hup_.cancel();
     tick_.cancel();
+    obs_.stop();
     mgmt_.stop();
     io_.poll();
 }

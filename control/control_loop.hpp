@@ -9,6 +9,7 @@
 #pragma once
 
 #include "control/mgmt_server.hpp"
+#include "control/observability.hpp"
 #include "control/slow_path.hpp"
 #include "dataplane/dataplane.hpp"
 
@@ -56,7 +57,8 @@ class ControlLoop {
     std::string config_path_;
     std::vector<std::unique_ptr<config::Config>> configs_; // kept alive for the rulesets
     uint64_t reloads_ = 0;
-    MgmtServer mgmt_; // last: it uses the members above, and goes first
+    MgmtServer mgmt_; // uses the members above, and goes before them
+    Observability obs_; // last: it runs mgmt_'s commands, and goes first
 };
 
 // Counters summed over every lcore, as text (one "name value" pair per line, grouped).

@@ -350,7 +350,10 @@ Json MgmtServer::show_info() {
                         {"insert_exists", st.insert_exists},
                         {"insert_full", st.insert_full}}},
         {"counters",
-         Json{{"forwarded", t.forwarded}, {"punted", t.punted}, {"drops_total", t.total_drops()}}},
+         Json{{"forwarded", t.forwarded},
+              {"punted", t.punted},
+              {"drops_total", t.total_drops()},
+              {"pflog_dropped", t.pflog_dropped}}},
         {"drops", std::move(drops)},
         {"ports", std::move(ports)},
     };

@@ -21,7 +21,8 @@
 //                    (the key, peers and counters as in state.hpp)
 //   show info        {"node", "hostid", "running", "uptime": s, "states": {"current", "limit",
 //                     "inserts", "removals", "insert_exists", "insert_full"}, "counters":
-//                     {"forwarded", "punted", "drops_total"}, "drops": {reason: n, ...},
+//                     {"forwarded", "punted", "drops_total", "pflog_dropped"},
+//                     "drops": {reason: n, ...},
 //                     "ports": [{"name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes"}]}
 //   show rules       {"rules": [{"number", "text", "source", "matches", "packets", "bytes",
 //                     "states_created", "states"}], "acl_rules": n, "reloads": n}
