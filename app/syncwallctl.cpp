@@ -5,6 +5,7 @@
 //   syncwallctl show info | show rules | show interfaces | show carp | show sync
 //   syncwallctl reload
 //   syncwallctl kill states --addr A [--port P] [--proto X]
+//   syncwallctl carp demote N | carp promote
 //
 // Exit status: 0 ok, 1 the daemon answered with an error, 2 usage error, 3 no daemon
 // answering on the socket. The protocol is in control/mgmt_protocol.hpp, the text views in
@@ -119,6 +120,15 @@ int main(int argc, char **argv) {
     kill->require_subcommand(1);
     kill->fallthrough();
     auto *kill_states = kill->add_subcommand("states", "remove the states matching --addr/--port");
+    auto *carp = app.add_subcommand("carp", "raise or clear the operator's CARP demotion");
+    carp->require_subcommand(1);
+    carp->fallthrough();
+    unsigned demote_by = 0;
+    auto *carp_demote = carp->add_subcommand("demote", "add N to the demotion of every vhid");
+    carp_demote->add_option("N", demote_by, "1..255")->required()->check(CLI::Range(1, 255));
+    auto *carp_promote = carp->add_subcommand("promote", "remove the operator's demotion");
+    carp_demote->fallthrough();
+    carp_promote->fallthrough();
     for (auto *sub : {show_states, show_info, show_rules, show_interfaces, show_carp, show_sync,
                       reload, kill_states})
         sub->fallthrough();
@@ -160,6 +170,10 @@ int main(int argc, char **argv) {
         cmd = ctl::Command::reload;
     else if (kill_states->parsed())
         cmd = ctl::Command::kill_states;
+    else if (carp_demote->parsed())
+        cmd = ctl::Command::carp_demote;
+    else if (carp_promote->parsed())
+        cmd = ctl::Command::carp_promote;
 
     Json args = Json::object();
     if (cmd == ctl::Command::show_states || cmd == ctl::Command::kill_states) {
@@ -188,6 +202,8 @@ int main(int argc, char **argv) {
             return code(CtlExit::usage);
         }
     }
+
+    if (cmd == ctl::Command::carp_demote) args["n"] = demote_by;
 
     std::string error;
     const auto line = exchange(socket_path, ctl::request_line(cmd, args),

@@ -9,6 +9,7 @@
 #include <rte_cycles.h>
 
 #include <rte_lcore.h>
+#include <rte_ring.h>
 
 #include <csignal>
 #include <cstdio>
@@ -23,13 +24,13 @@ constexpr uint32_t main_max_sleep_us = 1000;
 } // namespace
 
 ControlLoop::ControlLoop(dp::Dataplane &dp, std::string config_path)
-    : dp_(dp), slow_(dp), signals_(io_, SIGINT, SIGTERM), hup_(io_, SIGHUP), tick_(io_),
+    : dp_(dp), slow_(dp), carp_(io_, dp, slow_), signals_(io_, SIGINT, SIGTERM), hup_(io_, SIGHUP),
+      tick_(io_), stop_timer_(io_),
       config_path_(std::move(config_path)), mgmt_(io_, dp, *this),
       obs_(io_, dp.cfg.control, mgmt_) {
     signals_.async_wait([this](const boost::system::error_code &ec, int sig) {
         if (ec) return;
-        stop_reason_ = sig == SIGINT ? "SIGINT" : "SIGTERM";
-        dp_.stopping.store(true);
+        begin_stop(sig == SIGINT ? "SIGINT" : "SIGTERM");
     });
     wait_signals();
     arm_tick();
@@ -83,13 +84,38 @@ void ControlLoop::arm_tick() {
     });
 }
 
-void ControlLoop::request_stop() {
-    if (stop_reason_.empty()) stop_reason_ = "request";
-    dp_.stopping.store(true);
+void ControlLoop::request_stop() { begin_stop("request"); }
+
+void ControlLoop::begin_stop(const char *reason) {
+    if (!stop_reason_.empty()) return; // already stopping
+    stop_reason_ = reason;
+    carp_.stop();
+    // Worker 0 drains the control tx rings into its queue and flushes before it looks at
+    // `stopping` again, so an empty ring means the bow-outs are on their way.
+    stop_when_sent(std::chrono::steady_clock::now() + std::chrono::milliseconds(200));
+}
+
+void ControlLoop::stop_when_sent(std::chrono::steady_clock::time_point deadline) {
+    bool queued = false;
+    for (const auto &p : dp_.ports)
+        if (p.ctl_tx != nullptr && rte_ring_count(p.ctl_tx) != 0) queued = true;
+    if (!queued || std::chrono::steady_clock::now() >= deadline) {
+        dp_.stopping.store(true);
+        return;
+    }
+    stop_timer_.expires_after(std::chrono::milliseconds(1));
+    stop_timer_.async_wait([this, deadline](const boost::system::error_code &ec) {
+        if (ec) {
+            dp_.stopping.store(true);
+            return;
+        }
+        stop_when_sent(deadline);
+    });
 }
 
 void ControlLoop::run() {
     dp::IdleBackoff idle(true, main_max_sleep_us, 64);
+    carp_.start(); // the ports are up now
     while (!dp_.stopping.load()) {
         unsigned work = unsigned(io_.poll());
         work += slow_.drain(SlowPath::Clock::now());
@@ -98,6 +124,8 @@ void ControlLoop::run() {
     signals_.cancel();
     hup_.cancel();
     tick_.cancel();
+    stop_timer_.cancel();
+    carp_.stop(); // stopped another way than begin_stop(): no bow-out can leave any more
     obs_.stop();
     mgmt_.stop();
     io_.poll();

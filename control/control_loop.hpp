@@ -8,6 +8,7 @@
 // The management socket (mgmt_server.hpp) is served from the same io_context.
 #pragma once
 
+#include "control/carp.hpp"
 #include "control/mgmt_server.hpp"
 #include "control/observability.hpp"
 #include "control/slow_path.hpp"
@@ -40,19 +41,27 @@ class ControlLoop {
 
     boost::asio::io_context &io() { return io_; }
     SlowPath &slow_path() { return slow_; }
+    // CARP (inert without carp vhosts). pfsync calls carp().set_sync_bulk_pending().
+    Carp &carp() { return carp_; }
     // Why the loop stopped ("SIGTERM", "request"); empty while running.
     const std::string &stop_reason() const { return stop_reason_; }
 
   private:
     void arm_tick();
     void wait_signals();
+    // SIGTERM/SIGINT/request_stop: CARP bows out, the workers get a moment to put that on
+    // the wire, then everything stops.
+    void begin_stop(const char *reason);
+    void stop_when_sent(std::chrono::steady_clock::time_point deadline);
 
     dp::Dataplane &dp_;
     boost::asio::io_context io_;
     SlowPath slow_;
+    Carp carp_;
     boost::asio::signal_set signals_;
     boost::asio::signal_set hup_;
     boost::asio::steady_timer tick_;
+    boost::asio::steady_timer stop_timer_;
     std::string stop_reason_;
     std::string config_path_;
     std::vector<std::unique_ptr<config::Config>> configs_; // kept alive for the rulesets

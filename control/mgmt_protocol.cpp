@@ -9,7 +9,7 @@ namespace syncwall::ctl {
 
 namespace {
 
-constexpr std::array<std::pair<Command, std::string_view>, 8> command_names{{
+constexpr auto command_names = std::to_array<std::pair<Command, std::string_view>>({
     {Command::show_states, "show states"},
     {Command::show_info, "show info"},
     {Command::show_rules, "show rules"},
@@ -18,7 +18,9 @@ constexpr std::array<std::pair<Command, std::string_view>, 8> command_names{{
     {Command::show_sync, "show sync"},
     {Command::reload, "reload"},
     {Command::kill_states, "kill states"},
-}};
+    {Command::carp_demote, "carp demote"},
+    {Command::carp_promote, "carp promote"},
+});
 
 constexpr std::array<std::pair<uint8_t, std::string_view>, 12> protocol_names{{
     {1, "icmp"},
@@ -156,6 +158,14 @@ ParsedRequest parse_request(std::string_view line) {
     if (request.cmd == Command::show_states || request.cmd == Command::kill_states) {
         if (std::string error = parse_filter(request.cmd, args, request.filter); !error.empty())
             return fail(std::move(error));
+    } else if (request.cmd == Command::carp_demote) {
+        for (const auto &[key, value] : args.items())
+            if (key != "n") return fail("carp demote: unknown argument \"" + key + "\" (arguments: n)");
+        const auto n = args.contains("n") ? as_unsigned(args["n"]) : std::nullopt;
+        if (!n || *n < 1 || *n > 255)
+            return fail("carp demote: \"n\" must be an integer 1..255, got " +
+                        (args.contains("n") ? shown(args["n"]) : std::string("nothing")));
+        request.demote = unsigned(*n);
     } else if (!args.empty()) {
         return fail(std::string(command_name(request.cmd)) + ": takes no arguments, got \"" +
                     args.begin().key() + "\"");

@@ -43,6 +43,8 @@ enum class Command : uint8_t {
     show_sync,
     reload,
     kill_states,
+    carp_demote,  // args {"n": 1..255}: add n to the operator's CARP demotion
+    carp_promote, // remove the operator's CARP demotion
 };
 
 // "show states", "kill states", ...: the `cmd` string.
@@ -61,6 +63,7 @@ struct StateFilter {
 struct Request {
     Command cmd = Command::show_info;
     StateFilter filter; // show states, kill states
+    unsigned demote = 0; // carp demote
 };
 
 // A parsed request, or the error text to reply with.

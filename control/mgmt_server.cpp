@@ -257,11 +257,19 @@ Json MgmtServer::execute(const Request &request) {
         return show_rules();
     case Command::show_interfaces:
         return show_interfaces();
+    // CARP lives on this (the main) lcore: nothing to synchronise with.
     case Command::show_carp:
-        // Nothing to synchronise with: there is no CARP state machine yet.
-        return Json{{"available", false},
-                    {"reason", "CARP is not implemented in this build yet: no virtual hosts "
-                               "run and the carp section of the config is not acted on"}};
+        return loop_.carp().status();
+    case Command::carp_demote:
+    case Command::carp_promote:
+        if (!loop_.carp().configured())
+            throw std::runtime_error(std::string(command_name(request.cmd)) +
+                                     ": no CARP virtual hosts are configured");
+        if (request.cmd == Command::carp_demote)
+            loop_.carp().demote(request.demote);
+        else
+            loop_.carp().promote();
+        return loop_.carp().status();
     case Command::show_sync:
         // Nothing to synchronise with: there is no sync lcore yet.
         return Json{{"available", false},

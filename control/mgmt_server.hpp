@@ -28,7 +28,14 @@
 //                     "states_created", "states"}], "acl_rules": n, "reloads": n}
 //   show interfaces  {"interfaces": [{"name", "devargs", "port_id", "mac", "addresses",
 //                     "mtu", "sync", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes"}]}
-//   show carp|sync   {"available": false, "reason": "..."} until CARP and pfsync exist
+//   show carp        {"available": true, "preempt": bool, "demotion": n, "demotion_reasons":
+//                     [{"reason", "value"}], "vhids": [{"vhid", "interface", "role":
+//                     "init"|"backup"|"master", "advbase", "advskew", "effective_advskew",
+//                     "demote", "addresses": ["192.0.2.254/24"], "transitions", "last_reason",
+//                     "adverts_sent", "adverts_received", "adverts_rejected": {reason: n}}]}
+//                    or {"available": false, "reason": "..."} without carp vhosts
+//   carp demote|promote  the show carp result after the change
+//   show sync        {"available": false, "reason": "..."} until pfsync exists
 //   reload           {"rules": n, "reloads": n}
 //   kill states      {"killed": n}
 #pragma once

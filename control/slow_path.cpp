@@ -146,15 +146,20 @@ void SlowPath::handle(rte_mbuf *m, Clock::time_point now) {
 void SlowPath::handle_arp(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock::time_point now) {
     const dp::Port &p = dp_.ports[port];
     const dp::ArpInfo &a = d.arp;
-    const bool for_us = p.has_address(a.tpa.data(), 4);
+    // A CARP virtual address is ours to answer for only while we are its MASTER, and then
+    // with the virtual MAC (CARP.md 1.5); a backup stays silent.
+    const VirtualOwner vip = virtual_owner(port, 4, a.tpa.data());
+    const bool for_us = p.has_address(a.tpa.data(), 4) || vip.master;
     NeighbourKey key;
     key.port = port;
     key.family = 4;
     std::memcpy(key.addr.data(), a.spa.data(), 4);
     const bool zero_spa = a.spa == Ip4{0, 0, 0, 0};
     // RFC 826 merge: refresh a known sender; add it when the packet was meant for us or
-    // when we are waiting for it.
-    if (!zero_spa && (for_us || dp_.neighbours->contains(key) || pending_.count(key_bytes(key))))
+    // when we are waiting for it. Never our own virtual address: that is the peer
+    // master's gratuitous ARP, not a neighbour.
+    if (!zero_spa && !virtual_owner(port, 4, a.spa.data()).is_virtual &&
+        (for_us || dp_.neighbours->contains(key) || pending_.count(key_bytes(key))))
         learn(key, a.sha, now);
     if (a.op != 1 || !for_us) {
         rte_pktmbuf_free(m);
@@ -167,7 +172,7 @@ void SlowPath::handle_arp(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock
         drop(m, DropReason::to_us_unhandled);
         return;
     }
-    build_arp({buf, 42}, 2, a.sha, p.mac, a.tpa, a.sha, a.spa);
+    build_arp({buf, 42}, 2, a.sha, vip.master ? vip.mac : p.mac, a.tpa, a.sha, a.spa);
     dp_.send_from_main(port, m);
 }
 
@@ -179,8 +184,9 @@ void SlowPath::handle_nd(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock:
         drop(m, DropReason::to_us_unhandled);
         return;
     }
-    const bool for_us = p.has_address(nd.target.data(), 6);
-    if (nd.has_lladdr) {
+    const VirtualOwner vip = virtual_owner(port, 6, nd.target.data());
+    const bool for_us = p.has_address(nd.target.data(), 6) || vip.master;
+    if (nd.has_lladdr && !(d.icmp.type == 136 && vip.is_virtual)) {
         NeighbourKey key;
         key.port = port;
         key.family = 6;
@@ -206,8 +212,9 @@ void SlowPath::handle_nd(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock:
         drop(m, DropReason::to_us_unhandled);
         return;
     }
-    write_ether({buf, 14}, dst_mac, p.mac, dp::ether_type_ipv6);
-    build_neighbour_advertisement({buf + 14, 72}, nd.target, dst, p.mac, true);
+    const Mac &our_mac = vip.master ? vip.mac : p.mac;
+    write_ether({buf, 14}, dst_mac, our_mac, dp::ether_type_ipv6);
+    build_neighbour_advertisement({buf + 14, 72}, nd.target, dst, our_mac, true);
     dp_.send_from_main(port, m);
 }
 

@@ -48,6 +48,17 @@ class SlowPath {
     using MulticastHandler = std::function<bool(rte_mbuf *, const dp::PacketDesc &, uint16_t)>;
     void set_multicast_handler(MulticastHandler h) { multicast_handler_ = std::move(h); }
 
+    // Who owns a CARP virtual address (installed by Carp): on `port`, is `addr` a virtual
+    // address, and is this node its MASTER (then `mac` is the virtual MAC to answer with)?
+    struct VirtualOwner {
+        bool is_virtual = false;
+        bool master = false;
+        Mac mac{};
+    };
+    using VirtualAddressLookup =
+        std::function<VirtualOwner(uint16_t port, uint8_t family, const uint8_t *addr)>;
+    void set_virtual_address_lookup(VirtualAddressLookup f) { virtual_owner_ = std::move(f); }
+
     uint64_t pending_packets() const;
 
   private:
@@ -72,12 +83,16 @@ class SlowPath {
     bool source_address(uint16_t port, uint8_t family, uint8_t *out) const;
     bool icmp_rate_ok(Clock::time_point now);
     void drop(rte_mbuf *m, dp::DropReason r);
+    VirtualOwner virtual_owner(uint16_t port, uint8_t family, const uint8_t *addr) const {
+        return virtual_owner_ ? virtual_owner_(port, family, addr) : VirtualOwner{};
+    }
 
     dp::Dataplane &dp_;
     dp::LcoreCounters &ctr_;
     std::map<std::array<uint8_t, sizeof(dp::NeighbourKey)>, std::pair<dp::NeighbourKey, Pending>>
         pending_;
     MulticastHandler multicast_handler_;
+    VirtualAddressLookup virtual_owner_;
     // Token bucket for generated ICMP errors (RFC 1812 asks routers to rate-limit them).
     double icmp_tokens_ = 100;
     Clock::time_point icmp_refill_{};

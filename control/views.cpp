@@ -202,6 +202,49 @@ std::string format_availability(std::string_view what, const Json &result) {
     return result.dump(2) + "\n";
 }
 
+std::string format_carp(const Json &result) {
+    if (!result.at("available").get<bool>()) return format_availability("carp", result);
+    std::string text = strf("carp: preempt %s, demotion %llu\n",
+                            result.at("preempt").get<bool>() ? "yes" : "no", u64(result, "demotion"));
+    for (const auto &r : result.at("demotion_reasons"))
+        text += strf("\tdemoted by %s: %llu\n", r.at("reason").get<std::string>().c_str(),
+                     u64(r, "value"));
+    for (const auto &v : result.at("vhids")) {
+        std::string role = v.at("role").get<std::string>();
+        for (char &c : role) c = char(c - 'a' + 'A');
+        text += strf("vhid %llu on %s: %s advbase %llu advskew %llu", u64(v, "vhid"),
+                     v.at("interface").get<std::string>().c_str(), role.c_str(), u64(v, "advbase"),
+                     u64(v, "advskew"));
+        if (u64(v, "effective_advskew") != u64(v, "advskew") || u64(v, "demote") != 0)
+            text += strf(" (advertised advskew %llu, demote %llu)", u64(v, "effective_advskew"),
+                         u64(v, "demote"));
+        text += "\n";
+        for (const auto &a : v.at("addresses")) {
+            const std::string prefix = a.get<std::string>();
+            text +=
+                (prefix.find(':') != std::string::npos ? "\tinet6 " : "\tinet ") + prefix + "\n";
+        }
+        const auto transitions = u64(v, "transitions");
+        text += strf("\t%llu transition%s", transitions, transitions == 1 ? "" : "s");
+        const std::string last = v.at("last_reason").get<std::string>();
+        if (!last.empty()) text += ", last: " + last;
+        text += "\n";
+        unsigned long long rejected = 0;
+        std::string why;
+        for (const auto &[reason, n] : v.at("adverts_rejected").items()) {
+            const auto count = n.get<unsigned long long>();
+            if (count == 0) continue;
+            rejected += count;
+            why += strf("%s%s %llu", why.empty() ? "" : ", ", reason.c_str(), count);
+        }
+        text += strf("\tadverts: %llu sent, %llu received, %llu rejected", u64(v, "adverts_sent"),
+                     u64(v, "adverts_received"), rejected);
+        if (!why.empty()) text += " (" + why + ")";
+        text += "\n";
+    }
+    return text;
+}
+
 std::string format_reload(const Json &result) {
     return strf("reloaded: %llu rules\n", u64(result, "rules"));
 }
@@ -222,7 +265,9 @@ std::string format_result(Command cmd, const Json &result, bool verbose) {
     case Command::show_interfaces:
         return format_interfaces(result);
     case Command::show_carp:
-        return format_availability("carp", result);
+    case Command::carp_demote:
+    case Command::carp_promote:
+        return format_carp(result);
     case Command::show_sync:
         return format_availability("sync", result);
     case Command::reload:

@@ -32,6 +32,14 @@ std::string format_rules(const Json &result);
 std::string format_interfaces(const Json &result);
 // show carp / show sync: `what` names the subsystem ("carp", "sync").
 std::string format_availability(std::string_view what, const Json &result);
+// show carp (and carp demote / promote), ifconfig carp's shape:
+//   carp: preempt yes, demotion 32
+//   	demoted by pfsync bulk update pending: 32
+//   vhid 1 on lan: MASTER advbase 1 advskew 0 (advertised advskew 32, demote 32)
+//   	inet 192.0.2.254/24
+//   	2 transitions, last: no advertisement for 3 intervals
+//   	adverts: 12 sent, 40 received, 1 rejected (bad_digest 1)
+std::string format_carp(const Json &result);
 std::string format_reload(const Json &result);
 std::string format_kill(const Json &result);
 

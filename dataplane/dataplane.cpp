@@ -65,8 +65,16 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
         open_port(ic, cfg.sync.enabled && ic.name == cfg.sync.interface);
 
     std::vector<RoutedInterface> routed;
-    for (uint16_t i = 0; i < ports.size(); i++)
-        if (!ports[i].is_sync) routed.push_back(RoutedInterface{ports[i].name, i, ports[i].addresses});
+    for (uint16_t i = 0; i < ports.size(); i++) {
+        if (ports[i].is_sync) continue;
+        RoutedInterface ri{ports[i].name, i, ports[i].addresses, {}};
+        for (const auto &v : cfg.carp.vhosts) {
+            if (v.interface != ports[i].name) continue;
+            virtual_macs[i].configure(v.vhid);
+            for (const auto &a : v.addresses) ri.virtual_addresses.push_back(a.addr);
+        }
+        routed.push_back(std::move(ri));
+    }
     routes = std::make_unique<RouteTable>("syncwall_fib0", routed, cfg.routes, socket);
     neighbours = std::make_unique<NeighbourTable>("syncwall_nbr", cfg.limits.neighbours, socket);
 
@@ -224,7 +232,11 @@ void Dataplane::start_ports() {
         const int rc = rte_eth_dev_start(p.port_id);
         if (rc != 0)
             throw std::runtime_error("interface " + p.name + ": cannot start: " + dpdk_error(rc));
-        if (cfg.interfaces[i].promiscuous || p.soft_mac) rte_eth_promiscuous_enable(p.port_id);
+        // Frames for a CARP virtual MAC are unicast to a MAC the device does not own.
+        bool carries_vhid = false;
+        for (const auto &v : cfg.carp.vhosts) carries_vhid = carries_vhid || v.interface == p.name;
+        if (cfg.interfaces[i].promiscuous || p.soft_mac || carries_vhid)
+            rte_eth_promiscuous_enable(p.port_id);
         // Link-local multicast (CARP adverts, pfsync, IPv6 ND) reaches the control plane.
         rte_eth_allmulticast_enable(p.port_id);
     }

@@ -19,7 +19,9 @@
 #include "dataplane/neighbours.hpp"
 #include "dataplane/routes.hpp"
 #include "dataplane/state_logic.hpp"
+#include "dataplane/virtual_mac.hpp"
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <memory>
@@ -105,6 +107,9 @@ class Dataplane {
     std::vector<LcoreCounters> worker_counters;
     LcoreCounters main_counters;
     std::atomic<bool> stopping{false};
+    // Per port (our index): the CARP virtual MACs it accepts frames for. Written by the main
+    // lcore's CARP code, read by the workers without locks (virtual_mac.hpp).
+    std::array<VirtualMacs, max_ports> virtual_macs;
     // Packets of `log` rules to control.pflog (pflog_writer.hpp); null when that is unset.
     std::unique_ptr<PflogWriter> pflog;
 

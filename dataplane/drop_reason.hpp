@@ -39,6 +39,7 @@ namespace syncwall::dp {
     X(unsupported_ethertype, "Ethernet type not handled")                                         \
     X(vlan_unconfigured, "802.1Q-tagged frame on a port with no VLAN configured")                 \
     X(not_our_mac, "unicast frame for another MAC")                                               \
+    X(carp_not_master, "frame for a CARP virtual MAC while this node is not its master")         \
     X(no_route, "no route to the destination")                                                    \
     X(ttl_exceeded, "TTL or hop limit expired")                                                   \
     X(too_big, "packet larger than the egress MTU")                                               \

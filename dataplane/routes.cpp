@@ -75,6 +75,10 @@ RouteTable::RouteTable(const std::string &name, const std::vector<RoutedInterfac
                 NextHop nh{NextHop::Kind::local, ifc.port, false, {}};
                 add(host_prefix(a.addr), add_next_hop(nh), "address of " + ifc.name);
             }
+            for (const auto &a : ifc.virtual_addresses) {
+                NextHop nh{NextHop::Kind::local, ifc.port, false, {}};
+                add(host_prefix(a), add_next_hop(nh), "CARP address of " + ifc.name);
+            }
         }
         for (const auto &r : routes) {
             const std::string where = r.pos.file + ":" + std::to_string(r.pos.line) + ":" +

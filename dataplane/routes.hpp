@@ -31,6 +31,10 @@ struct RoutedInterface {
     std::string name;
     uint16_t port = 0;
     std::vector<config::IpPrefix> addresses;
+    // CARP virtual addresses on this interface: local host routes like our own addresses
+    // (traffic to them is for us whichever node is master), but their prefixes add no
+    // connected network of their own.
+    std::vector<config::IpAddress> virtual_addresses;
 };
 
 class RouteTable {

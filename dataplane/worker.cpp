@@ -128,10 +128,21 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
             drop(m, *bad);
             continue;
         }
-        const bool ours = d.dst_mac == in.mac;
+        bool ours = d.dst_mac == in.mac;
         if (!ours && !is_multicast(d.dst_mac)) {
-            drop(m, DropReason::not_our_mac);
-            continue;
+            // A CARP virtual MAC is ours only while this node is MASTER of its vhid; a
+            // backup must not forward what the segment sends to the master.
+            switch (dp_.virtual_macs[port].classify(d.dst_mac)) {
+            case VirtualMacs::Verdict::master:
+                ours = true;
+                break;
+            case VirtualMacs::Verdict::not_master:
+                drop(m, DropReason::carp_not_master);
+                continue;
+            case VirtualMacs::Verdict::not_virtual:
+                drop(m, DropReason::not_our_mac);
+                continue;
+            }
         }
         if (d.has_vlan) {
             drop(m, DropReason::vlan_unconfigured);

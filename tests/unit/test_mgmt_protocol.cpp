@@ -44,9 +44,12 @@ TEST_CASE("every command name parses to its command", "[mgmt]") {
         {"show rules", Command::show_rules},   {"show interfaces", Command::show_interfaces},
         {"show carp", Command::show_carp},     {"show sync", Command::show_sync},
         {"reload", Command::reload},           {"kill states", Command::kill_states},
+        {"carp demote", Command::carp_demote}, {"carp promote", Command::carp_promote},
     };
     for (const auto &[name, cmd] : all) {
-        const std::string args = cmd == Command::kill_states ? R"(,"args":{"port":22})" : "";
+        const std::string args = cmd == Command::kill_states   ? R"(,"args":{"port":22})"
+                                 : cmd == Command::carp_demote ? R"(,"args":{"n":1})"
+                                                               : "";
         CHECK(parsed(std::string(R"({"v":1,"cmd":")") + name + "\"" + args + "}").cmd == cmd);
         CHECK(command_name(cmd) == name);
     }
@@ -94,7 +97,7 @@ TEST_CASE("malformed requests get an error naming what is wrong", "[mgmt]") {
     CHECK(error_of(R"({"v":1,"cmd":7})") == "\"cmd\" must be a string, got 7");
     CHECK(error_of(R"({"v":1,"cmd":"show everything"})") ==
           "unknown command \"show everything\" (commands: show states, show info, show rules, "
-          "show interfaces, show carp, show sync, reload, kill states)");
+          "show interfaces, show carp, show sync, reload, kill states, carp demote, carp promote)");
     CHECK(error_of(R"({"v":1,"cmd":"show info","id":3})") ==
           "unknown field \"id\" (fields: v, cmd, args)");
     CHECK(error_of(R"({"v":1,"cmd":"show info","args":[]})") ==
@@ -131,6 +134,24 @@ TEST_CASE("state filter arguments of the wrong type or range are refused", "[mgm
     CHECK(states(R"({"addr":")" + std::string(100, 'x') + "\"}") ==
           "show states: \"addr\" must be an IPv4 or IPv6 address, got \"" + std::string(36, 'x') +
               "...");
+}
+
+TEST_CASE("carp demote takes n in 1..255; carp promote takes nothing", "[mgmt]") {
+    CHECK(parsed(R"({"v":1,"cmd":"carp demote","args":{"n":32}})").demote == 32u);
+    CHECK(parsed(R"({"v":1,"cmd":"carp demote","args":{"n":255}})").demote == 255u);
+    CHECK(error_of(R"({"v":1,"cmd":"carp demote"})") ==
+          "carp demote: \"n\" must be an integer 1..255, got nothing");
+    CHECK(error_of(R"({"v":1,"cmd":"carp demote","args":{"n":0}})") ==
+          "carp demote: \"n\" must be an integer 1..255, got 0");
+    CHECK(error_of(R"({"v":1,"cmd":"carp demote","args":{"n":256}})") ==
+          "carp demote: \"n\" must be an integer 1..255, got 256");
+    CHECK(error_of(R"({"v":1,"cmd":"carp demote","args":{"n":"5"}})") ==
+          "carp demote: \"n\" must be an integer 1..255, got \"5\"");
+    CHECK(error_of(R"({"v":1,"cmd":"carp demote","args":{"n":1,"by":2}})") ==
+          "carp demote: unknown argument \"by\" (arguments: n)");
+    CHECK(parsed(R"({"v":1,"cmd":"carp promote"})").cmd == Command::carp_promote);
+    CHECK(error_of(R"({"v":1,"cmd":"carp promote","args":{"n":1}})") ==
+          "carp promote: takes no arguments, got \"n\"");
 }
 
 TEST_CASE("kill states needs an address or a port and takes no limit", "[mgmt]") {

@@ -287,6 +287,74 @@ TEST_CASE("carp and sync say plainly that they are not available", "[mgmt]") {
           "sync: not available: not yet\n");
 }
 
+namespace {
+
+Json carp_result() {
+    Json rejected = Json::object();
+    rejected["bad_ttl"] = 0;
+    rejected["bad_digest"] = 2;
+    rejected["looped"] = 1;
+    Json untouched = rejected;
+    for (auto &[k, v] : untouched.items()) v = 0;
+    return Json{
+        {"available", true},
+        {"preempt", true},
+        {"demotion", 32},
+        {"demotion_reasons", {Json{{"reason", "pfsync bulk update pending"}, {"value", 32}}}},
+        {"vhids",
+         {Json{{"vhid", 1},
+               {"interface", "lan"},
+               {"role", "backup"},
+               {"advbase", 1},
+               {"advskew", 100},
+               {"effective_advskew", 132},
+               {"demote", 32},
+               {"addresses", {"192.0.2.254/24", "2001:db8:1::fe/64"}},
+               {"transitions", 2},
+               {"last_reason", "a less demoted master"},
+               {"adverts_sent", 7},
+               {"adverts_received", 40},
+               {"adverts_rejected", rejected}},
+          Json{{"vhid", 2},
+               {"interface", "wan"},
+               {"role", "master"},
+               {"advbase", 1},
+               {"advskew", 0},
+               {"effective_advskew", 0},
+               {"demote", 0},
+               {"addresses", {"198.51.100.254/24"}},
+               {"transitions", 1},
+               {"last_reason", ""},
+               {"adverts_sent", 1},
+               {"adverts_received", 0},
+               {"adverts_rejected", untouched}}}},
+    };
+}
+
+} // namespace
+
+TEST_CASE("show carp prints each vhid as ifconfig carp does, with the demotion's reasons",
+          "[mgmt]") {
+    const std::string expected = "carp: preempt yes, demotion 32\n"
+                                 "\tdemoted by pfsync bulk update pending: 32\n"
+                                 "vhid 1 on lan: BACKUP advbase 1 advskew 100 (advertised advskew "
+                                 "132, demote 32)\n"
+                                 "\tinet 192.0.2.254/24\n"
+                                 "\tinet6 2001:db8:1::fe/64\n"
+                                 "\t2 transitions, last: a less demoted master\n"
+                                 "\tadverts: 7 sent, 40 received, 3 rejected (bad_digest 2, looped 1)\n"
+                                 "vhid 2 on wan: MASTER advbase 1 advskew 0\n"
+                                 "\tinet 198.51.100.254/24\n"
+                                 "\t1 transition\n"
+                                 "\tadverts: 1 sent, 0 received, 0 rejected\n";
+    CHECK(format_result(Command::show_carp, carp_result(), false) == expected);
+    // demote and promote answer with the same result, printed the same way.
+    CHECK(format_result(Command::carp_demote, carp_result(), false) == expected);
+    CHECK(format_result(Command::carp_promote, carp_result(), false) == expected);
+    CHECK(format_carp(Json{{"available", false}, {"reason", "no CARP virtual hosts"}}) ==
+          "carp: not available: no CARP virtual hosts\n");
+}
+
 TEST_CASE("reload and kill states confirm what they did", "[mgmt]") {
     CHECK(format_result(Command::reload, Json{{"rules", 6}, {"reloads", 2}}, false) ==
           "reloaded: 6 rules\n");
