@@ -4,6 +4,7 @@
 #include "control/control_loop.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/worker.hpp"
+#include "sync/sync_engine.hpp"
 
 #include <CLI/CLI.hpp>
 #include <rte_eal.h>
@@ -21,6 +22,11 @@ namespace {
 
 int worker_main(void *arg) {
     static_cast<dp::Worker *>(arg)->run();
+    return 0;
+}
+
+int sync_main(void *arg) {
+    static_cast<sync::SyncEngine *>(arg)->run();
     return 0;
 }
 
@@ -42,10 +48,18 @@ int run(const config::Config &cfg, const std::vector<std::string> &extra_eal) {
         std::vector<std::unique_ptr<dp::Worker>> workers;
         for (unsigned w = 0; w < dp.worker_count(); w++)
             workers.push_back(std::make_unique<dp::Worker>(dp, w));
+        std::unique_ptr<sync::SyncEngine> sync_engine;
+        if (cfg.sync.enabled) sync_engine = std::make_unique<sync::SyncEngine>(dp);
         ctl::ControlLoop control(dp, cfg.source_file);
+        control.set_sync(sync_engine.get());
         dp.start_ports();
         for (unsigned w = 0; w < workers.size(); w++)
             rte_eal_remote_launch(worker_main, workers[w].get(), cfg.lcores.workers[w]);
+        if (sync_engine) {
+            sync_engine->start(); // ask the peers for their states before CARP starts
+            if (cfg.lcores.sync != cfg.lcores.main)
+                rte_eal_remote_launch(sync_main, sync_engine.get(), cfg.lcores.sync);
+        }
         for (const auto &p : dp.ports) {
             std::printf("syncwall: interface %s port %u mac %s%s\n", p.name.c_str(), p.port_id,
                         config::MacAddress{p.mac}.to_string().c_str(), p.is_sync ? " (sync)" : "");

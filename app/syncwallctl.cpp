@@ -129,6 +129,11 @@ int main(int argc, char **argv) {
     auto *carp_promote = carp->add_subcommand("promote", "remove the operator's demotion");
     carp_demote->fallthrough();
     carp_promote->fallthrough();
+    auto *sync_cmd = app.add_subcommand("sync", "pfsync");
+    sync_cmd->require_subcommand(1);
+    sync_cmd->fallthrough();
+    auto *sync_resync = sync_cmd->add_subcommand("resync", "ask the peers for every state (bulk update)");
+    sync_resync->fallthrough();
     for (auto *sub : {show_states, show_info, show_rules, show_interfaces, show_carp, show_sync,
                       reload, kill_states})
         sub->fallthrough();
@@ -174,6 +179,8 @@ int main(int argc, char **argv) {
         cmd = ctl::Command::carp_demote;
     else if (carp_promote->parsed())
         cmd = ctl::Command::carp_promote;
+    else if (sync_resync->parsed())
+        cmd = ctl::Command::sync_resync;
 
     Json args = Json::object();
     if (cmd == ctl::Command::show_states || cmd == ctl::Command::kill_states) {

@@ -80,6 +80,9 @@ void ControlLoop::arm_tick() {
         // Sweep expired states incrementally: the whole table once per `interval`.
         const uint64_t ticks = uint64_t(dp_.cfg.timeouts.interval) * 1000 / tick_interval.count();
         dp_.expire_states(uint32_t(dp_.states->slots() / (ticks == 0 ? 1 : ticks) + 1));
+        // A node still waiting for its bulk update stays demoted (it would be master with
+        // an empty state table otherwise).
+        if (sync_ != nullptr) carp_.set_sync_bulk_pending(sync_->bulk_pending());
         arm_tick();
     });
 }
@@ -115,12 +118,15 @@ void ControlLoop::stop_when_sent(std::chrono::steady_clock::time_point deadline)
 
 void ControlLoop::run() {
     dp::IdleBackoff idle(true, main_max_sleep_us, 64);
+    if (sync_ != nullptr) carp_.set_sync_bulk_pending(sync_->bulk_pending());
     carp_.start(); // the ports are up now
     while (!dp_.stopping.load()) {
         unsigned work = unsigned(io_.poll());
         work += slow_.drain(SlowPath::Clock::now());
+        if (sync_ != nullptr && dp_.cfg.lcores.sync == dp_.cfg.lcores.main) work += sync_->poll_once();
         if (const uint32_t us = idle.after_poll(work); us != 0) rte_delay_us_sleep(us);
     }
+    if (sync_ != nullptr && dp_.cfg.lcores.sync == dp_.cfg.lcores.main) sync_->finish();
     signals_.cancel();
     hup_.cancel();
     tick_.cancel();

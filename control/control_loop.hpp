@@ -13,6 +13,7 @@
 #include "control/observability.hpp"
 #include "control/slow_path.hpp"
 #include "dataplane/dataplane.hpp"
+#include "sync/sync_engine.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -43,6 +44,10 @@ class ControlLoop {
     SlowPath &slow_path() { return slow_; }
     // CARP (inert without carp vhosts). pfsync calls carp().set_sync_bulk_pending().
     Carp &carp() { return carp_; }
+    // pfsync, when configured (app/main owns it). When it shares the main lcore (lcores.sync
+    // == lcores.main) run() polls it; either way the tick feeds its bulk-update state to CARP.
+    void set_sync(sync::SyncEngine *engine) { sync_ = engine; }
+    sync::SyncEngine *sync() { return sync_; }
     // Why the loop stopped ("SIGTERM", "request"); empty while running.
     const std::string &stop_reason() const { return stop_reason_; }
 
@@ -66,6 +71,7 @@ class ControlLoop {
     std::string config_path_;
     std::vector<std::unique_ptr<config::Config>> configs_; // kept alive for the rulesets
     uint64_t reloads_ = 0;
+    sync::SyncEngine *sync_ = nullptr;
     MgmtServer mgmt_; // uses the members above, and goes before them
     Observability obs_; // last: it runs mgmt_'s commands, and goes first
 };

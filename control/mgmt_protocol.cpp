@@ -20,6 +20,7 @@ constexpr auto command_names = std::to_array<std::pair<Command, std::string_view
     {Command::kill_states, "kill states"},
     {Command::carp_demote, "carp demote"},
     {Command::carp_promote, "carp promote"},
+    {Command::sync_resync, "sync resync"},
 });
 
 constexpr std::array<std::pair<uint8_t, std::string_view>, 12> protocol_names{{

@@ -45,6 +45,7 @@ enum class Command : uint8_t {
     kill_states,
     carp_demote,  // args {"n": 1..255}: add n to the operator's CARP demotion
     carp_promote, // remove the operator's CARP demotion
+    sync_resync,  // ask the pfsync peers for a bulk update
 };
 
 // "show states", "kill states", ...: the `cmd` string.

@@ -271,10 +271,13 @@ Json MgmtServer::execute(const Request &request) {
             loop_.carp().promote();
         return loop_.carp().status();
     case Command::show_sync:
-        // Nothing to synchronise with: there is no sync lcore yet.
-        return Json{{"available", false},
-                    {"reason", "pfsync is not implemented in this build yet: states are not "
-                               "sent to or received from peers"}};
+        return show_sync();
+    case Command::sync_resync:
+        // Handed to the sync lcore through an atomic flag; it sends the request next poll.
+        if (loop_.sync() == nullptr)
+            throw std::runtime_error("sync resync: pfsync is not configured (no sync: section)");
+        loop_.sync()->request_resync();
+        return show_sync();
     case Command::reload:
         return reload();
     case Command::kill_states:
@@ -465,6 +468,65 @@ Json MgmtServer::kill_states(const StateFilter &filter) {
     }
     dp_.states->reclaim();
     return Json{{"killed", killed}};
+}
+
+// Runs alongside the sync lcore: its counters are relaxed atomics, read one by one (a
+// snapshot of each counter, not of all of them at one instant).
+Json MgmtServer::show_sync() {
+    const sync::SyncEngine *engine = loop_.sync();
+    if (engine == nullptr)
+        return Json{{"available", false},
+                    {"reason", "pfsync is not configured (no sync: section): states stay local"}};
+    const sync::SyncCore &core = engine->core();
+    const sync::SyncStats &st = core.stats();
+    auto load = [](const std::atomic<uint64_t> &c) { return c.load(std::memory_order_relaxed); };
+    auto actions = [&](const sync::ActionCounters &c, std::initializer_list<sync::Action> which) {
+        Json j = Json::object();
+        for (const sync::Action a : which)
+            j[std::string(sync::openbsd_v6_actions[std::size_t(a)].name)] = load(c[std::size_t(a)]);
+        return j;
+    };
+    using A = sync::Action;
+    Json sent = actions(st.sent, {A::ins, A::upd, A::upd_c, A::del_c, A::upd_req, A::bus, A::clr,
+                                  A::ins_ack});
+    sent["packets"] = load(st.tx_packets);
+    sent["bytes"] = load(st.tx_bytes);
+    Json received = actions(st.received, {A::ins, A::upd, A::upd_c, A::del_c, A::del, A::upd_req,
+                                          A::bus, A::clr, A::ins_ack});
+    received["packets"] = load(st.rx_packets);
+    received["bytes"] = load(st.rx_bytes);
+    Json errors = Json::object();
+    for (std::size_t e = 0; e < sync::sync_error_count; e++)
+        errors[std::string(sync::sync_error_names[e])] = load(st.errors[e]);
+    for (std::size_t e = 1; e < sync::pfsync_error_count; e++)
+        errors[std::string(sync::pfsync_error_names[e])] = load(st.decode_errors[e]);
+    return Json{
+        {"available", true},
+        {"enabled", true},
+        {"interface", engine->interface()},
+        {"peer", engine->destination()},
+        {"peer_resolved", engine->peer_resolved()},
+        {"creatorid", dp_.cfg.node.hostid},
+        {"authenticated", !dp_.cfg.sync.auth.key_file.empty()},
+        {"queue_depth", core.queue_depth()},
+        {"lag_ms", core.lag_ms(engine->now_ms())},
+        {"max_lag_ms", load(st.max_lag_ms)},
+        {"sent", sent},
+        {"received", received},
+        {"errors", errors},
+        {"stale", load(st.stale)},
+        {"ring_full", load(st.ring_full)},
+        {"queued", load(st.queued)},
+        {"coalesced", load(st.coalesced)},
+        {"applied", {{"inserted", load(st.inserted)}, {"updated", load(st.updated)},
+                     {"removed", load(st.removed)}}},
+        {"bulk", {{"status", std::string(sync::name_of(core.bulk_status()))},
+                  {"requests", load(st.bulk_requests)},
+                  {"received_states", load(st.bulk_received_states)},
+                  {"sending", core.bulk_sending()},
+                  {"sends", load(st.bulk_sends)},
+                  {"sent_states", load(st.bulk_sent_states)}}},
+    };
 }
 
 } // namespace syncwall::ctl

@@ -87,6 +87,7 @@ class MgmtServer {
     Json show_info();
     Json show_rules();
     Json show_interfaces();
+    Json show_sync();
     Json reload();
     Json kill_states(const StateFilter &filter);
 

@@ -245,6 +245,42 @@ std::string format_carp(const Json &result) {
     return text;
 }
 
+// pfsync's status, like `ifconfig pfsync0` plus `netstat -s -p pfsync`.
+std::string format_sync(const Json &result) {
+    if (!result.at("available").get<bool>()) return format_availability("sync", result);
+    std::string text = strf("pfsync: on %s to %s%s, creatorid %08llx%s\n",
+                            result.at("interface").get<std::string>().c_str(),
+                            result.at("peer").get<std::string>().c_str(),
+                            result.value("peer_resolved", true) ? "" : " (peer MAC unresolved)",
+                            u64(result, "creatorid"),
+                            result.value("authenticated", false) ? ", authenticated" : "");
+    const Json &bulk = result.at("bulk");
+    text += strf("\tbulk update: %s (%llu request%s, %llu states received)",
+                 bulk.at("status").get<std::string>().c_str(), u64(bulk, "requests"),
+                 u64(bulk, "requests") == 1 ? "" : "s", u64(bulk, "received_states"));
+    if (bulk.value("sending", false)) text += ", sending one to a peer";
+    text += strf("; %llu states sent in %llu bulk transfers\n", u64(bulk, "sent_states"),
+                 u64(bulk, "sends"));
+    text += strf("\tqueue %llu, lag %llu ms (max %llu ms), %llu coalesced, %llu ring full, %llu stale\n",
+                 u64(result, "queue_depth"), u64(result, "lag_ms"), u64(result, "max_lag_ms"),
+                 u64(result, "coalesced"), u64(result, "ring_full"), u64(result, "stale"));
+    for (const char *dir : {"sent", "received"}) {
+        const Json &d = result.at(dir);
+        text += strf("\t%-8s %llu packets, %llu bytes:", dir, u64(d, "packets"), u64(d, "bytes"));
+        for (const auto &[action, n] : d.items())
+            if (action != "packets" && action != "bytes" && n.get<unsigned long long>() != 0)
+                text += strf(" %s %llu", action.c_str(), n.get<unsigned long long>());
+        text += "\n";
+    }
+    std::string errors;
+    for (const auto &[reason, n] : result.at("errors").items())
+        if (n.get<unsigned long long>() != 0)
+            errors += strf("%s %s %llu", errors.empty() ? "" : ",", reason.c_str(),
+                           n.get<unsigned long long>());
+    text += "\terrors:" + (errors.empty() ? std::string(" none") : errors) + "\n";
+    return text;
+}
+
 std::string format_reload(const Json &result) {
     return strf("reloaded: %llu rules\n", u64(result, "rules"));
 }
@@ -269,7 +305,8 @@ std::string format_result(Command cmd, const Json &result, bool verbose) {
     case Command::carp_promote:
         return format_carp(result);
     case Command::show_sync:
-        return format_availability("sync", result);
+    case Command::sync_resync:
+        return format_sync(result);
     case Command::reload:
         return format_reload(result);
     case Command::kill_states:

@@ -40,6 +40,7 @@ std::string format_availability(std::string_view what, const Json &result);
 //   	2 transitions, last: no advertisement for 3 intervals
 //   	adverts: 12 sent, 40 received, 1 rejected (bad_digest 1)
 std::string format_carp(const Json &result);
+std::string format_sync(const Json &result);
 std::string format_reload(const Json &result);
 std::string format_kill(const Json &result);
 

@@ -45,6 +45,7 @@ TEST_CASE("every command name parses to its command", "[mgmt]") {
         {"show carp", Command::show_carp},     {"show sync", Command::show_sync},
         {"reload", Command::reload},           {"kill states", Command::kill_states},
         {"carp demote", Command::carp_demote}, {"carp promote", Command::carp_promote},
+        {"sync resync", Command::sync_resync},
     };
     for (const auto &[name, cmd] : all) {
         const std::string args = cmd == Command::kill_states   ? R"(,"args":{"port":22})"
@@ -97,7 +98,7 @@ TEST_CASE("malformed requests get an error naming what is wrong", "[mgmt]") {
     CHECK(error_of(R"({"v":1,"cmd":7})") == "\"cmd\" must be a string, got 7");
     CHECK(error_of(R"({"v":1,"cmd":"show everything"})") ==
           "unknown command \"show everything\" (commands: show states, show info, show rules, "
-          "show interfaces, show carp, show sync, reload, kill states, carp demote, carp promote)");
+          "show interfaces, show carp, show sync, reload, kill states, carp demote, carp promote, sync resync)");
     CHECK(error_of(R"({"v":1,"cmd":"show info","id":3})") ==
           "unknown field \"id\" (fields: v, cmd, args)");
     CHECK(error_of(R"({"v":1,"cmd":"show info","args":[]})") ==

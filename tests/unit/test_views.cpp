@@ -368,3 +368,34 @@ TEST_CASE("a result without the fields a view needs throws instead of printing j
                     Json::exception);
     CHECK_THROWS_AS(format_kill(Json::array()), Json::exception);
 }
+
+TEST_CASE("show sync prints the peer, the bulk update, the queue and the non-zero counters", "[mgmt]") {
+    const Json result{
+        {"available", true},
+        {"interface", "sync"},
+        {"peer", "224.0.0.240"},
+        {"peer_resolved", true},
+        {"creatorid", 0x0a000001},
+        {"authenticated", false},
+        {"queue_depth", 3},
+        {"lag_ms", 40},
+        {"max_lag_ms", 101},
+        {"coalesced", 17},
+        {"ring_full", 0},
+        {"stale", 2},
+        {"sent", {{"packets", 5}, {"bytes", 900}, {"ins", 4}, {"upd_c", 9}, {"del_c", 0}}},
+        {"received", {{"packets", 1}, {"bytes", 60}, {"upd_req", 1}, {"bus", 0}}},
+        {"errors", {{"bad_ttl", 0}, {"auth_bad_mac", 3}}},
+        {"bulk", {{"status", "done"}, {"requests", 1}, {"received_states", 12}, {"sending", false},
+                  {"sends", 1}, {"sent_states", 7}}},
+    };
+    CHECK(format_result(Command::show_sync, result, false) ==
+          "pfsync: on sync to 224.0.0.240, creatorid 0a000001\n"
+          "\tbulk update: done (1 request, 12 states received); 7 states sent in 1 bulk transfers\n"
+          "\tqueue 3, lag 40 ms (max 101 ms), 17 coalesced, 0 ring full, 2 stale\n"
+          "\tsent     5 packets, 900 bytes: ins 4 upd_c 9\n"
+          "\treceived 1 packets, 60 bytes: upd_req 1\n"
+          "\terrors: auth_bad_mac 3\n");
+    const Json off{{"available", false}, {"reason", "pfsync is not configured"}};
+    CHECK(format_result(Command::show_sync, off, false) == "sync: not available: pfsync is not configured\n");
+}
