@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstring>
 #include <random>
@@ -58,16 +59,23 @@ uint64_t random_cookie() {
 
 struct Carp::Vhost {
     Vhost(boost::asio::io_context &io, const config::CarpVhostConfig &c, bool preempt,
-          const config::IpAddress &source, uint16_t port_index)
-        : cfg(c), sm(c, preempt, source, random_cookie()), port(port_index), src(source),
-          timer(io) {}
+          const CarpAdvertSources &sources, uint16_t port_index)
+        : cfg(c), sm(c, preempt, sources.primary(), random_cookie()), port(port_index),
+          src(sources), timer(io) {}
+
+    // Per address family (0 IPv4, 1 IPv6): adverts put on the wire, and received ones that
+    // the state machine accepted.
+    struct FamilyCounters {
+        uint64_t sent = 0, received = 0;
+    };
 
     const config::CarpVhostConfig &cfg;
     CarpVhost sm;
     uint16_t port;
-    config::IpAddress src; // IPv4 source of our adverts
+    CarpAdvertSources src; // the families we advertise on, and our source in each
     boost::asio::steady_timer timer;
     std::string last_reason;
+    std::array<FamilyCounters, 2> by_family{};
 };
 
 Carp::Carp(boost::asio::io_context &io, dp::Dataplane &dp, SlowPath &slow)
@@ -88,21 +96,11 @@ Carp::Carp(boost::asio::io_context &io, dp::Dataplane &dp, SlowPath &slow)
                                      std::to_string(vc.pos.column) + ": carp vhid " +
                                      std::to_string(vc.vhid) + ": interface " + vc.interface +
                                      " is not a data port (the sync port carries no vhids)");
-        // Adverts leave from the interface's IPv4 address; OpenBSD falls back to the carp
-        // interface's own (virtual) address when the parent has none.
-        config::IpAddress src;
-        for (const auto &a : dp_.ports[std::size_t(p)].addresses)
-            if (a.addr.is_v4()) {
-                src = a.addr;
-                break;
-            }
-        if (src.family == 0)
-            for (const auto &a : vc.addresses)
-                if (a.addr.is_v4()) {
-                    src = a.addr;
-                    break;
-                }
-        vhosts_.push_back(std::make_unique<Vhost>(io_, vc, preempt_, src, uint16_t(p)));
+        // The families of the vhid's addresses say where it advertises; carp_advert_sources
+        // says from which address (the port's, as OpenBSD's parent interface).
+        const dp::Port &port = dp_.ports[std::size_t(p)];
+        const auto sources = carp_advert_sources(vc.addresses, port.addresses, port.mac);
+        vhosts_.push_back(std::make_unique<Vhost>(io_, vc, preempt_, sources, uint16_t(p)));
         watch(uint16_t(p));
     }
     for (const auto &name : dp_.cfg.carp.tracked) {
@@ -236,19 +234,29 @@ void Carp::arm(Vhost &v) {
     });
 }
 
-void Carp::send_advert(const Vhost &v, const CarpAdvert &ad) {
-    if (v.src.family != 4) return; // no IPv4 address to send from (IPv6-only vhid)
-    rte_mbuf *m = rte_pktmbuf_alloc(dp_.pool);
-    if (m == nullptr) return;
-    auto *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, carp_advert_v4_frame_len));
-    Ip4 src;
-    std::memcpy(src.data(), v.src.bytes.data(), 4);
-    if (buf == nullptr ||
-        build_carp_advert_v4({buf, carp_advert_v4_frame_len}, ad, src, ip_id_++) == 0) {
-        rte_pktmbuf_free(m);
-        return;
-    }
-    dp_.send_from_main(v.port, m);
+void Carp::send_advert(Vhost &v, const CarpAdvert &ad) {
+    // One advert, one frame per family the vhid has addresses in (OpenBSD carp_send_ad:
+    // the IPv4 one when sc_naddrs, the IPv6 one when sc_naddrs6), the same CARP bytes.
+    const auto send = [&](std::size_t len, auto &&build) {
+        rte_mbuf *m = rte_pktmbuf_alloc(dp_.pool);
+        if (m == nullptr) return false;
+        auto *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, uint16_t(len)));
+        if (buf == nullptr || build(std::span<uint8_t>(buf, len)) == 0) {
+            rte_pktmbuf_free(m);
+            return false;
+        }
+        dp_.send_from_main(v.port, m);
+        return true;
+    };
+    if (v.src.v4 &&
+        send(carp_advert_v4_frame_len, [&](std::span<uint8_t> out) {
+            return build_carp_advert_v4(out, ad, *v.src.v4, ip_id_++);
+        }))
+        ++v.by_family[0].sent;
+    if (v.src.v6 &&
+        send(carp_advert_v6_frame_len,
+             [&](std::span<uint8_t> out) { return build_carp_advert_v6(out, ad, *v.src.v6); }))
+        ++v.by_family[1].sent;
 }
 
 void Carp::announce(const Vhost &v) {
@@ -280,7 +288,12 @@ void Carp::announce(const Vhost &v) {
 }
 
 bool Carp::handle_multicast(rte_mbuf *m, const dp::PacketDesc &d, uint16_t port) {
-    if (d.family != 4 || d.proto != dp::proto_carp || d.is_fragment) return false;
+    // IPv4 protocol 112 or IPv6 next header 112 (after any extension headers the parser
+    // walked), to 224.0.0.18 / ff02::12 or whatever multicast the segment used: the checks
+    // that matter (TTL or hop limit 255, length, checksum, vhid, version, type, HMAC,
+    // loop) are the vhid's, the same for both families, each rejection counted by reason.
+    if ((d.family != 4 && d.family != 6) || d.proto != dp::proto_carp || d.is_fragment)
+        return false;
     Vhost *match = nullptr;
     std::vector<Vhost *> on_port;
     const auto frame = frame_of(m);
@@ -294,8 +307,8 @@ bool Carp::handle_multicast(rte_mbuf *m, const dp::PacketDesc &d, uint16_t port)
     }
     if (on_port.empty()) return false; // not a port with vhids: the slow path counts it
     config::IpAddress source;
-    source.family = 4;
-    std::memcpy(source.bytes.data(), d.src.data(), 4);
+    source.family = d.family;
+    std::memcpy(source.bytes.data(), d.src.data(), d.family == 4 ? 4 : 16);
     const auto now = Clock::now();
     // An advert for no vhid of this port is a rejection (wrong vhid, or whatever fails
     // first) for each vhid that saw it; one for ours is judged by that vhid alone.
@@ -304,7 +317,10 @@ bool Carp::handle_multicast(rte_mbuf *m, const dp::PacketDesc &d, uint16_t port)
         for (Vhost *v : on_port) (void)v->sm.validate(carp, d.ttl, ad);
     } else {
         CarpAdvert ad;
-        if (!match->sm.validate(carp, d.ttl, ad)) apply(*match, match->sm.on_advert(ad, source, now));
+        if (!match->sm.validate(carp, d.ttl, ad)) {
+            ++match->by_family[d.family == 4 ? 0 : 1].received;
+            apply(*match, match->sm.on_advert(ad, source, now));
+        }
     }
     rte_pktmbuf_free(m);
     return true;
@@ -393,6 +409,22 @@ Json Carp::status() const {
         Json rejected = Json::object();
         for (std::size_t r = 0; r < carp_drop_count; r++)
             rejected[std::string(carp_drop_names[r])] = c.drops[r];
+        Json families = Json::object();
+        Json by_family = Json::object();
+        for (std::size_t f = 0; f < 2; f++) {
+            const char *name = f == 0 ? "ipv4" : "ipv6";
+            config::IpAddress a;
+            if (f == 0 && v->src.v4) {
+                a.family = 4;
+                std::copy(v->src.v4->begin(), v->src.v4->end(), a.bytes.begin());
+            } else if (f == 1 && v->src.v6) {
+                a.family = 6;
+                a.bytes = *v->src.v6;
+            }
+            if (a.family != 0) families[name] = a.to_string();
+            by_family[name] = Json{{"sent", v->by_family[f].sent},
+                                   {"received", v->by_family[f].received}};
+        }
         vhids.push_back(Json{
             {"vhid", v->cfg.vhid},
             {"interface", v->cfg.interface},
@@ -407,6 +439,8 @@ Json Carp::status() const {
             {"adverts_sent", c.adverts_sent},
             {"adverts_received", c.adverts_accepted},
             {"adverts_rejected", rejected},
+            {"advert_sources", families},
+            {"adverts_by_family", by_family},
         });
     }
     return Json{{"available", true},

@@ -7,9 +7,11 @@
 //   * a steady_timer per vhid, re-armed after every call for CarpVhost::next_deadline();
 //   * adverts, gratuitous ARPs and unsolicited NAs are built into mbufs here and queued
 //     with Dataplane::send_from_main (worker 0 puts them on the wire);
-//   * received adverts reach handle_multicast() through SlowPath's multicast hook (workers
-//     punt link-local multicast); TTL, checksum, vhid, version, type, HMAC and loops are
-//     checked by CarpVhost::validate, every rejection counted by reason;
+//   * received adverts, IPv4 protocol 112 and IPv6 next header 112 alike, reach
+//     handle_multicast() through SlowPath's multicast hook (workers punt every multicast
+//     frame, 01:00:5e:00:00:12 and 33:33:00:00:00:12 among them); TTL or hop limit,
+//     length, checksum, vhid, version, type, HMAC and loops are checked by
+//     CarpVhost::validate, every rejection counted by reason;
 //   * the role goes where the workers and the slow path look: the per-port virtual-MAC
 //     bitmap (dataplane/virtual_mac.hpp: frames to the virtual MAC are forwarded only by
 //     the master) and owner(), through which the slow path answers ARP/ND for a virtual
@@ -23,9 +25,11 @@
 // "pfsync bulk update pending" (32, as OpenBSD's pfsync), and the operator's (`carp
 // demote N`). CarpVhost sends it in the demote byte and adds it to the advertised advskew.
 //
-// IPv4 only on the wire: a vhid advertises on 224.0.0.18 from the first IPv4 address of its
-// interface. IPv6 virtual addresses are answered (ND) and announced (unsolicited NA) as
-// master, but no advert goes to ff02::12 yet.
+// Families, as OpenBSD: a vhid advertises to 224.0.0.18 when it has IPv4 virtual addresses
+// and to ff02::12 when it has IPv6 ones (both when it has both: two frames per advert, the
+// same CARP bytes), from the sources carp_advert_sources() picks (the port's first IPv4
+// address; a link-local IPv6 address of the port). One state machine per vhid: an advert
+// of either family restarts its master-down timer or wins an election.
 #pragma once
 
 #include "config/config.hpp"
@@ -93,7 +97,7 @@ class Carp {
 
     void apply(Vhost &v, const CarpActions &a);
     void arm(Vhost &v);
-    void send_advert(const Vhost &v, const CarpAdvert &ad);
+    void send_advert(Vhost &v, const CarpAdvert &ad);
     void announce(const Vhost &v);
     void poll_links();
     void arm_link_poll();

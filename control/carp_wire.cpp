@@ -199,6 +199,50 @@ std::size_t build_carp_advert_v6(std::span<uint8_t> out, const CarpAdvert &adver
     return carp_advert_v6_frame_len;
 }
 
+Ip6 ipv6_link_local_of(const Mac &mac) {
+    return Ip6{0xfe, 0x80, 0, 0, 0, 0, 0, 0,
+               uint8_t(mac[0] ^ 0x02), mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]};
+}
+
+config::IpAddress CarpAdvertSources::primary() const {
+    config::IpAddress a;
+    if (v4) {
+        a.family = 4;
+        std::copy(v4->begin(), v4->end(), a.bytes.begin());
+    } else if (v6) {
+        a.family = 6;
+        a.bytes = *v6;
+    }
+    return a;
+}
+
+CarpAdvertSources carp_advert_sources(std::span<const config::IpPrefix> vhid_addresses,
+                                      std::span<const config::IpPrefix> port_addresses,
+                                      const Mac &port_mac) {
+    const auto first = [](std::span<const config::IpPrefix> list, auto &&pred) {
+        const auto it = std::find_if(list.begin(), list.end(),
+                                     [&](const config::IpPrefix &p) { return pred(p.addr); });
+        return it == list.end() ? nullptr : &it->addr;
+    };
+    const auto v4 = [](const config::IpAddress &a) { return a.is_v4(); };
+    const auto v6 = [](const config::IpAddress &a) { return a.is_v6(); };
+    const auto v6_link_local = [](const config::IpAddress &a) {
+        return a.is_v6() && a.bytes[0] == 0xfe && (a.bytes[1] & 0xc0) == 0x80;
+    };
+    CarpAdvertSources s;
+    if (const auto *vip = first(vhid_addresses, v4)) {
+        const auto *a = first(port_addresses, v4);
+        if (a == nullptr) a = vip;
+        s.v4.emplace();
+        std::copy_n(a->bytes.begin(), 4, s.v4->begin());
+    }
+    if (first(vhid_addresses, v6) != nullptr) {
+        const auto *ll = first(port_addresses, v6_link_local);
+        s.v6 = ll ? ll->bytes : ipv6_link_local_of(port_mac);
+    }
+    return s;
+}
+
 std::size_t build_carp_garp(std::span<uint8_t> out, uint8_t vhid, const Ip4 &vip) {
     return build_arp(out, 1 /* request */, broadcast_mac, carp_virtual_mac(vhid), vip, Mac{}, vip);
 }

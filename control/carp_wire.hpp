@@ -31,7 +31,11 @@
 // 20 bytes: at most 19 characters, NUL-padded), message = 0x02, 0x01, [the carp lladdr,
 // only when changed by hand], vhid, the IPv4 addresses in ascending numeric order, the
 // IPv6 addresses in ascending memcmp order, the 8 counter bytes as on the wire. Plain
-// RFC 2104 HMAC-SHA1. advbase, advskew and demote are not covered.
+// RFC 2104 HMAC-SHA1. advbase, advskew and demote are not covered. IPv6 addresses with an
+// embedded scope (link-local unicast, interface- and link-local multicast) are hashed with
+// bytes 2-3 zeroed (where KAME kernels keep the scope id) and sorted as such; OpenBSD sends
+// the digest without them (HMAC_NOV6LL) and accepts it with or without them. The same
+// digest goes into IPv4 and IPv6 adverts: it covers every address of the vhid.
 #pragma once
 
 #include "config/config.hpp"
@@ -223,9 +227,43 @@ std::size_t build_carp_advert_v4(std::span<uint8_t> out, const CarpAdvert &adver
                                  uint16_t ip_id, const Ip4 &dst = carp_group_v4,
                                  const Mac &eth_dst = carp_group_mac_v4);
 
-// A whole IPv6 advertisement frame (90 bytes): hop limit 255, next header 112, to ff02::12
-// / 33:33:00:00:00:12 from `src` (a link-local address of the parent interface).
+// A whole IPv6 advertisement frame (90 bytes): Ethernet from the virtual MAC of advert.vhid
+// to 33:33:00:00:00:12, IPv6 with traffic class and flow label 0, payload length 36, next
+// header 112 (no extension headers), hop limit 255, from `src` (carp_advert_sources()) to
+// ff02::12, then the header encoded by encode_carp(): the same 36 bytes as over IPv4, the
+// checksum again over them alone (no pseudo-header). Returns 90, or 0 when `out` is too
+// small.
 std::size_t build_carp_advert_v6(std::span<uint8_t> out, const CarpAdvert &advert, const Ip6 &src);
+
+// The link-local address a port would autoconfigure: fe80::/64 with the modified EUI-64
+// interface identifier of its MAC (RFC 4291 appendix A: ff:fe in the middle, the
+// universal/local bit flipped). 02:00:00:00:00:01 gives fe80::ff:fe00:1.
+Ip6 ipv6_link_local_of(const Mac &mac);
+
+// The families a vhid advertises on and the source address of each, as OpenBSD's
+// carp_send_ad chooses them: IPv4 (224.0.0.18) when the vhid has an IPv4 virtual address,
+// IPv6 (ff02::12) when it has an IPv6 one, both when it has both (one state machine; an
+// advert of either family counts on receive).
+// * IPv4 source: the port's first IPv4 address; without one, the vhid's first IPv4
+//   virtual address (OpenBSD falls back to the carp interface's own address).
+// * IPv6 source: a link-local address. OpenBSD sends from the parent interface's first
+//   IPv6 address (ifaof_ifpforaddr with an empty AF_INET6 sockaddr), which is the
+//   link-local the kernel configures when IPv6 comes up, before any other. syncwall's
+//   ports have no kernel behind them, so: the first link-local address configured on the
+//   port, else the one the port would autoconfigure (ipv6_link_local_of its MAC). Never a
+//   global address: ff02::12 is link-scope, link-scope control protocols (ND, MLD, VRRPv3
+//   for IPv6) send from link-local addresses, and a link-local source cannot change when
+//   global addresses are renumbered, so the tie-break below stays put.
+struct CarpAdvertSources {
+    std::optional<Ip4> v4;
+    std::optional<Ip6> v6;
+    // The address CarpVhost's tie-break compares: the IPv4 source when the vhid has both
+    // families (so that a mixed pair settles on one family only), else the IPv6 source.
+    config::IpAddress primary() const;
+};
+CarpAdvertSources carp_advert_sources(std::span<const config::IpPrefix> vhid_addresses,
+                                      std::span<const config::IpPrefix> port_addresses,
+                                      const Mac &port_mac);
 
 // The gratuitous ARP OpenBSD sends on becoming master (carp_send_arp): a broadcast ARP
 // request from the virtual MAC with sender IP = target IP = `vip`, target MAC zero.

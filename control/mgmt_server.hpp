@@ -32,7 +32,10 @@
 //                     [{"reason", "value"}], "vhids": [{"vhid", "interface", "role":
 //                     "init"|"backup"|"master", "advbase", "advskew", "effective_advskew",
 //                     "demote", "addresses": ["192.0.2.254/24"], "transitions", "last_reason",
-//                     "adverts_sent", "adverts_received", "adverts_rejected": {reason: n}}]}
+//                     "adverts_sent", "adverts_received", "adverts_rejected": {reason: n},
+//                     "advert_sources": {"ipv4": "192.0.2.2", "ipv6": "fe80::..."} (the
+//                     families the vhid advertises on), "adverts_by_family": {"ipv4":
+//                     {"sent", "received"}, "ipv6": {"sent", "received"}}}]}
 //                    or {"available": false, "reason": "..."} without carp vhosts
 //   carp demote|promote  the show carp result after the change
 //   show sync        {"available": false, "reason": "..."} until pfsync exists

@@ -2,12 +2,15 @@
 // per-vhid state machine driven by a manual clock (no test sleeps).
 #include "control/carp_vhost.hpp"
 #include "control/carp_wire.hpp"
+#include "dataplane/packet.hpp"
 
 #include <catch2/catch.hpp>
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 using namespace syncwall;
@@ -301,6 +304,253 @@ TEST_CASE("carp IPv6 advertisement frame goes to ff02::12 with hop limit 255", "
     CHECK(Bytes(frame.begin() + 22, frame.begin() + 38) == bytes_of(src));
     CHECK(Bytes(frame.begin() + 38, frame.begin() + 54) == bytes_of(carp_group_v6));
     CHECK(Bytes(frame.begin() + 54, frame.end()) == hex(v1_header));
+}
+
+// ---------------------------------------------------------------------------------------
+// IPv6: the same CARP bytes, next header 112 to ff02::12, the HMAC over IPv6 addresses
+
+namespace {
+
+// Computed with Python's hmac module as above (and with explicit pads, which agreed):
+// V4: PASS b"syncwall-example", VHID 3, ADDRS 2001:db8:1::fe, COUNTER 0x0123456789abcdef
+const std::string v4_digest = "75c0b64e40dbf7ac49d54036b151b1c90e00b83c";
+// The V4 advertisement with advbase 1, advskew 100, demote 0: checksum 0xc4d3 (RFC 1071
+// in Python over the 36 bytes with the checksum field zero).
+const std::string v4_header = "210364070001c4d30123456789abcdef" + v4_digest;
+// V5: PASS b"secret6", VHID 9, configured fe80:9::1, 2001:db8:1::fe, fe80::2,
+//     2001:db8:1::fd; COUNTER 0x1122334455667788.
+//   sent (HMAC_NOV6LL): ADDRS 2001:db8:1::fd 2001:db8:1::fe
+const std::string v5_digest = "d15c1d1af6c04145facc2f80700683345e732bf7";
+//   with the link-local ones, scope bytes 2-3 zeroed, sorted after zeroing:
+//   ADDRS 2001:db8:1::fd 2001:db8:1::fe fe80::1 fe80::2
+const std::string v5_digest_with_ll = "fedfa8daf0741f9f46a397d604a626491d1489ab";
+//   the same without zeroing (fe80::2 then fe80:9::1): what OpenBSD never computes
+const std::string v5_digest_scope_kept = "07536d91364d8b4a64ae447398cc94bede2b0efd";
+// V6: PASS b"syncwall-lab", VHID 1, ADDRS 192.0.2.254 2001:db8:1::fe (IPv4 first, whatever
+//     the configured order), COUNTER 0x0123456789abcdef
+const std::string v6_digest = "2a925c77f25673751e7c3b367c3e7d7c454b4cc0";
+//   IPv6 before IPv4: wrong
+const std::string v6_digest_v6_first = "8b2ce177a2b9f9e54819c4d8ea4ff0669e869e8f";
+// V7: PASS b"secret6", VHID 9, only fe80::1: sent with no address at all (02 01 09 + counter)
+const std::string v7_digest = "397ccc5654a34d339a9c22004ac18c2a297f533c";
+const std::string v7_digest_with_ll = "387757b6bd300f4ac6472c7d54699b662f5ad44f";
+
+std::span<const uint8_t, 20> digest_span(const Bytes &b) {
+    return std::span<const uint8_t, 20>(b.data(), 20);
+}
+
+CarpAdvert v4_advert() {
+    CarpAdvert a;
+    a.vhid = 3;
+    a.advbase = 1;
+    a.advskew = 100;
+    a.counter = 0x0123456789abcdefULL;
+    const auto d = hex(v4_digest);
+    std::copy(d.begin(), d.end(), a.digest.begin());
+    return a;
+}
+
+const Ip6 fe80_1{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+
+// Parses `frame` as a worker does and validates its CARP payload as Carp::handle_multicast
+// does: the IP payload from l4_offset to the end of the datagram, and the hop limit.
+std::optional<CarpDrop> receive_v6(const Bytes &frame, const CarpAuth &auth, uint8_t vhid,
+                                   CarpAdvert &out) {
+    dp::PacketDesc d;
+    REQUIRE_FALSE(dp::parse_packet(frame, d));
+    REQUIRE(d.family == 6);
+    REQUIRE(d.proto == dp::proto_carp);
+    const std::size_t end = std::size_t(d.l3_offset) + d.l3_total_len;
+    const std::span<const uint8_t> carp(frame.data() + d.l4_offset, end - d.l4_offset);
+    return validate_carp(carp, d.ttl, vhid, auth, out);
+}
+
+} // namespace
+
+TEST_CASE("carp HMAC over IPv6 virtual addresses matches independently computed vectors",
+          "[carp]") {
+    SECTION("an IPv6-only vhid: version, type, vhid, the 16 address bytes, the counter") {
+        CarpAuth auth("syncwall-example", 3, ips({"2001:db8:1::fe"}));
+        CHECK(auth.message_prefix() == hex("020103"
+                                           "20010db80001000000000000000000fe"));
+        CHECK(auth.message_prefix_with_v6ll() == auth.message_prefix());
+        CHECK(bytes_of(auth.digest(0x0123456789abcdefULL)) == hex(v4_digest));
+    }
+    SECTION("link-local addresses: scope bytes zeroed, sorted after zeroing, left out of the "
+            "digest we send, accepted either way") {
+        CarpAuth auth("secret6", 9,
+                      ips({"fe80:9::1", "2001:db8:1::fe", "fe80::2", "2001:db8:1::fd"}));
+        CHECK(auth.message_prefix() == hex("020109"
+                                           "20010db80001000000000000000000fd"
+                                           "20010db80001000000000000000000fe"));
+        CHECK(auth.message_prefix_with_v6ll() == hex("020109"
+                                                     "20010db80001000000000000000000fd"
+                                                     "20010db80001000000000000000000fe"
+                                                     "fe800000000000000000000000000001"
+                                                     "fe800000000000000000000000000002"));
+        const uint64_t counter = 0x1122334455667788ULL;
+        CHECK(bytes_of(auth.digest(counter)) == hex(v5_digest));
+        CHECK(auth.verify(counter, digest_span(hex(v5_digest))));
+        CHECK(auth.verify(counter, digest_span(hex(v5_digest_with_ll))));
+        CHECK_FALSE(auth.verify(counter, digest_span(hex(v5_digest_scope_kept))));
+        // fe80:9::1 and fe80::1 are one address once the scope is zeroed: hashed once.
+        CarpAuth dup("secret6", 9,
+                     ips({"fe80:9::1", "fe80::1", "2001:db8:1::fe", "fe80::2", "2001:db8:1::fd"}));
+        CHECK(dup.message_prefix_with_v6ll() == auth.message_prefix_with_v6ll());
+    }
+    SECTION("a vhid whose only address is link-local sends a digest over no address") {
+        CarpAuth auth("secret6", 9, ips({"fe80::1"}));
+        CHECK(auth.message_prefix() == hex("020109"));
+        CHECK(bytes_of(auth.digest(0x1122334455667788ULL)) == hex(v7_digest));
+        CHECK(auth.verify(0x1122334455667788ULL, digest_span(hex(v7_digest_with_ll))));
+    }
+    SECTION("a mixed vhid: IPv4 addresses first, then IPv6, whatever the configured order") {
+        CarpAuth auth("syncwall-lab", 1, ips({"2001:db8:1::fe", "192.0.2.254"}));
+        CHECK(auth.message_prefix() == hex("020101"
+                                           "c00002fe"
+                                           "20010db80001000000000000000000fe"));
+        CHECK(bytes_of(auth.digest(0x0123456789abcdefULL)) == hex(v6_digest));
+        CHECK_FALSE(auth.verify(0x0123456789abcdefULL, digest_span(hex(v6_digest_v6_first))));
+        // A peer that configured only one of the two families fails authentication.
+        CHECK(CarpAuth("syncwall-lab", 1, ips({"192.0.2.254"})).digest(0x0123456789abcdefULL) !=
+              auth.digest(0x0123456789abcdefULL));
+        CHECK(CarpAuth("syncwall-lab", 1, ips({"2001:db8:1::fe"})).digest(0x0123456789abcdefULL) !=
+              auth.digest(0x0123456789abcdefULL));
+    }
+}
+
+TEST_CASE("carp IPv6 advert: golden bytes, parsed to next header 112, accepted", "[carp]") {
+    Bytes frame(carp_advert_v6_frame_len);
+    REQUIRE(build_carp_advert_v6(frame, v4_advert(), fe80_1) == 90);
+    CHECK(frame == hex("333300000012"
+                       "00005e000103"
+                       "86dd"
+                       "60000000"
+                       "0024"
+                       "70"
+                       "ff"
+                       "fe800000000000000000000000000001"
+                       "ff020000000000000000000000000012" +
+                       v4_header));
+    // The checksum is over the 36 CARP bytes alone, as over IPv4 (no pseudo-header).
+    CHECK(carp_checksum(std::span<const uint8_t, 36>(frame.data() + 54, 36)) == 0);
+    CHECK(frame[54 + 6] == 0xc4);
+    CHECK(frame[54 + 7] == 0xd3);
+
+    CarpAuth auth("syncwall-example", 3, ips({"2001:db8:1::fe"}));
+    CarpAdvert out;
+    CHECK_FALSE(receive_v6(frame, auth, 3, out));
+    CarpAdvert expected = v4_advert();
+    expected.checksum = 0xc4d3;
+    CHECK(out == expected);
+
+    dp::PacketDesc d;
+    REQUIRE_FALSE(dp::parse_packet(frame, d));
+    CHECK(d.ttl == 255);
+    CHECK(d.l4_offset == 54);
+    CHECK(d.dst_mac == carp_group_mac_v6);
+    CHECK(bytes_of(d.dst) == bytes_of(carp_group_v6));
+    CHECK(bytes_of(d.src) == bytes_of(fe80_1));
+}
+
+TEST_CASE("carp IPv6 advert behind a hop-by-hop header is found and accepted", "[carp]") {
+    Bytes frame(carp_advert_v6_frame_len);
+    REQUIRE(build_carp_advert_v6(frame, v4_advert(), fe80_1) == 90);
+    // Insert an 8-byte hop-by-hop options header (next header 112, PadN) after the IPv6
+    // header, as a router-alert-adding stack might.
+    Bytes with_hbh(frame.begin(), frame.begin() + 54);
+    with_hbh[14 + 6] = dp::ipv6_ext_hop_by_hop;
+    with_hbh[14 + 5] = 36 + 8;
+    for (uint8_t b : hex("7000010400000000")) with_hbh.push_back(b);
+    with_hbh.insert(with_hbh.end(), frame.begin() + 54, frame.end());
+    dp::PacketDesc d;
+    REQUIRE_FALSE(dp::parse_packet(with_hbh, d));
+    CHECK(d.proto == dp::proto_carp);
+    CHECK(d.l4_offset == 62);
+    CarpAuth auth("syncwall-example", 3, ips({"2001:db8:1::fe"}));
+    CarpAdvert out;
+    CHECK_FALSE(receive_v6(with_hbh, auth, 3, out));
+    CHECK(out.counter == 0x0123456789abcdefULL);
+}
+
+TEST_CASE("carp IPv6 adverts are rejected for hop limit, length, checksum and digest",
+          "[carp]") {
+    CarpAuth auth("syncwall-example", 3, ips({"2001:db8:1::fe"}));
+    Bytes good(carp_advert_v6_frame_len);
+    REQUIRE(build_carp_advert_v6(good, v4_advert(), fe80_1) == 90);
+    CarpAdvert out;
+
+    Bytes hop64 = good;
+    hop64[14 + 7] = 64; // a routed (or forged off-link) advert
+    CHECK(receive_v6(hop64, auth, 3, out) == CarpDrop::bad_ttl);
+
+    // A payload of 30 bytes: the datagram ends before the CARP header does.
+    Bytes short_frame(good.begin(), good.begin() + 14 + 40 + 30);
+    short_frame[14 + 5] = 30;
+    CHECK(receive_v6(short_frame, auth, 3, out) == CarpDrop::bad_length);
+
+    Bytes corrupt = good;
+    corrupt[54 + 20] ^= 0x80; // a digest byte: only the checksum can tell
+    CHECK(receive_v6(corrupt, auth, 3, out) == CarpDrop::bad_checksum);
+
+    // Peers that disagree on the addresses (or the passphrase) fail the HMAC.
+    CHECK(receive_v6(good, CarpAuth("syncwall-example", 3, ips({"2001:db8:1::fd"})), 3, out) ==
+          CarpDrop::bad_digest);
+    CHECK(receive_v6(good,
+                     CarpAuth("syncwall-example", 3, ips({"2001:db8:1::fe", "192.0.2.254"})), 3,
+                     out) == CarpDrop::bad_digest);
+    CHECK(receive_v6(good, CarpAuth("other", 3, ips({"2001:db8:1::fe"})), 3, out) ==
+          CarpDrop::bad_digest);
+    CHECK(receive_v6(good, auth, 4, out) == CarpDrop::wrong_vhid);
+}
+
+TEST_CASE("carp advert sources: the families of the vhid's addresses, a link-local IPv6 source",
+          "[carp]") {
+    const Mac mac{0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
+    CHECK(bytes_of(ipv6_link_local_of(mac)) == hex("fe80000000000000000000fffe000001"));
+    CHECK(bytes_of(ipv6_link_local_of(Mac{0x00, 0x1b, 0x21, 0xaa, 0xbb, 0xcc})) ==
+          hex("fe80000000000000021b21fffeaabbcc"));
+    const auto prefixes = [](std::initializer_list<const char *> texts) {
+        std::vector<config::IpPrefix> out;
+        for (const char *t : texts) out.push_back(config::IpPrefix{ip(t), 64});
+        return out;
+    };
+    const auto port = prefixes({"192.0.2.2", "2001:db8:1::2", "fe80::2", "192.0.2.3"});
+
+    SECTION("IPv4 only: 224.0.0.18 from the port's first IPv4 address, no IPv6 advert") {
+        const auto s = carp_advert_sources(prefixes({"192.0.2.254"}), port, mac);
+        REQUIRE(s.v4);
+        CHECK(*s.v4 == Ip4{192, 0, 2, 2});
+        CHECK_FALSE(s.v6);
+        CHECK(s.primary() == ip("192.0.2.2"));
+    }
+    SECTION("IPv6 only: ff02::12 from the port's link-local address, no IPv4 advert") {
+        const auto s = carp_advert_sources(prefixes({"2001:db8:1::fe"}), port, mac);
+        CHECK_FALSE(s.v4);
+        REQUIRE(s.v6);
+        CHECK(*s.v6 == ip("fe80::2").bytes);
+        CHECK(s.primary() == ip("fe80::2"));
+    }
+    SECTION("IPv6 only on a port without a link-local: the one it would autoconfigure") {
+        const auto s = carp_advert_sources(prefixes({"2001:db8:1::fe"}),
+                                           prefixes({"192.0.2.2", "2001:db8:1::2"}), mac);
+        REQUIRE(s.v6);
+        CHECK(*s.v6 == ip("fe80::ff:fe00:1").bytes);
+        const auto bare = carp_advert_sources(prefixes({"2001:db8:1::fe"}), {}, mac);
+        REQUIRE(bare.v6);
+        CHECK(*bare.v6 == ip("fe80::ff:fe00:1").bytes);
+    }
+    SECTION("both: both adverts; the tie-break compares the IPv4 source") {
+        const auto s = carp_advert_sources(prefixes({"2001:db8:1::fe", "192.0.2.254"}), port, mac);
+        REQUIRE(s.v4);
+        REQUIRE(s.v6);
+        CHECK(s.primary() == ip("192.0.2.2"));
+    }
+    SECTION("IPv4 on a port without IPv4: from the virtual address, as OpenBSD falls back") {
+        const auto s = carp_advert_sources(prefixes({"192.0.2.254"}), prefixes({"fe80::2"}), mac);
+        REQUIRE(s.v4);
+        CHECK(*s.v4 == Ip4{192, 0, 2, 254});
+    }
 }
 
 TEST_CASE("carp gratuitous ARP is a broadcast request from the virtual MAC", "[carp]") {
@@ -661,6 +911,43 @@ TEST_CASE("carp vhost: equal masters are settled by the lower source address", "
         CHECK(v.on_advert(advert_from(1, 1, 0), ip("fe80::1"), now).empty());
         CHECK(v.role() == CarpRole::master);
     }
+}
+
+TEST_CASE("carp vhost: an IPv6-only vhid elects on IPv6 adverts and ties on link-local sources",
+          "[carp]") {
+    const auto cfg = vhost_config(3, 1, 0, "syncwall-example", {"2001:db8:1::fe"});
+    Clock::time_point now;
+    CarpVhost lo = master_at(cfg, false, "fe80::1", 0xaaaa, now);
+    CarpVhost hi = master_at(cfg, false, "fe80::2", 0xbbbb, now);
+    // Each one's advert, through the IPv6 frame and the parser, is accepted by the other.
+    const auto on_wire = [](const CarpAdvert &ad, const char *src) {
+        Bytes frame(carp_advert_v6_frame_len);
+        REQUIRE(build_carp_advert_v6(frame, ad, ip(src).bytes) == 90);
+        dp::PacketDesc d;
+        REQUIRE_FALSE(dp::parse_packet(frame, d));
+        return std::make_pair(Bytes(frame.begin() + d.l4_offset, frame.end()), d.ttl);
+    };
+    auto from_lo = lo.on_timer(lo.next_deadline()).advert;
+    auto from_hi = hi.on_timer(hi.next_deadline()).advert;
+    REQUIRE(from_lo);
+    REQUIRE(from_hi);
+    CarpAdvert got;
+    const auto [lo_bytes, lo_hlim] = on_wire(*from_lo, "fe80::1");
+    REQUIRE_FALSE(hi.validate(lo_bytes, lo_hlim, got));
+    auto a = hi.on_advert(got, ip("fe80::1"), now + 1s);
+    CHECK(a.became == CarpRole::backup);
+    CHECK(a.reason == CarpTransitionReason::tie_break_lost);
+    const auto [hi_bytes, hi_hlim] = on_wire(*from_hi, "fe80::2");
+    REQUIRE_FALSE(lo.validate(hi_bytes, hi_hlim, got));
+    CHECK(lo.on_advert(got, ip("fe80::2"), now + 1s).empty());
+    CHECK(lo.role() == CarpRole::master);
+    // The backup's timer restarts on each IPv6 advert and runs out without them.
+    const auto deadline = hi.next_deadline();
+    REQUIRE_FALSE(hi.validate(lo_bytes, lo_hlim, got));
+    CHECK(hi.on_advert(got, ip("fe80::1"), now + 2s).empty());
+    CHECK(hi.next_deadline() > deadline);
+    CHECK(hi.on_timer(hi.next_deadline()).became == CarpRole::master);
+    CHECK(hi.counters().adverts_accepted == 2);
 }
 
 TEST_CASE("carp vhost: our own advertisement looped back is dropped", "[carp]") {
