@@ -10,7 +10,14 @@ has three veths named `lan`, `wan` and `sync` into them; syncwall owns them thro
 net_af_packet. The client (192.0.2.10/24) and the server (198.51.100.10/24) use the CARP
 virtual addresses as gateways: 192.0.2.254 (vhid 1 on lan) and 198.51.100.254 (vhid 2 on
 wan). Node i has the real addresses 192.0.2.{2+i}, 198.51.100.{2+i} and 203.0.113.{2+i}.
-IPv4 only: IPv6 is off in every namespace.
+IPv4 only by default: IPv6 is off in every namespace (other tests rely on that).
+
+ha_lab(lab, ipv6=True) adds IPv6 where CARP over IPv6 needs it: the client, the server and
+hosts added later keep IPv6 on, with 2001:db8:1::10/64 and 2001:db8:2::10/64 routed via the
+IPv6 virtual addresses 2001:db8:1::fe (vhid 1) and 2001:db8:2::fe (vhid 2); node i gets
+2001:db8:1::{2+i}/64 and 2001:db8:2::{2+i}/64 on lan and wan (syncwall's, not the kernel's:
+the firewall namespaces keep IPv6 off). config(i, vips="v6") puts only the IPv6 virtual
+addresses on the vhids, vips="both" both families.
 
     with Lab() as lab:
         ha = ha_lab(lab, nodes=2)
@@ -44,9 +51,12 @@ class HaLab:
     server: str
     fw: list[str]                                   # firewall namespaces, node order
     procs: dict[int, Process] = field(default_factory=dict)
+    ipv6: bool = False                              # ha_lab(..., ipv6=True)
 
     CLIENT4, SERVER4 = "192.0.2.10", "198.51.100.10"
     VIP_LAN, VIP_WAN = "192.0.2.254", "198.51.100.254"
+    CLIENT6, SERVER6 = "2001:db8:1::10", "2001:db8:2::10"
+    VIP6_LAN, VIP6_WAN = "2001:db8:1::fe", "2001:db8:2::fe"
     VHID_LAN, VHID_WAN = 1, 2
     PASS = "syncwall-lab"
     BRIDGES = {"lan": "br-lan", "wan": "br-wan", "sync": "br-sync"}
@@ -59,6 +69,14 @@ class HaLab:
     @staticmethod
     def wan_addr(i: int) -> str:
         return f"198.51.100.{2 + i}"
+
+    @staticmethod
+    def lan6_addr(i: int) -> str:
+        return f"2001:db8:1::{2 + i}"
+
+    @staticmethod
+    def wan6_addr(i: int) -> str:
+        return f"2001:db8:2::{2 + i}"
 
     @staticmethod
     def sync_addr(i: int) -> str:
@@ -76,14 +94,26 @@ class HaLab:
 
     # --- configuration ------------------------------------------------------------------
     def config(self, i: int, *, carp: bool = True, sync: bool = True, advskew: int | None = None,
-               preempt: bool = True, advbase: int = 1, extra: str = "") -> str:
+               preempt: bool = True, advbase: int = 1, vips: str = "v4", extra: str = "") -> str:
         """syncwall's YAML for node i. advskew defaults to 50 * i, so node 0 is the preferred
         master and node 1 the first backup. (Not more: a backup declares the master down
         after 3 of its own intervals, 3 * (advbase + advskew/256) s as OpenBSD does, and with
-        advbase 1 that stays within 3 * advbase + 1 s only while advskew <= 85.) `extra` is
-        appended (a `rules:` section in it replaces the default "pass all")."""
+        advbase 1 that stays within 3 * advbase + 1 s only while advskew <= 85.) `vips`:
+        the vhids' virtual addresses, "v4" (the default), "v6" or "both" (IPv6 needs
+        ha_lab(ipv6=True)). `extra` is appended (a `rules:` section in it replaces the
+        default "pass all")."""
         skew = 50 * i if advskew is None else advskew
         name = NAMES[i]
+        if vips not in ("v4", "v6", "both"):
+            raise ValueError(f"vips: v4, v6 or both, not {vips!r}")
+        if vips != "v4" and not self.ipv6:
+            raise ValueError("IPv6 virtual addresses need ha_lab(..., ipv6=True)")
+        lan = [f"{self.lan_addr(i)}/24"] + ([f'"{self.lan6_addr(i)}/64"'] if self.ipv6 else [])
+        wan = [f"{self.wan_addr(i)}/24"] + ([f'"{self.wan6_addr(i)}/64"'] if self.ipv6 else [])
+        vip_lan = ([f"{self.VIP_LAN}/24"] if vips != "v6" else []) + \
+            ([f'"{self.VIP6_LAN}/64"'] if vips != "v4" else [])
+        vip_wan = ([f"{self.VIP_WAN}/24"] if vips != "v6" else []) + \
+            ([f'"{self.VIP6_WAN}/64"'] if vips != "v4" else [])
         text = f"""
 node:
   name: {name}
@@ -98,10 +128,10 @@ lcores:
 interfaces:
   lan:
     devargs: "net_af_packet0,iface=lan,framecnt=4096"
-    addresses: [{self.lan_addr(i)}/24]
+    addresses: [{", ".join(lan)}]
   wan:
     devargs: "net_af_packet1,iface=wan,framecnt=4096"
-    addresses: [{self.wan_addr(i)}/24]
+    addresses: [{", ".join(wan)}]
   sync:
     devargs: "net_af_packet2,iface=sync,framecnt=4096"
     addresses: [{self.sync_addr(i)}/24]
@@ -117,8 +147,8 @@ control:
   preempt: {"true" if preempt else "false"}
   tracked: [lan, wan]
   vhosts:
-    - {{ vhid: {self.VHID_LAN}, interface: lan, addresses: [{self.VIP_LAN}/24], advbase: {advbase}, advskew: {skew}, pass: {self.PASS} }}
-    - {{ vhid: {self.VHID_WAN}, interface: wan, addresses: [{self.VIP_WAN}/24], advbase: {advbase}, advskew: {skew}, pass: {self.PASS} }}
+    - {{ vhid: {self.VHID_LAN}, interface: lan, addresses: [{", ".join(vip_lan)}], advbase: {advbase}, advskew: {skew}, pass: {self.PASS} }}
+    - {{ vhid: {self.VHID_WAN}, interface: wan, addresses: [{", ".join(vip_wan)}], advbase: {advbase}, advskew: {skew}, pass: {self.PASS} }}
 """
         return text + extra
 
@@ -206,7 +236,8 @@ control:
         """Another namespace on a segment ("lan", "wan", "sync"), eth0 with `addr` (CIDR):
         a second client, a ucarp peer, a capture point."""
         ns = self.lab.ns(short)
-        _ipv6_off(self.lab, ns)
+        if not self.ipv6:
+            _ipv6_off(self.lab, ns)
         port = f"{short}0"
         self.lab.veth(ns, "eth0", self.switch, port)
         self.lab.exec(self.switch, f"ip link set {port} master {self.BRIDGES[segment]}")
@@ -219,15 +250,16 @@ def _ipv6_off(lab: Lab, ns: str) -> None:
     lab.exec(ns, "sysctl -qw net.ipv6.conf.default.disable_ipv6=1")
 
 
-def ha_lab(lab: Lab, nodes: int = 2) -> HaLab:
-    """Build the topology (no syncwall started yet)."""
+def ha_lab(lab: Lab, nodes: int = 2, ipv6: bool = False) -> HaLab:
+    """Build the topology (no syncwall started yet). `ipv6`: see the module docstring."""
     if nodes not in (2, 3):
         raise ValueError("the HA lab has 2 or 3 nodes")
     switch = lab.ns("sw")
     _ipv6_off(lab, switch)
     client, server = lab.ns("cli"), lab.ns("srv")
-    for ns in (client, server):
-        _ipv6_off(lab, ns)
+    if not ipv6:
+        for ns in (client, server):
+            _ipv6_off(lab, ns)
     fws = [lab.firewall_ns(NAMES[i]) for i in range(nodes)]
     members: dict[str, list[str]] = {seg: [] for seg in SEGMENTS}
     lab.veth(client, "eth0", switch, "cli0")
@@ -244,7 +276,10 @@ def ha_lab(lab: Lab, nodes: int = 2) -> HaLab:
         lab.bridge(switch, bridge, members[seg])
         # Every frame to every port, no multicast snooping surprises.
         lab.exec(switch, f"ip link set {bridge} type bridge mcast_snooping 0")
-    ha = HaLab(lab, nodes, switch, client, server, fws)
+    ha = HaLab(lab, nodes, switch, client, server, fws, ipv6=ipv6)
     lab.host(client, "eth0", [f"{HaLab.CLIENT4}/24"], HaLab.VIP_LAN)
     lab.host(server, "eth0", [f"{HaLab.SERVER4}/24"], HaLab.VIP_WAN)
+    if ipv6:
+        lab.host(client, "eth0", [f"{HaLab.CLIENT6}/64"], gw6=HaLab.VIP6_LAN)
+        lab.host(server, "eth0", [f"{HaLab.SERVER6}/64"], gw6=HaLab.VIP6_WAN)
     return ha
