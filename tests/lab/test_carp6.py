@@ -223,3 +223,26 @@ def test_sigkill_of_the_master_moves_the_role_and_nd_follows(ha: HaLab):
     ha.start(0, vips="v6")
     both_masters(ha, 0, 8)
     assert vhid(ha, 0, 1)["last_reason"] == "preempting a slower master"
+
+
+def test_a_mixed_vhid_advertises_on_both_families_and_both_are_accepted(ha: HaLab):
+    """vips="both": one advert becomes two frames, 224.0.0.18 and ff02::12, with one HMAC
+    over the IPv4 and the IPv6 addresses; each node accepts both from the other."""
+    for i in (1, 0):
+        ha.stop(i)
+    try:
+        ha.start(0, vips="both")
+        ha.start(1, vips="both")
+        both_masters(ha, 0, 8)
+        wait_until(lambda: all(vhid(ha, 1, 1)["adverts_by_family"][f]["received"] >= 2
+                               for f in ("ipv4", "ipv6")), 5, what="adverts of both families")
+        for n in (1, 2):
+            a, b = vhid(ha, 0, n), vhid(ha, 1, n)
+            assert set(a["advert_sources"]) == {"ipv4", "ipv6"}, a
+            assert a["adverts_by_family"]["ipv4"]["sent"] > 0
+            assert a["adverts_by_family"]["ipv6"]["sent"] > 0
+            assert sum(b["adverts_rejected"].values()) == 0, b
+            assert sum(a["adverts_rejected"].values()) == 0, a
+    finally:
+        for i in (1, 0):  # the next test starts both with IPv6-only vhids again
+            ha.stop(i)
