@@ -1,0 +1,1003 @@
+// syncwall-bench: testpmd-style throughput of the real worker, beside an io-forward baseline.
+//
+// Theory of operation
+// * Ports: two net_ring ethdevs (lan, wan) made with rte_eth_from_rings over rings this
+//   program owns, one ring per queue and direction, then handed to a normal Dataplane by
+//   name. The generator (main lcore) fills lan's rx rings (and wan's, for SYN-ACKs) with
+//   frames it writes from templates into fresh mbufs; the sink (main lcore as well) drains
+//   both ports' tx rings and frees the mbufs in bulk. No pcap or socket I/O in the loop.
+// * Phases, on the same ports and generator: first `io` (a plain rx -> tx loop, what
+//   testpmd's io forward does), then `syncwall` (the real Worker::poll_once: parse, filter
+//   in, route, filter out, neighbour, tx) with a real ruleset, routes and neighbour.
+//   Every figure of the second is also printed as a ratio to the first.
+// * Cycles per packet: TSC read around each poll that received packets, summed, divided by
+//   those packets. Empty polls are not counted, so the figure is the worker's cost, not the
+//   generator's speed. Mpps per worker = TSC Hz / cycles per packet.
+// * States: `--states N` inserts N states (two per flow: in on lan, out on wan, as pf makes
+//   for a forwarded connection) with the keys the traffic looks up, so the established
+//   path runs against a table of that size. New connections (`--new-share`, or
+//   `--traffic handshake`) take fresh flows and create states through the rules.
+// * Sync (`--sync`): a SyncCore is the table's sink, as in syncwall; the main lcore polls it
+//   and hands its packets to a peer SyncCore on its own table in this process.
+//   `--sync-bench N` measures the sync role alone: N inserts and N updates encoded by one
+//   SyncCore and applied by a peer, then a bulk transfer of the N states to a third.
+// * Output: periodic lines, testpmd-like final blocks, and one `RESULT key=value ...` line
+//   per phase for scripts (bench/run_matrix.sh, bench/check_smoke.py).
+#include "bench/traffic.hpp"
+#include "config/pf_rule.hpp"
+#include "dataplane/dataplane.hpp"
+#include "dataplane/ruleset.hpp"
+#include "dataplane/state_logic.hpp"
+#include "dataplane/state_table.hpp"
+#include "dataplane/worker.hpp"
+#include "sync/sync_core.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <rte_cycles.h>
+#include <rte_eal.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_memory.h>
+#include <rte_ring.h>
+
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cinttypes>
+#include <cstdio>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace syncwall;
+
+namespace {
+
+constexpr uint16_t burst = 32;
+constexpr unsigned ring_size = 1024;
+
+struct Options {
+    uint32_t states = 1000;       // preloaded (two per flow)
+    double new_share = 0;         // share of generated packets that open a new flow
+    std::string traffic = "established";
+    std::string proto = "tcp";
+    uint16_t size = 64;
+    uint32_t rules = 10;
+    unsigned workers = 1;
+    bool sync = false;
+    double duration = 3;
+    double period = 1;
+    uint32_t max_new = 1000000;   // new connections a run may open (bounds the table)
+    uint32_t sync_bench = 0;
+    bool no_baseline = false;
+    bool no_forward = false;
+    std::string prefix;
+    uint32_t memory_mb = 0;
+    bool no_prefault = false;
+};
+
+// With --no-huge, EAL's memory is a memfd of 4 KiB pages that the kernel allocates and zeroes
+// on first touch, and rte_zmalloc does not touch it (the heap's memory is zero already). A
+// worker filling a fresh table would then spend much of its time in page faults, which a
+// hugepage-backed EAL (production) pays once at start. Populate it all up front instead;
+// the contents are not changed.
+void prefault_eal_memory() {
+#ifdef MADV_POPULATE_WRITE
+    rte_memseg_list_walk(
+        [](const rte_memseg_list *msl, void *) {
+            if (msl->base_va != nullptr && msl->len != 0 &&
+                madvise(msl->base_va, msl->len, MADV_POPULATE_WRITE) != 0)
+                std::perror("syncwall-bench: madvise(MADV_POPULATE_WRITE) on EAL memory");
+            return 0;
+        },
+        nullptr);
+#endif
+}
+
+// Bytes the EAL heaps hand out now (tables, rings, pools, ACL): what the dataplane uses,
+// whereas RSS also counts the pre-faulted free memory.
+uint64_t heap_allocated() {
+    uint64_t total = 0;
+    for (unsigned s = 0; s < rte_socket_count(); s++) {
+        rte_malloc_socket_stats st{};
+        if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(s), &st) == 0)
+            total += st.heap_allocsz_bytes;
+    }
+    return total;
+}
+
+double now_s() { return double(rte_get_tsc_cycles()) / double(rte_get_tsc_hz()); }
+uint64_t now_ms() { return rte_get_tsc_cycles() * 1000 / rte_get_tsc_hz(); }
+
+long peak_rss_kb() {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_maxrss;
+}
+
+// One worker's figures, written by it alone.
+// Per-burst cycles/packet are also kept in a histogram (weighted by packets), because on a
+// shared machine a worker descheduled in the middle of a burst adds the whole time slice to
+// the sum; the median is what the code costs, the mean what this machine gave.
+constexpr unsigned hist_buckets = 8192;
+struct alignas(64) WorkerStats {
+    std::atomic<uint64_t> packets{0}, busy_cycles{0}, busy_polls{0};
+    std::vector<uint64_t> hist = std::vector<uint64_t>(hist_buckets + 1); // read after the join
+    void account(uint64_t cycles, unsigned n) { hist[std::min<uint64_t>(cycles / n, hist_buckets)] += n; }
+};
+
+double hist_median(const std::vector<WorkerStats> &stats) {
+    std::vector<uint64_t> h(hist_buckets + 1);
+    uint64_t total = 0;
+    for (const auto &s : stats)
+        for (unsigned i = 0; i <= hist_buckets; i++) {
+            h[i] += s.hist[i];
+            total += s.hist[i];
+        }
+    uint64_t acc = 0;
+    for (unsigned i = 0; i <= hist_buckets; i++) {
+        acc += h[i];
+        if (acc * 2 >= total && total != 0) return i + 0.5;
+    }
+    return 0;
+}
+
+// The two ports' rings: rx rings are filled by the generator, tx rings drained by the sink.
+struct RingPort {
+    std::string name;
+    std::vector<rte_ring *> rx, tx;
+    uint16_t port_id = 0;
+};
+
+RingPort make_ring_port(const std::string &name, unsigned queues) {
+    RingPort p;
+    p.name = name;
+    for (unsigned q = 0; q < queues; q++) {
+        const std::string rx = "b_" + name + "_rx" + std::to_string(q);
+        const std::string tx = "b_" + name + "_tx" + std::to_string(q);
+        p.rx.push_back(rte_ring_create(rx.c_str(), ring_size, int(rte_socket_id()),
+                                       RING_F_SP_ENQ | RING_F_SC_DEQ));
+        p.tx.push_back(rte_ring_create(tx.c_str(), ring_size, int(rte_socket_id()),
+                                       RING_F_SP_ENQ | RING_F_SC_DEQ));
+        if (p.rx.back() == nullptr || p.tx.back() == nullptr)
+            throw std::runtime_error("cannot create rings for port " + name);
+    }
+    const int id = rte_eth_from_rings(name.c_str(), p.rx.data(), queues, p.tx.data(), queues,
+                                      rte_socket_id());
+    if (id < 0) throw std::runtime_error("rte_eth_from_rings(" + name + ") failed");
+    p.port_id = uint16_t(id);
+    return p;
+}
+
+// The generated pf ruleset: the three rules that decide the traffic (block in, pass out,
+// pass in from the clients), after `n - 3` rules that never match it but that the ACL must
+// still carry: distinct hosts and ports, as a large site's rules would be.
+std::vector<config::RuleLine> make_rules(uint32_t n, const std::string &proto) {
+    std::vector<config::RuleLine> rules;
+    const uint32_t filler = n > 3 ? n - 3 : 0;
+    for (uint32_t i = 0; i < filler; i++) {
+        char text[160];
+        std::snprintf(text, sizeof(text),
+                      "pass in on lan proto %s from 172.%u.%u.%u to 192.168.%u.0/24 port %u",
+                      i % 2 ? "udp" : "tcp", 16 + (i >> 16) % 16, (i >> 8) & 0xff, i & 0xff,
+                      (i * 7) & 0xff, 1024 + i % 60000);
+        rules.push_back({text, {"<bench>", int(i + 1), 1}});
+    }
+    rules.push_back({"block in all", {"<bench>", int(filler + 1), 1}});
+    rules.push_back({"pass out all", {"<bench>", int(filler + 2), 1}});
+    rules.push_back({"pass in on lan proto " + proto + " from 10.0.0.0/8 to any",
+                     {"<bench>", int(filler + 3), 1}});
+    return rules;
+}
+
+config::Config make_config(const Options &o, uint32_t capacity) {
+    config::Config c;
+    c.source_file = "<syncwall-bench>";
+    c.node.hostid = 0xbe01;
+    c.dpdk.mbufs = 4095;
+    c.dpdk.burst = burst;
+    c.lcores.main = rte_get_main_lcore();
+    c.lcores.sync = c.lcores.main;
+    unsigned lcore;
+    RTE_LCORE_FOREACH_WORKER(lcore) {
+        if (c.lcores.workers.size() < o.workers) c.lcores.workers.push_back(lcore);
+    }
+    c.lcores.idle = config::IdlePolicy::busy;
+    auto prefix = [](const char *s) { return *config::parse_ip_prefix(s, true); };
+    config::InterfaceConfig lan, wan;
+    lan.name = "lan";
+    lan.devargs = "net_ring_lan";
+    lan.addresses = {prefix("172.31.0.1/24")};
+    lan.pos = {"<bench>", 1, 1};
+    wan.name = "wan";
+    wan.devargs = "net_ring_wan";
+    wan.addresses = {prefix("192.0.2.1/24")};
+    wan.pos = {"<bench>", 2, 1};
+    c.interfaces = {lan, wan};
+    config::RouteConfig to_servers, to_clients;
+    to_servers.to = prefix("198.18.0.0/15");
+    to_servers.via = config::parse_ip_address("192.0.2.2");
+    to_servers.iface = "wan";
+    to_clients.to = prefix("10.0.0.0/8");
+    to_clients.via = config::parse_ip_address("172.31.0.2");
+    to_clients.iface = "lan";
+    c.routes = {to_servers, to_clients};
+    c.rules = make_rules(o.rules, o.proto);
+    c.limits.states = capacity;
+    c.limits.neighbours = 64;
+    c.control.socket = "";
+    return c;
+}
+
+// Established peers for every preloaded flow: the handshake run through pf's own tracking.
+dp::State template_state(bool udp) {
+    bench::FrameWriter fw(64, udp);
+    const bench::Mac m{2, 0, 0, 0, 0, 1};
+    auto desc = [&](bench::Segment seg) {
+        std::array<uint8_t, 64> f{};
+        fw.write(f.data(), 0, seg, m, m);
+        dp::PacketDesc d;
+        if (dp::parse_packet({f.data(), fw.frame_len()}, d))
+            throw std::runtime_error("bench template frame does not parse");
+        return d;
+    };
+    dp::State s;
+    if (udp) {
+        const dp::PacketDesc d = desc(bench::Segment::udp);
+        dp::state_init_peers(s, d);
+        bool changed = false;
+        s.timeout = dp::pseudo_state_update(s.dst, s.src, 17, &changed);
+        return s;
+    }
+    dp::state_init_peers(s, desc(bench::Segment::syn));
+    dp::tcp_track(s.dst, s.src, desc(bench::Segment::syn_ack));
+    dp::tcp_track(s.src, s.dst, desc(bench::Segment::ack));
+    s.timeout = dp::Timeout::tcp_established;
+    return s;
+}
+
+void preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer) {
+    if (flows == 0) return;
+    // The keys must be exactly what the worker computes for the generated frames.
+    {
+        bench::FrameWriter fw(64, udp);
+        std::array<uint8_t, 64> f{};
+        fw.write(f.data(), 12345, udp ? bench::Segment::udp : bench::Segment::ack, {}, {});
+        dp::PacketDesc d;
+        if (dp::parse_packet({f.data(), fw.frame_len()}, d) ||
+            !(dp::state_key(d, dp::StateDirection::in) ==
+              bench::flow_key(12345, udp, dp::StateDirection::in)) ||
+            !(dp::state_key(d, dp::StateDirection::out) ==
+              bench::flow_key(12345, udp, dp::StateDirection::out)))
+            throw std::runtime_error("bench flow keys differ from the worker's state keys");
+    }
+    dp::State s = template_state(udp);
+    s.creatorid = dp.cfg.node.hostid;
+    s.rule = dp::no_rule;
+    s.creation = s.expire = dp.now();
+    const double t0 = now_s();
+    for (uint32_t i = 0; i < flows; i++) {
+        for (auto dir : {dp::StateDirection::in, dp::StateDirection::out}) {
+            s.key = bench::flow_key(i, udp, dir);
+            s.direction = dir;
+            s.iface = dir == dp::StateDirection::in ? 0 : 1;
+            s.id = (uint64_t(1) << 48) + uint64_t(i) * 2 + (dir == dp::StateDirection::out);
+            uint32_t slot;
+            if (dp.states->insert(s, writer, &slot) != dp::StateTable::InsertResult::ok)
+                throw std::runtime_error("preload: insert of flow " + std::to_string(i) +
+                                         " failed (table full? raise -m)");
+        }
+    }
+    const double dt = now_s() - t0;
+    std::printf("preloaded %u states (%u flows) in %.2f s (%.2f M inserts/s from the main lcore)\n",
+                flows * 2, flows, dt, flows * 2 / dt / 1e6);
+}
+
+// The generator and sink, on the main lcore.
+class Generator {
+  public:
+    Generator(const Options &o, rte_mempool *pool, RingPort &lan, RingPort &wan, bench::Mac lan_mac,
+              bench::Mac wan_mac, uint32_t preloaded_flows)
+        : o_(o), pool_(pool), lan_(lan), wan_(wan), lan_mac_(lan_mac), wan_mac_(wan_mac),
+          fw_(o.size, o.proto == "udp"), flows_(preloaded_flows), next_new_(preloaded_flows) {
+        udp_ = o.proto == "udp";
+        handshake_ = o.traffic == "handshake";
+        new_threshold_ = uint32_t(o.new_share * 4294967295.0);
+        if (flows_ == 0 && !handshake_) new_threshold_ = 0xffffffffu; // nothing to re-send
+    }
+
+    // One pass: fill every rx ring that has room for a burst, drain every tx ring.
+    void step() {
+        for (unsigned q = 0; q < lan_.rx.size(); q++) {
+            drain(lan_.tx[q], false);
+            drain(wan_.tx[q], true);
+            if (!replies_wan_.empty()) send(wan_.rx[q], true);
+            if (!replies_lan_.empty() || !exhausted()) send(lan_.rx[q], false);
+        }
+    }
+
+    bool exhausted() const {
+        return (handshake_ || new_threshold_ != 0) && next_new_ - flows_ >= o_.max_new &&
+               replies_lan_.empty() && replies_wan_.empty() && (handshake_ || flows_ == 0);
+    }
+    uint64_t sent = 0, received = 0, new_flows = 0, established = 0, alloc_failed = 0;
+
+    // After a phase: take what the workers sent last.
+    void drain_tx() {
+        for (unsigned q = 0; q < lan_.rx.size(); q++)
+            for (int i = 0; i < 32; i++) {
+                drain(lan_.tx[q], false);
+                drain(wan_.tx[q], true);
+            }
+    }
+    // After a phase: free what the workers never took off the rx rings (not drops).
+    uint64_t purge_rx() {
+        uint64_t n = 0;
+        for (auto *port : {&lan_, &wan_})
+            for (rte_ring *r : port->rx) {
+                rte_mbuf *m;
+                while (rte_ring_sc_dequeue(r, reinterpret_cast<void **>(&m)) == 0) {
+                    rte_pktmbuf_free(m);
+                    n++;
+                }
+            }
+        return n;
+    }
+
+  private:
+    void send(rte_ring *ring, bool to_wan) {
+        if (rte_ring_free_count(ring) < burst) return;
+        rte_mbuf *m[burst];
+        if (rte_pktmbuf_alloc_bulk(pool_, m, burst) != 0) {
+            alloc_failed++;
+            return;
+        }
+        unsigned n = 0;
+        for (; n < burst; n++) {
+            uint32_t flow;
+            bench::Segment seg;
+            if (!pick(to_wan, &flow, &seg)) break;
+            uint8_t *data = rte_pktmbuf_mtod(m[n], uint8_t *);
+            if (to_wan)
+                fw_.write(data, flow, seg, wan_mac_, peer_mac_);
+            else
+                fw_.write(data, flow, seg, lan_mac_, peer_mac_);
+            m[n]->data_len = m[n]->pkt_len = fw_.frame_len();
+        }
+        const unsigned done = n == 0 ? 0 : rte_ring_sp_enqueue_burst(ring, reinterpret_cast<void **>(m), n, nullptr);
+        if (done < burst) rte_pktmbuf_free_bulk(m + done, burst - done);
+        sent += done;
+    }
+
+    // The next segment for a ring: replies owed by the emulated end first, then new flows
+    // at their share, then established traffic on the preloaded flows.
+    bool pick(bool to_wan, uint32_t *flow, bench::Segment *seg) {
+        auto &replies = to_wan ? replies_wan_ : replies_lan_;
+        if (!replies.empty()) {
+            *flow = replies.front();
+            replies.pop_front();
+            *seg = to_wan ? bench::Segment::syn_ack : bench::Segment::ack;
+            return true;
+        }
+        if (to_wan) return false;
+        rng_ ^= rng_ << 13;
+        rng_ ^= rng_ >> 7;
+        rng_ ^= rng_ << 17;
+        const uint32_t r = uint32_t(rng_);
+        const bool want_new = handshake_ || r < new_threshold_ || flows_ == 0;
+        if (want_new && next_new_ - flows_ < o_.max_new && next_new_ < bench::max_flows &&
+            replies_wan_.size() < max_replies) {
+            *flow = next_new_++;
+            new_flows++;
+            *seg = udp_ ? bench::Segment::udp : bench::Segment::syn;
+            return true;
+        }
+        if (flows_ == 0) return false;
+        *flow = uint32_t((uint64_t(uint32_t(rng_ >> 32)) * flows_) >> 32);
+        *seg = udp_ ? bench::Segment::udp : bench::Segment::ack;
+        return true;
+    }
+
+    // The emulated server answers a SYN that came out on wan; the client acknowledges a
+    // SYN-ACK that came out on lan.
+    void drain(rte_ring *ring, bool from_wan) {
+        rte_mbuf *m[64];
+        const unsigned n = rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void **>(m), 64, nullptr);
+        if (n == 0) return;
+        received += n;
+        if (handshake_) {
+            for (unsigned i = 0; i < n; i++) {
+                const uint8_t *f = rte_pktmbuf_mtod(m[i], const uint8_t *);
+                const uint8_t flags = bench::tcp_flags_of(f);
+                if (from_wan && flags == 0x02)
+                    replies_wan_.push_back(bench::flow_of(f, true));
+                else if (!from_wan && flags == 0x12)
+                    replies_lan_.push_back(bench::flow_of(f, false));
+                else if (from_wan && flags == 0x10)
+                    established++;
+            }
+        }
+        rte_pktmbuf_free_bulk(m, n);
+    }
+
+    static constexpr std::size_t max_replies = 65536;
+    const Options &o_;
+    rte_mempool *pool_;
+    RingPort &lan_, &wan_;
+    bench::Mac lan_mac_, wan_mac_, peer_mac_{0x02, 0xbe, 0, 0, 0, 2};
+    bench::FrameWriter fw_;
+    uint32_t flows_, next_new_;
+    uint32_t new_threshold_ = 0;
+    bool udp_ = false, handshake_ = false;
+    uint64_t rng_ = 0x9e3779b97f4a7c15ull;
+    std::deque<uint32_t> replies_wan_, replies_lan_;
+};
+
+struct Phase {
+    std::string name;
+    double seconds = 0;
+    uint64_t gen_sent = 0, sink_received = 0, worker_packets = 0, busy_cycles = 0, busy_polls = 0;
+    uint64_t drops = 0, new_flows = 0, states_created = 0, established = 0;
+    uint64_t left_in_rx = 0; // generated but never received by a worker when the phase ended
+    double median_cycles = 0; // per packet, median over bursts (see WorkerStats)
+    double mean_cycles() const { return worker_packets ? double(busy_cycles) / worker_packets : 0; }
+    double cycles_per_packet() const { return median_cycles; }
+    double capacity_mpps() const {
+        const double c = cycles_per_packet();
+        return c > 0 ? double(rte_get_tsc_hz()) / c / 1e6 : 0;
+    }
+};
+
+struct Context {
+    Options o;
+    dp::Dataplane *dp = nullptr;
+    std::vector<WorkerStats> stats;
+    std::atomic<bool> stop{false};
+    bool io_mode = true;
+};
+
+int worker_main(void *arg) {
+    auto &ctx = *static_cast<Context *>(arg);
+    const unsigned lcore = rte_lcore_id();
+    const auto &ws = ctx.dp->cfg.lcores.workers;
+    const unsigned index = unsigned(std::find(ws.begin(), ws.end(), lcore) - ws.begin());
+    if (index >= ws.size()) return 0;
+    WorkerStats &st = ctx.stats[index];
+    uint64_t packets = 0, cycles = 0, polls = 0;
+    auto publish = [&] {
+        st.packets.store(packets, std::memory_order_relaxed);
+        st.busy_cycles.store(cycles, std::memory_order_relaxed);
+        st.busy_polls.store(polls, std::memory_order_relaxed);
+    };
+    if (ctx.io_mode) {
+        // testpmd's io forward: lan <-> wan, packets untouched.
+        const uint16_t ports[2] = {ctx.dp->ports[0].port_id, ctx.dp->ports[1].port_id};
+        rte_mbuf *m[burst];
+        while (!ctx.stop.load(std::memory_order_relaxed)) {
+            for (int p = 0; p < 2; p++) {
+                const uint64_t t0 = rte_rdtsc();
+                const uint16_t n = rte_eth_rx_burst(ports[p], uint16_t(index), m, burst);
+                if (n == 0) continue;
+                const uint16_t sent = rte_eth_tx_burst(ports[1 - p], uint16_t(index), m, n);
+                if (sent < n) rte_pktmbuf_free_bulk(m + sent, n - sent);
+                const uint64_t dt = rte_rdtsc() - t0;
+                cycles += dt;
+                st.account(dt, n);
+                packets += n;
+                polls++;
+            }
+            if ((polls & 63) == 0) publish();
+        }
+    } else {
+        dp::Worker w(*ctx.dp, index);
+        while (!ctx.stop.load(std::memory_order_relaxed)) {
+            const uint64_t t0 = rte_rdtsc();
+            const unsigned n = w.poll_once();
+            if (n != 0) {
+                const uint64_t dt = rte_rdtsc() - t0;
+                cycles += dt;
+                st.account(dt, n);
+                packets += n;
+                polls++;
+                if ((polls & 63) == 0) publish();
+            }
+            ctx.dp->quiescent(index);
+        }
+        w.flush();
+    }
+    publish();
+    return 0;
+}
+
+// The sync role for `--sync`: a SyncCore on the dataplane's table and a peer on its own.
+struct SyncPair {
+    dp::TimeoutTable peer_timeouts;
+    std::unique_ptr<dp::StateTable> peer_table;
+    std::unique_ptr<sync::SyncCore> peer, ours;
+    std::vector<std::vector<uint8_t>> to_peer;
+
+    SyncPair(dp::Dataplane &dp, uint32_t capacity) {
+        dp::StateTableConfig tc;
+        tc.name = "bench_peer";
+        tc.capacity = capacity;
+        tc.reader_threads = 0;
+        peer_table = std::make_unique<dp::StateTable>(tc);
+        peer_timeouts = dp::TimeoutTable::from_config(config::TimeoutConfig{}, capacity);
+        sync::SyncCoreConfig pc;
+        pc.name = "bench_peer";
+        pc.creatorid = 0xbe02;
+        pc.producers = 1;
+        pc.sync_writer = 0;
+        peer = std::make_unique<sync::SyncCore>(pc, *peer_table, peer_timeouts,
+                                                [](std::span<const uint8_t>) { return true; });
+        sync::SyncCoreConfig oc;
+        oc.name = "bench_sync";
+        oc.creatorid = dp.cfg.node.hostid;
+        oc.producers = dp.worker_count() + 2;
+        oc.sync_writer = dp.sync_writer();
+        oc.ring_size = 16384;
+        ours = std::make_unique<sync::SyncCore>(oc, *dp.states, dp.timeouts,
+                                                [this](std::span<const uint8_t> p) {
+                                                    to_peer.emplace_back(p.begin(), p.end());
+                                                    return true;
+                                                });
+        dp.states->set_sink(ours.get());
+    }
+    void poll(uint32_t table_now) {
+        const uint64_t ms = now_ms();
+        ours->poll(ms, table_now);
+        for (auto &p : to_peer) peer->receive(p, 0xc0000201, ms, table_now);
+        to_peer.clear();
+    }
+};
+
+Phase run_phase(Context &ctx, Generator &gen, bool io, SyncPair *sync) {
+    auto &dp = *ctx.dp;
+    ctx.io_mode = io;
+    ctx.stop.store(false);
+    for (auto &s : ctx.stats) {
+        s.packets = 0;
+        s.busy_cycles = 0;
+        s.busy_polls = 0;
+        std::fill(s.hist.begin(), s.hist.end(), 0);
+    }
+    Phase ph;
+    ph.name = io ? "io" : "syncwall";
+    const uint64_t drops0 = dp.totals().total_drops();
+    const uint64_t inserts0 = dp.states->stats().inserts;
+    const uint64_t sent0 = gen.sent, recv0 = gen.received, new0 = gen.new_flows, est0 = gen.established;
+    std::printf("\n---- phase %s: %.1f s ----\n", ph.name.c_str(), ctx.o.duration);
+    for (unsigned w : dp.cfg.lcores.workers) rte_eal_remote_launch(worker_main, &ctx, w);
+    const double t0 = now_s();
+    double next = t0 + ctx.o.period, last_t = t0;
+    uint64_t last_sent = gen.sent, last_recv = gen.received, last_pk = 0, last_cy = 0;
+    unsigned polls = 0;
+    double grace_end = 0; // after the last new flow: let the replies and stragglers through
+    while (true) {
+        gen.step();
+        if (sync != nullptr && (++polls & 15) == 0) sync->poll(dp.now());
+        const double t = now_s();
+        if (t >= next || t - t0 >= ctx.o.duration || (gen.exhausted() && (grace_end == 0 || t >= grace_end))) {
+            uint64_t pk = 0, cy = 0;
+            for (auto &s : ctx.stats) {
+                pk += s.packets.load();
+                cy += s.busy_cycles.load();
+            }
+            const double dt = t - last_t;
+            std::printf("  %5.1fs  RX-pps(gen): %10.0f  TX-pps(sink): %10.0f  worker-pps: %10.0f  "
+                        "cycles/pkt: %7.1f  drops: %" PRIu64 "\n",
+                        t - t0, (gen.sent - last_sent) / dt, (gen.received - last_recv) / dt,
+                        (pk - last_pk) / dt, pk > last_pk ? double(cy - last_cy) / double(pk - last_pk) : 0.0,
+                        dp.totals().total_drops() - drops0);
+            std::fflush(stdout);
+            last_t = t;
+            last_sent = gen.sent;
+            last_recv = gen.received;
+            last_pk = pk;
+            last_cy = cy;
+            next += ctx.o.period;
+            if (t - t0 >= ctx.o.duration) break;
+            if (gen.exhausted()) {
+                if (grace_end == 0) grace_end = t + 0.05;
+                if (t >= grace_end) break;
+            }
+        }
+    }
+    ctx.stop.store(true);
+    rte_eal_mp_wait_lcore();
+    ph.seconds = now_s() - t0;
+    // Let the sink take what the worker sent last, so tx counts are complete.
+    gen.drain_tx();
+    ph.left_in_rx = gen.purge_rx();
+    for (auto &s : ctx.stats) {
+        ph.worker_packets += s.packets.load();
+        ph.busy_cycles += s.busy_cycles.load();
+        ph.busy_polls += s.busy_polls.load();
+    }
+    ph.median_cycles = hist_median(ctx.stats);
+    if (sync != nullptr) {
+        sync->ours->flush(now_ms(), dp.now());
+        sync->poll(dp.now());
+    }
+    ph.gen_sent = gen.sent - sent0 - ph.left_in_rx;
+    ph.sink_received = gen.received - recv0;
+    ph.new_flows = gen.new_flows - new0;
+    ph.established = gen.established - est0;
+    ph.drops = dp.totals().total_drops() - drops0;
+    ph.states_created = dp.states->stats().inserts - inserts0;
+    return ph;
+}
+
+void print_phase(const Context &ctx, const Phase &p, const Phase *base) {
+    const double busy_s = double(p.busy_cycles) / double(rte_get_tsc_hz());
+    const unsigned w = ctx.o.workers;
+    std::printf("\n  ######## %s: final statistics (%u worker%s, %.2f s) ########\n", p.name.c_str(), w,
+                w == 1 ? "" : "s", p.seconds);
+    std::printf("  RX-packets (generated): %-12" PRIu64 " TX-packets (sunk): %-12" PRIu64
+                " drops: %" PRIu64 "\n",
+                p.gen_sent, p.sink_received, p.gen_sent - std::min(p.gen_sent, p.sink_received));
+    std::printf("  throughput: %.3f Mpps (sink), worker busy %.0f%%, %.1f packets per busy poll\n",
+                p.sink_received / p.seconds / 1e6, 100.0 * busy_s / (p.seconds * w),
+                p.busy_polls ? double(p.worker_packets) / p.busy_polls : 0.0);
+    std::printf("  cycles/packet: %.1f median over bursts (mean %.1f, with preemption)   "
+                "capacity: %.3f Mpps per worker\n",
+                p.cycles_per_packet(), p.mean_cycles(), p.capacity_mpps());
+    // New states a worker makes per second at the median cost of its bursts (the capacity),
+    // beside what it made per second it was busy (preemption included).
+    const double new_capacity = p.worker_packets ? p.capacity_mpps() * 1e6 * double(p.states_created) /
+                                                       double(p.worker_packets) / w
+                                                 : 0.0;
+    if (p.states_created != 0)
+        std::printf("  new states: %" PRIu64 " (%.3f M/s wall, %.3f M/s per busy worker-second, "
+                    "capacity %.3f M/s per worker)\n",
+                    p.states_created, p.states_created / p.seconds / 1e6,
+                    busy_s > 0 ? p.states_created / busy_s / 1e6 : 0.0, new_capacity / 1e6);
+    if (p.established != 0)
+        std::printf("  handshakes completed: %" PRIu64 " (%.3f M/s)\n", p.established,
+                    p.established / p.seconds / 1e6);
+    if (base != nullptr && base->cycles_per_packet() > 0)
+        std::printf("  vs io-forward: capacity %.3fx, cycles %.2fx, observed pps %.3fx\n",
+                    p.capacity_mpps() / base->capacity_mpps(),
+                    p.cycles_per_packet() / base->cycles_per_packet(),
+                    base->sink_received ? (p.sink_received / p.seconds) / (base->sink_received / base->seconds) : 0.0);
+    const double ratio = base != nullptr && base->capacity_mpps() > 0 ? p.capacity_mpps() / base->capacity_mpps() : 1.0;
+    std::printf("RESULT phase=%s states=%u rules=%u size=%u workers=%u traffic=%s proto=%s new_share=%.3f "
+                "sync=%d seconds=%.3f generated=%" PRIu64 " forwarded=%" PRIu64 " drops=%" PRIu64
+                " pps=%.0f cycles_per_packet=%.2f mean_cycles_per_packet=%.2f mpps_per_worker=%.4f states_created=%" PRIu64
+                " new_states_per_s_per_worker=%.0f new_states_capacity_per_worker=%.0f ratio_to_io=%.4f\n",
+                p.name.c_str(), ctx.o.states, ctx.o.rules, ctx.o.size, w, ctx.o.traffic.c_str(),
+                ctx.o.proto.c_str(), ctx.o.new_share, ctx.o.sync ? 1 : 0, p.seconds, p.gen_sent,
+                p.sink_received, p.gen_sent - std::min(p.gen_sent, p.sink_received),
+                p.sink_received / p.seconds, p.cycles_per_packet(), p.mean_cycles(), p.capacity_mpps() / w,
+                p.states_created, busy_s > 0 ? p.states_created / busy_s / w : 0.0, new_capacity, ratio);
+}
+
+// --- the sync role alone ----------------------------------------------------------------
+
+struct SyncNode {
+    dp::TimeoutTable timeouts;
+    std::unique_ptr<dp::StateTable> table;
+    std::unique_ptr<sync::SyncCore> core;
+    std::vector<std::vector<uint8_t>> outbox;
+    uint64_t tx_bytes = 0;
+
+    SyncNode(const std::string &name, uint32_t hostid, uint32_t capacity) {
+        dp::StateTableConfig tc;
+        tc.name = name;
+        tc.capacity = capacity;
+        tc.reader_threads = 0;
+        table = std::make_unique<dp::StateTable>(tc);
+        timeouts = dp::TimeoutTable::from_config(config::TimeoutConfig{}, capacity);
+        sync::SyncCoreConfig cc;
+        cc.name = name;
+        cc.creatorid = hostid;
+        cc.producers = 3; // writer 0: a worker; 1: this sync lcore; 2: main
+        cc.sync_writer = 1;
+        cc.ring_size = 16384;
+        cc.maxupd = 0;
+        cc.interval_ms = 1000000; // packed when flushed: the bench decides when
+        cc.bulk_timeout_ms = 600000;
+        core = std::make_unique<sync::SyncCore>(cc, *table, timeouts, [this](std::span<const uint8_t> p) {
+            outbox.emplace_back(p.begin(), p.end());
+            tx_bytes += p.size();
+            return true;
+        });
+        table->set_sink(core.get());
+    }
+    ~SyncNode() { table->set_sink(nullptr); }
+};
+
+// Hand `from`'s packets to `to`; returns the seconds `to` spent applying them.
+double deliver(SyncNode &from, SyncNode &to, uint32_t source) {
+    const double t0 = now_s();
+    for (auto &p : from.outbox) to.core->receive(p, source, now_ms(), 10);
+    from.outbox.clear();
+    return now_s() - t0;
+}
+
+void sync_bench(uint32_t n) {
+    std::printf("\n---- sync: %u states, one SyncCore encoding, a peer applying (one lcore) ----\n", n);
+    SyncNode a("sb_a", 0xa, n), b("sb_b", 0xb, n);
+    const dp::State tmpl = template_state(false);
+    constexpr uint32_t chunk = 8192; // within the delta ring, so that no change is lost
+    double produce = 0, encode = 0, apply = 0;
+    std::vector<uint32_t> slots(n);
+    for (uint32_t base = 0; base < n; base += chunk) {
+        const uint32_t end = std::min(n, base + chunk);
+        double t0 = now_s();
+        for (uint32_t i = base; i < end; i++) {
+            dp::State s = tmpl;
+            s.key = bench::flow_key(i, false, dp::StateDirection::in);
+            s.creatorid = 0xa;
+            s.id = i + 1;
+            s.creation = s.expire = 10;
+            if (a.table->insert(s, 0, &slots[i]) != dp::StateTable::InsertResult::ok)
+                throw std::runtime_error("sync bench: insert failed");
+        }
+        produce += now_s() - t0;
+        t0 = now_s();
+        do // a flush drains at most a ring burst: repeat until every change is packed
+            a.core->flush(now_ms(), 10);
+        while (a.core->queue_depth() != 0);
+        encode += now_s() - t0;
+        apply += deliver(a, b, 0xa);
+    }
+    const auto &sa = a.core->stats();
+    const uint64_t ins_pk = sa.tx_packets.load(), ins_bytes = sa.tx_bytes.load();
+    const uint64_t applied_ins = b.core->stats().inserted.load();
+    std::printf("  INS:   %u states: enqueue %.2f M/s (worker side), encode %.2f M/s, apply %.2f M/s; "
+                "%" PRIu64 " packets, %.1f states/packet, %.1f bytes/state; applied %" PRIu64 "\n",
+                n, n / produce / 1e6, n / encode / 1e6, n / apply / 1e6, ins_pk, double(n) / ins_pk,
+                double(ins_bytes) / n, applied_ins);
+    std::printf("RESULT phase=sync_ins states=%u encode_per_s=%.0f apply_per_s=%.0f packets=%" PRIu64
+                " bytes_per_update=%.1f updates_per_packet=%.1f applied=%" PRIu64 "\n",
+                n, n / encode, n / apply, ins_pk, double(ins_bytes) / n, double(n) / ins_pk, applied_ins);
+
+    // Updates: every state's sender moves forward (an ACK of new data), as a worker does.
+    produce = encode = apply = 0;
+    const uint64_t upd0 = b.core->stats().updated.load();
+    for (uint32_t base = 0; base < n; base += chunk) {
+        const uint32_t end = std::min(n, base + chunk);
+        double t0 = now_s();
+        for (uint32_t i = base; i < end; i++) {
+            if (!a.table->lock(slots[i])) continue;
+            a.table->state(slots[i]).src.seqlo += 1000;
+            a.table->notify_update(slots[i], 0);
+            a.table->unlock(slots[i]);
+        }
+        produce += now_s() - t0;
+        t0 = now_s();
+        do // a flush drains at most a ring burst: repeat until every change is packed
+            a.core->flush(now_ms(), 10);
+        while (a.core->queue_depth() != 0);
+        encode += now_s() - t0;
+        apply += deliver(a, b, 0xa);
+    }
+    const uint64_t upd_pk = sa.tx_packets.load() - ins_pk, upd_bytes = sa.tx_bytes.load() - ins_bytes;
+    const uint64_t applied_upd = b.core->stats().updated.load() - upd0;
+    std::printf("  UPD_C: %u updates: enqueue %.2f M/s, encode %.2f M/s, apply %.2f M/s, pipeline %.2f M/s; "
+                "%" PRIu64 " packets, %.1f updates/packet, %.1f bytes/update; applied %" PRIu64 "\n",
+                n, n / produce / 1e6, n / encode / 1e6, n / apply / 1e6, n / (encode + apply) / 1e6,
+                upd_pk, double(n) / upd_pk, double(upd_bytes) / n, applied_upd);
+    std::printf("RESULT phase=sync_upd states=%u encode_per_s=%.0f apply_per_s=%.0f pipeline_per_s=%.0f packets=%" PRIu64
+                " bytes_per_update=%.1f updates_per_packet=%.1f applied=%" PRIu64 "\n",
+                n, n / encode, n / apply, n / (encode + apply), upd_pk, double(upd_bytes) / n,
+                double(n) / upd_pk, applied_upd);
+
+    // Bulk: a node joins and asks for everything; both ends run here, one after the other,
+    // so the time is the sum of the sender's and the receiver's work.
+    SyncNode c("sb_c", 0xc, n);
+    const uint64_t bytes0 = a.tx_bytes, pk0 = sa.tx_packets.load();
+    const double t0 = now_s();
+    c.core->start_bulk_request(now_ms());
+    c.core->poll(now_ms(), 10);
+    deliver(c, a, 0xc);
+    while (c.core->bulk_status() != sync::BulkStatus::done) {
+        a.core->poll(now_ms(), 10);
+        deliver(a, c, 0xa);
+        c.core->poll(now_ms(), 10);
+        c.outbox.clear();
+        if (now_s() - t0 > 120) break;
+    }
+    const double dt = now_s() - t0;
+    const uint32_t got = c.table->count();
+    std::printf("  bulk:  %u of %u states to a joining peer in %.3f s (%.2f M states/s), "
+                "%" PRIu64 " packets, %.1f bytes/state, status %s\n",
+                got, n, dt, got / dt / 1e6, sa.tx_packets.load() - pk0,
+                double(a.tx_bytes - bytes0) / std::max<uint32_t>(got, 1),
+                std::string(sync::name_of(c.core->bulk_status())).c_str());
+    std::printf("RESULT phase=sync_bulk states=%u received=%u seconds=%.4f states_per_s=%.0f done=%d\n", n,
+                got, dt, got / dt, c.core->bulk_status() == sync::BulkStatus::done ? 1 : 0);
+}
+
+int run(const Options &o) {
+    const bool udp = o.proto == "udp";
+    const uint32_t flows = o.states / 2;
+    const bool makes_states = o.new_share > 0 || o.traffic == "handshake" || flows == 0;
+    const uint32_t capacity = std::max<uint32_t>(64, flows * 2 + (makes_states ? 2 * o.max_new + 64 : 0));
+
+    Context ctx;
+    ctx.o = o;
+    ctx.stats = std::vector<WorkerStats>(o.workers);
+    const unsigned ncpu = unsigned(sysconf(_SC_NPROCESSORS_ONLN));
+    std::printf("syncwall-bench: %u worker(s), %u states preloaded, table capacity %u, %u rules, "
+                "%s %s, %u-byte frames, new-share %.2f, sync %s, TSC %.2f GHz, %u CPUs\n",
+                o.workers, flows * 2, capacity, o.rules, o.proto.c_str(), o.traffic.c_str(),
+                bench::FrameWriter(o.size, udp).frame_len(), o.new_share, o.sync ? "on" : "off",
+                rte_get_tsc_hz() / 1e9, ncpu);
+
+    RingPort lan = make_ring_port("lan", o.workers), wan = make_ring_port("wan", o.workers);
+    const config::Config cfg = make_config(o, capacity);
+    rte_mempool *pool = rte_pktmbuf_pool_create("bench_gen", 16383, 256, 0,
+                                                RTE_MBUF_DEFAULT_BUF_SIZE, int(rte_socket_id()));
+    if (pool == nullptr) throw std::runtime_error("cannot create the generator's mbuf pool");
+
+    double t0 = now_s();
+    auto dp = std::make_unique<dp::Dataplane>(cfg);
+    std::printf("dataplane built in %.2f s (ruleset of %zu rules compiled)\n", now_s() - t0,
+                dp->ruleset.load()->size());
+    ctx.dp = dp.get();
+    const bench::Mac peer{0x02, 0xbe, 0, 0, 0, 2};
+    for (auto [port, gw] : {std::pair<uint16_t, const char *>{1, "192.0.2.2"}, {0, "172.31.0.2"}}) {
+        dp::NeighbourKey k;
+        k.port = port;
+        k.family = 4;
+        k.addr = config::parse_ip_address(gw)->bytes;
+        dp->neighbours->update(k, peer);
+    }
+    dp->start_ports();
+    preload(*dp, flows, udp, dp->main_writer());
+    std::printf("memory per state: %zu bytes (StateTable::bytes_per_state, hash indexes + slot); "
+                "EAL heap in use %.1f MiB; peak RSS %.1f MiB%s\n",
+                dp->states->bytes_per_state(), heap_allocated() / 1048576.0, peak_rss_kb() / 1024.0,
+                o.no_prefault ? "" : " (all of -m: pre-faulted)");
+
+    std::unique_ptr<SyncPair> sync;
+    Phase base, ours;
+    {
+        Generator gen(o, pool, lan, wan, dp->ports[0].mac, dp->ports[1].mac, flows);
+        if (!o.no_baseline) {
+            base = run_phase(ctx, gen, true, nullptr);
+            print_phase(ctx, base, nullptr);
+        }
+    }
+    if (!o.no_forward) {
+        if (o.sync) sync = std::make_unique<SyncPair>(*dp, capacity);
+        // A fresh generator: new flows start after the preloaded ones again, so that the
+        // baseline's SYNs (which made no state) do not count as known flows here.
+        Generator gen(o, pool, lan, wan, dp->ports[0].mac, dp->ports[1].mac, flows);
+        ours = run_phase(ctx, gen, false, sync.get());
+        print_phase(ctx, ours, o.no_baseline ? nullptr : &base);
+        const auto t = dp->totals();
+        std::printf("  drop reasons:");
+        bool any = false;
+        for (std::size_t r = 0; r < dp::drop_reason_count; r++)
+            if (t.drops[r] != 0) {
+                std::printf(" %s=%" PRIu64, std::string(dp::drop_reason_names[r]).c_str(), t.drops[r]);
+                any = true;
+            }
+        std::printf("%s\n", any ? "" : " none");
+        if (sync) {
+            const auto &s = sync->ours->stats();
+            const uint64_t ins = s.sent[std::size_t(sync::Action::ins)].load();
+            const uint64_t upd = s.sent[std::size_t(sync::Action::upd_c)].load();
+            std::printf("  sync: %" PRIu64 " INS + %" PRIu64 " UPD_C in %" PRIu64 " packets (%" PRIu64
+                        " bytes); peer applied %" PRIu64 " inserts; ring full %" PRIu64 "\n",
+                        ins, upd, s.tx_packets.load(), s.tx_bytes.load(),
+                        sync->peer->stats().inserted.load(), s.ring_full.load());
+            std::printf("RESULT phase=sync_forward sent_states=%" PRIu64 " packets=%" PRIu64
+                        " bytes=%" PRIu64 " peer_inserted=%" PRIu64 " ring_full=%" PRIu64 "\n",
+                        ins + upd, s.tx_packets.load(), s.tx_bytes.load(),
+                        sync->peer->stats().inserted.load(), s.ring_full.load());
+        }
+    }
+    if (o.sync_bench > 0) sync_bench(o.sync_bench);
+    if (!o.no_forward)
+        std::printf("\nRESULT phase=memory bytes_per_state=%zu heap_mib=%.1f peak_rss_mib=%.1f prefault=%d\n",
+                dp->states->bytes_per_state(), heap_allocated() / 1048576.0, peak_rss_kb() / 1024.0,
+                o.no_prefault ? 0 : 1);
+
+    if (sync) dp->states->set_sink(nullptr);
+    sync.reset();
+    dp.reset();
+    for (auto *p : {&lan, &wan}) { // the Dataplane closed the ports; the rings are ours
+        for (auto *r : p->rx) {
+            rte_mbuf *m;
+            while (rte_ring_dequeue(r, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+            rte_ring_free(r);
+        }
+        for (auto *r : p->tx) {
+            rte_mbuf *m;
+            while (rte_ring_dequeue(r, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+            rte_ring_free(r);
+        }
+    }
+    rte_mempool_free(pool);
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    Options o;
+    CLI::App app{"syncwall-bench: the syncwall worker on net_ring ports, beside an io-forward baseline"};
+    app.add_option("--states", o.states, "states preloaded (two per flow: in on lan, out on wan)");
+    app.add_option("--new-share", o.new_share, "share of packets that open a new flow (0..1)")
+        ->check(CLI::Range(0.0, 1.0));
+    app.add_option("--traffic", o.traffic, "established: data segments of preloaded flows (plus "
+                                           "--new-share SYNs); handshake: SYN, SYN-ACK, ACK of new flows")
+        ->check(CLI::IsMember({"established", "handshake"}));
+    app.add_option("--proto", o.proto, "tcp or udp")->check(CLI::IsMember({"tcp", "udp"}));
+    app.add_option("--size", o.size, "Ethernet frame size without FCS")->check(CLI::Range(60, 1514));
+    app.add_option("--rules", o.rules, "pf rules in the ruleset (3 decide, the rest never match)")
+        ->check(CLI::Range(3u, 100000u));
+    app.add_option("--workers", o.workers, "worker lcores")->check(CLI::Range(1u, 64u));
+    app.add_flag("--sync", o.sync, "state changes go through a SyncCore to an in-process peer");
+    app.add_option("--duration", o.duration, "seconds per phase");
+    app.add_option("--stats-period", o.period, "seconds between periodic lines");
+    app.add_option("--max-new", o.max_new, "new connections a phase may open (bounds the table)");
+    app.add_option("--sync-bench", o.sync_bench, "also measure sync alone with this many states");
+    app.add_flag("--no-baseline", o.no_baseline, "skip the io-forward phase");
+    app.add_flag("--no-forward", o.no_forward, "skip the forwarding phases (with --sync-bench)");
+    app.add_flag("--no-prefault", o.no_prefault, "leave EAL's --no-huge memory to be faulted in "
+                                                 "on first touch (by the workers)");
+    app.add_option("--file-prefix", o.prefix, "EAL --file-prefix (default: syncwall-bench-PID)");
+    app.add_option("-m,--memory", o.memory_mb, "EAL memory in MiB (default: from --states)");
+    CLI11_PARSE(app, argc, argv);
+    if (o.no_forward) o.no_baseline = true;
+    if (o.traffic == "handshake" && o.proto != "tcp") {
+        std::fprintf(stderr, "--traffic handshake needs --proto tcp\n");
+        return 2;
+    }
+
+    if (o.prefix.empty()) o.prefix = "syncwall-bench-" + std::to_string(getpid());
+    if (o.memory_mb == 0) {
+        // ~350 bytes a state in the dataplane table (400 with slack), the sync pair's
+        // tables, ACL, pools. All of it is pre-faulted, so do not ask for much more.
+        const bool new_flows = o.new_share > 0 || o.traffic == "handshake" || o.states < 2;
+        const uint64_t states = uint64_t(o.states) + (new_flows ? 2ull * o.max_new : 0) + 64;
+        uint64_t mb = 384 + states * 400 / (1 << 20) + o.rules / 8;
+        if (o.sync) mb += states * 400 / (1 << 20);
+        mb += uint64_t(o.sync_bench) * 3 * 400 / (1 << 20);
+        o.memory_mb = uint32_t(mb);
+    }
+    const unsigned ncpu = unsigned(sysconf(_SC_NPROCESSORS_ONLN));
+    std::string lcores;
+    for (unsigned i = 0; i <= o.workers; i++)
+        lcores += (i ? "," : "") + std::to_string(i) + "@" + std::to_string(i % ncpu);
+    std::vector<std::string> eal{"syncwall-bench", "--no-huge", "--no-pci", "-m", std::to_string(o.memory_mb),
+                                 "--file-prefix", o.prefix, "--lcores", lcores,
+                                 "--log-level", "lib.eal:error", "--log-level", "pmd.net.ring:error"};
+    std::vector<char *> eal_argv;
+    for (auto &a : eal) eal_argv.push_back(a.data());
+    if (rte_eal_init(int(eal_argv.size()), eal_argv.data()) < 0) {
+        std::fprintf(stderr, "syncwall-bench: EAL init failed (memory %u MiB)\n", o.memory_mb);
+        return 2;
+    }
+    if (!o.no_prefault) prefault_eal_memory();
+    int rc = 0;
+    try {
+        rc = run(o);
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "syncwall-bench: %s\n", e.what());
+        rc = 1;
+    }
+    // EAL leaves its runtime directory (/var/run/dpdk/PREFIX) behind; nothing else uses it.
+    const std::string runtime_dir = rte_eal_get_runtime_dir();
+    rte_eal_cleanup();
+    std::error_code ec;
+    if (runtime_dir.find(o.prefix) != std::string::npos) std::filesystem::remove_all(runtime_dir, ec);
+    return rc;
+}

@@ -1,0 +1,74 @@
+#!/usr/bin/env python3
+"""Smoke run of syncwall-bench (meson test suite `bench`): tiny parameters, a second per
+phase. Checks that every phase runs and reports sane, non-zero figures; no speed limits."""
+import subprocess
+import sys
+
+
+def results(out):
+    """RESULT lines -> {phase: {key: value}}."""
+    found = {}
+    for line in out.splitlines():
+        if not line.startswith("RESULT "):
+            continue
+        fields = dict(kv.split("=", 1) for kv in line.split()[1:])
+        found[fields["phase"]] = fields
+    return found
+
+
+def run(args):
+    cmd = [sys.argv[1], "--duration", "1", "--stats-period", "0.5", "-m", "384", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=40)
+    sys.stdout.write(proc.stdout)
+    sys.stderr.write(proc.stderr)
+    assert proc.returncode == 0, f"{cmd} exited with {proc.returncode}"
+    return results(proc.stdout)
+
+
+def main():
+    failures = []
+
+    def check(cond, what):
+        if not cond:
+            failures.append(what)
+
+    # Established traffic on preloaded states, some new flows, sync on, sync alone.
+    r = run(["--states", "2000", "--rules", "50", "--new-share", "0.1", "--max-new", "20000",
+             "--sync", "--sync-bench", "5000"])
+    for phase in ("io", "syncwall", "sync_forward", "sync_ins", "sync_upd", "sync_bulk", "memory"):
+        check(phase in r, f"no RESULT for phase {phase}")
+    if not failures:
+        io, sw = r["io"], r["syncwall"]
+        for p in (io, sw):
+            check(int(p["forwarded"]) > 0, f"{p['phase']}: nothing forwarded")
+            check(0 < float(p["cycles_per_packet"]) < 1e6, f"{p['phase']}: cycles/packet {p['cycles_per_packet']}")
+            check(float(p["mpps_per_worker"]) > 0, f"{p['phase']}: no Mpps")
+        check(int(sw["states_created"]) > 0, "syncwall: no new states")
+        check(float(sw["new_states_per_s_per_worker"]) > 0, "syncwall: no new states/s")
+        check(0 < float(sw["ratio_to_io"]) < 10, f"syncwall: ratio to io {sw['ratio_to_io']}")
+        # The worker forwards what the generator sent, apart from the SYN of an existing flow.
+        check(int(sw["drops"]) * 10 < int(sw["generated"]), f"syncwall: drops {sw['drops']} of {sw['generated']}")
+        check(int(r["sync_forward"]["peer_inserted"]) > 0, "sync: the peer applied nothing")
+        for ph in ("sync_ins", "sync_upd"):
+            check(int(r[ph]["applied"]) == 5000, f"{ph}: applied {r[ph]['applied']} of 5000")
+            check(float(r[ph]["bytes_per_update"]) > 0, f"{ph}: bytes per update")
+        check(r["sync_bulk"]["done"] == "1" and int(r["sync_bulk"]["received"]) == 5000,
+              f"bulk: {r['sync_bulk']}")
+        check(int(r["memory"]["bytes_per_state"]) > 0, "no memory per state")
+
+    # The handshake: SYN, SYN-ACK and ACK through the worker, three states... two per flow.
+    r = run(["--states", "0", "--traffic", "handshake", "--max-new", "5000", "--no-baseline"])
+    check("syncwall" in r, "handshake: no RESULT")
+    if "syncwall" in r:
+        check(int(r["syncwall"]["states_created"]) >= 2 * 1000,
+              f"handshake: only {r['syncwall']['states_created']} states")
+
+    if failures:
+        print("bench smoke FAILED:\n  " + "\n  ".join(failures))
+        return 1
+    print("bench smoke: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The runs behind BENCHMARKS.md. Each scenario runs REPEAT times (default 3); every run's
+# full output goes to bench/results/NAME-N.txt, and bench/results/summary.txt collects the
+# RESULT lines. Then: /usr/bin/python3 bench/plot.py (cycles/packet versus states).
+# Usage: bench/run_matrix.sh [build-dir [scenario...]]   (env: REPEAT, DURATION)
+# Scenarios: est new sync testpmd (default: all).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build-bench}
+bench="$build/bench/syncwall-bench"
+shift || true
+scenarios=${*:-est new sync testpmd}
+out=bench/results
+want() { [[ " $scenarios " == *" $1 "* ]]; }
+repeat=${REPEAT:-3}
+dur=${DURATION:-3}
+mkdir -p "$out"
+touch "$out/summary.txt"
+
+run() { # name args...
+  local name=$1; shift
+  for i in $(seq 1 "$repeat"); do
+    echo "== $name #$i: $*"
+    sed -i "/ run=$name-$i /d" "$out/summary.txt"
+    "$bench" --duration "$dur" "$@" > "$out/$name-$i.txt" 2>&1 || { echo "   FAILED"; tail -5 "$out/$name-$i.txt"; continue; }
+    grep '^RESULT' "$out/$name-$i.txt" | sed "s/^RESULT /RESULT run=$name-$i /" | tee -a "$out/summary.txt" | grep -E 'phase=(syncwall|io|sync_upd|sync_bulk) ' | cut -c1-200 || true
+  done
+}
+
+if want est; then
+  # Established fast path against a table of 1k, 100k, 1M, 10M states (64-byte TCP ACKs).
+  for s in 1000 100000 1000000 10000000; do run "est-$s" --states "$s"; done
+  # Frame size and UDP at 1M states.
+  run "est-1M-1500B" --states 1000000 --size 1500
+  run "udp-1M" --states 1000000 --proto udp
+fi
+if want new; then
+  # New connections: every packet a SYN of a new flow, against 10, 1000, 10000 rules.
+  for r in 10 1000 10000; do run "new-rules$r" --states 0 --new-share 1 --rules "$r" --max-new 2000000; done
+  # Full handshakes (SYN, SYN-ACK, ACK) through the worker; with sync to an in-process peer.
+  run "handshake" --states 0 --traffic handshake --max-new 1000000
+  run "new-sync" --states 0 --new-share 1 --sync --max-new 1000000
+fi
+# The sync role alone: 1M inserts, 1M updates, bulk transfer of 1M states.
+if want sync; then run "sync-1M" --no-forward --sync-bench 1000000; fi
+# dpdk-testpmd io forward on net_null and net_ring.
+want testpmd && for i in $(seq 1 "$repeat"); do
+  bench/testpmd_baseline.sh 8 | tee "$out/testpmd-$i.txt" | grep RESULT | sed "s/^RESULT /RESULT run=testpmd-$i /" >> "$out/summary.txt"
+done
+{ echo "# machine"; uname -r; lscpu | grep -E 'Model name|^CPU\(s\)|Hypervisor|L2|L3'; } > "$out/machine.txt"
+echo "done: $out/summary.txt"
