@@ -2,7 +2,7 @@
 
 #include <rte_errno.h>
 #include <rte_hash.h>
-#include <rte_jhash.h>
+#include <rte_hash_crc.h>
 
 #include <stdexcept>
 
@@ -14,7 +14,9 @@ NeighbourTable::NeighbourTable(const std::string &name, uint32_t capacity, int s
     p.name = name.c_str();
     p.entries = capacity < 8 ? 8 : capacity;
     p.key_len = sizeof(NeighbourKey);
-    p.hash_func = rte_jhash;
+    // Every forwarded packet looks its next hop up: CRC32C (one instruction per 4 bytes with
+    // SSE4.2, as the state table uses) costs a fraction of jhash on these 20-byte keys.
+    p.hash_func = rte_hash_crc;
     p.hash_func_init_val = 0;
     p.socket_id = socket_id;
     p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
