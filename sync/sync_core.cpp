@@ -191,8 +191,16 @@ SyncCore::~SyncCore() {
 
 void SyncCore::state_changed(unsigned writer, uint32_t slot, uint32_t generation,
                              dp::StateChange change) {
-    // Changes the sync lcore applied for a peer are the peer's news, not ours.
-    if (writer >= rings_.size() || rings_[writer] == nullptr || slot >= table_.slots()) return;
+    if (slot >= table_.slots()) return;
+    // Changes the sync lcore applied for a peer are the peer's news, not ours; a slot it
+    // removed starts its next life with clean flags all the same.
+    if (writer >= rings_.size() || rings_[writer] == nullptr) {
+        if (change == dp::StateChange::remove) {
+            flags_[slot].store(0, std::memory_order_release);
+            updates_[slot].store(0, std::memory_order_relaxed);
+        }
+        return;
+    }
     std::atomic<uint8_t> &f = flags_[slot];
     Delta d{0, 0, slot, generation, 0};
     switch (change) {
