@@ -5,6 +5,7 @@
 
 #include <rte_eal.h>
 
+#include <filesystem>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -19,5 +20,8 @@ int main(int argc, char **argv) {
     if (rte_eal_init(int(eal_argv.size()), eal_argv.data()) < 0) return 2;
     const int rc = Catch::Session().run(argc, argv);
     rte_eal_cleanup();
+    // EAL leaves its runtime directory (config, fbarray files) behind: ours goes too.
+    std::error_code ec;
+    std::filesystem::remove_all("/var/run/dpdk/" + prefix, ec);
     return rc;
 }
