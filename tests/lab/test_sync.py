@@ -79,8 +79,10 @@ class Client:
             self.p.wait(5)
 
 
-def sync_config(extra: str = "", auth_key: Path | None = None) -> str:
+def sync_config(extra: str = "", auth_key: Path | None = None, peer: str | None = None) -> str:
     sync = "sync:\n  interface: sync\n  interval_ms: 100\n" + SYNC_FAST
+    if peer is not None:
+        sync += f"  peer: {peer}\n"
     if auth_key is not None:
         sync += f"  auth: {{ key_file: {auth_key} }}\n"
     return sync + TIMEOUTS + extra
@@ -298,5 +300,22 @@ def test_authentication_mismatched_keys_sync_nothing_and_count_drops(ha: HaLab):
         start_node(ha, 1, auth_key=key_b)
         wait_until(lambda: len(states(ha, 1, port=c.sport)) == 2, 10, 0.1,
                    "the states on B by bulk update, authenticated")
+    finally:
+        c.kill()
+
+
+def test_unicast_peer_resolved_by_arp_carries_the_states(ha: HaLab):
+    """sync.peer instead of the multicast group: each node learns the other's MAC by ARP on
+    the sync port and sends to it alone."""
+    ha.stop(0)
+    ha.stop(1)
+    start_node(ha, 0, peer=ha.sync_addr(1))
+    start_node(ha, 1, peer=ha.sync_addr(0))
+    c = Client(ha.lab, ha.client, ha.SERVER4, 5001)
+    try:
+        c.send(1000)
+        wait_until(lambda: len(states(ha, 1, port=c.sport)) == 2, 5, 0.1, "the states on B")
+        sync_a = ha.ctl(0, "show", "sync")
+        assert sync_a["peer"] == ha.sync_addr(1) and sync_a["peer_resolved"]
     finally:
         c.kill()
