@@ -190,14 +190,13 @@ std::vector<config::RuleLine> make_rules(uint32_t n, const std::string &proto) {
     for (uint32_t i = 0; i < filler; i++) {
         char text[160];
         std::snprintf(text, sizeof(text),
-                      "pass in on lan proto %s from 172.%u.%u.%u to 192.168.%u.0/24 port %u",
-                      i % 2 ? "udp" : "tcp", 16 + (i >> 16) % 16, (i >> 8) & 0xff, i & 0xff,
-                      (i * 7) & 0xff, 1024 + i % 60000);
+                      "pass in on lan proto %s from 203.0.113.%u to 198.51.100.%u port %u",
+                      i % 2 ? "udp" : "tcp", i & 0xff, (i * 7) & 0xff, 1024 + i % 60000);
         rules.push_back({text, {"<bench>", int(i + 1), 1}});
     }
     rules.push_back({"block in all", {"<bench>", int(filler + 1), 1}});
     rules.push_back({"pass out all", {"<bench>", int(filler + 2), 1}});
-    rules.push_back({"pass in on lan proto " + proto + " from 10.0.0.0/8 to any",
+    rules.push_back({"pass in on lan proto " + proto + " from 198.18.0.0/16 to any",
                      {"<bench>", int(filler + 3), 1}});
     return rules;
 }
@@ -219,7 +218,7 @@ config::Config make_config(const Options &o, uint32_t capacity) {
     config::InterfaceConfig lan, wan;
     lan.name = "lan";
     lan.devargs = "net_ring_lan";
-    lan.addresses = {prefix("172.31.0.1/24")};
+    lan.addresses = {prefix("203.0.113.1/24")};
     lan.pos = {"<bench>", 1, 1};
     wan.name = "wan";
     wan.devargs = "net_ring_wan";
@@ -227,11 +226,11 @@ config::Config make_config(const Options &o, uint32_t capacity) {
     wan.pos = {"<bench>", 2, 1};
     c.interfaces = {lan, wan};
     config::RouteConfig to_servers, to_clients;
-    to_servers.to = prefix("198.18.0.0/15");
+    to_servers.to = prefix("198.19.0.0/16");
     to_servers.via = config::parse_ip_address("192.0.2.2");
     to_servers.iface = "wan";
-    to_clients.to = prefix("10.0.0.0/8");
-    to_clients.via = config::parse_ip_address("172.31.0.2");
+    to_clients.to = prefix("198.18.0.0/16");
+    to_clients.via = config::parse_ip_address("203.0.113.2");
     to_clients.iface = "lan";
     c.routes = {to_servers, to_clients};
     c.rules = make_rules(o.rules, o.proto);
@@ -850,7 +849,7 @@ int run(const Options &o) {
                 dp->ruleset.load()->size());
     ctx.dp = dp.get();
     const bench::Mac peer{0x02, 0xbe, 0, 0, 0, 2};
-    for (auto [port, gw] : {std::pair<uint16_t, const char *>{1, "192.0.2.2"}, {0, "172.31.0.2"}}) {
+    for (auto [port, gw] : {std::pair<uint16_t, const char *>{1, "192.0.2.2"}, {0, "203.0.113.2"}}) {
         dp::NeighbourKey k;
         k.port = port;
         k.family = 4;

@@ -4,9 +4,9 @@
 // Pure (no DPDK), so that the frames the generator writes, the keys the preloader inserts
 // and the flow the sink reads back all come from one place.
 //
-// Address plan (RFC 1918 clients on lan, RFC 2544 benchmark servers beyond wan):
-//   client of flow i: 10.(i>>16).(i>>8).i, source port 1024 + (i >> 24)
-//   server of flow i: 198.18.0.(1 + i % 250), port 443 (TCP) or 53 (UDP)
+// Address plan (RFC 2544's benchmarking range, 198.18.0.0/15, on both sides):
+//   client of flow i: 198.18.(i>>8 & 0xff).(i & 0xff), source port 1024 + (i >> 16)
+//   server of flow i: 198.19.0.(1 + i % 250), port 443 (TCP) or 53 (UDP)
 // A flow sends the same in-window segment every time (seq/ack fixed), so pf's window check
 // passes forever without the generator keeping per-flow sequence numbers; the state is
 // still looked up, locked, checked and counted for every packet.
@@ -38,9 +38,9 @@ struct FlowTuple {
 
 inline FlowTuple flow_tuple(uint32_t i, bool udp) {
     FlowTuple t;
-    t.client = {10, uint8_t(i >> 16), uint8_t(i >> 8), uint8_t(i)};
-    t.server = {198, 18, 0, uint8_t(1 + i % 250)};
-    t.client_port = uint16_t(1024 + (i >> 24));
+    t.client = {198, 18, uint8_t(i >> 8), uint8_t(i)};
+    t.server = {198, 19, 0, uint8_t(1 + i % 250)};
+    t.client_port = uint16_t(1024 + (i >> 16));
     t.server_port = udp ? 53 : 443;
     return t;
 }
@@ -51,8 +51,7 @@ inline uint32_t flow_of(const uint8_t *frame, bool from_client) {
     const uint8_t *client = ip + (from_client ? 12 : 16);
     const uint8_t *l4 = ip + ip_len;
     const uint16_t cport = from_client ? uint16_t(l4[0] << 8 | l4[1]) : uint16_t(l4[2] << 8 | l4[3]);
-    return uint32_t(client[1]) << 16 | uint32_t(client[2]) << 8 | client[3] |
-           uint32_t(cport - 1024) << 24;
+    return uint32_t(client[2]) << 8 | client[3] | uint32_t(cport - 1024) << 16;
 }
 
 inline uint8_t tcp_flags_of(const uint8_t *frame) { return frame[eth_len + ip_len + 13]; }
