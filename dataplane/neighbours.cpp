@@ -1,5 +1,7 @@
 #include "dataplane/neighbours.hpp"
 
+#include "dataplane/key_compare.hpp"
+
 #include <rte_errno.h>
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
@@ -24,6 +26,8 @@ NeighbourTable::NeighbourTable(const std::string &name, uint32_t capacity, int s
     if (hash_ == nullptr)
         throw std::runtime_error("cannot create neighbour table: " +
                                  std::string(rte_strerror(rte_errno)));
+    // 20-byte keys would be compared with memcmp() (see key_compare.hpp).
+    rte_hash_set_cmp_func(hash_, key_differs<sizeof(NeighbourKey)>);
     for (uint32_t i = 0; i < capacity; i++) slots_[i].store(0, std::memory_order_relaxed);
 }
 

@@ -15,6 +15,8 @@
 
 #include "dataplane/state_table.hpp"
 
+#include "dataplane/key_compare.hpp"
+
 #include <rte_common.h>
 #include <rte_errno.h>
 #include <rte_hash.h>
@@ -124,6 +126,9 @@ StateTable::StateTable(const StateTableConfig &cfg)
     p.key_len = sizeof(StateKey);
     keys_ = rte_hash_create(&p);
     if (keys_ == nullptr) throw dpdk_error("key index");
+    // Every packet compares its 40-byte key with one or more candidates: rte_hash would call
+    // memcmp() for this length (its vector compares are for 16, 32, 48, ... bytes).
+    rte_hash_set_cmp_func(keys_, key_differs<sizeof(StateKey)>);
     p.name = ids_name.c_str();
     p.key_len = sizeof(IdKey);
     ids_ = rte_hash_create(&p);
