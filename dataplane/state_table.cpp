@@ -243,13 +243,17 @@ void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsig
             slots[i] = no_slot;
         return;
     }
-    // Start loading every hit's slot (status, key, peers) before looking at any of them.
+    // Start loading every hit's slot (status, lock, peers, counters, direction, expiry)
+    // before looking at any of them. Slots are packed, not line aligned, so a slot's last
+    // bytes (direction, expire, timeout: read on every packet) may lie on a fourth line.
+    static_assert(sizeof(Slot) <= 3 * RTE_CACHE_LINE_SIZE);
     for (unsigned i = 0; i < n; i++) {
         if (pos[i] < 0 || uint32_t(pos[i]) >= slots_) continue;
         const char *p = reinterpret_cast<const char *>(&slot_array_[pos[i]]);
         rte_prefetch0(p);
         rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
         rte_prefetch0(p + 2 * RTE_CACHE_LINE_SIZE);
+        rte_prefetch0(p + sizeof(Slot) - 1);
     }
     for (unsigned i = 0; i < n; i++) {
         const bool found = pos[i] >= 0 && uint32_t(pos[i]) < slots_ &&
