@@ -65,10 +65,9 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
     if (nl != 0) dp_.states->lookup_bulk(key_ptrs, slots, nl);
     for (unsigned j = 0; j < nl; j++) {
         const unsigned k = lookup[j];
-        bool reuse = false;
         if (slots[j] != StateTable::no_slot) {
-            out[k] = track(slots[j], dir, descs[idx[k]], pkts[idx[k]]->pkt_len, now, &reuse);
-            if (!reuse) continue;
+            if (!track(slots[j], dir, descs[idx[k]], pkts[idx[k]]->pkt_len, now, out[k]))
+                continue;
             // A new connection on the ports of a closed one: forget the old state and
             // evaluate the SYN as the first packet of a new connection (pf does the same).
             dp_.states->remove(slots[j], worker_);
@@ -78,35 +77,38 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
     if (nm != 0) rules(dir, pkts, descs, idx, ports, misses, nm, out, now);
 }
 
-FilterVerdict Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len,
-                            uint32_t now, bool *reuse) {
+bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len,
+                   uint32_t now, FilterVerdict &v) {
     StateTable &st = *dp_.states;
-    if (!st.lock(slot)) {
-        *reuse = true; // deleted since the lookup: evaluate as if there were no state
-        return {};
-    }
+    if (!st.lock(slot)) return true; // deleted since the lookup: evaluate as if there were no state
     State &s = st.state(slot);
     const bool forward = from_state_src(s, dir);
     TcpPeer &src = forward ? s.src : s.dst;
     TcpPeer &dst = forward ? s.dst : s.src;
     bool changed = false;
-    FilterVerdict v;
+    bool pass = true;
     if (d.proto == proto_tcp && d.has_l4) {
-        const TcpTrackResult r = tcp_track(src, dst, d);
+        TcpTrackResult r;
+        tcp_track(src, dst, d, r);
         changed = r.changed_for_peer;
         if (r.verdict == TcpVerdict::reuse) {
             st.unlock(slot);
-            *reuse = true;
-            return {};
+            return true;
         }
         if (r.verdict == TcpVerdict::drop_syn_challenge_ack ||
             r.verdict == TcpVerdict::drop_rst_not_exact) {
             // pf answers a SYN on an established connection (and we, per RFC 5961, a RST
             // that is in the window but not exact) with an ACK carrying the right numbers.
             const TcpChallengeAck ca = tcp_challenge_ack(src, dst);
-            v = {FilterVerdict::Action::challenge_ack, tcp_drop_reason(r.verdict), 0, ca.seq, ca.ack};
+            v.action = FilterVerdict::Action::challenge_ack;
+            v.reason = tcp_drop_reason(r.verdict);
+            v.seq = ca.seq;
+            v.ack = ca.ack;
+            pass = false;
         } else if (tcp_verdict_drops(r.verdict)) {
-            v = {FilterVerdict::Action::drop, tcp_drop_reason(r.verdict)};
+            v.action = FilterVerdict::Action::drop;
+            v.reason = tcp_drop_reason(r.verdict);
+            pass = false;
         } else if (r.refresh_expire) {
             s.expire = now;
             s.timeout = r.timeout;
@@ -115,15 +117,15 @@ FilterVerdict Filter::track(uint32_t slot, StateDirection dir, const PacketDesc 
         s.timeout = pseudo_state_update(src, dst, d.proto, &changed);
         s.expire = now;
     }
-    if (v.action == FilterVerdict::Action::pass) {
+    if (pass) {
         const int i = forward ? 0 : 1;
         s.packets[i]++;
         s.bytes[i] += len;
     }
     if (changed) st.notify_update(slot, worker_);
     st.unlock(slot);
-    if (v.action != FilterVerdict::Action::pass) ctr_.drop(v.reason);
-    return v;
+    if (!pass) ctr_.drop(v.reason);
+    return false;
 }
 
 FilterVerdict Filter::icmp_error(std::span<const uint8_t> frame, const PacketDesc &d,
@@ -216,8 +218,7 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
         rc.packets.inc();
         rc.bytes.add(len);
         if (rule.keep_state) {
-            out[k] = create_state(rule, dir, ports[k], d, len, now);
-            if (out[k].action == FilterVerdict::Action::pass) rc.states_created.inc();
+            if (create_state(rule, dir, ports[k], d, len, now, out[k])) rc.states_created.inc();
         }
     };
     for (unsigned j = 0; j < n4; j++) decide(w4[j], r4[j]);
@@ -235,15 +236,18 @@ void Filter::log_packet(const CompiledRule &rule, StateDirection dir, uint16_t p
     if (!w->log(meta, d, frame_of(m))) ctr_.pflog_dropped.inc();
 }
 
-FilterVerdict Filter::create_state(const CompiledRule &rule, StateDirection dir, uint16_t port,
-                                   const PacketDesc &d, uint32_t len, uint32_t now) {
-    const FilterVerdict limit{FilterVerdict::Action::drop, DropReason::filter_state_limit};
+bool Filter::create_state(const CompiledRule &rule, StateDirection dir, uint16_t port,
+                          const PacketDesc &d, uint32_t len, uint32_t now, FilterVerdict &v) {
+    auto refuse = [&](DropReason why) {
+        v.action = FilterVerdict::Action::drop;
+        v.reason = why;
+        ctr_.drop(why);
+        return false;
+    };
     Ruleset *rs = dp_.ruleset.load(std::memory_order_relaxed);
     auto &live = rs->live_states(rule.number);
-    if (rule.max_states != 0 && live.load(std::memory_order_relaxed) >= rule.max_states) {
-        ctr_.drop(limit.reason);
-        return limit;
-    }
+    if (rule.max_states != 0 && live.load(std::memory_order_relaxed) >= rule.max_states)
+        return refuse(DropReason::filter_state_limit);
     State s;
     s.key = state_key(d, dir);
     s.id = next_id_;
@@ -261,17 +265,15 @@ FilterVerdict Filter::create_state(const CompiledRule &rule, StateDirection dir,
     case StateTable::InsertResult::ok:
         next_id_ += dp_.worker_count();
         live.fetch_add(1, std::memory_order_relaxed);
-        return {};
+        return true;
     case StateTable::InsertResult::full:
-        ctr_.drop(limit.reason);
-        return limit;
+        return refuse(DropReason::filter_state_limit);
     case StateTable::InsertResult::exists:
         break;
     }
     // Another lcore made this state (or a peer's copy arrived) between our lookup and
     // insert: the packet is dropped and its sender retransmits into the state.
-    ctr_.drop(DropReason::filter_state_collision);
-    return {FilterVerdict::Action::drop, DropReason::filter_state_collision};
+    return refuse(DropReason::filter_state_collision);
 }
 
 } // namespace syncwall::dp

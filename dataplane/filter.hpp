@@ -44,12 +44,17 @@ class Filter {
              uint32_t now);
 
   private:
-    FilterVerdict track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len,
-                        uint32_t now, bool *reuse);
+    // Match a packet against the state in `slot`; the verdict goes into `v`, written field
+    // by field (a returned 12-byte verdict is built on the stack byte-wise and reloaded as
+    // words: a store-forwarding stall per packet). Returns true when the packet is to be
+    // evaluated as the first of a new connection instead (the state is gone or reused).
+    bool track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len, uint32_t now,
+               FilterVerdict &v);
     FilterVerdict icmp_error(std::span<const uint8_t> frame, const PacketDesc &d,
                              StateDirection dir);
-    FilterVerdict create_state(const CompiledRule &rule, StateDirection dir, uint16_t port,
-                               const PacketDesc &d, uint32_t len, uint32_t now);
+    // Returns true when the state was made; otherwise the drop goes into `v` (as track()).
+    bool create_state(const CompiledRule &rule, StateDirection dir, uint16_t port,
+                      const PacketDesc &d, uint32_t len, uint32_t now, FilterVerdict &v);
     void rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
                const uint16_t *idx, const uint16_t *ports, const unsigned *which, unsigned n,
                FilterVerdict *out, uint32_t now);

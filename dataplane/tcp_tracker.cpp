@@ -75,19 +75,19 @@ Timeout tcp_state_init(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt) {
     return Timeout::tcp_first;
 }
 
-TcpTrackResult tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt) {
+void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult &res) {
     const TcpInfo &th = pkt.tcp;
-    TcpTrackResult res;
+    res = TcpTrackResult{};
 
     // pf_test_state(): a bare SYN on an existing state is not tracked as part of it.
     if ((th.flags & (tcpf::syn | tcpf::ack)) == tcpf::syn) {
         if (dst.state >= tcps_fin_wait_2 && src.state >= tcps_fin_wait_2) {
             res.verdict = TcpVerdict::reuse;
-            return res;
+            return;
         }
         if (dst.state >= tcps_established && src.state >= tcps_established) {
             res.verdict = TcpVerdict::drop_syn_challenge_ack;
-            return res;
+            return;
         }
     }
 
@@ -227,7 +227,6 @@ TcpTrackResult tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt) {
     res.timeout = tcp_timeout_class(src, dst);
     res.transition = src.state != src_before.state || dst.state != dst_before.state;
     res.changed_for_peer = !same(src, src_before) || !same(dst, dst_before);
-    return res;
 }
 
 } // namespace syncwall::dp

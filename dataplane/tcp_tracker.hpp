@@ -148,7 +148,15 @@ Timeout tcp_state_init(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt);
 // Peers may be modified even when the packet is dropped, as pf does (the first packet of a
 // side records its sequence number before the window checks; drop_handshake_mismatch
 // resets the sender); `changed_for_peer` reports it.
-TcpTrackResult tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt);
+// The result is written into `res` field by field: returned by value, GCC 12 assembles
+// this 6-byte struct from byte stores on the stack and reloads it as one word, a
+// store-forwarding stall on every tracked packet. The worker calls this form.
+void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult &res);
+inline TcpTrackResult tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt) {
+    TcpTrackResult res;
+    tcp_track(src, dst, pkt, res);
+    return res;
+}
 
 // pf's timeout class for a state whose peers are `a` and `b` (either order).
 Timeout tcp_timeout_class(const TcpPeer &a, const TcpPeer &b);
