@@ -202,11 +202,32 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
     for (unsigned k = 0; k < n6; k++) route(v6_idx[k], nh6[k]);
     if (nout == 0) return;
 
-    // Stage 5: the filter, outbound on the egress port; then neighbour, rewrite, tx.
+    // Stage 5: the filter, outbound on the egress port; then neighbours in bulk, rewrite, tx.
     filter_.run(StateDirection::out, pkts, desc_.data(), out_idx, out_port, nout, verdict, now);
+    NeighbourKey nkeys[max_burst];
+    const NeighbourKey *nkey_ptrs[max_burst];
+    uint16_t fwd_idx[max_burst];
+    RouteTable::NextHopId fwd_nh[max_burst];
+    unsigned nfwd = 0;
     for (unsigned k = 0; k < nout; k++) {
         const uint16_t i = out_idx[k];
-        if (apply(verdict[k], pkts[i], desc_[i], port)) forward(pkts[i], desc_[i], port, nh_of[k]);
+        if (!apply(verdict[k], pkts[i], desc_[i], port)) continue;
+        const NextHop &nh = dp_.routes->next_hop(nh_of[k]);
+        NeighbourKey &key = nkeys[nfwd];
+        key.port = nh.port;
+        key.family = desc_[i].family;
+        key.addr = nh.has_gateway ? nh.gateway.bytes : desc_[i].dst;
+        nkey_ptrs[nfwd] = &key;
+        fwd_idx[nfwd] = i;
+        fwd_nh[nfwd++] = nh_of[k];
+    }
+    if (nfwd == 0) return;
+    static_assert(max_burst <= 64, "one bit per packet in the neighbour lookup's hit mask");
+    Mac macs[max_burst];
+    const uint64_t resolved = dp_.neighbours->lookup_bulk(nkey_ptrs, macs, nfwd);
+    for (unsigned j = 0; j < nfwd; j++) {
+        const uint16_t i = fwd_idx[j];
+        forward(pkts[i], desc_[i], port, fwd_nh[j], (resolved >> j & 1) != 0 ? &macs[j] : nullptr);
     }
 }
 
@@ -259,22 +280,15 @@ std::optional<uint16_t> Worker::route_one(rte_mbuf *m, const PacketDesc &d, uint
     return nh.port;
 }
 
-void Worker::forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId id) {
-    const NextHop &nh = dp_.routes->next_hop(id);
-    NeighbourKey key;
-    key.port = nh.port;
-    key.family = d.family;
-    if (nh.has_gateway)
-        key.addr = nh.gateway.bytes;
-    else
-        key.addr = d.dst;
-    Mac mac;
-    if (!dp_.neighbours->lookup(key, mac)) {
+void Worker::forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId id,
+                     const Mac *mac) {
+    if (mac == nullptr) {
         punt(m, PuntKind::resolve, in_port, uint32_t(id));
         return;
     }
+    const NextHop &nh = dp_.routes->next_hop(id);
     uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
-    ether_rewrite(frame, mac, dp_.ports[nh.port].mac);
+    ether_rewrite(frame, *mac, dp_.ports[nh.port].mac);
     if (d.family == 4)
         ipv4_decrement_ttl(frame + d.l3_offset);
     else

@@ -57,8 +57,10 @@ class Worker {
     // forwarded; otherwise the packet is consumed (punted or dropped).
     std::optional<uint16_t> route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
                                       RouteTable::NextHopId id);
-    // Neighbour, rewrite, transmit (or punt for resolution).
-    void forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId nh);
+    // Rewrite for the next hop's `mac` and transmit, or punt for resolution when the
+    // neighbour is unknown (mac == nullptr).
+    void forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId nh,
+                 const Mac *mac);
     unsigned drain_control_tx();
 
     Dataplane &dp_;
