@@ -66,8 +66,7 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
     for (unsigned j = 0; j < nl; j++) {
         const unsigned k = lookup[j];
         if (slots[j] != StateTable::no_slot) {
-            if (!track(slots[j], dir, descs[idx[k]], pkts[idx[k]]->pkt_len, now, out[k]))
-                continue;
+            if (!track(slots[j], dir, descs[idx[k]], pkts[idx[k]]->pkt_len, now, out[k])) continue;
             // A new connection on the ports of a closed one: forget the old state and
             // evaluate the SYN as the first packet of a new connection (pf does the same).
             dp_.states->remove(slots[j], worker_);

@@ -16,8 +16,7 @@ namespace syncwall::dp {
 
 // 0 when the first N bytes of a and b are equal, non-zero otherwise (memcmp's contract as
 // rte_hash uses it, without the ordering). `len` is the table's key length, always N.
-template <std::size_t N>
-int key_differs(const void *a, const void *b, std::size_t /*len*/) {
+template <std::size_t N> int key_differs(const void *a, const void *b, std::size_t /*len*/) {
     static_assert(N % 4 == 0 && N >= 8, "keys are made of 4-byte words");
     const auto *pa = static_cast<const unsigned char *>(a);
     const auto *pb = static_cast<const unsigned char *>(b);

@@ -11,8 +11,7 @@ using namespace syncwall::dp;
 
 namespace {
 
-template <typename Key>
-void check_every_byte(const Key &base) {
+template <typename Key> void check_every_byte(const Key &base) {
     constexpr std::size_t n = sizeof(Key);
     CHECK(key_differs<n>(&base, &base, n) == 0);
     Key same;
@@ -55,7 +54,8 @@ TEST_CASE("keys are compared whatever their alignment in memory") {
     // rte_hash's key store puts a key 8 bytes into a 16-byte aligned entry; a caller's key
     // may sit anywhere.
     alignas(16) unsigned char a[64] = {}, b[64] = {};
-    for (int i = 0; i < 40; i++) a[3 + i] = b[9 + i] = uint8_t(i * 7 + 1);
+    for (int i = 0; i < 40; i++)
+        a[3 + i] = b[9 + i] = uint8_t(i * 7 + 1);
     CHECK(key_differs<40>(a + 3, b + 9, 40) == 0);
     b[9 + 39] ^= 0x80;
     CHECK(key_differs<40>(a + 3, b + 9, 40) != 0);
