@@ -41,11 +41,14 @@ void put32(Bytes &b, uint32_t v) {
     put16(b, uint16_t(v >> 16));
     put16(b, uint16_t(v));
 }
+// Byte by byte rather than vector::insert: GCC 12 at -O3 flags the inlined insert of a
+// range into a vector grown by push_back with false -Warray-bounds/-Wstringop-overflow
+// (GCC bug 107852), which broke the release build under -Werror.
 template <class C> void put(Bytes &b, const C &c) {
-    b.insert(b.end(), c.begin(), c.end());
+    for (const auto byte : c) b.push_back(uint8_t(byte));
 }
 void put(Bytes &b, std::initializer_list<uint8_t> c) {
-    b.insert(b.end(), c.begin(), c.end());
+    for (const uint8_t byte : c) b.push_back(byte);
 }
 Bytes cat(std::initializer_list<Bytes> parts) {
     Bytes out;
@@ -131,8 +134,13 @@ Bytes ipv6(const Ip6 &h, const Bytes &payload) {
 
 // Hop-by-hop or destination options header of `len` bytes (multiple of 8), PadN-filled.
 Bytes ext_opts(uint8_t next, size_t len = 8) {
-    Bytes b{next, uint8_t(len / 8 - 1), 1, uint8_t(len - 4)};
-    b.resize(len, 0);
+    // Sized first, then filled: the same bytes as {next, ...} plus resize(), which GCC 12
+    // at -O3 also warns about (see put()).
+    Bytes b(len, 0);
+    b[0] = next;
+    b[1] = uint8_t(len / 8 - 1);
+    b[2] = 1;
+    b[3] = uint8_t(len - 4);
     return b;
 }
 Bytes ext_routing(uint8_t next) {
