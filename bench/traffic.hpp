@@ -12,6 +12,7 @@
 // still looked up, locked, checked and counted for every packet.
 #pragma once
 
+#include "dataplane/byte_order.hpp"
 #include "dataplane/packet.hpp"
 #include "dataplane/state.hpp"
 
@@ -116,8 +117,8 @@ class FrameWriter {
             case Segment::syn_ack: seq = server_isn; ack = client_isn + 1; flags = 0x12; break;
             default: seq = client_isn + 1; ack = server_isn + 1; flags = 0x10; break;
             }
-            store32(l4 + 4, seq);
-            store32(l4 + 8, ack);
+            dp::store_be32(l4 + 4, seq);
+            dp::store_be32(l4 + 8, ack);
             l4[13] = flags;
         }
         // IPv4 header checksum over the five 32-bit words; only the addresses vary.
@@ -131,12 +132,6 @@ class FrameWriter {
     }
 
   private:
-    static void store32(uint8_t *p, uint32_t v) {
-        p[0] = uint8_t(v >> 24);
-        p[1] = uint8_t(v >> 16);
-        p[2] = uint8_t(v >> 8);
-        p[3] = uint8_t(v);
-    }
     std::array<uint8_t, 64> hdr_{};
     uint16_t len_, ip_total_;
     bool udp_;

@@ -1,5 +1,6 @@
 #include "control/carp_wire.hpp"
 
+#include "dataplane/byte_order.hpp"
 #include "dataplane/packet.hpp"
 
 #include <openssl/crypto.h>
@@ -13,11 +14,6 @@
 namespace syncwall::ctl {
 
 namespace {
-
-void put16(uint8_t *p, uint16_t v) {
-    p[0] = uint8_t(v >> 8);
-    p[1] = uint8_t(v);
-}
 
 bool is_v6_link_local(const std::array<uint8_t, 16> &a) {
     // IN6_IS_SCOPE_EMBED: link-local unicast, and interface/link-local multicast (which a
@@ -47,8 +43,7 @@ std::array<uint8_t, carp_digest_len> hmac_sha1(const std::array<uint8_t, carp_ke
 
 std::array<uint8_t, 8> carp_counter_bytes(uint64_t counter) {
     std::array<uint8_t, 8> b{};
-    for (int i = 0; i < 8; ++i)
-        b[std::size_t(i)] = uint8_t(counter >> (56 - 8 * i));
+    dp::store_be64(b.data(), counter);
     return b;
 }
 
@@ -70,7 +65,7 @@ std::size_t encode_carp(std::span<uint8_t> out, const CarpAdvert &advert) {
     h.digest = advert.digest;
     std::memcpy(out.data(), &h, sizeof h);
     const uint16_t sum = carp_checksum(out.first<carp_header_len>());
-    put16(out.data() + offsetof(CarpHeader, checksum), sum);
+    dp::store_be16(out.data() + offsetof(CarpHeader, checksum), sum);
     return carp_header_len;
 }
 
@@ -85,10 +80,8 @@ bool decode_carp(std::span<const uint8_t> in, CarpAdvert &out) {
     out.authlen = h.authlen;
     out.demote = h.demote;
     out.advbase = h.advbase;
-    out.checksum = uint16_t(h.checksum[0] << 8 | h.checksum[1]);
-    out.counter = 0;
-    for (uint8_t b : h.counter)
-        out.counter = out.counter << 8 | b;
+    out.checksum = dp::load_be16(h.checksum.data());
+    out.counter = dp::load_be64(h.counter.data());
     out.digest = h.digest;
     return true;
 }
@@ -172,9 +165,9 @@ std::size_t build_carp_advert_v4(std::span<uint8_t> out, const CarpAdvert &adver
     uint8_t *ip = out.data() + ether_header_len;
     ip[0] = 0x45;
     ip[1] = carp_ipv4_tos;
-    put16(ip + 2, uint16_t(20 + carp_header_len));
-    put16(ip + 4, ip_id);
-    put16(ip + 6, 0x4000); // DF
+    dp::store_be16(ip + 2, uint16_t(20 + carp_header_len));
+    dp::store_be16(ip + 4, ip_id);
+    dp::store_be16(ip + 6, 0x4000); // DF
     ip[8] = carp_ttl;
     ip[9] = dp::proto_carp;
     std::memcpy(ip + 12, src.data(), 4);
@@ -190,7 +183,7 @@ std::size_t build_carp_advert_v6(std::span<uint8_t> out, const CarpAdvert &adver
     uint8_t *ip6 = out.data() + ether_header_len;
     std::memset(ip6, 0, 40);
     ip6[0] = 0x60; // version 6, traffic class 0, flow label 0 (as OpenBSD)
-    put16(ip6 + 4, uint16_t(carp_header_len));
+    dp::store_be16(ip6 + 4, uint16_t(carp_header_len));
     ip6[6] = dp::proto_carp;
     ip6[7] = carp_ttl;
     std::memcpy(ip6 + 8, src.data(), 16);

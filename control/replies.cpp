@@ -1,20 +1,13 @@
 #include "control/replies.hpp"
 
+#include "dataplane/byte_order.hpp"
+
 #include <algorithm>
 #include <cstring>
 
 namespace syncwall::ctl {
 
 namespace {
-
-void put16(uint8_t *p, uint16_t v) {
-    p[0] = uint8_t(v >> 8);
-    p[1] = uint8_t(v);
-}
-void put32(uint8_t *p, uint32_t v) {
-    put16(p, uint16_t(v >> 16));
-    put16(p + 2, uint16_t(v));
-}
 
 // Checksum over an L4 message with the pseudo-header of (src, dst, proto).
 uint16_t l4_checksum(uint8_t family, const uint8_t *src, const uint8_t *dst, uint8_t proto,
@@ -32,9 +25,9 @@ std::size_t write_ipv4_header(uint8_t *ip, uint16_t total_len, uint8_t proto, co
                               const Ip4 &dst, uint16_t id) {
     ip[0] = 0x45;
     ip[1] = 0;
-    put16(ip + 2, total_len);
-    put16(ip + 4, id);
-    put16(ip + 6, 0);
+    dp::store_be16(ip + 2, total_len);
+    dp::store_be16(ip + 4, id);
+    dp::store_be16(ip + 6, 0);
     ip[8] = 64;
     ip[9] = proto;
     std::memcpy(ip + 12, src.data(), 4);
@@ -45,8 +38,8 @@ std::size_t write_ipv4_header(uint8_t *ip, uint16_t total_len, uint8_t proto, co
 
 std::size_t write_ipv6_header(uint8_t *ip, uint16_t payload_len, uint8_t next, uint8_t hop_limit,
                               const Ip6 &src, const Ip6 &dst) {
-    put32(ip, 0x60000000u);
-    put16(ip + 4, payload_len);
+    dp::store_be32(ip, 0x60000000u);
+    dp::store_be16(ip + 4, payload_len);
     ip[6] = next;
     ip[7] = hop_limit;
     std::memcpy(ip + 8, src.data(), 16);
@@ -55,24 +48,24 @@ std::size_t write_ipv6_header(uint8_t *ip, uint16_t payload_len, uint8_t next, u
 }
 
 void set_icmp6_checksum(uint8_t *ip6) {
-    const uint16_t len = uint16_t(ip6[4] << 8 | ip6[5]);
+    const uint16_t len = dp::load_be16(ip6 + 4);
     uint8_t *icmp = ip6 + 40;
-    put16(icmp + 2, 0);
-    put16(icmp + 2, l4_checksum(6, ip6 + 8, ip6 + 24, dp::proto_icmpv6, {icmp, len}));
+    dp::store_be16(icmp + 2, 0);
+    dp::store_be16(icmp + 2, l4_checksum(6, ip6 + 8, ip6 + 24, dp::proto_icmpv6, {icmp, len}));
 }
 
 } // namespace
 
 void set_ipv4_checksum(uint8_t *ip) {
     const std::size_t ihl = std::size_t(ip[0] & 0x0f) * 4;
-    put16(ip + 10, 0);
-    put16(ip + 10, dp::internet_checksum({ip, ihl}));
+    dp::store_be16(ip + 10, 0);
+    dp::store_be16(ip + 10, dp::internet_checksum({ip, ihl}));
 }
 
 void write_ether(std::span<uint8_t> out, const Mac &dst, const Mac &src, uint16_t type) {
     std::memcpy(out.data(), dst.data(), 6);
     std::memcpy(out.data() + 6, src.data(), 6);
-    put16(out.data() + 12, type);
+    dp::store_be16(out.data() + 12, type);
 }
 
 std::size_t build_arp(std::span<uint8_t> out, uint16_t op, const Mac &eth_dst, const Mac &sha,
@@ -81,11 +74,11 @@ std::size_t build_arp(std::span<uint8_t> out, uint16_t op, const Mac &eth_dst, c
     if (out.size() < len) return 0;
     write_ether(out, eth_dst, sha, dp::ether_type_arp);
     uint8_t *a = out.data() + ether_header_len;
-    put16(a, 1);      // Ethernet
-    put16(a + 2, dp::ether_type_ipv4);
+    dp::store_be16(a, 1); // Ethernet
+    dp::store_be16(a + 2, dp::ether_type_ipv4);
     a[4] = 6;
     a[5] = 4;
-    put16(a + 6, op);
+    dp::store_be16(a + 6, op);
     std::memcpy(a + 8, sha.data(), 6);
     std::memcpy(a + 14, spa.data(), 4);
     std::memcpy(a + 18, tha.data(), 6);
@@ -106,8 +99,8 @@ bool echo_request_to_reply(std::span<uint8_t> frame, const dp::PacketDesc &d) {
         ip[8] = 64;
         set_ipv4_checksum(ip);
         icmp[0] = 0;
-        put16(icmp + 2, 0);
-        put16(icmp + 2, dp::internet_checksum({icmp, l4_len}));
+        dp::store_be16(icmp + 2, 0);
+        dp::store_be16(icmp + 2, dp::internet_checksum({icmp, l4_len}));
         return true;
     }
     if (d.family == 6 && d.proto == dp::proto_icmpv6 && d.icmp.type == 128) {
@@ -118,8 +111,8 @@ bool echo_request_to_reply(std::span<uint8_t> frame, const dp::PacketDesc &d) {
         std::memcpy(ip + 24, tmp, 16);
         ip[7] = 64;
         icmp[0] = 129;
-        put16(icmp + 2, 0);
-        put16(icmp + 2, l4_checksum(6, ip + 8, ip + 24, dp::proto_icmpv6, {icmp, l4_len}));
+        dp::store_be16(icmp + 2, 0);
+        dp::store_be16(icmp + 2, l4_checksum(6, ip + 8, ip + 24, dp::proto_icmpv6, {icmp, l4_len}));
         return true;
     }
     return false;
@@ -135,10 +128,10 @@ std::size_t build_icmp4_error(std::span<uint8_t> out, uint8_t type, uint8_t code
     uint8_t *icmp = ip + 20;
     icmp[0] = type;
     icmp[1] = code;
-    put16(icmp + 2, 0);
-    put32(icmp + 4, extra);
+    dp::store_be16(icmp + 2, 0);
+    dp::store_be32(icmp + 4, extra);
     std::memcpy(icmp + 8, offending.data(), quoted);
-    put16(icmp + 2, dp::internet_checksum({icmp, 8 + quoted}));
+    dp::store_be16(icmp + 2, dp::internet_checksum({icmp, 8 + quoted}));
     write_ipv4_header(ip, uint16_t(len), dp::proto_icmp, src, dst, ip_id);
     return len;
 }
@@ -152,7 +145,7 @@ std::size_t build_icmp6_error(std::span<uint8_t> out, uint8_t type, uint8_t code
     uint8_t *icmp = ip + 40;
     icmp[0] = type;
     icmp[1] = code;
-    put32(icmp + 4, extra);
+    dp::store_be32(icmp + 4, extra);
     std::memcpy(icmp + 8, offending.data(), quoted);
     write_ipv6_header(ip, uint16_t(8 + quoted), dp::proto_icmpv6, 64, src, dst);
     set_icmp6_checksum(ip);
@@ -213,16 +206,16 @@ std::size_t build_tcp_rst(std::span<uint8_t> out, const dp::PacketDesc &d) {
     uint8_t *ip = out.data();
     uint8_t *tcp = ip + ip_len;
     std::memset(tcp, 0, 20);
-    put16(tcp, d.dport);
-    put16(tcp + 2, d.sport);
+    dp::store_be16(tcp, d.dport);
+    dp::store_be16(tcp + 2, d.sport);
     if (d.tcp.flags & dp::tcpf::ack) {
-        put32(tcp + 4, d.tcp.ack);
+        dp::store_be32(tcp + 4, d.tcp.ack);
         tcp[13] = dp::tcpf::rst;
     } else {
         uint32_t ack = d.tcp.seq + d.tcp.payload_len;
         if (d.tcp.flags & dp::tcpf::syn) ack++;
         if (d.tcp.flags & dp::tcpf::fin) ack++;
-        put32(tcp + 8, ack);
+        dp::store_be32(tcp + 8, ack);
         tcp[13] = dp::tcpf::rst | dp::tcpf::ack;
     }
     tcp[12] = 5 << 4;
@@ -231,10 +224,11 @@ std::size_t build_tcp_rst(std::span<uint8_t> out, const dp::PacketDesc &d) {
         std::memcpy(src.data(), d.dst.data(), 4);
         std::memcpy(dst.data(), d.src.data(), 4);
         write_ipv4_header(ip, 40, dp::proto_tcp, src, dst, 0);
-        put16(tcp + 16, l4_checksum(4, src.data(), dst.data(), dp::proto_tcp, {tcp, 20}));
+        dp::store_be16(tcp + 16, l4_checksum(4, src.data(), dst.data(), dp::proto_tcp, {tcp, 20}));
     } else {
         write_ipv6_header(ip, 20, dp::proto_tcp, 64, d.dst, d.src);
-        put16(tcp + 16, l4_checksum(6, d.dst.data(), d.src.data(), dp::proto_tcp, {tcp, 20}));
+        dp::store_be16(tcp + 16,
+                       l4_checksum(6, d.dst.data(), d.src.data(), dp::proto_tcp, {tcp, 20}));
     }
     return ip_len + 20;
 }

@@ -5,27 +5,13 @@
 // and explicit big-endian loads, so nothing depends on alignment or host byte order.
 #include "dataplane/packet.hpp"
 
+#include "dataplane/byte_order.hpp"
+
 #include <bit>
 #include <cstring>
 
 namespace syncwall::dp {
 namespace {
-
-inline constexpr bool host_is_little = std::endian::native == std::endian::little;
-
-inline uint16_t load_be16(const uint8_t *p) {
-    uint16_t v;
-    std::memcpy(&v, p, sizeof v);
-    if constexpr (host_is_little) v = __builtin_bswap16(v);
-    return v;
-}
-
-inline uint32_t load_be32(const uint8_t *p) {
-    uint32_t v;
-    std::memcpy(&v, p, sizeof v);
-    if constexpr (host_is_little) v = __builtin_bswap32(v);
-    return v;
-}
 
 // Unfolded one's-complement sum of `n` bytes as native-order words. Summing 32-bit loads
 // into 64 bits cannot overflow below 2^34 bytes, and 2^16 == 1 (mod 0xffff), so folding the

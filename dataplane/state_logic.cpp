@@ -1,5 +1,6 @@
 #include "dataplane/state_logic.hpp"
 
+#include "dataplane/byte_order.hpp"
 #include "dataplane/forward.hpp"
 
 #include <cstring>
@@ -153,8 +154,6 @@ std::size_t tcp_rewrite_as_ack(std::span<uint8_t> frame, const PacketDesc &d, ui
     if (d.l4_offset != d.l3_offset + ip_len || frame.size() < d.l4_offset + 20u) return 0;
     uint8_t *ip = frame.data() + d.l3_offset;
     uint8_t *tcp = frame.data() + d.l4_offset;
-    auto put16 = [](uint8_t *p, uint16_t v) { p[0] = uint8_t(v >> 8), p[1] = uint8_t(v); };
-    auto put32 = [&](uint8_t *p, uint32_t v) { put16(p, uint16_t(v >> 16)), put16(p + 2, uint16_t(v)); };
     PacketDesc r; // the reply's addresses, for the pseudo-header
     r.family = d.family;
     r.proto = proto_tcp;
@@ -165,25 +164,25 @@ std::size_t tcp_rewrite_as_ack(std::span<uint8_t> frame, const PacketDesc &d, ui
     std::memcpy(ip + src_off, r.src.data(), alen);
     std::memcpy(ip + src_off + alen, r.dst.data(), alen);
     if (d.family == 4) {
-        put16(ip + 2, 40);
-        put16(ip + 6, 0x4000); // DF, no fragment offset
+        store_be16(ip + 2, 40);
+        store_be16(ip + 6, 0x4000); // DF, no fragment offset
         ip[8] = 64;
-        put16(ip + 10, 0);
-        put16(ip + 10, internet_checksum({ip, 20}));
+        store_be16(ip + 10, 0);
+        store_be16(ip + 10, internet_checksum({ip, 20}));
     } else {
-        put16(ip + 4, 20);
+        store_be16(ip + 4, 20);
         ip[7] = 64;
     }
-    put16(tcp, d.dport);
-    put16(tcp + 2, d.sport);
-    put32(tcp + 4, seq);
-    put32(tcp + 8, ack);
+    store_be16(tcp, d.dport);
+    store_be16(tcp + 2, d.sport);
+    store_be32(tcp + 4, seq);
+    store_be32(tcp + 8, ack);
     tcp[12] = 5 << 4;
     tcp[13] = tcpf::ack;
-    put16(tcp + 14, 0);
-    put16(tcp + 16, 0);
-    put16(tcp + 18, 0);
-    put16(tcp + 16, internet_checksum({tcp, 20}, pseudo_header_sum(r, 20)));
+    store_be16(tcp + 14, 0);
+    store_be16(tcp + 16, 0);
+    store_be16(tcp + 18, 0);
+    store_be16(tcp + 16, internet_checksum({tcp, 20}, pseudo_header_sum(r, 20)));
     return d.l4_offset + 20u;
 }
 

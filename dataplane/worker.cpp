@@ -1,5 +1,6 @@
 #include "dataplane/worker.hpp"
 
+#include "dataplane/byte_order.hpp"
 #include "dataplane/forward.hpp"
 
 #include <rte_cycles.h>
@@ -176,8 +177,7 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
         if (!apply(verdict[k], pkts[i], desc_[i], port)) continue;
         const PacketDesc &d = desc_[i];
         if (d.family == 4) {
-            v4_addr[n4] = uint32_t(d.dst[0]) << 24 | uint32_t(d.dst[1]) << 16 |
-                          uint32_t(d.dst[2]) << 8 | d.dst[3];
+            v4_addr[n4] = load_be32(d.dst.data());
             v4_idx[n4++] = i;
         } else {
             std::memcpy(v6_addr[n6], d.dst.data(), 16);

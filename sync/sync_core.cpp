@@ -1,5 +1,7 @@
 #include "sync/sync_core.hpp"
 
+#include "dataplane/byte_order.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -61,7 +63,7 @@ std::string_view name_of(BulkStatus s) {
 
 void auth_sign(std::string_view key, std::span<const uint8_t> message, uint64_t counter,
                std::span<uint8_t, auth_trailer_len> trailer) {
-    for (int i = 0; i < 8; i++) trailer[i] = uint8_t(counter >> (56 - 8 * i));
+    dp::store_be64(trailer.data(), counter);
     // The MAC covers message || counter; pfsync packets are at most one MTU.
     std::array<uint8_t, 9216 + 8> buf;
     const std::size_t n = std::min(message.size(), buf.size() - 8);
@@ -74,8 +76,7 @@ void auth_sign(std::string_view key, std::span<const uint8_t> message, uint64_t 
 bool auth_verify(std::string_view key, std::span<const uint8_t> message,
                  std::span<const uint8_t> trailer, uint64_t *counter) {
     if (trailer.size() != auth_trailer_len) return false;
-    uint64_t c = 0;
-    for (int i = 0; i < 8; i++) c = c << 8 | trailer[i];
+    const uint64_t c = dp::load_be64(trailer.data());
     std::array<uint8_t, auth_trailer_len> expect{};
     auth_sign(key, message, c, expect);
     if (CRYPTO_memcmp(expect.data() + 8, trailer.data() + 8, 32) != 0) return false;
@@ -589,7 +590,7 @@ bool SyncCore::authenticate(std::span<const uint8_t> &payload, uint32_t source) 
         stats_.error(SyncError::auth_missing);
         return false;
     }
-    const std::size_t len = std::size_t(payload[2]) << 8 | payload[3];
+    const std::size_t len = dp::load_be16(payload.data() + 2);
     if (len + auth_trailer_len != payload.size()) {
         stats_.error(SyncError::auth_missing);
         return false;

@@ -1,5 +1,6 @@
 #include "sync/sync_engine.hpp"
 
+#include "dataplane/byte_order.hpp"
 #include "dataplane/idle.hpp"
 #include "dataplane/packet.hpp"
 #include "dataplane/state_table.hpp"
@@ -24,11 +25,6 @@ constexpr std::array<uint8_t, 6> broadcast_mac{0xff, 0xff, 0xff, 0xff, 0xff, 0xf
 constexpr uint16_t rx_burst = 32;
 constexpr uint64_t arp_retry_ms = 1000;
 constexpr uint8_t iptos_lowdelay = 0x10; // what OpenBSD's pfsync sets
-
-void put16(uint8_t *p, uint16_t v) {
-    p[0] = uint8_t(v >> 8);
-    p[1] = uint8_t(v);
-}
 
 std::string read_key(const std::string &path) {
     std::ifstream in(path, std::ios::binary);
@@ -122,7 +118,7 @@ bool SyncEngine::send_frame(const std::array<uint8_t, 6> &dst, uint16_t ether_ty
     std::memset(p, 0, std::max<std::size_t>(len, 60));
     std::memcpy(p, dst.data(), 6);
     std::memcpy(p + 6, port_.mac.data(), 6);
-    put16(p + 12, ether_type);
+    dp::store_be16(p + 12, ether_type);
     std::memcpy(p + RTE_ETHER_HDR_LEN, l3.data(), l3.size());
     if (rte_eth_tx_burst(port_.port_id, 0, &m, 1) != 1) {
         rte_pktmbuf_free(m);
@@ -139,15 +135,15 @@ bool SyncEngine::transmit(std::span<const uint8_t> payload) {
     uint8_t *ip = buf;
     ip[0] = 0x45;
     ip[1] = iptos_lowdelay;
-    put16(ip + 2, uint16_t(total));
-    put16(ip + 4, ip_id_++);
-    put16(ip + 6, 0x4000); // DF
+    dp::store_be16(ip + 2, uint16_t(total));
+    dp::store_be16(ip + 4, ip_id_++);
+    dp::store_be16(ip + 6, 0x4000); // DF
     ip[8] = pfsync_ttl;
     ip[9] = dp::proto_pfsync;
-    put16(ip + 10, 0);
+    dp::store_be16(ip + 10, 0);
     std::memcpy(ip + 12, our_addr_.data(), 4);
     std::memcpy(ip + 16, dst_addr_.data(), 4);
-    put16(ip + 10, dp::internet_checksum({ip, ipv4_header_len}));
+    dp::store_be16(ip + 10, dp::internet_checksum({ip, ipv4_header_len}));
     std::memcpy(ip + ipv4_header_len, payload.data(), payload.size());
     return send_frame(dst_mac_, dp::ether_type_ipv4, {buf, total});
 }
@@ -155,11 +151,11 @@ bool SyncEngine::transmit(std::span<const uint8_t> payload) {
 bool SyncEngine::send_arp(uint16_t op, const std::array<uint8_t, 6> &tha,
                           const std::array<uint8_t, 4> &tpa) {
     uint8_t a[28];
-    put16(a, 1);      // Ethernet
-    put16(a + 2, dp::ether_type_ipv4);
+    dp::store_be16(a, 1); // Ethernet
+    dp::store_be16(a + 2, dp::ether_type_ipv4);
     a[4] = 6;
     a[5] = 4;
-    put16(a + 6, op);
+    dp::store_be16(a + 6, op);
     std::memcpy(a + 8, port_.mac.data(), 6);
     std::memcpy(a + 14, our_addr_.data(), 4);
     std::memcpy(a + 18, tha.data(), 6);
@@ -206,8 +202,7 @@ void SyncEngine::handle_frame(std::span<const uint8_t> frame, uint64_t now) {
         st.count_error(SyncError::own_packet);
         return;
     }
-    const uint32_t dst = uint32_t(d.dst[0]) << 24 | uint32_t(d.dst[1]) << 16 |
-                         uint32_t(d.dst[2]) << 8 | d.dst[3];
+    const uint32_t dst = dp::load_be32(d.dst.data());
     if (dst != pfsync_group && !std::equal(our_addr_.begin(), our_addr_.end(), d.dst.begin())) {
         st.count_error(SyncError::wrong_destination);
         return;
@@ -216,8 +211,7 @@ void SyncEngine::handle_frame(std::span<const uint8_t> frame, uint64_t now) {
         st.count_error(SyncError::bad_ttl);
         return;
     }
-    const uint32_t src = uint32_t(d.src[0]) << 24 | uint32_t(d.src[1]) << 16 |
-                         uint32_t(d.src[2]) << 8 | d.src[3];
+    const uint32_t src = dp::load_be32(d.src.data());
     const std::size_t len = d.l3_total_len - d.l3_header_len;
     core_->receive(frame.subspan(d.l4_offset, len), src, now, dp_.now());
 }
