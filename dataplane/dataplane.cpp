@@ -5,6 +5,7 @@
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_table.hpp"
 
+#include <rte_common.h>
 #include <rte_dev.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
@@ -28,12 +29,6 @@ std::string dpdk_error(int err) { return rte_strerror(err < 0 ? -err : err); }
 // A symmetric RSS key (0x6d5a repeated) sends both directions of a flow to one queue, so
 // one worker sees every packet of a connection.
 constexpr uint8_t symmetric_rss_byte(unsigned i) { return i % 2 == 0 ? 0x6d : 0x5a; }
-
-unsigned next_pow2(unsigned v) {
-    unsigned p = 1;
-    while (p < v) p <<= 1;
-    return p;
-}
 
 } // namespace
 
@@ -104,7 +99,7 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
 
     for (unsigned w = 0; w < worker_count(); w++) {
         const std::string name = "syncwall_punt" + std::to_string(w);
-        rte_ring *r = rte_ring_create(name.c_str(), next_pow2(cfg.limits.punt_ring), socket,
+        rte_ring *r = rte_ring_create(name.c_str(), rte_align32pow2(cfg.limits.punt_ring), socket,
                                       RING_F_SP_ENQ | RING_F_SC_DEQ);
         if (r == nullptr)
             throw std::runtime_error("cannot create punt ring: " + dpdk_error(rte_errno));

@@ -5,6 +5,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <rte_common.h>
 #include <rte_errno.h>
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
@@ -38,12 +39,6 @@ uint64_t wall_ns() {
     return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
                         std::chrono::system_clock::now().time_since_epoch())
                         .count());
-}
-
-unsigned pow2_at_least(unsigned v) {
-    unsigned p = 2;
-    while (p < v) p <<= 1;
-    return p;
 }
 
 } // namespace
@@ -163,7 +158,7 @@ SyncCore::SyncCore(const SyncCoreConfig &cfg, dp::StateTable &table,
     if (cfg_.mtu < ipv4_header_len + sizeof(PfsyncHeader) + 4 + sizeof(PfsyncState) +
                        (cfg_.auth_key.empty() ? 0 : auth_trailer_len))
         throw std::runtime_error("sync: the sync port MTU is too small for a pfsync state");
-    const unsigned ring_size = pow2_at_least(cfg_.ring_size < 64 ? 64 : cfg_.ring_size);
+    const unsigned ring_size = rte_align32pow2(cfg_.ring_size < 64 ? 64 : cfg_.ring_size);
     rings_.assign(cfg_.producers, nullptr);
     for (unsigned w = 0; w < cfg_.producers; w++) {
         if (w == cfg_.sync_writer) continue;
