@@ -1,5 +1,6 @@
 #include "control/metrics_server.hpp"
 
+#include "control/accept_loop.hpp"
 #include "control/prometheus.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -164,16 +165,7 @@ void MetricsServer::start() {
 }
 
 void MetricsServer::accept() {
-    acceptor_.async_accept([this](const boost::system::error_code &ec, Tcp::socket socket) {
-        if (!listening_ || ec == asio::error::operation_aborted) return;
-        if (ec) {
-            // Out of file descriptors, say: try again shortly rather than spin.
-            retry_.expires_after(std::chrono::milliseconds(100));
-            retry_.async_wait([this](const boost::system::error_code &e) {
-                if (!e && listening_) accept();
-            });
-            return;
-        }
+    accept_connections(acceptor_, retry_, listening_, [this](Tcp::socket socket) {
         std::erase_if(sessions_, [](const auto &s) { return s.expired(); });
         if (sessions_.size() >= max_connections) {
             boost::system::error_code ignored;
@@ -183,7 +175,6 @@ void MetricsServer::accept() {
             sessions_.push_back(session);
             session->start();
         }
-        accept();
     });
 }
 

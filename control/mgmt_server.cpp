@@ -1,6 +1,7 @@
 #include "control/mgmt_server.hpp"
 
 #include "config/pf_rule.hpp"
+#include "control/accept_loop.hpp"
 #include "control/control_loop.hpp"
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_table.hpp"
@@ -194,16 +195,7 @@ void MgmtServer::start() {
 }
 
 void MgmtServer::accept() {
-    acceptor_.async_accept([this](const boost::system::error_code &ec, Local::socket socket) {
-        if (!listening_ || ec == asio::error::operation_aborted) return;
-        if (ec) {
-            // Out of file descriptors, say: try again shortly rather than spin.
-            retry_.expires_after(std::chrono::milliseconds(100));
-            retry_.async_wait([this](const boost::system::error_code &e) {
-                if (!e && listening_) accept();
-            });
-            return;
-        }
+    accept_connections(acceptor_, retry_, listening_, [this](Local::socket socket) {
         std::erase_if(connections_, [](const auto &c) { return c.expired(); });
         auto conn = std::make_shared<Connection>(*this, std::move(socket));
         if (connections_.size() >= max_connections) {
@@ -213,7 +205,6 @@ void MgmtServer::accept() {
             connections_.push_back(conn);
             conn->start();
         }
-        accept();
     });
 }
 
