@@ -7,18 +7,16 @@ fwa has advskew 0, fwb 50 (halab's defaults), advbase 1, preempt on. One lab ser
 whole module; every test starts from both nodes running with fwa master of both vhids.
 """
 
-import json
 import signal
 import time
-from pathlib import Path
 
 import pytest
 
+from carplab import (ADVBASE, CARP_HEADER_BUILDER, TAKEOVER_S, both_masters, carp, port_mac,
+                     python, vhid)
 from halab import HaLab, ha_lab
 from netlab import Lab, wait_until
 
-ADVBASE = 1
-TAKEOVER_S = 3 * ADVBASE + 1  # what the issue allows between a master's death and a new one
 
 # ARP who-has for argv[1] from the client, broadcast or to argv[2]; prints every answer
 # as "<ARP sender MAC> <Ethernet source MAC>".
@@ -37,22 +35,9 @@ for _, r in ans:
 # Forged vhid-1 adverts from the client: a wrong digest (TTL 255), a TTL of 64, and a broken
 # checksum. The checksum is right in the first two, so each fails for one reason only.
 FORGED_ADVERTS = """
-import struct
 from scapy.all import IP, Ether, Raw, conf, sendp
 conf.verb = 0
-
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xffff)
-    s += s >> 16
-    return ~s & 0xffff
-
-def carp(vhid, good_sum=True):
-    h = bytearray(struct.pack("!BBBBBBH", 0x21, vhid, 0, 7, 0, 1, 0) + b"\\x11" * 8 + b"\\x22" * 20)
-    s = csum(bytes(h))
-    h[6:8] = struct.pack("!H", s if good_sum else s ^ 0xffff)
-    return bytes(h)
-
+""" + CARP_HEADER_BUILDER + """
 def send(payload, ttl):
     sendp(Ether(dst="01:00:5e:00:00:12") / IP(src="192.0.2.10", dst="224.0.0.18", ttl=ttl, proto=112)
           / Raw(payload), iface="eth0")
@@ -63,48 +48,16 @@ send(carp(1, good_sum=False), 255)
 """
 
 
-def python(lab: Lab, ns: str, script: str, *args: str) -> str:
-    return lab.exec(ns, ["/usr/bin/python3", "-c", script, *args], timeout=30).stdout
 
 
-def carp(ha: HaLab, i: int) -> dict:
-    return ha.ctl(i, "show", "carp")
 
 
-def vhid(ha: HaLab, i: int, n: int) -> dict:
-    return next(v for v in carp(ha, i)["vhids"] if v["vhid"] == n)
 
 
-def port_mac(ha: HaLab, i: int, port: str) -> str:
-    line = ha.procs[i].wait_for_line(rf"^syncwall: interface {port} port \d+ mac ", 1)
-    return line.split()[-1]
 
 
-def both_masters(ha: HaLab, node: int, timeout: float) -> float:
-    """Wait until `node` is the single master of vhids 1 and 2; return the seconds it took."""
-    t0 = time.monotonic()
-    for n in (1, 2):
-        left = max(0.5, timeout - (time.monotonic() - t0))
-        try:
-            ha.wait_master(n, node, left)
-        except TimeoutError as e:
-            raise AssertionError(f"{e}\n{logs(ha)}") from None
-    return time.monotonic() - t0
 
 
-def logs(ha: HaLab) -> str:
-    """The nodes' CARP lines, for failure messages."""
-    out = []
-    for i, proc in sorted(ha.procs.items()):
-        lines = [line for line in proc.output().splitlines() if "carp" in line]
-        out.append(f"--- {ha.name(i)} ({'running' if proc.running() else 'stopped'}):")
-        out.extend(lines[-15:])
-        if proc.running():
-            try:
-                out.append(json.dumps(ha.ctl(i, "show", "carp", timeout=3)))
-            except Exception as e:  # a failure message must not fail itself
-                out.append(f"show carp: {e}")
-    return "\n".join(out)
 
 
 def ping(ha: HaLab, count: int = 3) -> str:

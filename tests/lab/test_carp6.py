@@ -14,11 +14,10 @@ import time
 
 import pytest
 
+from carplab import CARP_HEADER_BUILDER, TAKEOVER_S, both_masters, logs, port_mac, python, vhid
 from halab import HaLab, ha_lab
 from netlab import Lab, wait_until
 
-ADVBASE = 1
-TAKEOVER_S = 3 * ADVBASE + 1  # what the issue allows between a master's death and a new one
 
 # Neighbour solicitation for argv[1] from the client to its solicited-node group; prints
 # every solicited NA for that target as "<target lladdr> <Ethernet source>". Sniffs rather
@@ -49,22 +48,9 @@ for p in sniffer.stop():
 # Forged vhid-1 IPv6 adverts from the client to ff02::12: a wrong digest (hop limit 255),
 # a hop limit of 64, a broken checksum, and a header cut to 30 bytes.
 FORGED_ADVERTS = """
-import struct
 from scapy.all import IPv6, Ether, Raw, conf, sendp
 conf.verb = 0
-
-def csum(b):
-    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
-    s = (s >> 16) + (s & 0xffff)
-    s += s >> 16
-    return ~s & 0xffff
-
-def carp(vhid, good_sum=True):
-    h = bytearray(struct.pack("!BBBBBBH", 0x21, vhid, 0, 7, 0, 1, 0) + b"\\x11" * 8 + b"\\x22" * 20)
-    s = csum(bytes(h))
-    h[6:8] = struct.pack("!H", s if good_sum else s ^ 0xffff)
-    return bytes(h)
-
+""" + CARP_HEADER_BUILDER + """
 def send(payload, hlim):
     sendp(Ether(dst="33:33:00:00:00:12") / IPv6(src="fe80::10", dst="ff02::12", hlim=hlim, nh=112)
           / Raw(payload), iface="eth0")
@@ -76,17 +62,10 @@ send(carp(1)[:30], 255)
 """
 
 
-def python(lab: Lab, ns: str, script: str, *args: str) -> str:
-    return lab.exec(ns, ["/usr/bin/python3", "-c", script, *args], timeout=30).stdout
 
 
-def vhid(ha: HaLab, i: int, n: int) -> dict:
-    return next(v for v in ha.ctl(i, "show", "carp")["vhids"] if v["vhid"] == n)
 
 
-def port_mac(ha: HaLab, i: int, port: str) -> str:
-    line = ha.procs[i].wait_for_line(rf"^syncwall: interface {port} port \d+ mac ", 1)
-    return line.split()[-1]
 
 
 def link_local_of(mac: str) -> str:
@@ -97,22 +76,8 @@ def link_local_of(mac: str) -> str:
     return "fe80::" + ":".join(f"{w:x}" for w in words)
 
 
-def logs(ha: HaLab) -> str:
-    out = []
-    for i, proc in sorted(ha.procs.items()):
-        lines = [line for line in proc.output().splitlines() if "carp" in line]
-        out.append(f"--- {ha.name(i)} ({'running' if proc.running() else 'stopped'}):")
-        out.extend(lines[-15:])
-    return "\n".join(out)
 
 
-def both_masters(ha: HaLab, node: int, timeout: float) -> None:
-    t0 = time.monotonic()
-    for n in (1, 2):
-        try:
-            ha.wait_master(n, node, max(0.5, timeout - (time.monotonic() - t0)))
-        except TimeoutError as e:
-            raise AssertionError(f"{e}\n{logs(ha)}") from None
 
 
 @pytest.fixture(scope="module")
