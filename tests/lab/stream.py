@@ -55,6 +55,14 @@ def check_stop() -> None:
         raise Stop()
 
 
+def pace(next_send: float) -> None:
+    """Stop if asked to, else sleep until `next_send` (a time.monotonic() value)."""
+    check_stop()
+    delay = next_send - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)
+
+
 def emit(obj: dict) -> None:
     print(json.dumps(obj), flush=True)
 
@@ -121,10 +129,7 @@ def tcp_source(args) -> None:
     last_progress = next_send
     try:
         while True:
-            check_stop()
-            now = time.monotonic()
-            if now < next_send:
-                time.sleep(next_send - now)
+            pace(next_send)
             try:
                 sent = s.send(pattern(st["bytes"], chunk))
                 st["bytes"] += sent
@@ -176,10 +181,7 @@ def udp_push(args) -> None:
     next_send = time.monotonic()
     try:
         while True:
-            check_stop()
-            now = time.monotonic()
-            if now < next_send:
-                time.sleep(next_send - now)
+            pace(next_send)
             seq += 1
             try:
                 s.sendto(seq.to_bytes(8, "big") + b"p" * 56, peer)
