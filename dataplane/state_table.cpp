@@ -10,7 +10,11 @@
 //   a key that is already there, so "did I add it?" is answered by claiming the slot with a
 //   compare-and-swap free -> initialising: a fresh position always has a free slot (a slot
 //   goes back to free before its position does), an existing key's slot never is.
-// * The (creatorid, id) index claims its position the same way, in id_owner_.
+// * The (creatorid, id) index (id_index.hpp) names slots: its cell for a state is cleared
+//   when the state is deleted, before the slot's grace period starts.
+// * A slot's lock, status and generation share one 32-bit word (lock_bit, status bits,
+//   generation above), so that a slot is its state and 8 bytes: every change to the word is
+//   an atomic read-modify-write that leaves the other fields as they are.
 #define ALLOW_EXPERIMENTAL_API 1 // rte_rcu_qsbr_dq_* are experimental in DPDK 22.11
 
 #include "dataplane/state_table.hpp"
@@ -24,9 +28,9 @@
 #include <rte_lcore.h>
 #include <rte_log.h>
 #include <rte_malloc.h>
+#include <rte_pause.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
-#include <rte_spinlock.h>
 
 #include <cstring>
 #include <new>
@@ -38,18 +42,18 @@ namespace {
 
 enum SlotStatus : uint32_t { slot_free = 0, slot_initialising = 1, slot_live = 2, slot_dead = 3 };
 
-constexpr uint32_t no_position = 0xffffffffu;
+// The slot word: bit 0 the lock, bits 1-2 the status, bits 3-31 the generation.
+constexpr uint32_t lock_bit = 1, status_shift = 1, status_bits = 3u << status_shift,
+                   generation_shift = 3;
 
-// Key of the (creatorid, id) index.
-struct IdKey {
-    uint32_t creatorid;
-    uint32_t pad;
-    uint64_t id;
-};
-static_assert(sizeof(IdKey) == 16);
-
-IdKey id_key(uint32_t creatorid, uint64_t id) {
-    return IdKey{creatorid, 0, id};
+constexpr SlotStatus status_of(uint32_t word) {
+    return SlotStatus((word & status_bits) >> status_shift);
+}
+constexpr uint32_t generation_of(uint32_t word) {
+    return word >> generation_shift;
+}
+constexpr uint32_t with_status(uint32_t word, SlotStatus st) {
+    return (word & ~status_bits) | uint32_t(st) << status_shift;
 }
 
 // Longest table name whose derived ring names ("HT_EXT_" + name + "_i") fit
@@ -86,16 +90,35 @@ bool on_lcore() {
 // Compact rather than cache aligned: at a million states every byte counts, and a slot is
 // touched by one worker at a time (symmetric RSS).
 struct StateTable::Slot {
-    std::atomic<uint32_t> status{slot_free};
-    std::atomic<uint32_t> generation{0};
-    rte_spinlock_t lock = RTE_SPINLOCK_INITIALIZER;
-    uint32_t id_pos = no_position; // position in the (creatorid, id) index
+    std::atomic<uint32_t> word{0}; // lock, status, generation
+    std::atomic<uint32_t> twin{no_slot};
     State state;
+
+    SlotStatus status(std::memory_order order = std::memory_order_acquire) const {
+        return status_of(word.load(order));
+    }
+    // Change the status, keeping the lock bit and the generation.
+    void set_status(SlotStatus st) {
+        uint32_t w = word.load(std::memory_order_relaxed);
+        while (!word.compare_exchange_weak(w, with_status(w, st), std::memory_order_acq_rel,
+                                           std::memory_order_relaxed)) {
+        }
+    }
+    // free -> initialising; false if the slot is not free.
+    bool claim() {
+        uint32_t w = word.load(std::memory_order_acquire);
+        while (status_of(w) == slot_free) {
+            if (word.compare_exchange_weak(w, with_status(w, slot_initialising),
+                                           std::memory_order_acq_rel, std::memory_order_acquire))
+                return true;
+        }
+        return false;
+    }
 };
 
 StateTable::StateTable(const StateTableConfig &cfg)
     : capacity_(cfg.capacity), readers_(cfg.reader_threads) {
-    static_assert(sizeof(Slot) == 16 + sizeof(State), "a slot is its state and 16 bytes");
+    static_assert(sizeof(Slot) == 8 + sizeof(State), "a slot is its state and 8 bytes");
     const std::string what = "cannot create state table '" + cfg.name + "' of " +
                              std::to_string(cfg.capacity) + " states: ";
     if (cfg.name.empty() || cfg.name.size() > max_name)
@@ -114,7 +137,7 @@ StateTable::StateTable(const StateTableConfig &cfg)
 
     // rte_hash wants at least one bucket's worth of entries.
     const uint32_t entries = cfg.capacity < 8 ? 8 : cfg.capacity;
-    const std::string ids_name = cfg.name + "_i", dq_name = cfg.name + "_dq";
+    const std::string dq_name = cfg.name + "_dq";
     rte_hash_parameters p{};
     p.entries = entries;
     p.hash_func = rte_hash_crc;
@@ -129,18 +152,12 @@ StateTable::StateTable(const StateTableConfig &cfg)
     // Every packet compares its 40-byte key with one or more candidates: rte_hash would call
     // memcmp() for this length (its vector compares are for 16, 32, 48, ... bytes).
     rte_hash_set_cmp_func(keys_, key_differs<sizeof(StateKey)>);
-    p.name = ids_name.c_str();
-    p.key_len = sizeof(IdKey);
-    ids_ = rte_hash_create(&p);
-    if (ids_ == nullptr) throw dpdk_error("id index");
 
     // Positions run from 0 to max_key_id - 1: `entries` plus what the other lcores' caches
     // of free positions may hold in multi-writer mode ((RTE_MAX_LCORE - 1) * 63).
     const int32_t key_positions = rte_hash_max_key_id(keys_);
-    const int32_t id_positions = rte_hash_max_key_id(ids_);
-    if (key_positions <= 0 || id_positions <= 0) throw fail("rte_hash_max_key_id failed");
+    if (key_positions <= 0) throw fail("rte_hash_max_key_id failed");
     slots_ = uint32_t(key_positions);
-    id_slots_ = uint32_t(id_positions);
 
     slot_array_ = static_cast<Slot *>(rte_zmalloc_socket("syncwall_state_slots",
                                                          sizeof(Slot) * std::size_t(slots_),
@@ -148,12 +165,15 @@ StateTable::StateTable(const StateTableConfig &cfg)
     if (slot_array_ == nullptr) throw fail("no memory for " + std::to_string(slots_) + " slots");
     for (uint32_t i = 0; i < slots_; i++)
         new (&slot_array_[i]) Slot{};
-    id_owner_ = static_cast<std::atomic<uint32_t> *>(rte_zmalloc_socket(
-        "syncwall_state_ids", sizeof(std::atomic<uint32_t>) * std::size_t(id_slots_),
-        RTE_CACHE_LINE_SIZE, cfg.socket_id));
-    if (id_owner_ == nullptr) throw fail("no memory for the id index");
-    for (uint32_t i = 0; i < id_slots_; i++)
-        new (&id_owner_[i]) std::atomic<uint32_t>(no_slot);
+    const uint32_t id_buckets = IdIndex::buckets_for(entries);
+    const std::size_t id_cells = std::size_t(id_buckets) * IdIndex::bucket_cells;
+    id_cells_ = static_cast<std::atomic<uint32_t> *>(
+        rte_malloc_socket("syncwall_state_ids", sizeof(std::atomic<uint32_t>) * id_cells,
+                          RTE_CACHE_LINE_SIZE, cfg.socket_id));
+    if (id_cells_ == nullptr) throw fail("no memory for the id index");
+    for (std::size_t i = 0; i < id_cells; i++)
+        new (&id_cells_[i]) std::atomic<uint32_t>(IdIndex::empty);
+    ids_ = IdIndex(id_cells_, id_buckets, slots_);
 
     // No reader threads (a table only the control path touches): grace periods are instant.
     const uint32_t rcu_threads = readers_ == 0 ? 1 : readers_;
@@ -190,10 +210,10 @@ StateTable::StateTable(const StateTableConfig &cfg)
     dq_ = rte_rcu_qsbr_dq_create(&dp);
     if (dq_ == nullptr) throw dpdk_error("RCU defer queue");
 
-    memory_bytes_ =
-        hash_bytes(keys_, entries, sizeof(StateKey)) + hash_bytes(ids_, entries, sizeof(IdKey)) +
-        sizeof(Slot) * std::size_t(slots_) + sizeof(uint32_t) * std::size_t(id_slots_) +
-        (sizeof(uint64_t) + dp.esize) * std::size_t(rte_align32pow2(slots_ + 1)) + rcu_bytes;
+    memory_bytes_ = hash_bytes(keys_, entries, sizeof(StateKey)) + sizeof(uint32_t) * id_cells +
+                    sizeof(Slot) * std::size_t(slots_) +
+                    (sizeof(uint64_t) + dp.esize) * std::size_t(rte_align32pow2(slots_ + 1)) +
+                    rcu_bytes;
 }
 
 StateTable::~StateTable() {
@@ -212,14 +232,13 @@ void StateTable::free_resources() {
         RTE_LOG(ERR, USER1, "state table: defer queue not empty at teardown, leaking it\n");
     dq_ = nullptr;
     rte_hash_free(keys_);
-    rte_hash_free(ids_);
-    keys_ = ids_ = nullptr;
+    keys_ = nullptr;
     rte_free(rcu_);
     rcu_ = nullptr;
     rte_free(slot_array_);
     slot_array_ = nullptr;
-    rte_free(id_owner_);
-    id_owner_ = nullptr;
+    rte_free(id_cells_);
+    id_cells_ = nullptr;
 }
 
 // --- lookups ---------------------------------------------------------------------------
@@ -227,7 +246,7 @@ void StateTable::free_resources() {
 uint32_t StateTable::lookup(const StateKey &key) const {
     const int32_t pos = rte_hash_lookup(keys_, &key);
     if (pos < 0 || uint32_t(pos) >= slots_) return no_slot;
-    if (slot_array_[pos].status.load(std::memory_order_acquire) != slot_live) return no_slot;
+    if (slot_array_[pos].status() != slot_live) return no_slot;
     return uint32_t(pos);
 }
 
@@ -256,20 +275,46 @@ void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsig
         rte_prefetch0(p + sizeof(Slot) - 1);
     }
     for (unsigned i = 0; i < n; i++) {
-        const bool found = pos[i] >= 0 && uint32_t(pos[i]) < slots_ &&
-                           slot_array_[pos[i]].status.load(std::memory_order_acquire) == slot_live;
+        const bool found =
+            pos[i] >= 0 && uint32_t(pos[i]) < slots_ && slot_array_[pos[i]].status() == slot_live;
         slots[i] = found ? uint32_t(pos[i]) : no_slot;
     }
 }
 
 uint32_t StateTable::lookup_id(uint32_t creatorid, uint64_t id) const {
-    const IdKey k = id_key(creatorid, id);
-    const int32_t pos = rte_hash_lookup(ids_, &k);
-    if (pos < 0 || uint32_t(pos) >= id_slots_) return no_slot;
-    const uint32_t slot = id_owner_[pos].load(std::memory_order_acquire);
-    if (slot >= slots_) return no_slot;
-    if (slot_array_[slot].status.load(std::memory_order_acquire) != slot_live) return no_slot;
-    return slot;
+    // A live slot's creatorid and id never change, and it is not recycled before the
+    // caller's next quiescent point.
+    const uint32_t slot = ids_.find(creatorid, id, [&](uint32_t s) {
+        if (s >= slots_) return false;
+        const Slot &sl = slot_array_[s];
+        return sl.status() == slot_live && sl.state.creatorid == creatorid && sl.state.id == id;
+    });
+    return slot == IdIndex::empty ? no_slot : slot;
+}
+
+// --- twins ---------------------------------------------------------------------------------
+
+uint32_t StateTable::twin(uint32_t slot) const {
+    return slot < slots_ ? slot_array_[slot].twin.load(std::memory_order_relaxed) : no_slot;
+}
+
+void StateTable::set_twin(uint32_t slot, uint32_t twin) {
+    if (slot < slots_) slot_array_[slot].twin.store(twin, std::memory_order_relaxed);
+}
+
+bool StateTable::twin_matches(uint32_t slot, const StateKey &key) const {
+    if (slot >= slots_) return false;
+    const Slot &s = slot_array_[slot];
+    // Live, so its key is written and stays until a grace period after its delete.
+    return s.status() == slot_live && !key_differs<sizeof(StateKey)>(&s.state.key, &key, 0);
+}
+
+void StateTable::prefetch(uint32_t slot) const {
+    if (slot >= slots_) return;
+    const char *p = reinterpret_cast<const char *>(&slot_array_[slot]);
+    rte_prefetch0(p);
+    rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
+    rte_prefetch0(p + sizeof(Slot) - 1);
 }
 
 // --- access to one state -----------------------------------------------------------------
@@ -277,16 +322,27 @@ uint32_t StateTable::lookup_id(uint32_t creatorid, uint64_t id) const {
 bool StateTable::lock(uint32_t slot) {
     if (slot >= slots_) return false;
     Slot &s = slot_array_[slot];
-    rte_spinlock_lock(&s.lock);
-    if (s.status.load(std::memory_order_acquire) != slot_live) {
-        rte_spinlock_unlock(&s.lock);
+    uint32_t w = s.word.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((w & lock_bit) != 0) {
+            rte_pause();
+            w = s.word.load(std::memory_order_relaxed);
+            continue;
+        }
+        if (s.word.compare_exchange_weak(w, w | lock_bit, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+            break;
+    }
+    // Only the lock holder takes a live slot out of live, so `w` stays true while we hold it.
+    if (status_of(w) != slot_live) {
+        unlock(slot);
         return false;
     }
     return true;
 }
 
 void StateTable::unlock(uint32_t slot) {
-    rte_spinlock_unlock(&slot_array_[slot].lock);
+    slot_array_[slot].word.fetch_and(~lock_bit, std::memory_order_release);
 }
 
 State &StateTable::state(uint32_t slot) {
@@ -298,7 +354,8 @@ const State &StateTable::state(uint32_t slot) const {
 }
 
 uint32_t StateTable::generation(uint32_t slot) const {
-    return slot < slots_ ? slot_array_[slot].generation.load(std::memory_order_acquire) : 0;
+    return slot < slots_ ? generation_of(slot_array_[slot].word.load(std::memory_order_acquire))
+                         : 0;
 }
 
 // --- writers -------------------------------------------------------------------------------
@@ -329,52 +386,44 @@ StateTable::InsertResult StateTable::insert(const State &st, unsigned writer, ui
     // a grace period after its delete. Workers and the sync lcore insert as registered
     // readers, so no grace period can end between the add and this claim.
     Slot &s = slot_array_[pos];
-    uint32_t expected = slot_free;
-    if (!s.status.compare_exchange_strong(expected, slot_initialising, std::memory_order_acq_rel))
-        return refuse(InsertResult::exists); // the key was there already (live, new or dying)
+    if (!s.claim()) return refuse(InsertResult::exists); // the key was there (live, new or dying)
 
     // The key is ours. Undo it if the id cannot be had: unlink the key now, recycle the
     // position after a grace period (a reader may have looked it up meanwhile).
     auto undo = [&](InsertResult r) {
         rte_hash_del_key(keys_, &st.key);
-        s.id_pos = no_position;
-        s.status.store(slot_dead, std::memory_order_release);
+        s.set_status(slot_dead);
         retire(uint32_t(pos), writer);
         return refuse(r);
     };
-    const IdKey ik = id_key(st.creatorid, st.id);
-    int32_t ipos = rte_hash_add_key(ids_, &ik);
-    if (ipos == -ENOSPC) {
-        reclaim();
-        ipos = rte_hash_add_key(ids_, &ik);
-    }
-    if (ipos < 0) return undo(InsertResult::full);
-    if (uint32_t(ipos) >= id_slots_) {
-        rte_hash_del_key(ids_, &ik);
-        rte_hash_free_key_with_position(ids_, ipos);
+    // The record goes in first: an inserter checking the id index for a duplicate reads the
+    // (creatorid, id) of every slot a cell names, this one's as soon as its cell is set.
+    std::memcpy(static_cast<void *>(&s.state), &st, sizeof(State));
+    s.twin.store(no_slot, std::memory_order_relaxed);
+    switch (ids_.add(st.creatorid, st.id, uint32_t(pos), [&](uint32_t other) {
+        return other < slots_ && slot_array_[other].status() != slot_free &&
+               slot_array_[other].state.creatorid == st.creatorid &&
+               slot_array_[other].state.id == st.id;
+    })) {
+    case IdIndex::Add::ok:
+        break;
+    case IdIndex::Add::exists:
+        return undo(InsertResult::exists);
+    case IdIndex::Add::full:
         return undo(InsertResult::full);
     }
-    uint32_t no_owner = no_slot;
-    if (!id_owner_[ipos].compare_exchange_strong(no_owner, uint32_t(pos),
-                                                 std::memory_order_acq_rel))
-        return undo(InsertResult::exists);
 
-    s.id_pos = uint32_t(ipos);
-    std::memcpy(static_cast<void *>(&s.state), &st, sizeof(State));
-    s.status.store(slot_live, std::memory_order_release);
+    s.set_status(slot_live);
     inserts_.fetch_add(1, std::memory_order_relaxed);
     if (slot_out != nullptr) *slot_out = uint32_t(pos);
     if (sink_ != nullptr)
-        sink_->state_changed(writer, uint32_t(pos), s.generation.load(std::memory_order_relaxed),
-                             StateChange::insert);
+        sink_->state_changed(writer, uint32_t(pos), generation(uint32_t(pos)), StateChange::insert);
     return InsertResult::ok;
 }
 
 void StateTable::notify_update(uint32_t slot, unsigned writer) {
     if (sink_ != nullptr && slot < slots_)
-        sink_->state_changed(writer, slot,
-                             slot_array_[slot].generation.load(std::memory_order_relaxed),
-                             StateChange::update);
+        sink_->state_changed(writer, slot, generation(slot), StateChange::update);
 }
 
 bool StateTable::remove(uint32_t slot, unsigned writer) {
@@ -385,18 +434,16 @@ bool StateTable::remove(uint32_t slot, unsigned writer) {
 
 void StateTable::remove_locked(uint32_t slot, unsigned writer) {
     Slot &s = slot_array_[slot];
-    if (sink_ != nullptr)
-        sink_->state_changed(writer, slot, s.generation.load(std::memory_order_relaxed),
-                             StateChange::remove);
+    if (sink_ != nullptr) sink_->state_changed(writer, slot, generation(slot), StateChange::remove);
     const StateKey key = s.state.key;
-    const IdKey ik = id_key(s.state.creatorid, s.state.id);
-    const bool has_id = s.id_pos != no_position;
-    s.status.store(slot_dead, std::memory_order_release);
-    rte_spinlock_unlock(&s.lock);
-    // While dead and still indexed, an insert of the same key or id finds this slot or id
-    // owner taken and reports `exists`; once unlinked, it gets fresh positions.
+    const uint32_t creatorid = s.state.creatorid;
+    const uint64_t id = s.state.id;
+    s.set_status(slot_dead);
+    unlock(slot);
+    // While dead and still indexed, an insert of the same key or id finds this slot taken
+    // and reports `exists`; once unlinked, it gets a fresh position and cell.
     rte_hash_del_key(keys_, &key);
-    if (has_id) rte_hash_del_key(ids_, &ik);
+    ids_.remove(creatorid, id, slot);
     retire(slot, writer);
     count_.fetch_sub(1, std::memory_order_relaxed);
     removals_.fetch_add(1, std::memory_order_relaxed);
@@ -417,16 +464,18 @@ void StateTable::retire(uint32_t slot, unsigned writer) {
 
 void StateTable::release(uint32_t slot) {
     Slot &s = slot_array_[slot];
-    const uint32_t ipos = s.id_pos;
-    s.id_pos = no_position;
-    s.generation.fetch_add(1, std::memory_order_relaxed);
-    // The slot and the id owner are free before their positions can be handed out again.
-    s.status.store(slot_free, std::memory_order_release);
-    if (ipos != no_position) id_owner_[ipos].store(no_slot, std::memory_order_release);
+    // The slot is free, with its next generation, before its position can be handed out
+    // again. A non-RCU thread (the sweep) may hold the lock bit for a moment: keep it.
+    uint32_t w = s.word.load(std::memory_order_relaxed);
+    uint32_t next;
+    do {
+        next = ((generation_of(w) + 1) << generation_shift) | (w & lock_bit) |
+               uint32_t(slot_free) << status_shift;
+    } while (!s.word.compare_exchange_weak(w, next, std::memory_order_acq_rel,
+                                           std::memory_order_relaxed));
     // Freeing a position pushes it on the calling lcore's cache; off an lcore (teardown
     // from a plain thread) there is no cache, and the table is going away anyway.
     if (!on_lcore()) return;
-    if (ipos != no_position) rte_hash_free_key_with_position(ids_, int32_t(ipos));
     rte_hash_free_key_with_position(keys_, int32_t(slot));
 }
 
@@ -461,16 +510,15 @@ uint32_t StateTable::sweep(uint32_t budget, unsigned writer,
         const uint32_t i = sweep_cursor_;
         sweep_cursor_ = i + 1 == slots_ ? 0 : i + 1;
         Slot &s = slot_array_[i];
-        if (s.status.load(std::memory_order_relaxed) != slot_live || !lock(i)) continue;
+        if (s.status(std::memory_order_relaxed) != slot_live || !lock(i)) continue;
         std::memcpy(static_cast<void *>(&copy), &s.state, sizeof(State));
-        const uint32_t gen = s.generation.load(std::memory_order_relaxed);
+        const uint32_t gen = generation(i);
         unlock(i);
         if (!expired(copy)) continue;
         // Delete only what was judged: a state refreshed (or replaced) since the copy was
         // taken is left for the next round.
         if (!lock(i)) continue;
-        if (s.generation.load(std::memory_order_relaxed) != gen ||
-            std::memcmp(&copy, &s.state, sizeof(State)) != 0) {
+        if (generation(i) != gen || std::memcmp(&copy, &s.state, sizeof(State)) != 0) {
             unlock(i);
             continue;
         }
@@ -484,8 +532,7 @@ uint32_t StateTable::sweep(uint32_t budget, unsigned writer,
 void StateTable::for_each(const std::function<void(uint32_t, const State &)> &f) {
     State copy;
     for (uint32_t i = 0; i < slots_; i++) {
-        if (slot_array_[i].status.load(std::memory_order_relaxed) != slot_live || !lock(i))
-            continue;
+        if (slot_array_[i].status(std::memory_order_relaxed) != slot_live || !lock(i)) continue;
         std::memcpy(static_cast<void *>(&copy), &slot_array_[i].state, sizeof(State));
         unlock(i);
         f(i, copy);
@@ -502,7 +549,7 @@ StateTable::Stats StateTable::stats() const {
 }
 
 std::size_t StateTable::bytes_per_state() const {
-    return capacity_ == 0 ? 0 : memory_bytes_ / capacity_;
+    return capacity_ == 0 ? 0 : (memory_bytes_ + capacity_ - 1) / capacity_; // rounded up
 }
 
 } // namespace syncwall::dp

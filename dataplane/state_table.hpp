@@ -3,8 +3,8 @@
 // Theory of operation
 // * Index: an rte_hash in lock-free reader/writer mode (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF
 //   with MULTI_WRITER_ADD) keyed by StateKey. The key's position in the hash is the state's
-//   slot number in a parallel array of slots, so a lookup yields the slot directly. A second
-//   rte_hash indexes (creatorid, id) -> slot for pfsync.
+//   slot number in a parallel array of slots, so a lookup yields the slot directly. An
+//   IdIndex (id_index.hpp) maps (creatorid, id) -> slot for pfsync.
 // * Writers: workers insert new states and update theirs; the sync lcore inserts, updates
 //   and deletes states from peers; the main lcore's expiry sweep deletes. Mutation of one
 //   state is serialised by the slot's lock (uncontended in practice: symmetric RSS keeps a
@@ -24,6 +24,7 @@
 //   caches. An insert from an unregistered thread is refused as `full`.
 #pragma once
 
+#include "dataplane/id_index.hpp"
 #include "dataplane/state.hpp"
 
 #include <atomic>
@@ -75,6 +76,17 @@ class StateTable {
     void lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsigned n) const;
     uint32_t lookup_id(uint32_t creatorid, uint64_t id) const;
 
+    // --- twins: pf's link from a state key to its reverse ----------------------------
+    // A forwarded packet matches one state inbound and the state with the reversed key
+    // outbound. The worker remembers, per slot, the slot it last found for the other
+    // direction; this is a hint only, and twin_matches() says whether a hinted slot is live
+    // and holds `key` (valid until the caller's next quiescent point, as a lookup is).
+    uint32_t twin(uint32_t slot) const;
+    void set_twin(uint32_t slot, uint32_t twin);
+    bool twin_matches(uint32_t slot, const StateKey &key) const;
+    // Start loading a slot the caller is about to lock (a twin, say).
+    void prefetch(uint32_t slot) const;
+
     // --- access to one state ---------------------------------------------------------
     // Lock a slot for reading or writing. Returns false (and holds nothing) if the slot is
     // not live any more (deleted since it was looked up).
@@ -112,7 +124,8 @@ class StateTable {
     // Visit up to `budget` slots starting where the previous call stopped, deleting live
     // states for which expired(state) says so. Returns how many were deleted. The sweep
     // covers the whole table in capacity()/budget calls and never pauses for longer.
-    uint32_t sweep(uint32_t budget, unsigned writer, const std::function<bool(const State &)> &expired);
+    uint32_t sweep(uint32_t budget, unsigned writer,
+                   const std::function<bool(const State &)> &expired);
     // Call f(slot, copy of state) for every live state (copied under the lock).
     void for_each(const std::function<void(uint32_t, const State &)> &f);
 
@@ -134,7 +147,8 @@ class StateTable {
   private:
     struct Slot;
     rte_hash *keys_ = nullptr;
-    rte_hash *ids_ = nullptr;
+    IdIndex ids_;
+    std::atomic<uint32_t> *id_cells_ = nullptr;
     rte_rcu_qsbr *rcu_ = nullptr;
     rte_rcu_qsbr_dq *dq_ = nullptr;
     Slot *slot_array_ = nullptr;
@@ -146,11 +160,6 @@ class StateTable {
     uint32_t sweep_cursor_ = 0;
     StateChangeSink *sink_ = nullptr;
     std::size_t memory_bytes_ = 0;
-    // Position in the (creatorid, id) index -> slot. A duplicate rte_hash_add_key_data
-    // would overwrite the existing entry's data, so the id's owner is claimed here instead
-    // (compare-and-swap from no_slot), exactly as a key claims its slot.
-    std::atomic<uint32_t> *id_owner_ = nullptr;
-    uint32_t id_slots_ = 0;
 
     void remove_locked(uint32_t slot, unsigned writer); // slot locked and live; unlocks it
     void retire(uint32_t slot, unsigned writer);        // release(slot) after a grace period

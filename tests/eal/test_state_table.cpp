@@ -442,6 +442,80 @@ TEST_CASE("a worker looking states up while the main lcore inserts and deletes t
     CHECK(max_generation > 0); // slots were really recycled under the reader
 }
 
+TEST_CASE("a full table finds every state by id through churn, under many creators",
+          "[eal][state]") {
+    // Ids as pf makes them (boot time in the high bits, a counter below) from four creators,
+    // the table kept full while states are deleted and replaced: the id index never runs out
+    // of room and always answers with the state that holds the id.
+    constexpr uint32_t capacity = 50000;
+    StateTable t(config(capacity));
+    std::vector<uint32_t> slot_of(capacity), creator_of(capacity);
+    std::vector<uint64_t> id_of(capacity);
+    uint64_t next = 0x65000000ull << 32;
+    auto put = [&](uint32_t n) {
+        creator_of[n] = 0x1000 + n % 4;
+        id_of[n] = next++;
+        dp::State s = make_state(n, id_of[n]);
+        s.creatorid = creator_of[n];
+        return t.insert(s, 0, &slot_of[n]);
+    };
+    for (uint32_t n = 0; n < capacity; n++)
+        REQUIRE(put(n) == StateTable::InsertResult::ok);
+    uint64_t seed = 7;
+    for (uint32_t round = 0; round < 4 * capacity; round++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const uint32_t n = uint32_t(seed >> 33) % capacity;
+        REQUIRE(t.remove(slot_of[n], 0));
+        const uint32_t old_creator = creator_of[n];
+        const uint64_t old_id = id_of[n];
+        if (round % 64 == 0) grace_period(t, 1);
+        REQUIRE(put(n) == StateTable::InsertResult::ok);
+        REQUIRE(t.lookup_id(old_creator, old_id) == StateTable::no_slot);
+    }
+    CHECK(t.count() == capacity);
+    CHECK(t.stats().insert_full == 0);
+    uint32_t found = 0;
+    for (uint32_t n = 0; n < capacity; n++)
+        found += t.lookup_id(creator_of[n], id_of[n]) == slot_of[n] ? 1 : 0;
+    CHECK(found == capacity);
+    // Same id under another creator, and unknown ids, find nothing.
+    CHECK(t.lookup_id(0x2000, id_of[0]) == StateTable::no_slot);
+    CHECK(t.lookup_id(creator_of[0], next) == StateTable::no_slot);
+}
+
+TEST_CASE("a twin hint is trusted only while its slot is live and holds the key",
+          "[eal][state]") {
+    StateTable t(config(64));
+    uint32_t a = StateTable::no_slot, b = StateTable::no_slot;
+    REQUIRE(t.insert(make_state(1), 0, &a) == StateTable::InsertResult::ok);
+    REQUIRE(t.insert(make_state(2), 0, &b) == StateTable::InsertResult::ok);
+    CHECK(t.twin(a) == StateTable::no_slot); // a new state has no twin
+    t.set_twin(a, b);
+    t.set_twin(b, a);
+    CHECK(t.twin(a) == b);
+    CHECK(t.twin_matches(t.twin(a), make_key(2)));
+    CHECK_FALSE(t.twin_matches(t.twin(a), make_key(1)));
+    CHECK_FALSE(t.twin_matches(StateTable::no_slot, make_key(2)));
+    CHECK_FALSE(t.twin_matches(t.slots(), make_key(2)));
+
+    // b is deleted: the hint in a names a dead slot, then (once b's slot is reused) another
+    // state's slot; neither matches b's key.
+    REQUIRE(t.remove(b, 0));
+    CHECK_FALSE(t.twin_matches(t.twin(a), make_key(2)));
+    grace_period(t, 1);
+    bool reused = false;
+    uint32_t s = StateTable::no_slot;
+    for (uint32_t i = 0; i < t.slots() && !reused; i++) {
+        REQUIRE(t.insert(make_state(100 + i), 0, &s) == StateTable::InsertResult::ok);
+        reused = s == b;
+        if (!reused) REQUIRE(t.remove(s, 0));
+    }
+    REQUIRE(reused);
+    CHECK(t.twin(b) == StateTable::no_slot); // the new state starts without the old hint
+    CHECK_FALSE(t.twin_matches(t.twin(a), make_key(2)));
+    CHECK(t.twin_matches(t.twin(a), t.state(b).key));
+}
+
 TEST_CASE("memory per state is reported and plausible", "[eal][state]") {
     StateTable t(config(100000, 4));
     const std::size_t bytes = t.bytes_per_state();

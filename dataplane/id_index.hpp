@@ -1,0 +1,156 @@
+// The state table's (creatorid, id) index: pfsync names a state by its creator's host id
+// and the creator's 64-bit state id, and a peer's update, delete or update request must
+// find the slot that holds it.
+//
+// Theory of operation
+// * Cells: 32-bit words in buckets of 16 (one cache line). A cell is empty or holds a slot
+//   number with a tag, hash bits stored above the slot number's width. A lookup asks the
+//   caller to check only the cells whose tag matches against the slot's own (creatorid,
+//   id): no key is stored here, so a state costs this index one cell's share of memory.
+// * Two buckets per id, from two halves of one 64-bit hash. An insert takes an empty cell
+//   in the emptier of the two ("the power of two choices"): with 1.75 cells per state the
+//   fullest bucket stays below 16 (a million states, full and churned by 20 million
+//   replacements, filled no bucket beyond 13). If both are full the insert is refused, and
+//   the state table reports it as full.
+// * No chains and no tombstones: a removal clears its cell, and a lookup reads the same two
+//   buckets whatever came and went before.
+// * Concurrency: cells change only by compare-and-swap (an inserter claims an empty cell, a
+//   remover clears the cell naming its slot), so inserters and removers on different lcores
+//   never undo each other's work, and readers see every cell before or after a change. The
+//   caller makes sure that a slot named by a cell is not recycled while it is being checked
+//   (the state table clears the cell before the slot's RCU grace period starts).
+// * Duplicates: add() refuses an id that a cell already names. Two lcores adding the same
+//   id at the same moment could both succeed; ids are never made that way (each worker
+//   numbers its own states, and only the sync lcore imports its peers' states).
+//
+// Pure C++ over memory the caller provides (the state table allocates it from EAL).
+#pragma once
+
+#include <atomic>
+#include <bit>
+#include <cstdint>
+
+namespace syncwall::dp {
+
+class IdIndex {
+  public:
+    static constexpr uint32_t bucket_cells = 16;
+    static constexpr uint32_t empty = 0xffffffffu;
+
+    // Buckets for `capacity` states: 1.75 cells per state.
+    static uint32_t buckets_for(uint32_t capacity) {
+        const uint64_t cells = 7 * uint64_t(capacity) / 4;
+        const uint64_t buckets = (cells + bucket_cells - 1) / bucket_cells;
+        return buckets < 2 ? 2 : uint32_t(buckets);
+    }
+
+    IdIndex() = default;
+    // `cells`: buckets * bucket_cells words, all `empty`. Slot numbers are below `slots`.
+    IdIndex(std::atomic<uint32_t> *cells, uint32_t buckets, uint32_t slots)
+        : cells_(cells), buckets_(buckets),
+          // The widest slot number (slots - 1) never fills its bits, so no cell is `empty`.
+          slot_bits_(unsigned(std::bit_width(slots))),
+          slot_mask_(slot_bits_ >= 32 ? ~0u : (1u << slot_bits_) - 1) {}
+
+    enum class Add : uint8_t { ok, exists, full };
+
+    // Index `slot` under (creatorid, id). `holds(s)` says whether slot s holds this id (any
+    // slot a cell names: live, being made or being deleted).
+    template <class Holds> Add add(uint32_t creatorid, uint64_t id, uint32_t slot, Holds holds) {
+        const Where w = where(creatorid, id);
+        const uint32_t value = (slot & slot_mask_) | w.tag;
+        for (;;) {
+            std::atomic<uint32_t> *best = nullptr;
+            unsigned best_free = 0;
+            for (const uint32_t b : {w.b1, w.b2}) {
+                std::atomic<uint32_t> *bucket = cells_ + std::size_t(b) * bucket_cells;
+                std::atomic<uint32_t> *first_free = nullptr;
+                unsigned free = 0;
+                for (uint32_t i = 0; i < bucket_cells; i++) {
+                    const uint32_t v = bucket[i].load(std::memory_order_acquire);
+                    if (v == empty) {
+                        if (free++ == 0) first_free = &bucket[i];
+                    } else if ((v & ~slot_mask_) == w.tag && holds(v & slot_mask_)) {
+                        return Add::exists;
+                    }
+                }
+                if (free > best_free) {
+                    best_free = free;
+                    best = first_free;
+                }
+                if (w.b2 == w.b1) break;
+            }
+            if (best == nullptr) return Add::full;
+            uint32_t expected = empty;
+            if (best->compare_exchange_strong(expected, value, std::memory_order_acq_rel))
+                return Add::ok;
+            // Another inserter took that cell first: look again.
+        }
+    }
+
+    // The slot for which `holds(s)` is true among the cells tagged for (creatorid, id), or
+    // `empty`. `holds` decides what counts (the state table: live, with this id).
+    template <class Holds> uint32_t find(uint32_t creatorid, uint64_t id, Holds holds) const {
+        const Where w = where(creatorid, id);
+        for (const uint32_t b : {w.b1, w.b2}) {
+            const std::atomic<uint32_t> *bucket = cells_ + std::size_t(b) * bucket_cells;
+            for (uint32_t i = 0; i < bucket_cells; i++) {
+                const uint32_t v = bucket[i].load(std::memory_order_acquire);
+                if (v != empty && (v & ~slot_mask_) == w.tag && holds(v & slot_mask_))
+                    return v & slot_mask_;
+            }
+            if (w.b2 == w.b1) break;
+        }
+        return empty;
+    }
+
+    // Clear the cell that indexes `slot` under (creatorid, id). False if there is none.
+    bool remove(uint32_t creatorid, uint64_t id, uint32_t slot) {
+        const Where w = where(creatorid, id);
+        const uint32_t value = (slot & slot_mask_) | w.tag;
+        for (const uint32_t b : {w.b1, w.b2}) {
+            std::atomic<uint32_t> *bucket = cells_ + std::size_t(b) * bucket_cells;
+            for (uint32_t i = 0; i < bucket_cells; i++) {
+                uint32_t expected = value;
+                if (bucket[i].load(std::memory_order_relaxed) == value &&
+                    bucket[i].compare_exchange_strong(expected, empty, std::memory_order_acq_rel))
+                    return true;
+            }
+            if (w.b2 == w.b1) break;
+        }
+        return false;
+    }
+
+    uint32_t buckets() const { return buckets_; }
+
+  private:
+    struct Where {
+        uint32_t b1, b2, tag; // tag already shifted above the slot bits
+    };
+
+    Where where(uint32_t creatorid, uint64_t id) const {
+        // splitmix64's finaliser over the id and the creator: every output bit depends on
+        // every input bit, so the two bucket numbers and the tag are independent enough.
+        uint64_t x = id ^ (uint64_t(creatorid) * 0x9e3779b97f4a7c15ull);
+        x ^= x >> 30;
+        x *= 0xbf58476d1ce4e5b9ull;
+        x ^= x >> 27;
+        x *= 0x94d049bb133111ebull;
+        x ^= x >> 31;
+        const auto lo = uint32_t(x), hi = uint32_t(x >> 32);
+        // Multiply-shift maps a 32-bit hash onto 0..buckets-1 without a division; it reads
+        // the hash's high bits, and the tag comes from the low ones.
+        Where w;
+        w.b1 = uint32_t((uint64_t(lo) * buckets_) >> 32);
+        w.b2 = uint32_t((uint64_t(hi) * buckets_) >> 32);
+        w.tag = slot_bits_ >= 32 ? 0 : (lo ^ hi) << slot_bits_;
+        return w;
+    }
+
+    std::atomic<uint32_t> *cells_ = nullptr;
+    uint32_t buckets_ = 0;
+    unsigned slot_bits_ = 32;
+    uint32_t slot_mask_ = ~0u;
+};
+
+} // namespace syncwall::dp

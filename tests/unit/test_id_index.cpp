@@ -1,0 +1,96 @@
+// The state table's (creatorid, id) index on plain memory: what it finds, refuses and
+// forgets, with slots simulated by an array of ids.
+#include "dataplane/id_index.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+using syncwall::dp::IdIndex;
+
+namespace {
+
+struct Fixture {
+    uint32_t slots;
+    std::vector<std::atomic<uint32_t>> cells;
+    std::vector<std::pair<uint32_t, uint64_t>> held; // slot -> (creatorid, id), {0,0}: none
+    IdIndex index;
+
+    Fixture(uint32_t capacity, uint32_t slot_count)
+        : slots(slot_count),
+          cells(std::size_t(IdIndex::buckets_for(capacity)) * IdIndex::bucket_cells),
+          held(slot_count) {
+        for (auto &c : cells)
+            c.store(IdIndex::empty);
+        index = IdIndex(cells.data(), IdIndex::buckets_for(capacity), slots);
+    }
+    IdIndex::Add add(uint32_t creator, uint64_t id, uint32_t slot) {
+        held[slot] = {creator, id};
+        const auto r = index.add(creator, id, slot, [&](uint32_t s) {
+            return s != slot && held[s] == std::make_pair(creator, id);
+        });
+        if (r != IdIndex::Add::ok) held[slot] = {0, 0};
+        return r;
+    }
+    uint32_t find(uint32_t creator, uint64_t id) const {
+        return index.find(creator, id,
+                          [&](uint32_t s) { return held[s] == std::make_pair(creator, id); });
+    }
+    bool remove(uint32_t slot) {
+        const auto [creator, id] = held[slot];
+        held[slot] = {0, 0};
+        return index.remove(creator, id, slot);
+    }
+};
+
+} // namespace
+
+TEST_CASE("ids are found, refused twice, and forgotten", "[id_index]") {
+    Fixture f(1000, 1100);
+    REQUIRE(f.add(7, 100, 5) == IdIndex::Add::ok);
+    REQUIRE(f.add(8, 100, 6) == IdIndex::Add::ok); // same id, another creator
+    CHECK(f.find(7, 100) == 5);
+    CHECK(f.find(8, 100) == 6);
+    CHECK(f.find(7, 101) == IdIndex::empty);
+    CHECK(f.add(7, 100, 9) == IdIndex::Add::exists);
+    CHECK(f.find(7, 100) == 5);
+    CHECK(f.remove(5));
+    CHECK_FALSE(f.remove(5));
+    CHECK(f.find(7, 100) == IdIndex::empty);
+    CHECK(f.find(8, 100) == 6);
+    CHECK(f.add(7, 100, 9) == IdIndex::Add::ok);
+    CHECK(f.find(7, 100) == 9);
+}
+
+TEST_CASE("a full index of the largest slot numbers finds every id", "[id_index]") {
+    // Slot numbers up to slots-1 share the cell with the tag: none may read as empty, and
+    // the tag must never leak into the slot number.
+    constexpr uint32_t capacity = 4096, slots = 4096 + 63;
+    Fixture f(capacity, slots);
+    for (uint32_t i = 0; i < capacity; i++)
+        REQUIRE(f.add(1, 0xabc0000000ull + i, slots - 1 - i) == IdIndex::Add::ok);
+    for (uint32_t i = 0; i < capacity; i++)
+        REQUIRE(f.find(1, 0xabc0000000ull + i) == slots - 1 - i);
+}
+
+TEST_CASE("an id whose two buckets are full is refused as full", "[id_index]") {
+    // The smallest index has two buckets: 32 cells in all.
+    Fixture f(1, 64);
+    REQUIRE(f.index.buckets() == 2);
+    uint32_t ok = 0;
+    IdIndex::Add last = IdIndex::Add::ok;
+    for (uint32_t i = 0; i < 40 && last == IdIndex::Add::ok; i++) {
+        last = f.add(3, i, i);
+        ok += last == IdIndex::Add::ok ? 1 : 0;
+    }
+    // Refused once the id's buckets are full: both (or its one, if its two hashes agree).
+    CHECK(last == IdIndex::Add::full);
+    CHECK(ok >= IdIndex::bucket_cells);
+    CHECK(ok <= 2 * IdIndex::bucket_cells);
+    for (uint32_t i = 0; i < ok; i++)
+        REQUIRE(f.remove(i));
+    CHECK(f.add(3, ok, 50) == IdIndex::Add::ok); // room again, and the refused id fits
+}
