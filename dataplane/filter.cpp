@@ -44,32 +44,45 @@ Filter::Filter(Dataplane &dp, unsigned worker)
 
 void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
                  const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
-                 uint32_t now) {
+                 uint32_t now, const uint32_t *hints) {
+    StateTable &st = *dp_.states;
     StateKey keys[max_filter_batch];
     const StateKey *key_ptrs[max_filter_batch];
-    uint32_t slots[max_filter_batch];
+    uint32_t found[max_filter_batch], slot_of[max_filter_batch];
     unsigned lookup[max_filter_batch], misses[max_filter_batch];
     unsigned nl = 0, nm = 0;
+    constexpr uint32_t icmp_error_done = StateTable::no_slot - 1;
 
     for (unsigned k = 0; k < n; k++) {
         const PacketDesc &d = descs[idx[k]];
         out[k] = FilterVerdict{};
         if (d.has_l4 && d.icmp.is_error && (d.proto == proto_icmp || d.proto == proto_icmpv6)) {
             out[k] = icmp_error(frame_of(pkts[idx[k]]), d, dir);
+            slot_of[k] = icmp_error_done;
             continue;
         }
         keys[nl] = state_key(d, dir);
+        // A twin that is live with this key is what the lookup would find.
+        if (hints != nullptr && st.twin_matches(hints[k], keys[nl])) {
+            slot_of[k] = hints[k];
+            continue;
+        }
+        slot_of[k] = StateTable::no_slot;
         key_ptrs[nl] = &keys[nl];
         lookup[nl++] = k;
     }
-    if (nl != 0) dp_.states->lookup_bulk(key_ptrs, slots, nl);
-    for (unsigned j = 0; j < nl; j++) {
-        const unsigned k = lookup[j];
-        if (slots[j] != StateTable::no_slot) {
-            if (!track(slots[j], dir, descs[idx[k]], pkts[idx[k]]->pkt_len, now, out[k])) continue;
+    if (nl != 0) st.lookup_bulk(key_ptrs, found, nl);
+    for (unsigned j = 0; j < nl; j++)
+        slot_of[lookup[j]] = found[j];
+    // In burst order, so that a connection's packets meet its state in the order they came.
+    for (unsigned k = 0; k < n; k++) {
+        const uint32_t slot = slot_of[k];
+        if (slot == icmp_error_done) continue;
+        if (slot != StateTable::no_slot) {
+            if (!track(slot, dir, descs[idx[k]], pkts[idx[k]]->pkt_len, now, out[k])) continue;
             // A new connection on the ports of a closed one: forget the old state and
             // evaluate the SYN as the first packet of a new connection (pf does the same).
-            dp_.states->remove(slots[j], worker_);
+            st.remove(slot, worker_);
         }
         misses[nm++] = k;
     }
@@ -120,6 +133,8 @@ bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint3
         const int i = forward ? 0 : 1;
         s.packets[i]++;
         s.bytes[i] += len;
+        v.slot = slot;
+        v.twin = st.twin(slot);
     }
     if (changed) st.notify_update(slot, worker_);
     st.unlock(slot);
@@ -220,8 +235,10 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
             if (create_state(rule, dir, ports[k], d, len, now, out[k])) rc.states_created.inc();
         }
     };
-    for (unsigned j = 0; j < n4; j++) decide(w4[j], r4[j]);
-    for (unsigned j = 0; j < n6; j++) decide(w6[j], r6[j]);
+    for (unsigned j = 0; j < n4; j++)
+        decide(w4[j], r4[j]);
+    for (unsigned j = 0; j < n6; j++)
+        decide(w6[j], r6[j]);
 }
 
 void Filter::log_packet(const CompiledRule &rule, StateDirection dir, uint16_t port,
@@ -262,6 +279,7 @@ bool Filter::create_state(const CompiledRule &rule, StateDirection dir, uint16_t
     uint32_t slot;
     switch (dp_.states->insert(s, worker_, &slot)) {
     case StateTable::InsertResult::ok:
+        v.slot = slot;
         next_id_ += dp_.worker_count();
         live.fetch_add(1, std::memory_order_relaxed);
         return true;

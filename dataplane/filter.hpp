@@ -10,6 +10,13 @@
 // with `block return`), and no matching rule means pf's default: pass without state.
 // A deciding rule with `log` also queues the packet for the pflog file (pflog_writer.hpp).
 //
+// Twins (pf's state key `reverse` link): the in pass reports, per packet, the state it
+// matched or made and that state's twin hint, the slot last matched for the reversed key.
+// The worker hands the hints to the out pass, which checks a hinted slot (live, same key)
+// instead of looking the key up: one hash lookup per forwarded packet instead of two, and
+// the twin's slot can be prefetched while the packet is routed. The worker links the two
+// states once both passes have seen them.
+//
 // Runs on the worker's lcore only; touches shared structures through the state table's
 // per-state lock and the ruleset read under RCU.
 #pragma once
@@ -29,8 +36,11 @@ struct FilterVerdict {
     enum class Action : uint8_t { pass, drop, block_return, challenge_ack };
     Action action = Action::pass;
     DropReason reason = DropReason::filter_block;
-    uint8_t block_policy = 0; // config::BlockPolicy, for block_return
+    uint8_t block_policy = 0;  // config::BlockPolicy, for block_return
     uint32_t seq = 0, ack = 0; // challenge_ack
+    uint32_t slot = no_slot;   // the state matched or made (pass only)
+    uint32_t twin = no_slot;   // that state's twin hint (matched states only)
+    static constexpr uint32_t no_slot = 0xffffffffu;
 };
 
 class Filter {
@@ -39,9 +49,10 @@ class Filter {
 
     // Filter n packets in direction `dir`. For packet k: pkts[idx[k]] / descs[idx[k]], on
     // port ports[k] (our index), verdict into out[k]. n <= 64. `now` is the table clock.
+    // hints[k] (optional): a slot that may hold packet k's state (an in-pass twin).
     void run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
              const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
-             uint32_t now);
+             uint32_t now, const uint32_t *hints = nullptr);
 
   private:
     // Match a packet against the state in `slot`; the verdict goes into `v`, written field

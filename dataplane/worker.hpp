@@ -51,6 +51,9 @@ class Worker {
     void drop(rte_mbuf *m, DropReason r);
     void punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop = 0);
     void transmit(uint16_t port, rte_mbuf *m);
+    // Point the states each forwarded packet matched in and out at each other (twins).
+    void link_twins(const uint16_t *out_idx, const FilterVerdict *out_verdict,
+                    const uint32_t *in_slot, unsigned nout);
     // Apply a filter verdict: true if the packet goes on; otherwise it is consumed.
     bool apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port);
     // Route decision for a packet that passed inbound: the egress port if it is to be
