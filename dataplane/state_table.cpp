@@ -309,6 +309,10 @@ bool StateTable::twin_matches(uint32_t slot, const StateKey &key) const {
     return s.status() == slot_live && !key_differs<sizeof(StateKey)>(&s.state.key, &key, 0);
 }
 
+void StateTable::prefetch_id(uint32_t creatorid, uint64_t id) const {
+    ids_.prefetch(creatorid, id);
+}
+
 void StateTable::prefetch(uint32_t slot) const {
     if (slot >= slots_) return;
     const char *p = reinterpret_cast<const char *>(&slot_array_[slot]);
@@ -370,6 +374,7 @@ StateTable::InsertResult StateTable::insert(const State &st, unsigned writer, ui
     // Reserve the state first, so that racing inserters cannot overshoot the limit together.
     if (count_.fetch_add(1, std::memory_order_relaxed) >= capacity_ || !on_lcore())
         return refuse(InsertResult::full);
+    ids_.prefetch(st.creatorid, st.id); // needed after the key index's work below
 
     int32_t pos = rte_hash_add_key(keys_, &st.key);
     if (pos == -ENOSPC) { // positions wait in the defer queue: free what we may, once

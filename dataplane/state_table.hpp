@@ -86,6 +86,9 @@ class StateTable {
     bool twin_matches(uint32_t slot, const StateKey &key) const;
     // Start loading a slot the caller is about to lock (a twin, say).
     void prefetch(uint32_t slot) const;
+    // Start loading what insert() will touch to index (creatorid, id), for an inserter that
+    // knows the ids it is about to give out.
+    void prefetch_id(uint32_t creatorid, uint64_t id) const;
 
     // --- access to one state ---------------------------------------------------------
     // Lock a slot for reading or writing. Returns false (and holds nothing) if the slot is
