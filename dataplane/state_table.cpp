@@ -38,23 +38,9 @@
 
 namespace syncwall::dp {
 
+using namespace detail;
+
 namespace {
-
-enum SlotStatus : uint32_t { slot_free = 0, slot_initialising = 1, slot_live = 2, slot_dead = 3 };
-
-// The slot word: bit 0 the lock, bits 1-2 the status, bits 3-31 the generation.
-constexpr uint32_t lock_bit = 1, status_shift = 1, status_bits = 3u << status_shift,
-                   generation_shift = 3;
-
-constexpr SlotStatus status_of(uint32_t word) {
-    return SlotStatus((word & status_bits) >> status_shift);
-}
-constexpr uint32_t generation_of(uint32_t word) {
-    return word >> generation_shift;
-}
-constexpr uint32_t with_status(uint32_t word, SlotStatus st) {
-    return (word & ~status_bits) | uint32_t(st) << status_shift;
-}
 
 // Longest table name whose derived ring names ("HT_EXT_" + name + "_i") fit
 // RTE_RING_NAMESIZE; rte_hash would silently truncate longer ones, and two tables could clash.
@@ -86,35 +72,6 @@ bool on_lcore() {
 }
 
 } // namespace
-
-// Compact rather than cache aligned: at a million states every byte counts, and a slot is
-// touched by one worker at a time (symmetric RSS).
-struct StateTable::Slot {
-    std::atomic<uint32_t> word{0}; // lock, status, generation
-    std::atomic<uint32_t> twin{no_slot};
-    State state;
-
-    SlotStatus status(std::memory_order order = std::memory_order_acquire) const {
-        return status_of(word.load(order));
-    }
-    // Change the status, keeping the lock bit and the generation.
-    void set_status(SlotStatus st) {
-        uint32_t w = word.load(std::memory_order_relaxed);
-        while (!word.compare_exchange_weak(w, with_status(w, st), std::memory_order_acq_rel,
-                                           std::memory_order_relaxed)) {
-        }
-    }
-    // free -> initialising; false if the slot is not free.
-    bool claim() {
-        uint32_t w = word.load(std::memory_order_acquire);
-        while (status_of(w) == slot_free) {
-            if (word.compare_exchange_weak(w, with_status(w, slot_initialising),
-                                           std::memory_order_acq_rel, std::memory_order_acquire))
-                return true;
-        }
-        return false;
-    }
-};
 
 StateTable::StateTable(const StateTableConfig &cfg)
     : capacity_(cfg.capacity), readers_(cfg.reader_threads) {
@@ -294,68 +251,11 @@ uint32_t StateTable::lookup_id(uint32_t creatorid, uint64_t id) const {
 
 // --- twins ---------------------------------------------------------------------------------
 
-uint32_t StateTable::twin(uint32_t slot) const {
-    return slot < slots_ ? slot_array_[slot].twin.load(std::memory_order_relaxed) : no_slot;
-}
-
-void StateTable::set_twin(uint32_t slot, uint32_t twin) {
-    if (slot < slots_) slot_array_[slot].twin.store(twin, std::memory_order_relaxed);
-}
-
-bool StateTable::twin_matches(uint32_t slot, const StateKey &key) const {
-    if (slot >= slots_) return false;
-    const Slot &s = slot_array_[slot];
-    // Live, so its key is written and stays until a grace period after its delete.
-    return s.status() == slot_live && !key_differs<sizeof(StateKey)>(&s.state.key, &key, 0);
-}
-
 void StateTable::prefetch_id(uint32_t creatorid, uint64_t id) const {
     ids_.prefetch(creatorid, id);
 }
 
-void StateTable::prefetch(uint32_t slot) const {
-    if (slot >= slots_) return;
-    const char *p = reinterpret_cast<const char *>(&slot_array_[slot]);
-    rte_prefetch0(p);
-    rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
-    rte_prefetch0(p + sizeof(Slot) - 1);
-}
-
 // --- access to one state -----------------------------------------------------------------
-
-bool StateTable::lock(uint32_t slot) {
-    if (slot >= slots_) return false;
-    Slot &s = slot_array_[slot];
-    uint32_t w = s.word.load(std::memory_order_relaxed);
-    for (;;) {
-        if ((w & lock_bit) != 0) {
-            rte_pause();
-            w = s.word.load(std::memory_order_relaxed);
-            continue;
-        }
-        if (s.word.compare_exchange_weak(w, w | lock_bit, std::memory_order_acquire,
-                                         std::memory_order_relaxed))
-            break;
-    }
-    // Only the lock holder takes a live slot out of live, so `w` stays true while we hold it.
-    if (status_of(w) != slot_live) {
-        unlock(slot);
-        return false;
-    }
-    return true;
-}
-
-void StateTable::unlock(uint32_t slot) {
-    slot_array_[slot].word.fetch_and(~lock_bit, std::memory_order_release);
-}
-
-State &StateTable::state(uint32_t slot) {
-    return slot_array_[slot].state;
-}
-
-const State &StateTable::state(uint32_t slot) const {
-    return slot_array_[slot].state;
-}
 
 uint32_t StateTable::generation(uint32_t slot) const {
     return slot < slots_ ? generation_of(slot_array_[slot].word.load(std::memory_order_acquire))

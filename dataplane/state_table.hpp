@@ -25,7 +25,12 @@
 #pragma once
 
 #include "dataplane/id_index.hpp"
+#include "dataplane/key_compare.hpp"
 #include "dataplane/state.hpp"
+
+#include <rte_common.h>
+#include <rte_pause.h>
+#include <rte_prefetch.h>
 
 #include <atomic>
 #include <cstdint>
@@ -38,6 +43,56 @@ struct rte_rcu_qsbr;
 struct rte_rcu_qsbr_dq;
 
 namespace syncwall::dp {
+
+namespace detail {
+
+enum SlotStatus : uint32_t { slot_free = 0, slot_initialising = 1, slot_live = 2, slot_dead = 3 };
+
+// The slot word: bit 0 the lock, bits 1-2 the status, bits 3-31 the generation.
+constexpr uint32_t lock_bit = 1, status_shift = 1, status_bits = 3u << status_shift,
+                   generation_shift = 3;
+
+constexpr SlotStatus status_of(uint32_t word) {
+    return SlotStatus((word & status_bits) >> status_shift);
+}
+constexpr uint32_t generation_of(uint32_t word) {
+    return word >> generation_shift;
+}
+constexpr uint32_t with_status(uint32_t word, SlotStatus st) {
+    return (word & ~status_bits) | uint32_t(st) << status_shift;
+}
+
+// Compact rather than cache aligned: at a million states every byte counts, and a slot is
+// touched by one worker at a time (symmetric RSS). Defined here so that the per-packet
+// accessors below inline into the worker.
+struct Slot {
+    std::atomic<uint32_t> word{0};           // lock, status, generation
+    std::atomic<uint32_t> twin{0xffffffffu}; // StateTable::no_slot
+    State state;
+
+    SlotStatus status(std::memory_order order = std::memory_order_acquire) const {
+        return status_of(word.load(order));
+    }
+    // Change the status, keeping the lock bit and the generation.
+    void set_status(SlotStatus st) {
+        uint32_t w = word.load(std::memory_order_relaxed);
+        while (!word.compare_exchange_weak(w, with_status(w, st), std::memory_order_acq_rel,
+                                           std::memory_order_relaxed)) {
+        }
+    }
+    // free -> initialising; false if the slot is not free.
+    bool claim() {
+        uint32_t w = word.load(std::memory_order_acquire);
+        while (status_of(w) == slot_free) {
+            if (word.compare_exchange_weak(w, with_status(w, slot_initialising),
+                                           std::memory_order_acq_rel, std::memory_order_acquire))
+                return true;
+        }
+        return false;
+    }
+};
+
+} // namespace detail
 
 enum class StateChange : uint8_t { insert, update, remove };
 
@@ -148,7 +203,7 @@ class StateTable {
     std::size_t bytes_per_state() const;
 
   private:
-    struct Slot;
+    using Slot = detail::Slot;
     rte_hash *keys_ = nullptr;
     IdIndex ids_;
     std::atomic<uint32_t> *id_cells_ = nullptr;
@@ -169,5 +224,64 @@ class StateTable {
     void release(uint32_t slot);                        // back to the free pool
     void free_resources();
 };
+
+// --- per-packet accessors, inline ---------------------------------------------------
+
+inline uint32_t StateTable::twin(uint32_t slot) const {
+    return slot < slots_ ? slot_array_[slot].twin.load(std::memory_order_relaxed) : no_slot;
+}
+
+inline void StateTable::set_twin(uint32_t slot, uint32_t twin) {
+    if (slot < slots_) slot_array_[slot].twin.store(twin, std::memory_order_relaxed);
+}
+
+inline bool StateTable::twin_matches(uint32_t slot, const StateKey &key) const {
+    if (slot >= slots_) return false;
+    const Slot &s = slot_array_[slot];
+    // Live, so its key is written and stays until a grace period after its delete.
+    return s.status() == detail::slot_live && !key_differs<sizeof(StateKey)>(&s.state.key, &key, 0);
+}
+
+inline void StateTable::prefetch(uint32_t slot) const {
+    if (slot >= slots_) return;
+    const char *p = reinterpret_cast<const char *>(&slot_array_[slot]);
+    rte_prefetch0(p);
+    rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
+    rte_prefetch0(p + sizeof(Slot) - 1);
+}
+
+inline bool StateTable::lock(uint32_t slot) {
+    if (slot >= slots_) return false;
+    Slot &s = slot_array_[slot];
+    uint32_t w = s.word.load(std::memory_order_relaxed);
+    for (;;) {
+        if ((w & detail::lock_bit) != 0) {
+            rte_pause();
+            w = s.word.load(std::memory_order_relaxed);
+            continue;
+        }
+        if (s.word.compare_exchange_weak(w, w | detail::lock_bit, std::memory_order_acquire,
+                                         std::memory_order_relaxed))
+            break;
+    }
+    // Only the lock holder takes a live slot out of live, so `w` stays true while we hold it.
+    if (detail::status_of(w) != detail::slot_live) {
+        unlock(slot);
+        return false;
+    }
+    return true;
+}
+
+inline void StateTable::unlock(uint32_t slot) {
+    slot_array_[slot].word.fetch_and(~detail::lock_bit, std::memory_order_release);
+}
+
+inline State &StateTable::state(uint32_t slot) {
+    return slot_array_[slot].state;
+}
+
+inline const State &StateTable::state(uint32_t slot) const {
+    return slot_array_[slot].state;
+}
 
 } // namespace syncwall::dp
