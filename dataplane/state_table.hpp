@@ -266,14 +266,20 @@ inline bool StateTable::lock(uint32_t slot) {
     }
     // Only the lock holder takes a live slot out of live, so `w` stays true while we hold it.
     if (detail::status_of(w) != detail::slot_live) {
-        unlock(slot);
+        // Not live: an inserter may be claiming it (free -> initialising) right now, so
+        // clear our bit and nothing else.
+        s.word.fetch_and(~detail::lock_bit, std::memory_order_release);
         return false;
     }
     return true;
 }
 
 inline void StateTable::unlock(uint32_t slot) {
-    slot_array_[slot].word.fetch_and(~detail::lock_bit, std::memory_order_release);
+    // Held since lock() found it live: nobody else writes a locked live slot's word (claims
+    // want it free, recycling wants it dead, and only the holder makes it dead), so a plain
+    // release store does, and saves a locked instruction per packet and pass.
+    std::atomic<uint32_t> &w = slot_array_[slot].word;
+    w.store(w.load(std::memory_order_relaxed) & ~detail::lock_bit, std::memory_order_release);
 }
 
 inline State &StateTable::state(uint32_t slot) {
