@@ -19,6 +19,7 @@
 
 #include <array>
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <type_traits>
 
@@ -29,7 +30,7 @@ struct StateKey {
     uint16_t port[2]{};                // host order; ICMP echo: both are the echo id
     uint8_t af = 0;                    // 4 or 6
     uint8_t proto = 0;
-    uint16_t pad = 0;                  // always 0: the key is hashed and compared bytewise
+    uint16_t pad = 0; // always 0: the key is hashed and compared bytewise
 
     bool operator==(const StateKey &) const = default;
 };
@@ -48,29 +49,34 @@ inline constexpr uint16_t nosync = 0x0008;
 
 // What the table knows about a state beyond pf's fields.
 namespace state_origin {
-inline constexpr uint8_t local = 0;     // created here by a rule
-inline constexpr uint8_t peer = 1;      // received from a pfsync peer
+inline constexpr uint8_t local = 0; // created here by a rule
+inline constexpr uint8_t peer = 1;  // received from a pfsync peer
 } // namespace state_origin
 
+// Field order is for the worker: what every tracked packet reads and writes (peers,
+// counters, expiry, direction) comes first, so that with the state table's 8-byte slot
+// header it fills two cache lines; the key follows (the out pass compares a twin's key).
 struct State {
-    StateKey key;               // wire key (= stack key: no NAT)
-    uint64_t id = 0;            // unique on its creator
-    uint32_t creatorid = 0;     // node that created it (pfsync hostid), host order
-    uint32_t rule = no_rule;    // number of the rule that created it
-    TcpPeer src, dst;           // src = the peer that sent the first packet
-    uint64_t packets[2]{};      // [0] src->dst, [1] dst->src
+    TcpPeer src, dst;      // src = the peer that sent the first packet
+    uint64_t packets[2]{}; // [0] src->dst, [1] dst->src
     uint64_t bytes[2]{};
-    uint32_t creation = 0;      // table clock, seconds
-    uint32_t expire = 0;        // last activity (pf's st->expire), seconds
-    uint16_t iface = floating_iface; // port index it was created on (states float anyway)
+    uint32_t expire = 0; // last activity (pf's st->expire), seconds
     StateDirection direction = StateDirection::in;
     Timeout timeout = Timeout::tcp_first;
-    uint16_t state_flags = 0;   // PFSTATE_*
+    uint16_t state_flags = 0;        // PFSTATE_*
+    StateKey key;                    // wire key (= stack key: no NAT)
+    uint64_t id = 0;                 // unique on its creator
+    uint32_t creatorid = 0;          // node that created it (pfsync hostid), host order
+    uint32_t rule = no_rule;         // number of the rule that created it
+    uint32_t creation = 0;           // table clock, seconds
+    uint16_t iface = floating_iface; // port index it was created on (states float anyway)
     uint8_t log = 0;
     uint8_t origin = state_origin::local;
     uint16_t max_mss = 0;
     uint16_t reserved = 0;
 };
+static_assert(sizeof(State) == 152);
+static_assert(offsetof(State, key) == 80, "the per-packet fields fill the first 80 bytes");
 static_assert(std::is_trivially_copyable_v<State>);
 
 } // namespace syncwall::dp

@@ -244,12 +244,13 @@ inline bool StateTable::twin_matches(uint32_t slot, const StateKey &key) const {
 
 inline void StateTable::prefetch(uint32_t slot) const {
     if (slot >= slots_) return;
+    // The header, the per-packet fields and the key (twin_matches() compares it).
+    static_assert(offsetof(Slot, state) + offsetof(State, key) + sizeof(StateKey) <= 128);
     const char *p = reinterpret_cast<const char *>(&slot_array_[slot]);
     rte_prefetch0(p);
     rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
-    rte_prefetch0(p + sizeof(Slot) - 1);
+    rte_prefetch0(p + offsetof(Slot, state) + offsetof(State, key) + sizeof(StateKey) - 1);
 }
-
 inline bool StateTable::lock(uint32_t slot) {
     if (slot >= slots_) return false;
     Slot &s = slot_array_[slot];
