@@ -1,5 +1,6 @@
 #include "control/replies.hpp"
 
+#include "dataplane/arp.hpp"
 #include "dataplane/byte_order.hpp"
 
 #include <algorithm>
@@ -70,19 +71,10 @@ void write_ether(std::span<uint8_t> out, const Mac &dst, const Mac &src, uint16_
 
 std::size_t build_arp(std::span<uint8_t> out, uint16_t op, const Mac &eth_dst, const Mac &sha,
                       const Ip4 &spa, const Mac &tha, const Ip4 &tpa) {
-    constexpr std::size_t len = ether_header_len + 28;
+    constexpr std::size_t len = ether_header_len + dp::arp_len;
     if (out.size() < len) return 0;
     write_ether(out, eth_dst, sha, dp::ether_type_arp);
-    uint8_t *a = out.data() + ether_header_len;
-    dp::store_be16(a, 1); // Ethernet
-    dp::store_be16(a + 2, dp::ether_type_ipv4);
-    a[4] = 6;
-    a[5] = 4;
-    dp::store_be16(a + 6, op);
-    std::memcpy(a + 8, sha.data(), 6);
-    std::memcpy(a + 14, spa.data(), 4);
-    std::memcpy(a + 18, tha.data(), 6);
-    std::memcpy(a + 24, tpa.data(), 4);
+    dp::write_arp(out.data() + ether_header_len, op, sha, spa, tha, tpa);
     return len;
 }
 
@@ -181,8 +173,8 @@ std::size_t build_neighbour_solicitation(std::span<uint8_t> out, const Ip6 &src,
     return len;
 }
 
-std::size_t build_neighbour_advertisement(std::span<uint8_t> out, const Ip6 &target,
-                                          const Ip6 &dst, const Mac &our_mac, bool solicited) {
+std::size_t build_neighbour_advertisement(std::span<uint8_t> out, const Ip6 &target, const Ip6 &dst,
+                                          const Mac &our_mac, bool solicited) {
     constexpr std::size_t len = 40 + 32;
     if (out.size() < len) return 0;
     uint8_t *ip = out.data();

@@ -1,5 +1,6 @@
 #include "sync/sync_engine.hpp"
 
+#include "dataplane/arp.hpp"
 #include "dataplane/byte_order.hpp"
 #include "dataplane/idle.hpp"
 #include "dataplane/packet.hpp"
@@ -30,7 +31,8 @@ std::string read_key(const std::string &path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw std::runtime_error("sync.auth.key_file " + path + ": cannot be read");
     std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    while (!key.empty() && (key.back() == '\n' || key.back() == '\r')) key.pop_back();
+    while (!key.empty() && (key.back() == '\n' || key.back() == '\r'))
+        key.pop_back();
     if (key.size() < 16)
         throw std::runtime_error("sync.auth.key_file " + path +
                                  ": the key must be at least 16 bytes");
@@ -91,9 +93,13 @@ SyncEngine::~SyncEngine() {
     dp_.states->set_sink(nullptr);
 }
 
-uint64_t SyncEngine::now_ms() const { return rte_get_tsc_cycles() * 1000 / tsc_hz_; }
+uint64_t SyncEngine::now_ms() const {
+    return rte_get_tsc_cycles() * 1000 / tsc_hz_;
+}
 
-std::string SyncEngine::interface() const { return port_.name; }
+std::string SyncEngine::interface() const {
+    return port_.name;
+}
 
 std::string SyncEngine::destination() const {
     return std::to_string(dst_addr_[0]) + "." + std::to_string(dst_addr_[1]) + "." +
@@ -110,7 +116,8 @@ bool SyncEngine::send_frame(const std::array<uint8_t, 6> &dst, uint16_t ether_ty
     rte_mbuf *m = rte_pktmbuf_alloc(dp_.pool);
     if (m == nullptr) return false;
     const std::size_t len = RTE_ETHER_HDR_LEN + l3.size();
-    auto *p = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, uint16_t(std::max<std::size_t>(len, 60))));
+    auto *p = reinterpret_cast<uint8_t *>(
+        rte_pktmbuf_append(m, uint16_t(std::max<std::size_t>(len, 60))));
     if (p == nullptr) {
         rte_pktmbuf_free(m);
         return false;
@@ -150,24 +157,17 @@ bool SyncEngine::transmit(std::span<const uint8_t> payload) {
 
 bool SyncEngine::send_arp(uint16_t op, const std::array<uint8_t, 6> &tha,
                           const std::array<uint8_t, 4> &tpa) {
-    uint8_t a[28];
-    dp::store_be16(a, 1); // Ethernet
-    dp::store_be16(a + 2, dp::ether_type_ipv4);
-    a[4] = 6;
-    a[5] = 4;
-    dp::store_be16(a + 6, op);
-    std::memcpy(a + 8, port_.mac.data(), 6);
-    std::memcpy(a + 14, our_addr_.data(), 4);
-    std::memcpy(a + 18, tha.data(), 6);
-    std::memcpy(a + 24, tpa.data(), 4);
-    return send_frame(op == 1 ? broadcast_mac : tha, dp::ether_type_arp, {a, sizeof(a)});
+    uint8_t a[dp::arp_len];
+    dp::write_arp(a, op, port_.mac, our_addr_, tha, tpa);
+    return send_frame(op == dp::arp_request ? broadcast_mac : tha, dp::ether_type_arp,
+                      {a, sizeof(a)});
 }
 
 void SyncEngine::arp_for_peer(uint64_t now) {
     if (!unicast_ || now < next_arp_ms_) return;
     // Resolve until known, then refresh now and then so that a replaced peer is found.
     next_arp_ms_ = now + (peer_mac_known_.load() ? 30 * arp_retry_ms : arp_retry_ms);
-    send_arp(1, {}, dst_addr_);
+    send_arp(dp::arp_request, {}, dst_addr_);
 }
 
 void SyncEngine::handle_frame(std::span<const uint8_t> frame, uint64_t now) {
@@ -187,7 +187,8 @@ void SyncEngine::handle_frame(std::span<const uint8_t> frame, uint64_t now) {
             dst_mac_ = arp.sha;
             peer_mac_known_.store(true, std::memory_order_relaxed);
         }
-        if (arp.op == 1 && arp.tpa == our_addr_) send_arp(2, arp.sha, arp.spa);
+        if (arp.op == dp::arp_request && arp.tpa == our_addr_)
+            send_arp(dp::arp_reply, arp.sha, arp.spa);
         return;
     }
     if (d.family != 4 || d.is_fragment) {
@@ -245,6 +246,8 @@ void SyncEngine::run() {
     finish();
 }
 
-void SyncEngine::finish() { core_->flush(now_ms(), dp_.now()); }
+void SyncEngine::finish() {
+    core_->flush(now_ms(), dp_.now());
+}
 
 } // namespace syncwall::sync
