@@ -23,11 +23,13 @@ import pytest
 from scapy.all import ARP, IP, TCP, UDP, Ether, Raw, wrpcap
 
 from netlab import find_binary, wait_until
+from pcapcfg import one_port_lan, pcap_config
 
 FW_MAC, CLIENT_MAC, SERVER_MAC = "02:00:00:00:00:01", "02:00:00:00:0c:01", "02:00:00:00:0d:01"
 CLIENT, SERVER = "192.0.2.10", "198.51.100.10"
 TELEMETRY = "/usr/bin/dpdk-telemetry.py"
-PREFIX = f"sw-obs-{os.getpid()}"
+PREFIX_BASE = "sw-obs"
+PREFIX = f"{PREFIX_BASE}-{os.getpid()}"
 # rte_tel_data keeps strings of at most RTE_TEL_MAX_STRING_LEN - 1 characters.
 TEL_MAX_STRING = 127
 
@@ -39,26 +41,11 @@ def free_port() -> int:
 
 
 def config(tmp: Path, port: int) -> str:
-    return f"""
-node: {{ name: "obs \\"1\\"", hostid: 9 }}
-dpdk:
-  eal_args: ["--no-huge", "--no-pci", "-m", "256", "--file-prefix", "{PREFIX}",
-             "--lcores", "0@(0-1),1@(0-1)", "--log-level", "lib.eal:error"]
-  mbufs: 2047
-  mbuf_cache: 64
-  burst: 1
-lcores: {{ main: 0, workers: [1], idle: adaptive }}
-control: {{ socket: {tmp}/fw.sock, metrics: "127.0.0.1:{port}" }}
-interfaces:
-  lan:
-    devargs: "net_pcap0,rx_pcap={tmp}/in.pcap,tx_pcap={tmp}/out.pcap"
-    addresses: [192.0.2.1/24, 198.51.100.1/24]
-    mac: "{FW_MAC}"
-rules:
-  - "block all"
-  - "pass in on lan from 192.0.2.0/24 to any"
-  - "pass out on lan all"
-"""
+    return pcap_config(name='"obs \\"1\\""', prefix=PREFIX_BASE, burst=1,
+                       control={"socket": f"{tmp}/fw.sock", "metrics": f'"127.0.0.1:{port}"'},
+                       interfaces=one_port_lan(tmp, FW_MAC),
+                       rules=["block all", "pass in on lan from 192.0.2.0/24 to any",
+                              "pass out on lan all"])
 
 
 def frm(src_mac, pkt):

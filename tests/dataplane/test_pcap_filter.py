@@ -7,13 +7,13 @@ Client 192.0.2.10 and server 198.51.100.10 both sit behind the one port; every r
 packet is filtered inbound and outbound on it, as pf does.
 """
 
-import os
 from pathlib import Path
 
 import pytest
 from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, Raw, rdpcap, wrpcap
 
 from netlab import parse_counters, run_syncwall_for
+from pcapcfg import one_port_lan, pcap_config
 
 FW_MAC, CLIENT_MAC, SERVER_MAC, ROUTER_MAC = (
     "02:00:00:00:00:01", "02:00:00:00:0c:01", "02:00:00:00:0d:01", "02:00:00:00:0e:01")
@@ -21,27 +21,12 @@ CLIENT, SERVER, ROUTER = "192.0.2.10", "198.51.100.10", "198.51.100.254"
 
 
 def config(tmp: Path) -> str:
-    return f"""
-node: {{ name: pcap-filter, hostid: 9 }}
-dpdk:
-  eal_args: ["--no-huge", "--no-pci", "-m", "256", "--file-prefix", "sw-pcapf-{os.getpid()}",
-             "--lcores", "0@(0-1),1@(0-1)", "--log-level", "lib.eal:error"]
-  mbufs: 2047
-  mbuf_cache: 64
-  burst: 1          # one packet per burst: a reply is never in its request's burst
-lcores: {{ main: 0, workers: [1], idle: adaptive }}
-control: {{ socket: {tmp}/fw.sock }}
-interfaces:
-  lan:
-    devargs: "net_pcap0,rx_pcap={tmp}/in.pcap,tx_pcap={tmp}/out.pcap"
-    addresses: [192.0.2.1/24, 198.51.100.1/24]
-    mac: "{FW_MAC}"
-limits: {{ states: 8 }}
-rules:
-  - "block all"
-  - "pass in on lan from 192.0.2.0/24 to any"
-  - "pass out on lan all"
-"""
+    # One packet per burst: a reply is never in its request's burst.
+    return pcap_config(name="pcap-filter", prefix="sw-pcapf", burst=1,
+                       control={"socket": f"{tmp}/fw.sock"}, interfaces=one_port_lan(tmp, FW_MAC),
+                       rules=["block all", "pass in on lan from 192.0.2.0/24 to any",
+                              "pass out on lan all"],
+                       extra="limits: { states: 8 }\n")
 
 
 def frm(src_mac, pkt):

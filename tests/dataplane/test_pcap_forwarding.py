@@ -4,7 +4,6 @@ syncwall runs with two net_pcap ports whose input pcaps scapy wrote; after it st
 output pcaps hold what it transmitted and its exit report holds the counters.
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -14,33 +13,21 @@ from scapy.all import (ARP, ICMP, IP, TCP, UDP, Ether, ICMPv6EchoRequest, ICMPv6
 from scapy.layers.inet import IPerror
 
 from netlab import parse_counters, run_syncwall_for
+from pcapcfg import one_port_lan, pcap_config
 
 LAN_MAC, WAN_MAC = "02:00:00:00:00:01", "02:00:00:00:00:02"
 CLIENT_MAC, GW_MAC, HOST6_MAC = "02:00:00:00:0c:01", "02:00:00:00:0e:fe", "02:00:00:00:0e:20"
 
 
 def config(tmp: Path) -> str:
-    return f"""
-node: {{ name: pcap-test, hostid: 7 }}
-dpdk:
-  eal_args: ["--no-huge", "--no-pci", "-m", "256", "--file-prefix", "sw-pcap-{os.getpid()}",
-             "--lcores", "0@(0-1),1@(0-1)", "--log-level", "lib.eal:error"]
-  mbufs: 2047
-  mbuf_cache: 64
-lcores: {{ main: 0, workers: [1], idle: adaptive }}
-control: {{ socket: {tmp}/fw.sock }}
-interfaces:
-  lan:
-    devargs: "net_pcap0,rx_pcap={tmp}/lan_in.pcap,tx_pcap={tmp}/lan_out.pcap"
-    addresses: [192.0.2.1/24]
-    mac: "{LAN_MAC}"
-  wan:
-    devargs: "net_pcap1,rx_pcap={tmp}/wan_in.pcap,tx_pcap={tmp}/wan_out.pcap"
-    addresses: [198.51.100.1/24, "2001:db8:2::1/64"]
-    mac: "{WAN_MAC}"
-routes:
-  - {{ to: 0.0.0.0/0, via: 198.51.100.254 }}
-"""
+    def port(n, name, addresses, mac):
+        return {"devargs": f'"net_pcap{n},rx_pcap={tmp}/{name}_in.pcap,tx_pcap={tmp}/{name}_out.pcap"',
+                "addresses": addresses, "mac": f'"{mac}"'}
+    return pcap_config(name="pcap-test", prefix="sw-pcap", hostid=7,
+                       control={"socket": f"{tmp}/fw.sock"},
+                       interfaces={"lan": port(0, "lan", "[192.0.2.1/24]", LAN_MAC),
+                                   "wan": port(1, "wan", '[198.51.100.1/24, "2001:db8:2::1/64"]', WAN_MAC)},
+                       extra="routes:\n  - { to: 0.0.0.0/0, via: 198.51.100.254 }\n")
 
 
 def lan(pkt):

@@ -6,7 +6,6 @@ every routed packet is filtered inbound and outbound on it. Packets are read in 
 one per burst, so each request has been through both filter passes before its reply.
 """
 
-import os
 import shutil
 import signal
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 from scapy.all import ARP, ICMP, IP, TCP, UDP, Ether, IPv6, Raw, rdpcap, wrpcap
 
 from netlab import find_binary, parse_counters
+from pcapcfg import one_port_lan, pcap_config
 
 FW_MAC, CLIENT_MAC, SERVER_MAC = "02:00:00:00:00:01", "02:00:00:00:0c:01", "02:00:00:00:0d:01"
 CLIENT, SERVER = "192.0.2.10", "198.51.100.10"
@@ -37,25 +37,9 @@ FIELDS = ["pflog.length", "pflog.af", "pflog.rulenr", "pflog.action", "pflog.dir
 
 
 def config(tmp: Path) -> str:
-    rules = "\n".join(f'  - "{r}"' for r in RULES)
-    return f"""
-node: {{ name: pflog, hostid: 9 }}
-dpdk:
-  eal_args: ["--no-huge", "--no-pci", "-m", "256", "--file-prefix", "sw-pflog-{os.getpid()}",
-             "--lcores", "0@(0-1),1@(0-1)", "--log-level", "lib.eal:error"]
-  mbufs: 2047
-  mbuf_cache: 64
-  burst: 1
-lcores: {{ main: 0, workers: [1], idle: adaptive }}
-interfaces:
-  lan:
-    devargs: "net_pcap0,rx_pcap={tmp}/in.pcap,tx_pcap={tmp}/out.pcap"
-    addresses: [192.0.2.1/24, 198.51.100.1/24]
-    mac: "{FW_MAC}"
-control: {{ socket: {tmp}/syncwall.sock, pflog: {tmp}/pflog.pcap }}
-rules:
-{rules}
-"""
+    return pcap_config(name="pflog", prefix="sw-pflog", burst=1,
+                       control={"socket": f"{tmp}/syncwall.sock", "pflog": f"{tmp}/pflog.pcap"},
+                       interfaces=one_port_lan(tmp, FW_MAC), rules=RULES)
 
 
 def frm(src_mac, pkt):
