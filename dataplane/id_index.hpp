@@ -20,8 +20,11 @@
 //   caller makes sure that a slot named by a cell is not recycled while it is being checked
 //   (the state table clears the cell before the slot's RCU grace period starts).
 // * Duplicates: add() refuses an id that a cell already names. Two lcores adding the same
-//   id at the same moment could both succeed; ids are never made that way (each worker
-//   numbers its own states, and only the sync lcore imports its peers' states).
+//   id at the same moment (a peer's copy of one of our ids, say) both look again after
+//   claiming their cells, and one that then sees the other's cell backs out: at most one
+//   survives, and in a close race both may be refused (an insert then reports `exists`).
+// * Tags: a cell has 32 - bit_width(slots) tag bits (12 at a million states, 2 at the
+//   largest table), so the larger the table, the more cells a lookup checks against slots.
 //
 // Pure C++ over memory the caller provides (the state table allocates it from EAL).
 #pragma once
@@ -83,9 +86,15 @@ class IdIndex {
             }
             if (best == nullptr) return Add::full;
             uint32_t expected = empty;
-            if (best->compare_exchange_strong(expected, value, std::memory_order_acq_rel))
-                return Add::ok;
-            // Another inserter took that cell first: look again.
+            if (!best->compare_exchange_strong(expected, value, std::memory_order_seq_cst))
+                continue; // another inserter took that cell first: look again
+            // Our cell is visible to anyone who looks from now on; if someone else's cell for
+            // this id appeared meanwhile, back out (they do the same if they see ours).
+            if (holds_elsewhere(w, best, holds)) {
+                best->store(empty, std::memory_order_release);
+                return Add::exists;
+            }
+            return Add::ok;
         }
     }
 
@@ -133,6 +142,22 @@ class IdIndex {
     uint32_t buckets() const { return buckets_; }
 
   private:
+    struct Where;
+    // A cell other than `mine` in the id's buckets whose slot holds the id.
+    template <class Holds>
+    bool holds_elsewhere(const Where &w, const std::atomic<uint32_t> *mine, Holds &holds) const {
+        for (const uint32_t b : {w.b1, w.b2}) {
+            const std::atomic<uint32_t> *bucket = cells_ + std::size_t(b) * bucket_cells;
+            for (uint32_t i = 0; i < bucket_cells; i++) {
+                if (&bucket[i] == mine) continue;
+                const uint32_t v = bucket[i].load(std::memory_order_seq_cst);
+                if (v != empty && (v & ~slot_mask_) == w.tag && holds(v & slot_mask_)) return true;
+            }
+            if (w.b2 == w.b1) break;
+        }
+        return false;
+    }
+
     static void load_early(const void *p) {
 #if defined(__x86_64__)
         // As rte_prefetch0: GCC 12 drops __builtin_prefetch here (it sees no use of the line).

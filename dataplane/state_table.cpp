@@ -1,7 +1,7 @@
 // The state table on rte_hash (lock-free readers, multi-writer adds) and rte_rcu_qsbr.
 //
 // Why the pieces fit together:
-// * Both indexes run with RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF, which implies
+// * The key index runs with RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF, which implies
 //   NO_FREE_ON_DEL: rte_hash_del_key unlinks a key but keeps its position (and its key-store
 //   entry, which lock-free readers may still be comparing) allocated. We hand the positions
 //   back with rte_hash_free_key_with_position ourselves, from the RCU defer queue, together
@@ -14,7 +14,8 @@
 //   when the state is deleted, before the slot's grace period starts.
 // * A slot's lock, status and generation share one 32-bit word (lock_bit, status bits,
 //   generation above), so that a slot is its state and 8 bytes: every change to the word is
-//   an atomic read-modify-write that leaves the other fields as they are.
+//   an atomic read-modify-write that leaves the other fields as they are, except unlock()
+//   (see there). The generation has 29 bits: it tells a reused slot from its previous life.
 #define ALLOW_EXPERIMENTAL_API 1 // rte_rcu_qsbr_dq_* are experimental in DPDK 22.11
 
 #include "dataplane/state_table.hpp"

@@ -276,9 +276,11 @@ inline bool StateTable::lock(uint32_t slot) {
 }
 
 inline void StateTable::unlock(uint32_t slot) {
-    // Held since lock() found it live: nobody else writes a locked live slot's word (claims
-    // want it free, recycling wants it dead, and only the holder makes it dead), so a plain
-    // release store does, and saves a locked instruction per packet and pass.
+    // Held since lock() found it live (remove_locked() may have made it dead since, but it
+    // is retired only after this unlock): nobody else writes a locked live or dead slot's
+    // word (claims want it free, recycling comes after retire, and only the holder makes it
+    // dead), so a plain release store does, and saves a locked instruction per packet and
+    // pass.
     std::atomic<uint32_t> &w = slot_array_[slot].word;
     w.store(w.load(std::memory_order_relaxed) & ~detail::lock_bit, std::memory_order_release);
 }

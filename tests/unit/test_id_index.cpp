@@ -94,3 +94,21 @@ TEST_CASE("an id whose two buckets are full is refused as full", "[id_index]") {
         REQUIRE(f.remove(i));
     CHECK(f.add(3, ok, 50) == IdIndex::Add::ok); // room again, and the refused id fits
 }
+
+TEST_CASE("an id that another inserter indexed meanwhile is backed out", "[id_index]") {
+    Fixture f(1000, 1100);
+    REQUIRE(f.add(7, 100, 5) == IdIndex::Add::ok);
+    // A second inserter of the same id whose first look missed the first one (it was not
+    // there yet when it looked): after claiming a cell it looks again, sees it and backs out.
+    unsigned looks_at_5 = 0;
+    const auto r = f.index.add(7, 100, 6, [&](uint32_t s) {
+        if (s != 5) return false;
+        return looks_at_5++ > 0; // the first look misses it
+    });
+    CHECK(r == IdIndex::Add::exists);
+    CHECK(looks_at_5 == 2);
+    CHECK(f.find(7, 100) == 5);
+    CHECK_FALSE(f.index.remove(7, 100, 6)); // its cell was given back
+    CHECK(f.remove(5));
+    CHECK(f.find(7, 100) == IdIndex::empty);
+}
