@@ -612,12 +612,16 @@ Ruleset::~Ruleset() {
     rte_acl_free(acl6_);
 }
 
-void Ruleset::classify4(const FilterKey4 *const *keys, uint32_t *results, unsigned n) const {
-    if (acl4_ == nullptr) {
-        std::fill(results, results + n, default_rule);
+namespace {
+
+// rte_acl matches ports in network order; the keys carry them in host order.
+template <class Key>
+void classify_keys(const rte_acl_ctx *acl, const Key *const *keys, uint32_t *results, unsigned n) {
+    if (acl == nullptr) {
+        std::fill(results, results + n, Ruleset::default_rule);
         return;
     }
-    FilterKey4 copies[max_classify_burst];
+    Key copies[max_classify_burst];
     const uint8_t *data[max_classify_burst];
     for (unsigned done = 0; done < n; done += max_classify_burst) {
         const unsigned burst = std::min(n - done, max_classify_burst);
@@ -627,31 +631,20 @@ void Ruleset::classify4(const FilterKey4 *const *keys, uint32_t *results, unsign
             copies[i].dport = rte_cpu_to_be_16(copies[i].dport);
             data[i] = reinterpret_cast<const uint8_t *>(&copies[i]);
         }
-        rte_acl_classify(acl4_, data, results + done, burst, 1);
+        rte_acl_classify(acl, data, results + done, burst, 1);
         for (unsigned i = 0; i < burst; i++)
             results[done + i] = result_of(results[done + i]);
     }
 }
 
+} // namespace
+
+void Ruleset::classify4(const FilterKey4 *const *keys, uint32_t *results, unsigned n) const {
+    classify_keys(acl4_, keys, results, n);
+}
+
 void Ruleset::classify6(const FilterKey6 *const *keys, uint32_t *results, unsigned n) const {
-    if (acl6_ == nullptr) {
-        std::fill(results, results + n, default_rule);
-        return;
-    }
-    FilterKey6 copies[max_classify_burst];
-    const uint8_t *data[max_classify_burst];
-    for (unsigned done = 0; done < n; done += max_classify_burst) {
-        const unsigned burst = std::min(n - done, max_classify_burst);
-        for (unsigned i = 0; i < burst; i++) {
-            copies[i] = *keys[done + i];
-            copies[i].sport = rte_cpu_to_be_16(copies[i].sport);
-            copies[i].dport = rte_cpu_to_be_16(copies[i].dport);
-            data[i] = reinterpret_cast<const uint8_t *>(&copies[i]);
-        }
-        rte_acl_classify(acl6_, data, results + done, burst, 1);
-        for (unsigned i = 0; i < burst; i++)
-            results[done + i] = result_of(results[done + i]);
-    }
+    classify_keys(acl6_, keys, results, n);
 }
 
 Ruleset::RuleTotals Ruleset::totals(uint32_t rule) const {
