@@ -71,28 +71,12 @@ constexpr uint64_t make_bad_tcp_flags() {
 }
 inline constexpr uint64_t bad_tcp_flags = make_bad_tcp_flags();
 
-// IPv4 options: EOL ends the list, NOP is one byte, everything else is type-length-value
-// with a length of at least 2 that stays inside the header.
-inline bool ipv4_options_valid(const uint8_t *o, uint32_t n) {
-    uint32_t i = 0;
-    while (i < n) {
-        const uint8_t type = o[i];
-        if (type == 0) return true;
-        if (type == 1) {
-            ++i;
-            continue;
-        }
-        if (n - i < 2) return false;
-        const uint32_t len = o[i + 1];
-        if (len < 2 || len > n - i) return false;
-        i += len;
-    }
-    return true;
-}
-
-// TCP options, same framing as IPv4's; the kinds we use must have their RFC length.
-// Unknown kinds are skipped by their length.
-inline bool parse_tcp_options(const uint8_t *o, uint32_t n, TcpInfo &t) {
+// IPv4 and TCP options share one framing: kind 0 (end of list) ends it, kind 1 (no-op) is
+// one byte, every other kind is kind-length-value with a length of at least 2 that stays
+// inside the header. Calls on_option(kind, len, value) for each of those; false when the
+// framing is broken or on_option refuses an option.
+template <class OnOption>
+inline bool walk_options(const uint8_t *o, uint32_t n, OnOption on_option) {
     uint32_t i = 0;
     while (i < n) {
         const uint8_t kind = o[i];
@@ -104,36 +88,46 @@ inline bool parse_tcp_options(const uint8_t *o, uint32_t n, TcpInfo &t) {
         if (n - i < 2) return false;
         const uint32_t len = o[i + 1];
         if (len < 2 || len > n - i) return false;
-        const uint8_t *v = o + i + 2;
+        if (!on_option(kind, len, o + i + 2)) return false;
+        i += len;
+    }
+    return true;
+}
+
+inline bool ipv4_options_valid(const uint8_t *o, uint32_t n) {
+    return walk_options(o, n, [](uint8_t, uint32_t, const uint8_t *) { return true; });
+}
+
+// TCP options: the kinds we use must have their RFC length; unknown kinds are skipped.
+inline bool parse_tcp_options(const uint8_t *o, uint32_t n, TcpInfo &t) {
+    return walk_options(o, n, [&t](uint8_t kind, uint32_t len, const uint8_t *v) {
         switch (kind) {
         case 2: // MSS
             if (len != 4) return false;
             t.mss = load_be16(v);
-            break;
+            return true;
         case 3: // window scale
             if (len != 3) return false;
             t.wscale = int8_t(v[0] > 127 ? 127 : v[0]);
-            break;
+            return true;
         case 4: // SACK permitted
             if (len != 2) return false;
             t.sack_permitted = true;
-            break;
+            return true;
         case 5: // SACK: one or more 8-byte blocks
             if (len < 10 || (len - 2) % 8 != 0) return false;
             t.has_sack = true;
-            break;
+            return true;
         case 8: // timestamps
             if (len != 10) return false;
             t.has_timestamp = true;
             t.ts_val = load_be32(v);
             t.ts_ecr = load_be32(v + 4);
-            break;
+            return true;
         default:
-            break;
+            return true;
         }
-        i += len;
-    }
-    return true;
+    });
 }
 
 inline bool icmp4_is_error(uint8_t type) {
