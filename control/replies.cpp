@@ -48,6 +48,17 @@ std::size_t write_ipv6_header(uint8_t *ip, uint16_t payload_len, uint8_t next, u
     return 40;
 }
 
+// ICMP and ICMPv6 errors share their shape: type, code, checksum (0 here, the caller sums),
+// a 32-bit word, then the quoted start of the offending datagram.
+void write_icmp_error(uint8_t *icmp, uint8_t type, uint8_t code, uint32_t extra,
+                      std::span<const uint8_t> quoted) {
+    icmp[0] = type;
+    icmp[1] = code;
+    dp::store_be16(icmp + 2, 0);
+    dp::store_be32(icmp + 4, extra);
+    std::memcpy(icmp + 8, quoted.data(), quoted.size());
+}
+
 void set_icmp6_checksum(uint8_t *ip6) {
     const uint16_t len = dp::load_be16(ip6 + 4);
     uint8_t *icmp = ip6 + 40;
@@ -118,11 +129,7 @@ std::size_t build_icmp4_error(std::span<uint8_t> out, uint8_t type, uint8_t code
     if (out.size() < len) return 0;
     uint8_t *ip = out.data();
     uint8_t *icmp = ip + 20;
-    icmp[0] = type;
-    icmp[1] = code;
-    dp::store_be16(icmp + 2, 0);
-    dp::store_be32(icmp + 4, extra);
-    std::memcpy(icmp + 8, offending.data(), quoted);
+    write_icmp_error(icmp, type, code, extra, offending.first(quoted));
     dp::store_be16(icmp + 2, dp::internet_checksum({icmp, 8 + quoted}));
     write_ipv4_header(ip, uint16_t(len), dp::proto_icmp, src, dst, ip_id);
     return len;
@@ -134,11 +141,7 @@ std::size_t build_icmp6_error(std::span<uint8_t> out, uint8_t type, uint8_t code
     const std::size_t len = 48 + quoted;
     if (out.size() < len) return 0;
     uint8_t *ip = out.data();
-    uint8_t *icmp = ip + 40;
-    icmp[0] = type;
-    icmp[1] = code;
-    dp::store_be32(icmp + 4, extra);
-    std::memcpy(icmp + 8, offending.data(), quoted);
+    write_icmp_error(ip + 40, type, code, extra, offending.first(quoted));
     write_ipv6_header(ip, uint16_t(8 + quoted), dp::proto_icmpv6, 64, src, dst);
     set_icmp6_checksum(ip);
     return len;
