@@ -67,7 +67,7 @@ class IdIndex {
             std::atomic<uint32_t> *best = nullptr;
             unsigned best_free = 0;
             for (const uint32_t b : {w.b1, w.b2}) {
-                std::atomic<uint32_t> *bucket = cells_ + std::size_t(b) * bucket_cells;
+                std::atomic<uint32_t> *bucket = bucket_at(b);
                 std::atomic<uint32_t> *first_free = nullptr;
                 unsigned free = 0;
                 for (uint32_t i = 0; i < bucket_cells; i++) {
@@ -90,7 +90,7 @@ class IdIndex {
                 continue; // another inserter took that cell first: look again
             // Our cell is visible to anyone who looks from now on; if someone else's cell for
             // this id appeared meanwhile, back out (they do the same if they see ours).
-            if (holds_elsewhere(w, best, holds)) {
+            if (tagged_cell(w, std::memory_order_seq_cst, best, holds).at != nullptr) {
                 best->store(empty, std::memory_order_release);
                 return Add::exists;
             }
@@ -101,61 +101,58 @@ class IdIndex {
     // The slot for which `holds(s)` is true among the cells tagged for (creatorid, id), or
     // `empty`. `holds` decides what counts (the state table: live, with this id).
     template <class Holds> uint32_t find(uint32_t creatorid, uint64_t id, Holds holds) const {
-        const Where w = where(creatorid, id);
-        for (const uint32_t b : {w.b1, w.b2}) {
-            const std::atomic<uint32_t> *bucket = cells_ + std::size_t(b) * bucket_cells;
-            for (uint32_t i = 0; i < bucket_cells; i++) {
-                const uint32_t v = bucket[i].load(std::memory_order_acquire);
-                if (v != empty && (v & ~slot_mask_) == w.tag && holds(v & slot_mask_))
-                    return v & slot_mask_;
-            }
-            if (w.b2 == w.b1) break;
-        }
-        return empty;
+        const Cell c = tagged_cell(where(creatorid, id), std::memory_order_acquire, nullptr, holds);
+        return c.at == nullptr ? empty : c.value & slot_mask_;
     }
 
     // Clear the cell that indexes `slot` under (creatorid, id). False if there is none.
     bool remove(uint32_t creatorid, uint64_t id, uint32_t slot) {
         const Where w = where(creatorid, id);
-        const uint32_t value = (slot & slot_mask_) | w.tag;
-        for (const uint32_t b : {w.b1, w.b2}) {
-            std::atomic<uint32_t> *bucket = cells_ + std::size_t(b) * bucket_cells;
-            for (uint32_t i = 0; i < bucket_cells; i++) {
-                uint32_t expected = value;
-                if (bucket[i].load(std::memory_order_relaxed) == value &&
-                    bucket[i].compare_exchange_strong(expected, empty, std::memory_order_acq_rel))
-                    return true;
-            }
-            if (w.b2 == w.b1) break;
-        }
-        return false;
+        // A slot's cell is its own for the slot's life: no other cell holds this value.
+        const Cell c = tagged_cell(w, std::memory_order_relaxed, nullptr,
+                                   [slot](uint32_t s) { return s == slot; });
+        uint32_t expected = (slot & slot_mask_) | w.tag;
+        return c.at != nullptr &&
+               c.at->compare_exchange_strong(expected, empty, std::memory_order_acq_rel);
     }
 
     // Start loading the two buckets of (creatorid, id): an insert that knows its id early
     // overlaps these misses with its other work.
     void prefetch(uint32_t creatorid, uint64_t id) const {
         const Where w = where(creatorid, id);
-        load_early(cells_ + std::size_t(w.b1) * bucket_cells);
-        load_early(cells_ + std::size_t(w.b2) * bucket_cells);
+        load_early(bucket_at(w.b1));
+        load_early(bucket_at(w.b2));
     }
 
     uint32_t buckets() const { return buckets_; }
 
   private:
     struct Where;
-    // A cell other than `mine` in the id's buckets whose slot holds the id.
+
+    std::atomic<uint32_t> *bucket_at(uint32_t b) const {
+        return cells_ + std::size_t(b) * bucket_cells;
+    }
+
+    struct Cell {
+        std::atomic<uint32_t> *at; // nullptr: none
+        uint32_t value;            // as it was read
+    };
+    // The first cell of the id's two buckets, other than `skip`, that carries the id's tag
+    // and whose slot `holds(slot)` accepts. Cells are read with `order`.
     template <class Holds>
-    bool holds_elsewhere(const Where &w, const std::atomic<uint32_t> *mine, Holds &holds) const {
+    Cell tagged_cell(const Where &w, std::memory_order order, const std::atomic<uint32_t> *skip,
+                     Holds &&holds) const {
         for (const uint32_t b : {w.b1, w.b2}) {
-            const std::atomic<uint32_t> *bucket = cells_ + std::size_t(b) * bucket_cells;
+            std::atomic<uint32_t> *bucket = bucket_at(b);
             for (uint32_t i = 0; i < bucket_cells; i++) {
-                if (&bucket[i] == mine) continue;
-                const uint32_t v = bucket[i].load(std::memory_order_seq_cst);
-                if (v != empty && (v & ~slot_mask_) == w.tag && holds(v & slot_mask_)) return true;
+                if (&bucket[i] == skip) continue;
+                const uint32_t v = bucket[i].load(order);
+                if (v != empty && (v & ~slot_mask_) == w.tag && holds(v & slot_mask_))
+                    return {&bucket[i], v};
             }
             if (w.b2 == w.b1) break;
         }
-        return false;
+        return {nullptr, empty};
     }
 
     static void load_early(const void *p) {
