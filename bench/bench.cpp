@@ -69,8 +69,8 @@ constexpr uint16_t burst = 32;
 constexpr unsigned ring_size = 1024;
 
 struct Options {
-    uint32_t states = 1000;       // preloaded (two per flow)
-    double new_share = 0;         // share of generated packets that open a new flow
+    uint32_t states = 1000; // preloaded (two per flow)
+    double new_share = 0;   // share of generated packets that open a new flow
     std::string traffic = "established";
     std::string proto = "tcp";
     uint16_t size = 64;
@@ -79,7 +79,7 @@ struct Options {
     bool sync = false;
     double duration = 3;
     double period = 1;
-    uint32_t max_new = 1000000;   // new connections a run may open (bounds the table)
+    uint32_t max_new = 1000000; // new connections a run may open (bounds the table)
     uint32_t sync_bench = 0;
     bool no_baseline = false;
     bool no_forward = false;
@@ -118,8 +118,12 @@ uint64_t heap_allocated() {
     return total;
 }
 
-double now_s() { return double(rte_get_tsc_cycles()) / double(rte_get_tsc_hz()); }
-uint64_t now_ms() { return rte_get_tsc_cycles() * 1000 / rte_get_tsc_hz(); }
+double now_s() {
+    return double(rte_get_tsc_cycles()) / double(rte_get_tsc_hz());
+}
+uint64_t now_ms() {
+    return rte_get_tsc_cycles() * 1000 / rte_get_tsc_hz();
+}
 
 long peak_rss_kb() {
     rusage u{};
@@ -135,7 +139,9 @@ constexpr unsigned hist_buckets = 8192;
 struct alignas(64) WorkerStats {
     std::atomic<uint64_t> packets{0}, busy_cycles{0}, busy_polls{0};
     std::vector<uint64_t> hist = std::vector<uint64_t>(hist_buckets + 1); // read after the join
-    void account(uint64_t cycles, unsigned n) { hist[std::min<uint64_t>(cycles / n, hist_buckets)] += n; }
+    void account(uint64_t cycles, unsigned n) {
+        hist[std::min<uint64_t>(cycles / n, hist_buckets)] += n;
+    }
 };
 
 double hist_median(const std::vector<WorkerStats> &stats) {
@@ -174,8 +180,8 @@ RingPort make_ring_port(const std::string &name, unsigned queues) {
         if (p.rx.back() == nullptr || p.tx.back() == nullptr)
             throw std::runtime_error("cannot create rings for port " + name);
     }
-    const int id = rte_eth_from_rings(name.c_str(), p.rx.data(), queues, p.tx.data(), queues,
-                                      rte_socket_id());
+    const int id =
+        rte_eth_from_rings(name.c_str(), p.rx.data(), queues, p.tx.data(), queues, rte_socket_id());
     if (id < 0) throw std::runtime_error("rte_eth_from_rings(" + name + ") failed");
     p.port_id = uint16_t(id);
     return p;
@@ -375,7 +381,8 @@ class Generator {
                 fw_.write(data, flow, seg, lan_mac_, peer_mac_);
             m[n]->data_len = m[n]->pkt_len = fw_.frame_len();
         }
-        const unsigned done = n == 0 ? 0 : rte_ring_sp_enqueue_burst(ring, reinterpret_cast<void **>(m), n, nullptr);
+        const unsigned done =
+            n == 0 ? 0 : rte_ring_sp_enqueue_burst(ring, reinterpret_cast<void **>(m), n, nullptr);
         if (done < burst) rte_pktmbuf_free_bulk(m + done, burst - done);
         sent += done;
     }
@@ -413,7 +420,8 @@ class Generator {
     // SYN-ACK that came out on lan.
     void drain(rte_ring *ring, bool from_wan) {
         rte_mbuf *m[64];
-        const unsigned n = rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void **>(m), 64, nullptr);
+        const unsigned n =
+            rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void **>(m), 64, nullptr);
         if (n == 0) return;
         received += n;
         if (handshake_) {
@@ -449,7 +457,7 @@ struct Phase {
     double seconds = 0;
     uint64_t gen_sent = 0, sink_received = 0, worker_packets = 0, busy_cycles = 0, busy_polls = 0;
     uint64_t drops = 0, new_flows = 0, states_created = 0, established = 0;
-    uint64_t left_in_rx = 0; // generated but never received by a worker when the phase ended
+    uint64_t left_in_rx = 0;  // generated but never received by a worker when the phase ended
     double median_cycles = 0; // per packet, median over bursts (see WorkerStats)
     double mean_cycles() const { return worker_packets ? double(busy_cycles) / worker_packets : 0; }
     double cycles_per_packet() const { return median_cycles; }
@@ -480,6 +488,14 @@ int worker_main(void *arg) {
         st.busy_cycles.store(cycles, std::memory_order_relaxed);
         st.busy_polls.store(polls, std::memory_order_relaxed);
     };
+    // A poll that moved n packets, begun at TSC t0.
+    auto account = [&](uint64_t t0, unsigned n) {
+        const uint64_t dt = rte_rdtsc() - t0;
+        cycles += dt;
+        st.account(dt, n);
+        packets += n;
+        polls++;
+    };
     if (ctx.io_mode) {
         // testpmd's io forward: lan <-> wan, packets untouched.
         const uint16_t ports[2] = {ctx.dp->ports[0].port_id, ctx.dp->ports[1].port_id};
@@ -491,11 +507,7 @@ int worker_main(void *arg) {
                 if (n == 0) continue;
                 const uint16_t sent = rte_eth_tx_burst(ports[1 - p], uint16_t(index), m, n);
                 if (sent < n) rte_pktmbuf_free_bulk(m + sent, n - sent);
-                const uint64_t dt = rte_rdtsc() - t0;
-                cycles += dt;
-                st.account(dt, n);
-                packets += n;
-                polls++;
+                account(t0, n);
             }
             if ((polls & 63) == 0) publish();
         }
@@ -505,11 +517,7 @@ int worker_main(void *arg) {
             const uint64_t t0 = rte_rdtsc();
             const unsigned n = w.poll_once();
             if (n != 0) {
-                const uint64_t dt = rte_rdtsc() - t0;
-                cycles += dt;
-                st.account(dt, n);
-                packets += n;
-                polls++;
+                account(t0, n);
                 if ((polls & 63) == 0) publish();
             }
             ctx.dp->quiescent(index);
@@ -557,7 +565,8 @@ struct SyncPair {
     void poll(uint32_t table_now) {
         const uint64_t ms = now_ms();
         ours->poll(ms, table_now);
-        for (auto &p : to_peer) peer->receive(p, 0xc0000201, ms, table_now);
+        for (auto &p : to_peer)
+            peer->receive(p, 0xc0000201, ms, table_now);
         to_peer.clear();
     }
 };
@@ -576,9 +585,11 @@ Phase run_phase(Context &ctx, Generator &gen, bool io, SyncPair *sync) {
     ph.name = io ? "io" : "syncwall";
     const uint64_t drops0 = dp.totals().total_drops();
     const uint64_t inserts0 = dp.states->stats().inserts;
-    const uint64_t sent0 = gen.sent, recv0 = gen.received, new0 = gen.new_flows, est0 = gen.established;
+    const uint64_t sent0 = gen.sent, recv0 = gen.received, new0 = gen.new_flows,
+                   est0 = gen.established;
     std::printf("\n---- phase %s: %.1f s ----\n", ph.name.c_str(), ctx.o.duration);
-    for (unsigned w : dp.cfg.lcores.workers) rte_eal_remote_launch(worker_main, &ctx, w);
+    for (unsigned w : dp.cfg.lcores.workers)
+        rte_eal_remote_launch(worker_main, &ctx, w);
     const double t0 = now_s();
     double next = t0 + ctx.o.period, last_t = t0;
     uint64_t last_sent = gen.sent, last_recv = gen.received, last_pk = 0, last_cy = 0;
@@ -588,7 +599,8 @@ Phase run_phase(Context &ctx, Generator &gen, bool io, SyncPair *sync) {
         gen.step();
         if (sync != nullptr && (++polls & 15) == 0) sync->poll(dp.now());
         const double t = now_s();
-        if (t >= next || t - t0 >= ctx.o.duration || (gen.exhausted() && (grace_end == 0 || t >= grace_end))) {
+        if (t >= next || t - t0 >= ctx.o.duration ||
+            (gen.exhausted() && (grace_end == 0 || t >= grace_end))) {
             uint64_t pk = 0, cy = 0;
             for (auto &s : ctx.stats) {
                 pk += s.packets.load();
@@ -598,7 +610,8 @@ Phase run_phase(Context &ctx, Generator &gen, bool io, SyncPair *sync) {
             std::printf("  %5.1fs  RX-pps(gen): %10.0f  TX-pps(sink): %10.0f  worker-pps: %10.0f  "
                         "cycles/pkt: %7.1f  drops: %" PRIu64 "\n",
                         t - t0, (gen.sent - last_sent) / dt, (gen.received - last_recv) / dt,
-                        (pk - last_pk) / dt, pk > last_pk ? double(cy - last_cy) / double(pk - last_pk) : 0.0,
+                        (pk - last_pk) / dt,
+                        pk > last_pk ? double(cy - last_cy) / double(pk - last_pk) : 0.0,
                         dp.totals().total_drops() - drops0);
             std::fflush(stdout);
             last_t = t;
@@ -642,8 +655,8 @@ Phase run_phase(Context &ctx, Generator &gen, bool io, SyncPair *sync) {
 void print_phase(const Context &ctx, const Phase &p, const Phase *base) {
     const double busy_s = double(p.busy_cycles) / double(rte_get_tsc_hz());
     const unsigned w = ctx.o.workers;
-    std::printf("\n  ######## %s: final statistics (%u worker%s, %.2f s) ########\n", p.name.c_str(), w,
-                w == 1 ? "" : "s", p.seconds);
+    std::printf("\n  ######## %s: final statistics (%u worker%s, %.2f s) ########\n",
+                p.name.c_str(), w, w == 1 ? "" : "s", p.seconds);
     std::printf("  RX-packets (generated): %-12" PRIu64 " TX-packets (sunk): %-12" PRIu64
                 " drops: %" PRIu64 "\n",
                 p.gen_sent, p.sink_received, p.gen_sent - std::min(p.gen_sent, p.sink_received));
@@ -655,9 +668,10 @@ void print_phase(const Context &ctx, const Phase &p, const Phase *base) {
                 p.cycles_per_packet(), p.mean_cycles(), p.capacity_mpps());
     // New states a worker makes per second at the median cost of its bursts (the capacity),
     // beside what it made per second it was busy (preemption included).
-    const double new_capacity = p.worker_packets ? p.capacity_mpps() * 1e6 * double(p.states_created) /
-                                                       double(p.worker_packets) / w
-                                                 : 0.0;
+    const double new_capacity =
+        p.worker_packets
+            ? p.capacity_mpps() * 1e6 * double(p.states_created) / double(p.worker_packets) / w
+            : 0.0;
     if (p.states_created != 0)
         std::printf("  new states: %" PRIu64 " (%.3f M/s wall, %.3f M/s per busy worker-second, "
                     "capacity %.3f M/s per worker)\n",
@@ -670,17 +684,23 @@ void print_phase(const Context &ctx, const Phase &p, const Phase *base) {
         std::printf("  vs io-forward: capacity %.3fx, cycles %.2fx, observed pps %.3fx\n",
                     p.capacity_mpps() / base->capacity_mpps(),
                     p.cycles_per_packet() / base->cycles_per_packet(),
-                    base->sink_received ? (p.sink_received / p.seconds) / (base->sink_received / base->seconds) : 0.0);
-    const double ratio = base != nullptr && base->capacity_mpps() > 0 ? p.capacity_mpps() / base->capacity_mpps() : 1.0;
-    std::printf("RESULT phase=%s states=%u rules=%u size=%u workers=%u traffic=%s proto=%s new_share=%.3f "
-                "sync=%d seconds=%.3f generated=%" PRIu64 " forwarded=%" PRIu64 " drops=%" PRIu64
-                " pps=%.0f cycles_per_packet=%.2f mean_cycles_per_packet=%.2f mpps_per_worker=%.4f states_created=%" PRIu64
-                " new_states_per_s_per_worker=%.0f new_states_capacity_per_worker=%.0f ratio_to_io=%.4f\n",
-                p.name.c_str(), ctx.o.states, ctx.o.rules, ctx.o.size, w, ctx.o.traffic.c_str(),
-                ctx.o.proto.c_str(), ctx.o.new_share, ctx.o.sync ? 1 : 0, p.seconds, p.gen_sent,
-                p.sink_received, p.gen_sent - std::min(p.gen_sent, p.sink_received),
-                p.sink_received / p.seconds, p.cycles_per_packet(), p.mean_cycles(), p.capacity_mpps() / w,
-                p.states_created, busy_s > 0 ? p.states_created / busy_s / w : 0.0, new_capacity, ratio);
+                    base->sink_received
+                        ? (p.sink_received / p.seconds) / (base->sink_received / base->seconds)
+                        : 0.0);
+    const double ratio = base != nullptr && base->capacity_mpps() > 0
+                             ? p.capacity_mpps() / base->capacity_mpps()
+                             : 1.0;
+    std::printf(
+        "RESULT phase=%s states=%u rules=%u size=%u workers=%u traffic=%s proto=%s new_share=%.3f "
+        "sync=%d seconds=%.3f generated=%" PRIu64 " forwarded=%" PRIu64 " drops=%" PRIu64
+        " pps=%.0f cycles_per_packet=%.2f mean_cycles_per_packet=%.2f mpps_per_worker=%.4f "
+        "states_created=%" PRIu64
+        " new_states_per_s_per_worker=%.0f new_states_capacity_per_worker=%.0f ratio_to_io=%.4f\n",
+        p.name.c_str(), ctx.o.states, ctx.o.rules, ctx.o.size, w, ctx.o.traffic.c_str(),
+        ctx.o.proto.c_str(), ctx.o.new_share, ctx.o.sync ? 1 : 0, p.seconds, p.gen_sent,
+        p.sink_received, p.gen_sent - std::min(p.gen_sent, p.sink_received),
+        p.sink_received / p.seconds, p.cycles_per_packet(), p.mean_cycles(), p.capacity_mpps() / w,
+        p.states_created, busy_s > 0 ? p.states_created / busy_s / w : 0.0, new_capacity, ratio);
 }
 
 // --- the sync role alone ----------------------------------------------------------------
@@ -708,11 +728,12 @@ struct SyncNode {
         cc.maxupd = 0;
         cc.interval_ms = 1000000; // packed when flushed: the bench decides when
         cc.bulk_timeout_ms = 600000;
-        core = std::make_unique<sync::SyncCore>(cc, *table, timeouts, [this](std::span<const uint8_t> p) {
-            outbox.emplace_back(p.begin(), p.end());
-            tx_bytes += p.size();
-            return true;
-        });
+        core = std::make_unique<sync::SyncCore>(cc, *table, timeouts,
+                                                [this](std::span<const uint8_t> p) {
+                                                    outbox.emplace_back(p.begin(), p.end());
+                                                    tx_bytes += p.size();
+                                                    return true;
+                                                });
         table->set_sink(core.get());
     }
     ~SyncNode() { table->set_sink(nullptr); }
@@ -721,13 +742,15 @@ struct SyncNode {
 // Hand `from`'s packets to `to`; returns the seconds `to` spent applying them.
 double deliver(SyncNode &from, SyncNode &to, uint32_t source) {
     const double t0 = now_s();
-    for (auto &p : from.outbox) to.core->receive(p, source, now_ms(), 10);
+    for (auto &p : from.outbox)
+        to.core->receive(p, source, now_ms(), 10);
     from.outbox.clear();
     return now_s() - t0;
 }
 
 void sync_bench(uint32_t n) {
-    std::printf("\n---- sync: %u states, one SyncCore encoding, a peer applying (one lcore) ----\n", n);
+    std::printf("\n---- sync: %u states, one SyncCore encoding, a peer applying (one lcore) ----\n",
+                n);
     SyncNode a("sb_a", 0xa, n), b("sb_b", 0xb, n);
     const dp::State tmpl = template_state(false);
     constexpr uint32_t chunk = 8192; // within the delta ring, so that no change is lost
@@ -756,13 +779,15 @@ void sync_bench(uint32_t n) {
     const auto &sa = a.core->stats();
     const uint64_t ins_pk = sa.tx_packets.load(), ins_bytes = sa.tx_bytes.load();
     const uint64_t applied_ins = b.core->stats().inserted.load();
-    std::printf("  INS:   %u states: enqueue %.2f M/s (worker side), encode %.2f M/s, apply %.2f M/s; "
-                "%" PRIu64 " packets, %.1f states/packet, %.1f bytes/state; applied %" PRIu64 "\n",
-                n, n / produce / 1e6, n / encode / 1e6, n / apply / 1e6, ins_pk, double(n) / ins_pk,
-                double(ins_bytes) / n, applied_ins);
-    std::printf("RESULT phase=sync_ins states=%u encode_per_s=%.0f apply_per_s=%.0f packets=%" PRIu64
-                " bytes_per_update=%.1f updates_per_packet=%.1f applied=%" PRIu64 "\n",
-                n, n / encode, n / apply, ins_pk, double(ins_bytes) / n, double(n) / ins_pk, applied_ins);
+    std::printf(
+        "  INS:   %u states: enqueue %.2f M/s (worker side), encode %.2f M/s, apply %.2f M/s; "
+        "%" PRIu64 " packets, %.1f states/packet, %.1f bytes/state; applied %" PRIu64 "\n",
+        n, n / produce / 1e6, n / encode / 1e6, n / apply / 1e6, ins_pk, double(n) / ins_pk,
+        double(ins_bytes) / n, applied_ins);
+    std::printf(
+        "RESULT phase=sync_ins states=%u encode_per_s=%.0f apply_per_s=%.0f packets=%" PRIu64
+        " bytes_per_update=%.1f updates_per_packet=%.1f applied=%" PRIu64 "\n",
+        n, n / encode, n / apply, ins_pk, double(ins_bytes) / n, double(n) / ins_pk, applied_ins);
 
     // Updates: every state's sender moves forward (an ACK of new data), as a worker does.
     produce = encode = apply = 0;
@@ -784,13 +809,17 @@ void sync_bench(uint32_t n) {
         encode += now_s() - t0;
         apply += deliver(a, b, 0xa);
     }
-    const uint64_t upd_pk = sa.tx_packets.load() - ins_pk, upd_bytes = sa.tx_bytes.load() - ins_bytes;
+    const uint64_t upd_pk = sa.tx_packets.load() - ins_pk,
+                   upd_bytes = sa.tx_bytes.load() - ins_bytes;
     const uint64_t applied_upd = b.core->stats().updated.load() - upd0;
-    std::printf("  UPD_C: %u updates: enqueue %.2f M/s, encode %.2f M/s, apply %.2f M/s, pipeline %.2f M/s; "
-                "%" PRIu64 " packets, %.1f updates/packet, %.1f bytes/update; applied %" PRIu64 "\n",
+    std::printf("  UPD_C: %u updates: enqueue %.2f M/s, encode %.2f M/s, apply %.2f M/s, pipeline "
+                "%.2f M/s; "
+                "%" PRIu64 " packets, %.1f updates/packet, %.1f bytes/update; applied %" PRIu64
+                "\n",
                 n, n / produce / 1e6, n / encode / 1e6, n / apply / 1e6, n / (encode + apply) / 1e6,
                 upd_pk, double(n) / upd_pk, double(upd_bytes) / n, applied_upd);
-    std::printf("RESULT phase=sync_upd states=%u encode_per_s=%.0f apply_per_s=%.0f pipeline_per_s=%.0f packets=%" PRIu64
+    std::printf("RESULT phase=sync_upd states=%u encode_per_s=%.0f apply_per_s=%.0f "
+                "pipeline_per_s=%.0f packets=%" PRIu64
                 " bytes_per_update=%.1f updates_per_packet=%.1f applied=%" PRIu64 "\n",
                 n, n / encode, n / apply, n / (encode + apply), upd_pk, double(upd_bytes) / n,
                 double(n) / upd_pk, applied_upd);
@@ -817,15 +846,17 @@ void sync_bench(uint32_t n) {
                 got, n, dt, got / dt / 1e6, sa.tx_packets.load() - pk0,
                 double(a.tx_bytes - bytes0) / std::max<uint32_t>(got, 1),
                 std::string(sync::name_of(c.core->bulk_status())).c_str());
-    std::printf("RESULT phase=sync_bulk states=%u received=%u seconds=%.4f states_per_s=%.0f done=%d\n", n,
-                got, dt, got / dt, c.core->bulk_status() == sync::BulkStatus::done ? 1 : 0);
+    std::printf(
+        "RESULT phase=sync_bulk states=%u received=%u seconds=%.4f states_per_s=%.0f done=%d\n", n,
+        got, dt, got / dt, c.core->bulk_status() == sync::BulkStatus::done ? 1 : 0);
 }
 
 int run(const Options &o) {
     const bool udp = o.proto == "udp";
     const uint32_t flows = o.states / 2;
     const bool makes_states = o.new_share > 0 || o.traffic == "handshake" || flows == 0;
-    const uint32_t capacity = std::max<uint32_t>(64, flows * 2 + (makes_states ? 2 * o.max_new + 64 : 0));
+    const uint32_t capacity =
+        std::max<uint32_t>(64, flows * 2 + (makes_states ? 2 * o.max_new + 64 : 0));
 
     Context ctx;
     ctx.o = o;
@@ -849,7 +880,8 @@ int run(const Options &o) {
                 dp->ruleset.load()->size());
     ctx.dp = dp.get();
     const bench::Mac peer{0x02, 0xbe, 0, 0, 0, 2};
-    for (auto [port, gw] : {std::pair<uint16_t, const char *>{1, "192.0.2.2"}, {0, "203.0.113.2"}}) {
+    for (auto [port, gw] :
+         {std::pair<uint16_t, const char *>{1, "192.0.2.2"}, {0, "203.0.113.2"}}) {
         dp::NeighbourKey k;
         k.port = port;
         k.family = 4;
@@ -884,7 +916,8 @@ int run(const Options &o) {
         bool any = false;
         for (std::size_t r = 0; r < dp::drop_reason_count; r++)
             if (t.drops[r] != 0) {
-                std::printf(" %s=%" PRIu64, std::string(dp::drop_reason_names[r]).c_str(), t.drops[r]);
+                std::printf(" %s=%" PRIu64, std::string(dp::drop_reason_names[r]).c_str(),
+                            t.drops[r]);
                 any = true;
             }
         std::printf("%s\n", any ? "" : " none");
@@ -892,8 +925,9 @@ int run(const Options &o) {
             const auto &s = sync->ours->stats();
             const uint64_t ins = s.sent[std::size_t(sync::Action::ins)].load();
             const uint64_t upd = s.sent[std::size_t(sync::Action::upd_c)].load();
-            std::printf("  sync: %" PRIu64 " INS + %" PRIu64 " UPD_C in %" PRIu64 " packets (%" PRIu64
-                        " bytes); peer applied %" PRIu64 " inserts; ring full %" PRIu64 "\n",
+            std::printf("  sync: %" PRIu64 " INS + %" PRIu64 " UPD_C in %" PRIu64
+                        " packets (%" PRIu64 " bytes); peer applied %" PRIu64
+                        " inserts; ring full %" PRIu64 "\n",
                         ins, upd, s.tx_packets.load(), s.tx_bytes.load(),
                         sync->peer->stats().inserted.load(), s.ring_full.load());
             std::printf("RESULT phase=sync_forward sent_states=%" PRIu64 " packets=%" PRIu64
@@ -904,9 +938,10 @@ int run(const Options &o) {
     }
     if (o.sync_bench > 0) sync_bench(o.sync_bench);
     if (!o.no_forward)
-        std::printf("\nRESULT phase=memory bytes_per_state=%zu heap_mib=%.1f peak_rss_mib=%.1f prefault=%d\n",
-                dp->states->bytes_per_state(), heap_allocated() / 1048576.0, peak_rss_kb() / 1024.0,
-                o.no_prefault ? 0 : 1);
+        std::printf("\nRESULT phase=memory bytes_per_state=%zu heap_mib=%.1f peak_rss_mib=%.1f "
+                    "prefault=%d\n",
+                    dp->states->bytes_per_state(), heap_allocated() / 1048576.0,
+                    peak_rss_kb() / 1024.0, o.no_prefault ? 0 : 1);
 
     if (sync) dp->states->set_sink(nullptr);
     sync.reset();
@@ -914,12 +949,14 @@ int run(const Options &o) {
     for (auto *p : {&lan, &wan}) { // the Dataplane closed the ports; the rings are ours
         for (auto *r : p->rx) {
             rte_mbuf *m;
-            while (rte_ring_dequeue(r, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+            while (rte_ring_dequeue(r, reinterpret_cast<void **>(&m)) == 0)
+                rte_pktmbuf_free(m);
             rte_ring_free(r);
         }
         for (auto *r : p->tx) {
             rte_mbuf *m;
-            while (rte_ring_dequeue(r, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+            while (rte_ring_dequeue(r, reinterpret_cast<void **>(&m)) == 0)
+                rte_pktmbuf_free(m);
             rte_ring_free(r);
         }
     }
@@ -931,15 +968,18 @@ int run(const Options &o) {
 
 int main(int argc, char **argv) {
     Options o;
-    CLI::App app{"syncwall-bench: the syncwall worker on net_ring ports, beside an io-forward baseline"};
+    CLI::App app{
+        "syncwall-bench: the syncwall worker on net_ring ports, beside an io-forward baseline"};
     app.add_option("--states", o.states, "states preloaded (two per flow: in on lan, out on wan)");
     app.add_option("--new-share", o.new_share, "share of packets that open a new flow (0..1)")
         ->check(CLI::Range(0.0, 1.0));
-    app.add_option("--traffic", o.traffic, "established: data segments of preloaded flows (plus "
-                                           "--new-share SYNs); handshake: SYN, SYN-ACK, ACK of new flows")
+    app.add_option("--traffic", o.traffic,
+                   "established: data segments of preloaded flows (plus "
+                   "--new-share SYNs); handshake: SYN, SYN-ACK, ACK of new flows")
         ->check(CLI::IsMember({"established", "handshake"}));
     app.add_option("--proto", o.proto, "tcp or udp")->check(CLI::IsMember({"tcp", "udp"}));
-    app.add_option("--size", o.size, "Ethernet frame size without FCS")->check(CLI::Range(60, 1514));
+    app.add_option("--size", o.size, "Ethernet frame size without FCS")
+        ->check(CLI::Range(60, 1514));
     app.add_option("--rules", o.rules, "pf rules in the ruleset (3 decide, the rest never match)")
         ->check(CLI::Range(3u, 100000u));
     app.add_option("--workers", o.workers, "worker lcores")->check(CLI::Range(1u, 64u));
@@ -950,8 +990,9 @@ int main(int argc, char **argv) {
     app.add_option("--sync-bench", o.sync_bench, "also measure sync alone with this many states");
     app.add_flag("--no-baseline", o.no_baseline, "skip the io-forward phase");
     app.add_flag("--no-forward", o.no_forward, "skip the forwarding phases (with --sync-bench)");
-    app.add_flag("--no-prefault", o.no_prefault, "leave EAL's --no-huge memory to be faulted in "
-                                                 "on first touch (by the workers)");
+    app.add_flag("--no-prefault", o.no_prefault,
+                 "leave EAL's --no-huge memory to be faulted in "
+                 "on first touch (by the workers)");
     app.add_option("--file-prefix", o.prefix, "EAL --file-prefix (default: syncwall-bench-PID)");
     app.add_option("-m,--memory", o.memory_mb, "EAL memory in MiB (default: from --states)");
     CLI11_PARSE(app, argc, argv);
@@ -976,11 +1017,13 @@ int main(int argc, char **argv) {
     std::string lcores;
     for (unsigned i = 0; i <= o.workers; i++)
         lcores += (i ? "," : "") + std::to_string(i) + "@" + std::to_string(i % ncpu);
-    std::vector<std::string> eal{"syncwall-bench", "--no-huge", "--no-pci", "-m", std::to_string(o.memory_mb),
-                                 "--file-prefix", o.prefix, "--lcores", lcores,
-                                 "--log-level", "lib.eal:error", "--log-level", "pmd.net.ring:error"};
+    std::vector<std::string> eal{
+        "syncwall-bench", "--no-huge",   "--no-pci",          "-m",   std::to_string(o.memory_mb),
+        "--file-prefix",  o.prefix,      "--lcores",          lcores, "--log-level",
+        "lib.eal:error",  "--log-level", "pmd.net.ring:error"};
     std::vector<char *> eal_argv;
-    for (auto &a : eal) eal_argv.push_back(a.data());
+    for (auto &a : eal)
+        eal_argv.push_back(a.data());
     if (rte_eal_init(int(eal_argv.size()), eal_argv.data()) < 0) {
         std::fprintf(stderr, "syncwall-bench: EAL init failed (memory %u MiB)\n", o.memory_mb);
         return 2;
@@ -997,6 +1040,7 @@ int main(int argc, char **argv) {
     const std::string runtime_dir = rte_eal_get_runtime_dir();
     rte_eal_cleanup();
     std::error_code ec;
-    if (runtime_dir.find(o.prefix) != std::string::npos) std::filesystem::remove_all(runtime_dir, ec);
+    if (runtime_dir.find(o.prefix) != std::string::npos)
+        std::filesystem::remove_all(runtime_dir, ec);
     return rc;
 }
