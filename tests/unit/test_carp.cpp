@@ -87,16 +87,27 @@ const std::string v1_header = "2101000700013fb0"
                               "0123456789abcdef"
                               "0ddebad495d47908a70def00223b9f600f60c286";
 
-CarpAdvert v1_advert() {
+CarpAdvert advert_from(uint8_t vhid, uint8_t advbase, uint8_t advskew, uint8_t demote = 0,
+                       uint64_t counter = 0x9999) {
     CarpAdvert a;
-    a.vhid = 1;
-    a.advbase = 1;
-    a.advskew = 0;
-    a.demote = 0;
-    a.counter = 0x0123456789abcdefULL;
-    const auto d = hex(v1_digest);
+    a.vhid = vhid;
+    a.advbase = advbase;
+    a.advskew = advskew;
+    a.demote = demote;
+    a.counter = counter;
+    return a;
+}
+
+// An advert of the test vectors: advbase 1, demote 0, the counter above, a given digest.
+CarpAdvert vector_advert(uint8_t vhid, uint8_t advskew, const std::string &digest_hex) {
+    CarpAdvert a = advert_from(vhid, 1, advskew, 0, 0x0123456789abcdefULL);
+    const auto d = hex(digest_hex);
     std::copy(d.begin(), d.end(), a.digest.begin());
     return a;
+}
+
+CarpAdvert v1_advert() {
+    return vector_advert(1, 0, v1_digest);
 }
 
 Bytes encode(const CarpAdvert &a) {
@@ -340,14 +351,7 @@ std::span<const uint8_t, 20> digest_span(const Bytes &b) {
 }
 
 CarpAdvert v4_advert() {
-    CarpAdvert a;
-    a.vhid = 3;
-    a.advbase = 1;
-    a.advskew = 100;
-    a.counter = 0x0123456789abcdefULL;
-    const auto d = hex(v4_digest);
-    std::copy(d.begin(), d.end(), a.digest.begin());
-    return a;
+    return vector_advert(3, 100, v4_digest);
 }
 
 const Ip6 fe80_1{0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
@@ -461,7 +465,8 @@ TEST_CASE("carp IPv6 advert behind a hop-by-hop header is found and accepted", "
     Bytes with_hbh(frame.begin(), frame.begin() + 54);
     with_hbh[14 + 6] = dp::ipv6_ext_hop_by_hop;
     with_hbh[14 + 5] = 36 + 8;
-    for (uint8_t b : hex("7000010400000000")) with_hbh.push_back(b);
+    for (uint8_t b : hex("7000010400000000"))
+        with_hbh.push_back(b);
     with_hbh.insert(with_hbh.end(), frame.begin() + 54, frame.end());
     dp::PacketDesc d;
     REQUIRE_FALSE(dp::parse_packet(with_hbh, d));
@@ -473,8 +478,7 @@ TEST_CASE("carp IPv6 advert behind a hop-by-hop header is found and accepted", "
     CHECK(out.counter == 0x0123456789abcdefULL);
 }
 
-TEST_CASE("carp IPv6 adverts are rejected for hop limit, length, checksum and digest",
-          "[carp]") {
+TEST_CASE("carp IPv6 adverts are rejected for hop limit, length, checksum and digest", "[carp]") {
     CarpAuth auth("syncwall-example", 3, ips({"2001:db8:1::fe"}));
     Bytes good(carp_advert_v6_frame_len);
     REQUIRE(build_carp_advert_v6(good, v4_advert(), fe80_1) == 90);
@@ -496,9 +500,8 @@ TEST_CASE("carp IPv6 adverts are rejected for hop limit, length, checksum and di
     // Peers that disagree on the addresses (or the passphrase) fail the HMAC.
     CHECK(receive_v6(good, CarpAuth("syncwall-example", 3, ips({"2001:db8:1::fd"})), 3, out) ==
           CarpDrop::bad_digest);
-    CHECK(receive_v6(good,
-                     CarpAuth("syncwall-example", 3, ips({"2001:db8:1::fe", "192.0.2.254"})), 3,
-                     out) == CarpDrop::bad_digest);
+    CHECK(receive_v6(good, CarpAuth("syncwall-example", 3, ips({"2001:db8:1::fe", "192.0.2.254"})),
+                     3, out) == CarpDrop::bad_digest);
     CHECK(receive_v6(good, CarpAuth("other", 3, ips({"2001:db8:1::fe"})), 3, out) ==
           CarpDrop::bad_digest);
     CHECK(receive_v6(good, auth, 4, out) == CarpDrop::wrong_vhid);
@@ -512,7 +515,8 @@ TEST_CASE("carp advert sources: the families of the vhid's addresses, a link-loc
           hex("fe80000000000000021b21fffeaabbcc"));
     const auto prefixes = [](std::initializer_list<const char *> texts) {
         std::vector<config::IpPrefix> out;
-        for (const char *t : texts) out.push_back(config::IpPrefix{ip(t), 64});
+        for (const char *t : texts)
+            out.push_back(config::IpPrefix{ip(t), 64});
         return out;
     };
     const auto port = prefixes({"192.0.2.2", "2001:db8:1::2", "fe80::2", "192.0.2.3"});
@@ -671,17 +675,6 @@ CarpVhost backup_at(const config::CarpVhostConfig &c, bool preempt, const char *
     CarpVhost v(c, preempt, ip(source), cookie);
     REQUIRE(v.start(t0).became == CarpRole::backup);
     return v;
-}
-
-CarpAdvert advert_from(uint8_t vhid, uint8_t advbase, uint8_t advskew, uint8_t demote = 0,
-                       uint64_t counter = 0x9999) {
-    CarpAdvert a;
-    a.vhid = vhid;
-    a.advbase = advbase;
-    a.advskew = advskew;
-    a.demote = demote;
-    a.counter = counter;
-    return a;
 }
 
 } // namespace
