@@ -755,10 +755,19 @@ void sync_bench(uint32_t n) {
     const dp::State tmpl = template_state(false);
     constexpr uint32_t chunk = 8192; // within the delta ring, so that no change is lost
     double produce = 0, encode = 0, apply = 0;
+    // Pack every queued change (a flush drains at most a ring burst), then the peer applies.
+    auto pack_and_deliver = [&] {
+        const double t0 = now_s();
+        do
+            a.core->flush(now_ms(), 10);
+        while (a.core->queue_depth() != 0);
+        encode += now_s() - t0;
+        apply += deliver(a, b, 0xa);
+    };
     std::vector<uint32_t> slots(n);
     for (uint32_t base = 0; base < n; base += chunk) {
         const uint32_t end = std::min(n, base + chunk);
-        double t0 = now_s();
+        const double t0 = now_s();
         for (uint32_t i = base; i < end; i++) {
             dp::State s = tmpl;
             s.key = bench::flow_key(i, false, dp::StateDirection::in);
@@ -769,12 +778,7 @@ void sync_bench(uint32_t n) {
                 throw std::runtime_error("sync bench: insert failed");
         }
         produce += now_s() - t0;
-        t0 = now_s();
-        do // a flush drains at most a ring burst: repeat until every change is packed
-            a.core->flush(now_ms(), 10);
-        while (a.core->queue_depth() != 0);
-        encode += now_s() - t0;
-        apply += deliver(a, b, 0xa);
+        pack_and_deliver();
     }
     const auto &sa = a.core->stats();
     const uint64_t ins_pk = sa.tx_packets.load(), ins_bytes = sa.tx_bytes.load();
@@ -794,7 +798,7 @@ void sync_bench(uint32_t n) {
     const uint64_t upd0 = b.core->stats().updated.load();
     for (uint32_t base = 0; base < n; base += chunk) {
         const uint32_t end = std::min(n, base + chunk);
-        double t0 = now_s();
+        const double t0 = now_s();
         for (uint32_t i = base; i < end; i++) {
             if (!a.table->lock(slots[i])) continue;
             a.table->state(slots[i]).src.seqlo += 1000;
@@ -802,12 +806,7 @@ void sync_bench(uint32_t n) {
             a.table->unlock(slots[i]);
         }
         produce += now_s() - t0;
-        t0 = now_s();
-        do // a flush drains at most a ring burst: repeat until every change is packed
-            a.core->flush(now_ms(), 10);
-        while (a.core->queue_depth() != 0);
-        encode += now_s() - t0;
-        apply += deliver(a, b, 0xa);
+        pack_and_deliver();
     }
     const uint64_t upd_pk = sa.tx_packets.load() - ins_pk,
                    upd_bytes = sa.tx_bytes.load() - ins_bytes;
