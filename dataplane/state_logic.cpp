@@ -9,18 +9,6 @@ namespace syncwall::dp {
 
 namespace {
 
-void fill_key(StateKey &k, uint8_t family, uint8_t proto, const std::array<uint8_t, 16> &src,
-              const std::array<uint8_t, 16> &dst, uint16_t sport, uint16_t dport, StateDirection dir) {
-    k = StateKey{};
-    k.af = family;
-    k.proto = proto;
-    const int s = dir == StateDirection::in ? 0 : 1;
-    k.addr[s] = src;
-    k.addr[1 - s] = dst;
-    k.port[s] = sport;
-    k.port[1 - s] = dport;
-}
-
 StateDirection reverse(StateDirection dir) {
     return dir == StateDirection::in ? StateDirection::out : StateDirection::in;
 }
@@ -31,19 +19,6 @@ bool is_icmp_query(uint8_t proto, uint8_t type) {
 }
 
 } // namespace
-
-StateKey state_key(const PacketDesc &d, StateDirection dir) {
-    StateKey k;
-    uint16_t sport = 0, dport = 0;
-    if (d.has_l4) {
-        // ICMP queries and replies share one key: the echo id on both sides, so a reply
-        // finds its request's state (pf's convention).
-        sport = d.sport;
-        dport = d.dport;
-    }
-    fill_key(k, d.family, d.proto, d.src, d.dst, sport, dport, dir);
-    return k;
-}
 
 std::optional<QuotedConnection> quoted_connection(std::span<const uint8_t> frame,
                                                   const PacketDesc &d, StateDirection dir) {
@@ -58,7 +33,7 @@ std::optional<QuotedConnection> quoted_connection(std::span<const uint8_t> frame
         return std::nullopt;
     QuotedConnection c;
     c.dir = reverse(dir);
-    fill_key(c.key, q.family, q.proto, q.src, q.dst, q.sport, q.dport, c.dir);
+    fill_state_key(c.key, q.family, q.proto, q.src, q.dst, q.sport, q.dport, c.dir);
     c.is_tcp = q.proto == proto_tcp;
     c.tcp_seq = q.tcp.seq;
     return c;

@@ -10,31 +10,69 @@
 #include "dataplane/state.hpp"
 
 #include <array>
+#include <bit>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 
 namespace syncwall::dp {
 
-// The key a packet looks up (and would create) in direction `dir`: inbound, addr[0] is the
-// source; outbound, addr[0] is the destination (see state.hpp). Only for packets with an
-// IP header; non-first fragments and unknown protocols get ports 0.
-StateKey state_key(const PacketDesc &d, StateDirection dir);
+// A key from its parts, as seen in direction `dir`: inbound, addr[0] is the source;
+// outbound, addr[0] is the destination (see state.hpp). Inline and written with wide stores
+// (two addresses, then ports, family and protocol as one 8-byte word): the key is read
+// right away by 8- and 16-byte loads (hash, compare), which a store of narrower fields
+// could not forward to.
+inline void fill_state_key(StateKey &k, uint8_t family, uint8_t proto,
+                           const std::array<uint8_t, 16> &src, const std::array<uint8_t, 16> &dst,
+                           uint16_t sport, uint16_t dport, StateDirection dir) {
+    const bool in = dir == StateDirection::in;
+    k.addr[in ? 0 : 1] = src;
+    k.addr[in ? 1 : 0] = dst;
+    const uint16_t port0 = in ? sport : dport, port1 = in ? dport : sport;
+    if constexpr (std::endian::native == std::endian::little) {
+        static_assert(offsetof(StateKey, port) == 32 && offsetof(StateKey, af) == 36 &&
+                      offsetof(StateKey, proto) == 37 && offsetof(StateKey, pad) == 38);
+        const uint64_t tail = uint64_t(port0) | uint64_t(port1) << 16 | uint64_t(family) << 32 |
+                              uint64_t(proto) << 40;
+        std::memcpy(&k.port, &tail, sizeof tail);
+    } else {
+        k.port[0] = port0;
+        k.port[1] = port1;
+        k.af = family;
+        k.proto = proto;
+        k.pad = 0;
+    }
+}
+
+// The key a packet looks up (and would create) in direction `dir`. Only for packets with an
+// IP header; non-first fragments and unknown protocols get ports 0. ICMP queries and
+// replies share one key: the echo id on both sides, so a reply finds its request's state
+// (pf's convention).
+inline StateKey state_key(const PacketDesc &d, StateDirection dir) {
+    StateKey k;
+    fill_state_key(k, d.family, d.proto, d.src, d.dst, d.has_l4 ? d.sport : uint16_t(0),
+                   d.has_l4 ? d.dport : uint16_t(0), dir);
+    return k;
+}
 
 // For an ICMP/ICMPv6 error travelling in direction `dir`: the key of the connection its
 // quoted packet belongs to (the quoted packet travelled the other way), and what is needed
 // to check it against that state. `frame` is the whole frame `d` was parsed from.
 struct QuotedConnection {
     StateKey key;
-    StateDirection dir;    // direction the quoted packet travelled in
+    StateDirection dir; // direction the quoted packet travelled in
     bool is_tcp = false;
-    uint32_t tcp_seq = 0;  // the quoted TCP segment's sequence number
+    uint32_t tcp_seq = 0; // the quoted TCP segment's sequence number
 };
 std::optional<QuotedConnection> quoted_connection(std::span<const uint8_t> frame,
                                                   const PacketDesc &d, StateDirection dir);
 
 // Is the packet that found state `s` in direction `dir` going the way the state's first
 // packet went (its "src" peer sent it)? pf: st->direction == pd->dir.
-inline bool from_state_src(const State &s, StateDirection dir) { return s.direction == dir; }
+inline bool from_state_src(const State &s, StateDirection dir) {
+    return s.direction == dir;
+}
 
 // pf's UDP / other pseudo-states (PFUDPS_*, PFOTHERS_*).
 inline constexpr uint8_t pseudo_no_traffic = 0, pseudo_single = 1, pseudo_multiple = 2;
