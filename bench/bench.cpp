@@ -86,6 +86,8 @@ struct Options {
     std::string prefix;
     uint32_t memory_mb = 0;
     bool no_prefault = false;
+    bool thp = false;
+    uint32_t thp_memory_mb = 0; // -m chosen by --thp's re-exec
 };
 
 // With --no-huge, EAL's memory is a memfd of 4 KiB pages that the kernel allocates and zeroes
@@ -104,6 +106,80 @@ void prefault_eal_memory() {
         },
         nullptr);
 #endif
+}
+
+// --thp: EAL's --no-huge memory is one memfd mapping (a shmem file), which the kernel backs
+// with 2 MiB transparent huge pages when shmem_enabled allows it and the mapping's address is
+// 2 MiB aligned (shmem maps a huge page only where address and file offset agree modulo
+// 2 MiB). This stands in for the hugetlbfs pages of a production box, which this machine
+// does not have.
+constexpr uint64_t huge_page_size = 2u << 20;
+
+// Bytes of EAL's array of memseg descriptors for `mb` MiB of --no-huge memory (an fbarray:
+// one 48-byte rte_memseg per 4 KiB page, a used-bit mask, page aligned). EAL maps it right
+// before the memory, so -m moves where the memory starts; EAL rounds --base-virtaddr to
+// 16 MiB, which cannot.
+uint64_t memseg_array_bytes(uint64_t mb) {
+    const uint64_t pages = mb << 8;
+    const uint64_t bytes = sizeof(rte_memseg) * pages + 8 * ((pages + 63) / 64) + 8;
+    return (bytes + 4095) & ~uint64_t(4095);
+}
+
+// The least -m from `mb` up whose memory EAL would place on a 2 MiB boundary, given that
+// with `mb` it starts `off` bytes past one (0 if none within 1 GiB more).
+uint32_t aligned_memory_mb(uint32_t mb, uint64_t off) {
+    for (uint32_t m = mb + 1; m <= mb + 1024; m++)
+        if ((off + memseg_array_bytes(m) - memseg_array_bytes(mb)) % huge_page_size == 0) return m;
+    return 0;
+}
+
+// The bracketed word of /sys/kernel/mm/transparent_hugepage/shmem_enabled ("" if unknown).
+std::string shmem_thp_mode() {
+    std::FILE *f = std::fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "r");
+    if (f == nullptr) return "";
+    char line[256] = {};
+    const bool ok = std::fgets(line, sizeof line, f) != nullptr;
+    std::fclose(f);
+    if (!ok) return "";
+    const std::string text = line;
+    const auto open = text.find('['), close = text.find(']');
+    if (open == std::string::npos || close == std::string::npos || close < open) return "";
+    return text.substr(open + 1, close - open - 1);
+}
+
+// The memseg list of --no-huge memory: the one list with memory in it.
+const rte_memseg_list *nohuge_memory() {
+    const rte_memseg_list *found = nullptr;
+    rte_memseg_list_walk(
+        [](const rte_memseg_list *msl, void *arg) {
+            if (msl->base_va == nullptr || msl->len == 0) return 0;
+            *static_cast<const rte_memseg_list **>(arg) = msl;
+            return 1;
+        },
+        &found);
+    return found;
+}
+
+// KiB of the mapping at `base` that the kernel maps with huge pages, from /proc/self/smaps.
+uint64_t huge_mapped_kb(const void *base) {
+    std::FILE *f = std::fopen("/proc/self/smaps", "r");
+    if (f == nullptr) return 0;
+    char line[512];
+    bool inside = false;
+    uint64_t kb = 0;
+    while (std::fgets(line, sizeof line, f) != nullptr) {
+        unsigned long start = 0, end = 0;
+        if (std::sscanf(line, "%lx-%lx ", &start, &end) == 2) {
+            inside = start == reinterpret_cast<uintptr_t>(base);
+            continue;
+        }
+        unsigned long value = 0;
+        if (inside && (std::sscanf(line, "ShmemPmdMapped: %lu kB", &value) == 1 ||
+                       std::sscanf(line, "FilePmdMapped: %lu kB", &value) == 1))
+            kb += value;
+    }
+    std::fclose(f);
+    return kb;
 }
 
 // Bytes the EAL heaps hand out now (tables, rings, pools, ACL): what the dataplane uses,
@@ -860,6 +936,17 @@ int run(const Options &o) {
     Context ctx;
     ctx.o = o;
     ctx.stats = std::vector<WorkerStats>(o.workers);
+    if (o.thp) {
+        const std::string mode = shmem_thp_mode();
+        if (mode != "always" && mode != "advise" && mode != "within_size" && mode != "force") {
+            std::fprintf(stderr,
+                         "syncwall-bench: --thp needs transparent huge pages for shmem, but "
+                         "/sys/kernel/mm/transparent_hugepage/shmem_enabled is '%s'; as root: "
+                         "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled\n",
+                         mode.empty() ? "unreadable" : mode.c_str());
+            return 2;
+        }
+    }
     const unsigned ncpu = unsigned(sysconf(_SC_NPROCESSORS_ONLN));
     std::printf("syncwall-bench: %u worker(s), %u states preloaded, table capacity %u, %u rules, "
                 "%s %s, %u-byte frames, new-share %.2f, sync %s, TSC %.2f GHz, %u CPUs\n",
@@ -889,10 +976,14 @@ int run(const Options &o) {
     }
     dp->start_ports();
     preload(*dp, flows, udp, dp->main_writer());
+    const rte_memseg_list *memory = nohuge_memory();
+    const auto huge_mib = [&] {
+        return memory == nullptr ? 0.0 : huge_mapped_kb(memory->base_va) / 1024.0;
+    };
     std::printf("memory per state: %zu bytes (StateTable::bytes_per_state, hash indexes + slot); "
-                "EAL heap in use %.1f MiB; peak RSS %.1f MiB%s\n",
+                "EAL heap in use %.1f MiB; peak RSS %.1f MiB%s; on 2 MiB pages: %.0f MiB\n",
                 dp->states->bytes_per_state(), heap_allocated() / 1048576.0, peak_rss_kb() / 1024.0,
-                o.no_prefault ? "" : " (all of -m: pre-faulted)");
+                o.no_prefault ? "" : " (all of -m: pre-faulted)", huge_mib());
 
     std::unique_ptr<SyncPair> sync;
     Phase base, ours;
@@ -938,9 +1029,9 @@ int run(const Options &o) {
     if (o.sync_bench > 0) sync_bench(o.sync_bench);
     if (!o.no_forward)
         std::printf("\nRESULT phase=memory bytes_per_state=%zu heap_mib=%.1f peak_rss_mib=%.1f "
-                    "prefault=%d\n",
+                    "prefault=%d huge_page_mib=%.0f\n",
                     dp->states->bytes_per_state(), heap_allocated() / 1048576.0,
-                    peak_rss_kb() / 1024.0, o.no_prefault ? 0 : 1);
+                    peak_rss_kb() / 1024.0, o.no_prefault ? 0 : 1, huge_mib());
 
     if (sync) dp->states->set_sink(nullptr);
     sync.reset();
@@ -961,6 +1052,14 @@ int run(const Options &o) {
     }
     rte_mempool_free(pool);
     return 0;
+}
+
+// EAL leaves its runtime directory (/var/run/dpdk/PREFIX) behind; nothing else uses it.
+void close_eal(const std::string &prefix) {
+    const std::string runtime_dir = rte_eal_get_runtime_dir();
+    rte_eal_cleanup();
+    std::error_code ec;
+    if (runtime_dir.find(prefix) != std::string::npos) std::filesystem::remove_all(runtime_dir, ec);
 }
 
 } // namespace
@@ -994,6 +1093,10 @@ int main(int argc, char **argv) {
                  "on first touch (by the workers)");
     app.add_option("--file-prefix", o.prefix, "EAL --file-prefix (default: syncwall-bench-PID)");
     app.add_option("-m,--memory", o.memory_mb, "EAL memory in MiB (default: from --states)");
+    app.add_flag("--thp", o.thp,
+                 "back EAL's memory with 2 MiB transparent huge pages (needs "
+                 "/sys/kernel/mm/transparent_hugepage/shmem_enabled at advise or always)");
+    app.add_option("--thp-memory", o.thp_memory_mb, "EAL memory in MiB (--thp sets it)")->group("");
     CLI11_PARSE(app, argc, argv);
     if (o.no_forward) o.no_baseline = true;
     if (o.traffic == "handshake" && o.proto != "tcp") {
@@ -1012,6 +1115,18 @@ int main(int argc, char **argv) {
         mb += uint64_t(o.sync_bench) * 3 * 400 / (1 << 20);
         o.memory_mb = uint32_t(mb);
     }
+    if (o.thp_memory_mb != 0) o.memory_mb = o.thp_memory_mb;
+    if (o.thp) {
+        const std::string mode = shmem_thp_mode();
+        if (mode != "always" && mode != "advise" && mode != "within_size" && mode != "force") {
+            std::fprintf(stderr,
+                         "syncwall-bench: --thp needs transparent huge pages for shmem, but "
+                         "/sys/kernel/mm/transparent_hugepage/shmem_enabled is '%s'; as root: "
+                         "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled\n",
+                         mode.empty() ? "unreadable" : mode.c_str());
+            return 2;
+        }
+    }
     const unsigned ncpu = unsigned(sysconf(_SC_NPROCESSORS_ONLN));
     std::string lcores;
     for (unsigned i = 0; i <= o.workers; i++)
@@ -1027,6 +1142,40 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "syncwall-bench: EAL init failed (memory %u MiB)\n", o.memory_mb);
         return 2;
     }
+    if (o.thp) {
+        const rte_memseg_list *msl = nohuge_memory();
+        if (msl == nullptr) {
+            std::fprintf(stderr, "syncwall-bench: --thp: EAL has no --no-huge memory\n");
+            close_eal(o.prefix);
+            return 2;
+        }
+        const uintptr_t at = reinterpret_cast<uintptr_t>(msl->base_va);
+        const uint64_t off = at % huge_page_size;
+        if (off != 0) {
+            close_eal(o.prefix);
+            const uint32_t mb = o.thp_memory_mb != 0 ? 0 : aligned_memory_mb(o.memory_mb, off);
+            if (mb == 0) {
+                std::fprintf(stderr,
+                             "syncwall-bench: --thp: EAL memory at 0x%" PRIxPTR
+                             " (-m %u) is not on a 2 MiB boundary, and no -m found to put it "
+                             "there\n",
+                             at, o.memory_mb);
+                return 2;
+            }
+            // Start again with that much memory.
+            std::vector<std::string> again(argv, argv + argc);
+            again.insert(again.end(), {"--thp-memory", std::to_string(mb)});
+            std::vector<char *> again_argv;
+            for (auto &a : again)
+                again_argv.push_back(a.data());
+            again_argv.push_back(nullptr);
+            execv("/proc/self/exe", again_argv.data());
+            std::perror("syncwall-bench: --thp: execv");
+            return 2;
+        }
+        if (madvise(msl->base_va, msl->len, MADV_HUGEPAGE) != 0)
+            std::perror("syncwall-bench: madvise(MADV_HUGEPAGE) on EAL memory");
+    }
     if (!o.no_prefault) prefault_eal_memory();
     int rc = 0;
     try {
@@ -1035,11 +1184,6 @@ int main(int argc, char **argv) {
         std::fprintf(stderr, "syncwall-bench: %s\n", e.what());
         rc = 1;
     }
-    // EAL leaves its runtime directory (/var/run/dpdk/PREFIX) behind; nothing else uses it.
-    const std::string runtime_dir = rte_eal_get_runtime_dir();
-    rte_eal_cleanup();
-    std::error_code ec;
-    if (runtime_dir.find(o.prefix) != std::string::npos)
-        std::filesystem::remove_all(runtime_dir, ec);
+    close_eal(o.prefix);
     return rc;
 }

@@ -16,13 +16,21 @@ def results(out):
     return found
 
 
-def run(args):
+def run(args, expect_rc=0):
     cmd = [sys.argv[1], "--duration", "1", "--stats-period", "0.5", "-m", "384", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=40)
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
-    assert proc.returncode == 0, f"{cmd} exited with {proc.returncode}"
-    return results(proc.stdout)
+    assert proc.returncode == expect_rc, f"{cmd} exited with {proc.returncode}"
+    return results(proc.stdout), proc.stderr
+
+
+def shmem_thp_allowed():
+    try:
+        mode = open("/sys/kernel/mm/transparent_hugepage/shmem_enabled").read()
+    except OSError:
+        return False
+    return any(f"[{m}]" in mode for m in ("always", "advise", "within_size", "force"))
 
 
 def main():
@@ -33,7 +41,7 @@ def main():
             failures.append(what)
 
     # Established traffic on preloaded states, some new flows, sync on, sync alone.
-    r = run(["--states", "2000", "--rules", "50", "--new-share", "0.1", "--max-new", "20000",
+    r, _ = run(["--states", "2000", "--rules", "50", "--new-share", "0.1", "--max-new", "20000",
              "--sync", "--sync-bench", "5000"])
     for phase in ("io", "syncwall", "sync_forward", "sync_ins", "sync_upd", "sync_bulk", "memory"):
         check(phase in r, f"no RESULT for phase {phase}")
@@ -57,11 +65,21 @@ def main():
         check(int(r["memory"]["bytes_per_state"]) > 0, "no memory per state")
 
     # The handshake: SYN, SYN-ACK and ACK through the worker, three states... two per flow.
-    r = run(["--states", "0", "--traffic", "handshake", "--max-new", "5000", "--no-baseline"])
+    r, _ = run(["--states", "0", "--traffic", "handshake", "--max-new", "5000", "--no-baseline"])
     check("syncwall" in r, "handshake: no RESULT")
     if "syncwall" in r:
         check(int(r["syncwall"]["states_created"]) >= 2 * 1000,
               f"handshake: only {r['syncwall']['states_created']} states")
+
+    # --thp: on 2 MiB pages where the kernel allows it for shmem, else a clear refusal.
+    thp = ["--states", "1000", "--no-baseline", "--thp"]
+    if shmem_thp_allowed():
+        r, _ = run(thp)
+        check("memory" in r and float(r["memory"]["huge_page_mib"]) >= 0, "--thp: no memory RESULT")
+        check(int(r.get("syncwall", {}).get("forwarded", 0)) > 0, "--thp: nothing forwarded")
+    else:
+        r, err = run(thp, expect_rc=2)
+        check("shmem_enabled" in err and not r, f"--thp refused without a clear reason: {err!r}")
 
     if failures:
         print("bench smoke FAILED:\n  " + "\n  ".join(failures))

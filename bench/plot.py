@@ -18,18 +18,24 @@ here = Path(__file__).resolve().parent
 summary = Path(sys.argv[1]) if len(sys.argv) > 1 else here / "results" / "summary.txt"
 out = Path(sys.argv[2]) if len(sys.argv) > 2 else here / "cycles_vs_states.png"
 
-series = {"syncwall": {}, "io": {}}
+series = {"syncwall": {}, "io": {}, "thp": {}}
 for line in summary.read_text().splitlines():
     if not line.startswith("RESULT "):
         continue
     f = dict(kv.split("=", 1) for kv in line.split()[1:])
     if not f.get("run", "").startswith("est-") or f["run"].startswith("est-1M"):
         continue
-    if f["phase"] in series:
-        series[f["phase"]].setdefault(int(f["states"]), []).append(float(f["cycles_per_packet"]))
+    phase = f["phase"]
+    if f["run"].startswith("est-thp-"):  # the same runs on 2 MiB pages (run_matrix.sh thp)
+        if phase != "syncwall":
+            continue
+        phase = "thp"
+    if phase in series:
+        series[phase].setdefault(int(f["states"]), []).append(float(f["cycles_per_packet"]))
 
 fig, ax = plt.subplots(figsize=(7, 4.2))
-for phase, label, marker in (("syncwall", "syncwall worker (filter in+out, route, tx)", "o"),
+for phase, label, marker in (("syncwall", "syncwall worker (filter in+out, route, tx), 4 KiB pages", "o"),
+                             ("thp", "syncwall worker, 2 MiB pages (--thp)", "^"),
                              ("io", "io-forward baseline (same ports, generator)", "s")):
     pts = sorted(series[phase].items())
     if not pts:

@@ -3,13 +3,15 @@
 # full output goes to bench/results/NAME-N.txt, and bench/results/summary.txt collects the
 # RESULT lines. Then: /usr/bin/python3 bench/plot.py (cycles/packet versus states).
 # Usage: bench/run_matrix.sh [build-dir [scenario...]]   (env: REPEAT, DURATION)
-# Scenarios: est new sync testpmd (default: all).
+# Scenarios: est new sync testpmd thp (default: all). thp repeats est's state counts on
+# 2 MiB pages (--thp); it needs /sys/kernel/mm/transparent_hugepage/shmem_enabled at advise
+# or always (as root: echo advise > ...; this script does not change it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-bench}
 bench="$build/bench/syncwall-bench"
 shift || true
-scenarios=${*:-est new sync testpmd}
+scenarios=${*:-est new sync testpmd thp}
 out=bench/results
 want() { [[ " $scenarios " == *" $1 "* ]]; }
 repeat=${REPEAT:-3}
@@ -40,6 +42,13 @@ if want new; then
   # Full handshakes (SYN, SYN-ACK, ACK) through the worker; with sync to an in-process peer.
   run "handshake" --states 0 --traffic handshake --max-new 1000000
   run "new-sync" --states 0 --new-share 1 --sync --max-new 1000000
+fi
+if want thp; then
+  if grep -qE '\[(always|advise|within_size|force)\]' /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null; then
+    for s in 1000 100000 1000000 10000000; do run "est-thp-$s" --states "$s" --thp; done
+  else
+    echo "== thp skipped: shmem_enabled is $(cat /sys/kernel/mm/transparent_hugepage/shmem_enabled 2>/dev/null || echo unreadable)"
+  fi
 fi
 # The sync role alone: 1M inserts, 1M updates, bulk transfer of 1M states.
 if want sync; then run "sync-1M" --no-forward --sync-bench 1000000; fi
