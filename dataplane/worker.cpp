@@ -211,9 +211,9 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
     uint32_t hints[max_burst];
     unsigned nout = 0;
     auto route = [&](uint16_t i, RouteTable::NextHopId id) {
-        if (const auto egress = route_one(pkts[i], desc_[i], port, id)) {
+        if (const int egress = route_one(pkts[i], desc_[i], port, id); egress >= 0) {
             out_idx[nout] = i;
-            out_port[nout] = *egress;
+            out_port[nout] = uint16_t(egress);
             hints[nout] = twin[i];
             nh_of[nout++] = id;
         }
@@ -292,26 +292,26 @@ bool Worker::apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uin
     return false;
 }
 
-std::optional<uint16_t> Worker::route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
-                                          RouteTable::NextHopId id) {
+int Worker::route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
+                      RouteTable::NextHopId id) {
     const NextHop &nh = dp_.routes->next_hop(id);
     switch (nh.kind) {
     case NextHop::Kind::none:
         drop(m, DropReason::no_route);
-        return std::nullopt;
+        return -1;
     case NextHop::Kind::local:
         punt(m, PuntKind::local, in_port);
-        return std::nullopt;
+        return -1;
     case NextHop::Kind::forward:
         break;
     }
     if (d.ttl <= 1) {
         punt(m, PuntKind::ttl_exceeded, in_port, uint32_t(id));
-        return std::nullopt;
+        return -1;
     }
     if (d.l3_total_len > dp_.ports[nh.port].mtu) {
         punt(m, PuntKind::too_big, in_port, uint32_t(id));
-        return std::nullopt;
+        return -1;
     }
     return nh.port;
 }

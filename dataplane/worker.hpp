@@ -57,9 +57,10 @@ class Worker {
     // Apply a filter verdict: true if the packet goes on; otherwise it is consumed.
     bool apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port);
     // Route decision for a packet that passed inbound: the egress port if it is to be
-    // forwarded; otherwise the packet is consumed (punted or dropped).
-    std::optional<uint16_t> route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
-                                      RouteTable::NextHopId id);
+    // forwarded; otherwise -1, and the packet is consumed (punted or dropped). (An int, not an
+    // optional: GCC builds a returned optional<uint16_t> on the stack from two narrow stores
+    // and reloads it whole, which stalls store forwarding on every packet.)
+    int route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId id);
     // Rewrite for the next hop's `mac` and transmit, or punt for resolution when the
     // neighbour is unknown (mac == nullptr).
     void forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId nh,
