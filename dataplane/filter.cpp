@@ -79,7 +79,12 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
         const uint32_t slot = slot_of[k];
         if (slot == icmp_error_done) continue;
         if (slot != StateTable::no_slot) {
-            if (!track(slot, dir, descs[idx[k]], pkts[idx[k]]->pkt_len, now, out[k])) continue;
+            if (!track(slot, dir, descs[idx[k]], pkts[idx[k]]->pkt_len, now, out[k])) {
+                // A forwarded packet's out pass will most likely lock the twin: start loading
+                // it now, the rest of this pass and routing ahead of its use.
+                if (dir == StateDirection::in) st.prefetch(out[k].twin);
+                continue;
+            }
             // A new connection on the ports of a closed one: forget the old state and
             // evaluate the SYN as the first packet of a new connection (pf does the same).
             st.remove(slot, worker_);

@@ -191,8 +191,6 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
         in_slot[i] = verdict[k].slot;
         twin[i] = verdict[k].twin;
         if (!apply(verdict[k], pkts[i], desc_[i], port)) continue;
-        // The out pass will most likely lock this one: start loading it while we route.
-        if (twin[i] != FilterVerdict::no_slot) dp_.states->prefetch(twin[i]);
         const PacketDesc &d = desc_[i];
         if (d.family == 4) {
             v4_addr[n4] = load_be32(d.dst.data());
