@@ -936,17 +936,6 @@ int run(const Options &o) {
     Context ctx;
     ctx.o = o;
     ctx.stats = std::vector<WorkerStats>(o.workers);
-    if (o.thp) {
-        const std::string mode = shmem_thp_mode();
-        if (mode != "always" && mode != "advise" && mode != "within_size" && mode != "force") {
-            std::fprintf(stderr,
-                         "syncwall-bench: --thp needs transparent huge pages for shmem, but "
-                         "/sys/kernel/mm/transparent_hugepage/shmem_enabled is '%s'; as root: "
-                         "echo advise > /sys/kernel/mm/transparent_hugepage/shmem_enabled\n",
-                         mode.empty() ? "unreadable" : mode.c_str());
-            return 2;
-        }
-    }
     const unsigned ncpu = unsigned(sysconf(_SC_NPROCESSORS_ONLN));
     std::printf("syncwall-bench: %u worker(s), %u states preloaded, table capacity %u, %u rules, "
                 "%s %s, %u-byte frames, new-share %.2f, sync %s, TSC %.2f GHz, %u CPUs\n",
