@@ -43,8 +43,10 @@ for phase, label, marker in (("syncwall", "syncwall worker (filter in+out, route
     xs = [s for s, _ in pts]
     ys = [statistics.median(v) for _, v in pts]
     ax.plot(xs, ys, marker=marker, label=label)
+    below = phase == "thp"  # labels under the points, apart from the 4 KiB ones
     for x, y in zip(xs, ys):
-        ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+        ax.annotate(f"{y:.0f}", (x, y), textcoords="offset points", xytext=(0, -12 if below else 6),
+                    ha="center", fontsize=8)
 ax.axhline(120, color="grey", linestyle="--", linewidth=1, label="target: 120 cycles/packet")
 ax.set_xscale("log")
 ax.set_xlabel("states in the table")
