@@ -79,7 +79,7 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
         const uint32_t slot = slot_of[k];
         if (slot == icmp_error_done) continue;
         if (slot != StateTable::no_slot) {
-            if (!track(slot, dir, descs[idx[k]], pkts[idx[k]]->pkt_len, now, out[k])) {
+            if (!track(slot, dir, descs[idx[k]], descs[idx[k]].frame_len, now, out[k])) {
                 // A forwarded packet's out pass will most likely lock the twin: start loading
                 // it now, the rest of this pass and routing ahead of its use.
                 if (dir == StateDirection::in) st.prefetch(out[k].twin);
@@ -224,7 +224,7 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
         if (number == Ruleset::default_rule) return; // pf's default rule: pass, no state
         const CompiledRule &rule = rs->rule(number);
         const PacketDesc &d = descs[idx[k]];
-        const uint32_t len = pkts[idx[k]]->pkt_len;
+        const uint32_t len = d.frame_len; // the mbuf's pkt_len: workers take one segment only
         RuleCounters &rc = rs->counters(worker_, number);
         rc.matches.inc();
         // pf logs the packet its rule decided, before any state is made: for `pass log` that
