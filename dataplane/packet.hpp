@@ -91,7 +91,8 @@ struct PacketDesc {
     L3Kind l3 = L3Kind::none;
     uint16_t frame_len = 0;
 
-    // Layer 3 (IPv4 or IPv6). Addresses in network byte order; IPv4 uses the first 4 bytes.
+    // Layer 3 (IPv4 or IPv6). Addresses in network byte order; IPv4 uses the first 4 bytes
+    // and leaves the rest 0 (state keys copy the 16 bytes whole).
     uint8_t family = 0;        // 4 or 6
     std::array<uint8_t, 16> src{}, dst{};
     uint8_t proto = 0;         // transport protocol (after IPv6 extension headers)

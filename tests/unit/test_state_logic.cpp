@@ -3,13 +3,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <cstring>
 #include <vector>
 
 using namespace syncwall::dp;
 
 namespace {
 
-PacketDesc udp4(std::array<uint8_t, 4> src, std::array<uint8_t, 4> dst, uint16_t sport, uint16_t dport) {
+PacketDesc udp4(std::array<uint8_t, 4> src, std::array<uint8_t, 4> dst, uint16_t sport,
+                uint16_t dport) {
     PacketDesc d;
     d.family = 4;
     d.proto = proto_udp;
@@ -45,6 +48,26 @@ TEST_CASE("a reply looks up the key its request created, in either direction", "
     CHECK(k.port[1] == 53);
     CHECK(k.af == 4);
     CHECK(k.proto == proto_udp);
+}
+
+TEST_CASE("a key is written whole: every byte set, the pad 0, whatever was there", "[state]") {
+    // Keys are hashed and compared bytewise, so no byte may keep what the buffer held.
+    const auto req = udp4({192, 0, 2, 10}, {198, 51, 100, 10}, 40000, 53);
+    StateKey want{};
+    want.addr[1] = req.src; // outbound: addr[0] is the destination
+    want.addr[0] = req.dst;
+    want.port[1] = 40000;
+    want.port[0] = 53;
+    want.af = 4;
+    want.proto = proto_udp;
+    StateKey k;
+    std::memset(static_cast<void *>(&k), 0xab, sizeof k);
+    fill_state_key(k, req.family, req.proto, req.src, req.dst, req.sport, req.dport,
+                   StateDirection::out);
+    CHECK(std::memcmp(&k, &want, sizeof k) == 0);
+    CHECK(k.pad == 0);
+    // An IPv4 address's last 12 bytes come from the descriptor, where they are 0.
+    CHECK(std::all_of(k.addr[0].begin() + 4, k.addr[0].end(), [](uint8_t b) { return b == 0; }));
 }
 
 TEST_CASE("UDP pseudo-states go single then multiple with pf's timeouts", "[state]") {
@@ -87,17 +110,18 @@ TEST_CASE("ICMP echo states use icmp.first then icmp.error timeouts", "[state]")
 TEST_CASE("an ICMP error's quoted packet leads to the connection's key", "[state]") {
     // Frame: Ethernet + IPv4 (router 203.0.113.1 -> client 192.0.2.10) + ICMP port
     // unreachable quoting the client's UDP packet to 198.51.100.10:53.
-    std::vector<uint8_t> f = {
-        2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00,
-        0x45, 0, 0, 56, 0, 1, 0, 0, 64, 1, 0, 0, 203, 0, 113, 1, 192, 0, 2, 10,
-        3, 3, 0, 0, 0, 0, 0, 0,
-        0x45, 0, 0, 28, 0, 2, 0, 0, 63, 17, 0, 0, 192, 0, 2, 10, 198, 51, 100, 10,
-        0x9c, 0x40, 0, 53, 0, 8, 0, 0};
+    std::vector<uint8_t> f = {2,    0,  0,   0,  0,   1,  2,    0,    0,  0,  0, 2, 0x08, 0x00,
+                              0x45, 0,  0,   56, 0,   1,  0,    0,    64, 1,  0, 0, 203,  0,
+                              113,  1,  192, 0,  2,   10, 3,    3,    0,  0,  0, 0, 0,    0,
+                              0x45, 0,  0,   28, 0,   2,  0,    0,    63, 17, 0, 0, 192,  0,
+                              2,    10, 198, 51, 100, 10, 0x9c, 0x40, 0,  53, 0, 8, 0,    0};
     // Fix the outer IPv4 header checksum so that the parser accepts the frame.
     {
         uint32_t sum = 0;
-        for (int i = 14; i < 34; i += 2) sum += uint32_t(f[i] << 8 | f[i + 1]);
-        while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+        for (int i = 14; i < 34; i += 2)
+            sum += uint32_t(f[i] << 8 | f[i + 1]);
+        while (sum >> 16)
+            sum = (sum & 0xffff) + (sum >> 16);
         f[24] = uint8_t(~sum >> 8);
         f[25] = uint8_t(~sum);
     }
