@@ -13,9 +13,10 @@
 // Twins (pf's state key `reverse` link): the in pass reports, per packet, the state it
 // matched or made and that state's twin hint, the slot last matched for the reversed key.
 // The worker hands the hints to the out pass, which checks a hinted slot (live, same key)
-// instead of looking the key up: one hash lookup per forwarded packet instead of two, and
-// the twin's slot can be prefetched while the packet is routed. The worker links the two
-// states once both passes have seen them.
+// instead of looking the key up: one hash lookup per forwarded packet instead of two. The in
+// pass prefetches each hinted slot as soon as it reads the hint, so that it loads while the
+// rest of the pass runs and the packet is routed. The worker links the two states once both
+// passes have seen them.
 //
 // Runs on the worker's lcore only; touches shared structures through the state table's
 // per-state lock and the ruleset read under RCU.
