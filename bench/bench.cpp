@@ -1043,6 +1043,15 @@ int run(const Options &o) {
     return 0;
 }
 
+// An argv for `args` (which must outlive it), ending in nullptr as main's does.
+std::vector<char *> c_argv(std::vector<std::string> &args) {
+    std::vector<char *> v;
+    for (auto &a : args)
+        v.push_back(a.data());
+    v.push_back(nullptr);
+    return v;
+}
+
 // EAL leaves its runtime directory (/var/run/dpdk/PREFIX) behind; nothing else uses it.
 void close_eal(const std::string &prefix) {
     const std::string runtime_dir = rte_eal_get_runtime_dir();
@@ -1124,10 +1133,8 @@ int main(int argc, char **argv) {
         "syncwall-bench", "--no-huge",   "--no-pci",          "-m",   std::to_string(o.memory_mb),
         "--file-prefix",  o.prefix,      "--lcores",          lcores, "--log-level",
         "lib.eal:error",  "--log-level", "pmd.net.ring:error"};
-    std::vector<char *> eal_argv;
-    for (auto &a : eal)
-        eal_argv.push_back(a.data());
-    if (rte_eal_init(int(eal_argv.size()), eal_argv.data()) < 0) {
+    std::vector<char *> eal_argv = c_argv(eal);
+    if (rte_eal_init(int(eal.size()), eal_argv.data()) < 0) {
         std::fprintf(stderr, "syncwall-bench: EAL init failed (memory %u MiB)\n", o.memory_mb);
         return 2;
     }
@@ -1154,11 +1161,7 @@ int main(int argc, char **argv) {
             // Start again with that much memory.
             std::vector<std::string> again(argv, argv + argc);
             again.insert(again.end(), {"--thp-memory", std::to_string(mb)});
-            std::vector<char *> again_argv;
-            for (auto &a : again)
-                again_argv.push_back(a.data());
-            again_argv.push_back(nullptr);
-            execv("/proc/self/exe", again_argv.data());
+            execv("/proc/self/exe", c_argv(again).data());
             std::perror("syncwall-bench: --thp: execv");
             return 2;
         }
