@@ -110,11 +110,15 @@ TEST_CASE("ICMP echo states use icmp.first then icmp.error timeouts", "[state]")
 TEST_CASE("an ICMP error's quoted packet leads to the connection's key", "[state]") {
     // Frame: Ethernet + IPv4 (router 203.0.113.1 -> client 192.0.2.10) + ICMP port
     // unreachable quoting the client's UDP packet to 198.51.100.10:53.
-    std::vector<uint8_t> f = {2,    0,  0,   0,  0,   1,  2,    0,    0,  0,  0, 2, 0x08, 0x00,
-                              0x45, 0,  0,   56, 0,   1,  0,    0,    64, 1,  0, 0, 203,  0,
-                              113,  1,  192, 0,  2,   10, 3,    3,    0,  0,  0, 0, 0,    0,
-                              0x45, 0,  0,   28, 0,   2,  0,    0,    63, 17, 0, 0, 192,  0,
-                              2,    10, 198, 51, 100, 10, 0x9c, 0x40, 0,  53, 0, 8, 0,    0};
+    // One header a line: Ethernet, IPv4, ICMP, quoted IPv4, quoted UDP.
+    // clang-format off
+    std::vector<uint8_t> f = {
+        2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00,
+        0x45, 0, 0, 56, 0, 1, 0, 0, 64, 1, 0, 0, 203, 0, 113, 1, 192, 0, 2, 10,
+        3, 3, 0, 0, 0, 0, 0, 0,
+        0x45, 0, 0, 28, 0, 2, 0, 0, 63, 17, 0, 0, 192, 0, 2, 10, 198, 51, 100, 10,
+        0x9c, 0x40, 0, 53, 0, 8, 0, 0};
+    // clang-format on
     // Fix the outer IPv4 header checksum so that the parser accepts the frame.
     {
         uint32_t sum = 0;
