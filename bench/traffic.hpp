@@ -125,13 +125,29 @@ class FrameWriter {
         uint32_t sum = 0;
         for (int w = 0; w < 20; w += 2)
             if (w != 10) sum += uint32_t(ip[w]) << 8 | ip[w + 1];
-        while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-        const uint16_t c = uint16_t(~sum);
-        ip[10] = uint8_t(c >> 8);
-        ip[11] = uint8_t(c);
+        store_checksum(ip + 10, sum);
+        // The transport checksum over the pseudo-header, header and payload: the firewall
+        // verifies it before a packet may make or move a state.
+        const uint16_t l4_len = uint16_t(ip_total_ - ip_len);
+        uint8_t *csum = l4 + (udp_ ? 6 : 16);
+        csum[0] = csum[1] = 0;
+        sum = l4_len + ip[9];
+        for (int w = 12; w < 20; w += 2)
+            sum += uint32_t(ip[w]) << 8 | ip[w + 1];
+        for (uint16_t w = 0; w + 1 < l4_len; w += 2)
+            sum += uint32_t(l4[w]) << 8 | l4[w + 1];
+        if (l4_len & 1) sum += uint32_t(l4[l4_len - 1]) << 8;
+        store_checksum(csum, sum);
     }
 
   private:
+    static void store_checksum(uint8_t *at, uint32_t sum) {
+        while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+        const uint16_t c = uint16_t(~sum);
+        at[0] = uint8_t(c >> 8);
+        at[1] = uint8_t(c);
+    }
+
     std::array<uint8_t, 64> hdr_{};
     uint16_t len_, ip_total_;
     bool udp_;

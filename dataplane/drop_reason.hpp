@@ -48,12 +48,15 @@ namespace syncwall::dp {
     X(punt_ring_full, "slow-path ring to the main lcore full")                                    \
     X(to_us_unhandled, "packet for one of our addresses with no local service")                   \
     X(tx_ring_full, "transmit queue full")                                                        \
+    X(proto_cksum, "transport checksum wrong (pf's PFRES_PROTCKSUM)")                             \
     X(filter_block, "blocked by a rule")                                                          \
     X(filter_state_mismatch, "did not fit the state's TCP windows")                               \
+    X(filter_synack_bad_ack, "SYN|ACK not acknowledging the SYN it answers")                      \
     X(filter_state_limit, "state limit reached")                                                  \
     X(filter_state_collision, "state with the same key or id created meanwhile")                 \
     X(filter_no_state, "no state and no rule creates one")                                        \
     X(filter_icmp_no_state, "ICMP error quoting no known connection")                            \
+    X(filter_icmp_wrong_destination, "ICMP error not sent to the quoted packet's source")         \
     X(sync_port_traffic, "non-pfsync traffic on the sync port")
 
 enum class DropReason : uint8_t {

@@ -5,6 +5,8 @@
 #include "dataplane/state_logic.hpp"
 #include "dataplane/state_table.hpp"
 
+#include <rte_byteorder.h>
+#include <rte_ip.h>
 #include <rte_mbuf.h>
 
 #include <cstring>
@@ -34,6 +36,34 @@ std::span<const uint8_t> frame_of(const rte_mbuf *m) {
     return {rte_pktmbuf_mtod(m, const uint8_t *), m->data_len};
 }
 
+// The transport checksum, before the packet may create or change a state: the port's
+// verdict where the PMD gives one, our own sum otherwise (l4_checksum_ok()).
+bool l4_checksum_good(const rte_mbuf *m, const PacketDesc &d) {
+    switch (m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) {
+    case RTE_MBUF_F_RX_L4_CKSUM_GOOD:
+    case RTE_MBUF_F_RX_L4_CKSUM_NONE: // the data was verified, the field may be stale
+        return true;
+    case RTE_MBUF_F_RX_L4_CKSUM_BAD:
+        return false;
+    default:
+        break;
+    }
+    if (m->nb_segs == 1) [[likely]]
+        return l4_checksum_ok(frame_of(m), d);
+    // A chained datagram (reassembled from fragments): sum the segments.
+    const L4ChecksumSpan c = l4_checksum_span(frame_of(m), m->pkt_len, d);
+    if (!c.check) return true;
+    const uint8_t *l4 = rte_pktmbuf_mtod_offset(m, const uint8_t *, d.l4_offset);
+    if (d.proto == proto_udp && l4[6] == 0 && l4[7] == 0) return false; // IPv6 (see packet.cpp)
+    uint16_t raw = 0;
+    if (rte_raw_cksum_mbuf(m, d.l4_offset, c.length, &raw) != 0) return false;
+    uint32_t sum = uint32_t(rte_be_to_cpu_16(raw));
+    if (c.pseudo_header) sum += pseudo_header_sum(d, c.length);
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return sum == 0xffff;
+}
+
 } // namespace
 
 Filter::Filter(Dataplane &dp, unsigned worker)
@@ -51,11 +81,19 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
     uint32_t found[max_filter_batch], slot_of[max_filter_batch];
     unsigned lookup[max_filter_batch], misses[max_filter_batch];
     unsigned nl = 0, nm = 0;
-    constexpr uint32_t icmp_error_done = StateTable::no_slot - 1;
+    constexpr uint32_t icmp_error_done = StateTable::no_slot - 1; // or dropped before lookup
 
     for (unsigned k = 0; k < n; k++) {
         const PacketDesc &d = descs[idx[k]];
         out[k] = FilterVerdict{};
+        // Inbound is where a packet first meets the filter; the outbound pass sees the same
+        // bytes. The end host would discard a bad checksum, so it must not touch a state.
+        if (dir == StateDirection::in && !l4_checksum_good(pkts[idx[k]], d)) [[unlikely]] {
+            out[k] = {FilterVerdict::Action::drop, DropReason::proto_cksum};
+            ctr_.drop(DropReason::proto_cksum);
+            slot_of[k] = icmp_error_done;
+            continue;
+        }
         if (d.has_l4 && d.icmp.is_error && (d.proto == proto_icmp || d.proto == proto_icmpv6)) {
             out[k] = icmp_error(frame_of(pkts[idx[k]]), d, dir);
             slot_of[k] = icmp_error_done;
@@ -162,6 +200,14 @@ FilterVerdict Filter::icmp_error(std::span<const uint8_t> frame, const PacketDes
         return no_state;
     }
     bool fits = true;
+    if (!q->to_quoted_source) {
+        // Matches a state but goes to another host than the one the quoted packet came from.
+        st.unlock(slot);
+        const FilterVerdict wrong{FilterVerdict::Action::drop,
+                                  DropReason::filter_icmp_wrong_destination};
+        ctr_.drop(wrong.reason);
+        return wrong;
+    }
     if (q->is_tcp) {
         const State &s = st.state(slot);
         const bool forward = from_state_src(s, q->dir);

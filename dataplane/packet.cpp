@@ -495,4 +495,44 @@ uint32_t pseudo_header_sum(const PacketDesc &d, uint32_t l4_length) {
     return sum;
 }
 
+L4ChecksumSpan l4_checksum_span(std::span<const uint8_t> head, uint32_t frame_len,
+                                const PacketDesc &d) {
+    L4ChecksumSpan c;
+    if (!d.has_l4 || d.is_fragment) return c;
+    const uint32_t ip_end = uint32_t(d.l3_offset) + d.l3_total_len;
+    if (ip_end > frame_len || d.l4_offset > ip_end) return c;
+    // The parser saw the transport header, so it lies in the contiguous head.
+    if (std::size_t(d.l4_offset) + 8 > head.size()) return c;
+    const uint8_t *frame = head.data();
+    c.length = ip_end - d.l4_offset;
+    switch (d.proto) {
+    case proto_udp: {
+        const uint8_t *u = frame + d.l4_offset;
+        if (d.family == 4 && load_be16(u + 6) == 0) return c; // no checksum sent
+        c.length = load_be16(u + 4); // checked by the parser: 8 <= length <= IP payload
+        c.pseudo_header = true;
+        break;
+    }
+    case proto_tcp:
+    case proto_icmpv6:
+        c.pseudo_header = true;
+        break;
+    case proto_icmp:
+        break;
+    default:
+        return c;
+    }
+    c.check = true;
+    return c;
+}
+
+bool l4_checksum_ok(std::span<const uint8_t> frame, const PacketDesc &d) {
+    const L4ChecksumSpan c = l4_checksum_span(frame, uint32_t(frame.size()), d);
+    if (!c.check) return true;
+    if (d.proto == proto_udp && load_be16(frame.data() + d.l4_offset + 6) == 0)
+        return false; // IPv6: a zero UDP checksum is never valid
+    const uint32_t initial = c.pseudo_header ? pseudo_header_sum(d, c.length) : 0;
+    return internet_checksum(frame.subspan(d.l4_offset, c.length), initial) == 0;
+}
+
 } // namespace syncwall::dp

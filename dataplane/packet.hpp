@@ -152,4 +152,23 @@ uint16_t internet_checksum(std::span<const uint8_t> bytes, uint32_t initial = 0)
 // src, dst, 32-bit l4_length, zero+next header.
 uint32_t pseudo_header_sum(const PacketDesc &d, uint32_t l4_length);
 
+// Is the transport checksum of packet `d` (parsed from `frame`) right? TCP, UDP and ICMPv6
+// over the pseudo-header and the transport bytes (UDP: as many as its length field says),
+// ICMP over its message. An IPv4 UDP checksum of 0 means "none sent" and passes; over IPv6
+// it is refused (RFC 8200 8.1). Packets without a parsed transport header and fragments
+// (their checksum covers the whole datagram) are not checked: true.
+bool l4_checksum_ok(std::span<const uint8_t> frame, const PacketDesc &d);
+// Where the checksum is computed over, for l4_checksum_ok() and callers that sum a
+// chained mbuf themselves: `length` transport bytes from d.l4_offset and whether a
+// pseudo-header is summed. `head` is the contiguous start of a frame of `frame_len` bytes
+// (holding at least the transport header). `check` is false when nothing is to be
+// verified (as l4_checksum_ok() says).
+struct L4ChecksumSpan {
+    bool check = false;
+    bool pseudo_header = false;
+    uint32_t length = 0;
+};
+L4ChecksumSpan l4_checksum_span(std::span<const uint8_t> head, uint32_t frame_len,
+                                const PacketDesc &d);
+
 } // namespace syncwall::dp

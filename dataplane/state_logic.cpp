@@ -36,6 +36,7 @@ std::optional<QuotedConnection> quoted_connection(std::span<const uint8_t> frame
     fill_state_key(c.key, q.family, q.proto, q.src, q.dst, q.sport, q.dport, c.dir);
     c.is_tcp = q.proto == proto_tcp;
     c.tcp_seq = q.tcp.seq;
+    c.to_quoted_source = d.dst == q.src;
     return c;
 }
 

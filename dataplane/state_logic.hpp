@@ -64,6 +64,10 @@ struct QuotedConnection {
     StateDirection dir; // direction the quoted packet travelled in
     bool is_tcp = false;
     uint32_t tcp_seq = 0; // the quoted TCP segment's sequence number
+    // The error goes to the quoted packet's source, as an error must: pf drops one whose
+    // outer destination is another host as a bad state match (checked once the state is
+    // found).
+    bool to_quoted_source = false;
 };
 std::optional<QuotedConnection> quoted_connection(std::span<const uint8_t> frame,
                                                   const PacketDesc &d, StateDirection dir);

@@ -139,6 +139,9 @@ void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult
         if (win > src.max_win) src.max_win = win;
     }
 
+    // Whether `ack` is the one the packet carries, not a stand-in put there so that the
+    // ack-skew check passes. Only a real ack can be perfect.
+    bool ack_is_real = has(th, tcpf::ack);
     if (!has(th, tcpf::ack)) {
         // Nothing acknowledged: let it through the ack-skew check.
         ack = dst.seqlo;
@@ -147,6 +150,21 @@ void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult
         // Broken stacks send RST|ACK with ack 0, and many (OpenBSD's included) set an
         // arbitrary ack on a FIN|ACK when their SYN timed out: there is nothing to check.
         ack = dst.seqlo;
+        ack_is_real = false;
+    }
+
+    // The responder's first SYN|ACK fixes its sequence space, so it must acknowledge the
+    // initiator's SYN itself (ISN + 1, or up to the SYN's data): a stale SYN|ACK of an
+    // earlier incarnation, acking a little below, would otherwise pass the ack-skew check
+    // and make the real SYN|ACK and the rest of the connection fail the windows. Beyond
+    // pf, which accepts it. Until the responder has spoken the initiator's seqhi is still
+    // its SYN's end + 1 and its seqlo the ISN (the SYN's end once retransmitted).
+    bool stale_synack = false;
+    if ((th.flags & (tcpf::syn | tcpf::ack | tcpf::rst)) == (tcpf::syn | tcpf::ack) &&
+        src_before.seqlo == 0 && dst.state == tcps_syn_sent && ack_is_real) {
+        const uint32_t syn_end = dst.seqhi - 1;
+        const uint32_t lowest = seq_lt(dst.seqlo, syn_end) ? dst.seqlo + 1 : syn_end;
+        stale_synack = !(seq_geq(ack, lowest) && seq_leq(ack, syn_end));
     }
 
     if (seq == end) {
@@ -160,17 +178,28 @@ void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult
 
     const bool rst = has(th, tcpf::rst);
     // pf requires a RST to carry an exact (or +-1) sequence number; a RST|ACK whose ack is
-    // perfect may instead fall anywhere in the window behind seqlo.
+    // perfect may instead fall anywhere in the window behind seqlo. An ack of 0 stands for
+    // seqlo above but is not perfect (beyond pf): otherwise a blind sender who knows no ack
+    // could reset with any sequence number in the window.
     const bool rst_ok =
         !rst || orig_seq == src.seqlo || orig_seq == src.seqlo + 1 || orig_seq + 1 == src.seqlo ||
         (seq_geq(orig_seq, src.seqlo - dst_win) && seq_leq(orig_seq, src.seqlo + 1) &&
-         ackskew == 0 && (th.flags & (tcpf::ack | tcpf::rst)) == (tcpf::ack | tcpf::rst));
+         ackskew == 0 && ack_is_real &&
+         (th.flags & (tcpf::ack | tcpf::rst)) == (tcpf::ack | tcpf::rst));
 
     const bool fits = seq_geq(src.seqhi, data_end) &&       // last octet inside the window
                       seq_geq(seq, src.seqlo - dst_win) &&  // retransmit: one window back
                       ackskew >= -max_ack_window &&         // acks at most ~a window ahead
                       ackskew <= (max_ack_window << sws) && // and a window behind
                       rst_ok;
+    if (fits && stale_synack) {
+        // Inside the windows but not the answer to this SYN: leave both peers as they were.
+        src = src_before;
+        dst = dst_before;
+        res.verdict = TcpVerdict::drop_synack_bad_ack;
+        res.timeout = tcp_timeout_class(src, dst);
+        return;
+    }
 
     // pf's loose branch: just outside the windows while the other side has not spoken
     // (shotgunned SYNs, a connection picked up mid-stream) or after a close (stray

@@ -105,6 +105,10 @@ enum class TcpVerdict : uint8_t {
     // ports are reused. The caller removes the old state and evaluates the packet as the
     // first of a new connection (pf purges the state and runs the rules).
     reuse,
+    // The responder's first SYN|ACK does not acknowledge the initiator's SYN (ISN + 1):
+    // a stale answer of an earlier incarnation. Dropped without touching either peer, so
+    // that the right SYN|ACK that follows still opens the connection (beyond pf).
+    drop_synack_bad_ack,
 };
 
 struct TcpTrackResult {
@@ -176,9 +180,11 @@ constexpr TcpChallengeAck tcp_challenge_ack(const TcpPeer &src, const TcpPeer &d
 constexpr bool tcp_verdict_drops(TcpVerdict v) {
     return v != TcpVerdict::pass && v != TcpVerdict::reuse;
 }
-// Every tracking drop is counted as one reason, as pf counts PFRES_BADSTATE.
-constexpr DropReason tcp_drop_reason(TcpVerdict) {
-    return DropReason::filter_state_mismatch;
+// Tracking drops are counted as one reason, as pf counts PFRES_BADSTATE, but for the stale
+// SYN|ACK, which pf does not refuse.
+constexpr DropReason tcp_drop_reason(TcpVerdict v) {
+    return v == TcpVerdict::drop_synack_bad_ack ? DropReason::filter_synack_bad_ack
+                                                : DropReason::filter_state_mismatch;
 }
 
 constexpr std::string_view name_of(TcpVerdict v) {
@@ -195,6 +201,8 @@ constexpr std::string_view name_of(TcpVerdict v) {
         return "drop_handshake_mismatch";
     case TcpVerdict::reuse:
         return "reuse";
+    case TcpVerdict::drop_synack_bad_ack:
+        return "drop_synack_bad_ack";
     }
     return "?";
 }

@@ -1354,3 +1354,95 @@ TEST_CASE("parsing resets a descriptor used for an earlier packet", "[packet]") 
     CHECK(d.sport == 0);
     CHECK_FALSE(d.has_l4);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Transport checksums (a packet with a wrong one must not create or change a state)
+
+namespace {
+
+// Fill in the transport checksum of a parsed frame with the reference sum; `at` is the
+// checksum's offset in the transport header.
+void fill_l4_checksum(Bytes &frame, const PacketDesc &d, size_t at, bool pseudo,
+                      uint32_t l4_len) {
+    Bytes sum_over;
+    if (pseudo) {
+        const size_t alen = d.family == 6 ? 16 : 4;
+        for (size_t i = 0; i < alen; i++) sum_over.push_back(d.src[i]);
+        for (size_t i = 0; i < alen; i++) sum_over.push_back(d.dst[i]);
+        if (d.family == 6) put32(sum_over, l4_len); else put16(sum_over, uint16_t(l4_len));
+        if (d.family == 6) put(sum_over, {0, 0, 0, d.proto}); else put(sum_over, {0, d.proto});
+    }
+    frame[d.l4_offset + at] = frame[d.l4_offset + at + 1] = 0;
+    for (uint32_t i = 0; i < l4_len; i++) sum_over.push_back(frame[d.l4_offset + i]);
+    const uint16_t c = ref_checksum(sum_over);
+    frame[d.l4_offset + at] = uint8_t(c >> 8);
+    frame[d.l4_offset + at + 1] = uint8_t(c);
+}
+
+// Parse, fill the right checksum, check it passes, then flip one payload bit and check that
+// it fails.
+void check_l4_checksum(Bytes frame, size_t at, bool pseudo) {
+    PacketDesc d;
+    REQUIRE_FALSE(parse_packet(frame, d).has_value());
+    const uint32_t l4_len = uint32_t(d.l3_offset + d.l3_total_len - d.l4_offset);
+    fill_l4_checksum(frame, d, at, pseudo, l4_len);
+    REQUIRE_FALSE(parse_packet(frame, d).has_value());
+    CHECK(l4_checksum_ok(frame, d));
+    frame[frame.size() - 1] ^= 0x40;
+    REQUIRE_FALSE(parse_packet(frame, d).has_value());
+    CHECK_FALSE(l4_checksum_ok(frame, d));
+}
+
+} // namespace
+
+TEST_CASE("l4_checksum_ok checks TCP, UDP, ICMP and ICMPv6 over IPv4 and IPv6",
+          "[packet][hardening]") {
+    check_l4_checksum(tcp4_frame({.payload = {'d', 'a', 't', 'a'}}), 16, true);
+    check_l4_checksum(udp4_frame({'h', 'e', 'l', 'l', 'o'}), 6, true);
+    check_l4_checksum(icmp_echo_frame(), 2, false);
+    check_l4_checksum(ipv6_frame({}, tcp({.payload = {'x', 'y'}})), 16, true);
+    check_l4_checksum(ipv6_frame({.next = proto_udp}, udp(1, 2, {'a', 'b', 'c'})), 6, true);
+    check_l4_checksum(ipv6_frame({.next = proto_icmpv6}, icmp(128, 0, 0x12340001, {'a'})), 2,
+                      true);
+}
+
+TEST_CASE("a zero UDP checksum means none over IPv4 and is refused over IPv6",
+          "[packet][hardening]") {
+    const Bytes v4 = udp4_frame(); // checksum field left 0
+    PacketDesc d;
+    REQUIRE_FALSE(parse_packet(v4, d).has_value());
+    CHECK(l4_checksum_ok(v4, d));
+    const Bytes v6 = ipv6_frame({.next = proto_udp}, udp(1, 2, {'a'}));
+    REQUIRE_FALSE(parse_packet(v6, d).has_value());
+    CHECK_FALSE(l4_checksum_ok(v6, d));
+}
+
+TEST_CASE("a TCP SYN with a zero checksum field fails l4_checksum_ok", "[packet][hardening]") {
+    const Bytes f = tcp_syn_frame(); // the builder leaves the checksum 0
+    PacketDesc d;
+    REQUIRE_FALSE(parse_packet(f, d).has_value());
+    CHECK_FALSE(l4_checksum_ok(f, d));
+}
+
+TEST_CASE("fragments and opaque protocols are not checksum-checked", "[packet][hardening]") {
+    const Bytes frag = ipv4_frame({.frag = 0x2000}, tcp({})); // MF: first fragment
+    PacketDesc d;
+    REQUIRE_FALSE(parse_packet(frag, d).has_value());
+    REQUIRE(d.is_fragment);
+    CHECK(l4_checksum_ok(frag, d));
+    const Bytes gre = ipv4_frame({.proto = 47}, {1, 2, 3, 4});
+    REQUIRE_FALSE(parse_packet(gre, d).has_value());
+    CHECK(l4_checksum_ok(gre, d));
+}
+
+TEST_CASE("UDP's checksum covers its length field's bytes, not Ethernet padding or trailers",
+          "[packet][hardening]") {
+    // A UDP length of 10 inside a 12-byte IP payload: the last two bytes are not summed.
+    Bytes f = ipv4_frame({.proto = proto_udp}, udp(7, 9, {'a', 'b', 'Z', 'Z'}, 10));
+    PacketDesc d;
+    REQUIRE_FALSE(parse_packet(f, d).has_value());
+    fill_l4_checksum(f, d, 6, true, 10);
+    CHECK(l4_checksum_ok(f, d));
+    f[f.size() - 1] ^= 0xff; // a trailer byte
+    CHECK(l4_checksum_ok(f, d));
+}

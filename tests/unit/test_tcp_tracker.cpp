@@ -458,3 +458,75 @@ TEST_CASE("Timeout class follows pf's order", "[tcp]") {
     CHECK(uint8_t(Timeout::tcp_closed) == 5);
     CHECK(uint8_t(Timeout::interval) == 15);
 }
+
+TEST_CASE("Fake-ack RST: an ack of 0 is not a perfect ack", "[tcp][hardening]") {
+    // A blind RST|ACK with ack 0 and a sequence number 20000 behind the client's seqlo,
+    // inside the window behind it (1101 - 29200): pf's ack-0 fix-up makes the ack look
+    // perfect, which would let it reset the connection from anywhere in the window.
+    Conn k = established();
+    auto r = k.client({RST | ACK, 1101u - 20000u, 0});
+    CHECK(r.verdict == TcpVerdict::drop_rst_not_exact);
+    CHECK(k.c.state == tcps_established);
+    CHECK(k.s.state == tcps_established);
+    CHECK_FALSE(r.changed_for_peer);
+}
+
+TEST_CASE("RST|ACK with ack 0 and the exact sequence number still resets", "[tcp][hardening]") {
+    Conn k = established();
+    auto r = k.client({RST | ACK, 1101, 0});
+    CHECK(r.verdict == TcpVerdict::pass);
+    CHECK(k.c.state == tcps_time_wait);
+    CHECK(k.s.state == tcps_time_wait);
+}
+
+TEST_CASE("Stale SYN|ACK acking below ISN+1 is dropped and the right one opens",
+          "[tcp][hardening]") {
+    Conn k;
+    k.open({SYN, 1000, 0, 65535});
+    const TcpPeer c = k.c, s = k.s;
+    // An earlier incarnation's answer: ack ISN - 999 lies within the ack skew pf allows.
+    auto r = k.server({SYN | ACK, 777000, 1000 - 999, 29200});
+    CHECK(r.verdict == TcpVerdict::drop_synack_bad_ack);
+    CHECK(tcp_verdict_drops(r.verdict));
+    CHECK(tcp_drop_reason(r.verdict) == DropReason::filter_synack_bad_ack);
+    CHECK_FALSE(r.refresh_expire);
+    CHECK(k.s.seqlo == s.seqlo); // the responder is not initialised
+    CHECK(k.s.seqhi == s.seqhi);
+    CHECK(k.s.max_win == s.max_win);
+    CHECK(k.c.seqhi == c.seqhi);
+    CHECK(k.c.state == tcps_syn_sent);
+    // An ack of ISN itself (one short) is not the answer either.
+    CHECK(k.server({SYN | ACK, 777000, 1000, 29200}).verdict == TcpVerdict::drop_synack_bad_ack);
+    // The real SYN|ACK and the rest of the connection pass.
+    r = k.server({SYN | ACK, 5000, 1001, 29200});
+    CHECK(r.verdict == TcpVerdict::pass);
+    CHECK(k.s.seqlo == 5001);
+    CHECK(k.client({ACK, 1001, 5001, 65535}).verdict == TcpVerdict::pass);
+    CHECK(k.client({PSH | ACK, 1001, 5001, 65535, 100}).verdict == TcpVerdict::pass);
+    CHECK(k.server({ACK, 5001, 1101, 29200}).verdict == TcpVerdict::pass);
+    CHECK(k.c.state == tcps_established);
+    CHECK(k.s.state == tcps_established);
+}
+
+TEST_CASE("SYN|ACK after a retransmitted SYN must ack ISN+1", "[tcp][hardening]") {
+    Conn k;
+    k.open({SYN, 1000, 0, 65535});
+    REQUIRE(k.client({SYN, 1000, 0, 65535}).verdict == TcpVerdict::pass);
+    REQUIRE(k.c.seqlo == 1001);
+    CHECK(k.server({SYN | ACK, 777000, 1000 - 50, 29200}).verdict ==
+          TcpVerdict::drop_synack_bad_ack);
+    CHECK(k.server({SYN | ACK, 5000, 1001, 29200}).verdict == TcpVerdict::pass);
+    CHECK(k.c.state == tcps_established);
+}
+
+TEST_CASE("SYN|ACK to a SYN carrying data may ack the SYN alone or its data",
+          "[tcp][hardening]") {
+    for (uint32_t ack : {1001u, 1011u}) {
+        Conn k;
+        k.open({SYN, 1000, 0, 65535, 10}); // 10 bytes of data on the SYN
+        CHECK(k.server({SYN | ACK, 5000, ack, 29200}).verdict == TcpVerdict::pass);
+    }
+    Conn k;
+    k.open({SYN, 1000, 0, 65535, 10});
+    CHECK(k.server({SYN | ACK, 5000, 1012, 29200}).verdict != TcpVerdict::pass);
+}
