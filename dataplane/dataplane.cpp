@@ -71,6 +71,16 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
         routed.push_back(std::move(ri));
     }
     routes = std::make_unique<RouteTable>("syncwall_fib0", routed, cfg.routes, socket);
+    std::vector<config::IpPrefix> connected;
+    std::vector<config::IpAddress> own;
+    for (const auto &ri : routed) {
+        for (const auto &a : ri.addresses) {
+            connected.push_back(a);
+            own.push_back(a.addr);
+        }
+        own.insert(own.end(), ri.virtual_addresses.begin(), ri.virtual_addresses.end());
+    }
+    martians = MartianCheck(connected, own);
     neighbours = std::make_unique<NeighbourTable>("syncwall_nbr", cfg.limits.neighbours, socket);
 
     // The stateful filter: state table, timeouts, ruleset, and the RCU that guards swaps.

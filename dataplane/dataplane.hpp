@@ -16,6 +16,7 @@
 
 #include "config/config.hpp"
 #include "dataplane/counters.hpp"
+#include "dataplane/martian.hpp"
 #include "dataplane/neighbours.hpp"
 #include "dataplane/routes.hpp"
 #include "dataplane/state_logic.hpp"
@@ -103,6 +104,7 @@ class Dataplane {
     int sync_port = -1;                   // index of the sync port, or -1
     std::unique_ptr<RouteTable> routes;
     std::unique_ptr<NeighbourTable> neighbours;
+    MartianCheck martians; // never filtered nor routed (martian.hpp)
     std::vector<rte_ring *> punt_rings;   // one per worker
     std::vector<LcoreCounters> worker_counters;
     LcoreCounters main_counters;

@@ -40,6 +40,14 @@ namespace syncwall::dp {
     X(vlan_unconfigured, "802.1Q-tagged frame on a port with no VLAN configured")                 \
     X(not_our_mac, "unicast frame for another MAC")                                               \
     X(carp_not_master, "frame for a CARP virtual MAC while this node is not its master")         \
+    X(martian_src_this_network, "source in 0.0.0.0/8")                                            \
+    X(martian_src_loopback, "loopback source (127.0.0.0/8, ::1)")                                 \
+    X(martian_dst_this_network, "destination in 0.0.0.0/8 or ::")                                 \
+    X(martian_dst_loopback, "loopback destination (127.0.0.0/8, ::1)")                            \
+    X(martian_dst_link_local, "link-local destination not ours (169.254/16, fe80::/10)")         \
+    X(martian_dst_multicast, "multicast destination in a unicast frame")                          \
+    X(martian_dst_reserved, "destination in 240.0.0.0/4")                                         \
+    X(martian_dst_broadcast, "broadcast destination (limited, or a connected network's)")         \
     X(no_route, "no route to the destination")                                                    \
     X(ttl_exceeded, "TTL or hop limit expired")                                                   \
     X(too_big, "packet larger than the egress MTU")                                               \

@@ -170,6 +170,10 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
             punt(m, PuntKind::multicast, port);
             continue;
         }
+        if (auto martian = dp_.martians.check(d)) [[unlikely]] {
+            drop(m, *martian);
+            continue;
+        }
         ip_idx[nip] = i;
         ip_port[nip++] = port;
     }

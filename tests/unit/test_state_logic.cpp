@@ -107,14 +107,17 @@ TEST_CASE("ICMP echo states use icmp.first then icmp.error timeouts", "[state]")
     CHECK_FALSE(changed);
 }
 
-TEST_CASE("an ICMP error's quoted packet leads to the connection's key", "[state]") {
-    // Frame: Ethernet + IPv4 (router 203.0.113.1 -> client 192.0.2.10) + ICMP port
-    // unreachable quoting the client's UDP packet to 198.51.100.10:53.
-    // One header a line: Ethernet, IPv4, ICMP, quoted IPv4, quoted UDP.
+namespace {
+
+// Frame: Ethernet + IPv4 (router 203.0.113.1 -> `outer_dst`) + ICMP port unreachable
+// quoting the client 192.0.2.10's UDP packet to 198.51.100.10:53.
+// One header a line: Ethernet, IPv4, ICMP, quoted IPv4, quoted UDP.
+std::vector<uint8_t> port_unreachable_to(std::array<uint8_t, 4> outer_dst) {
     // clang-format off
     std::vector<uint8_t> f = {
         2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00,
-        0x45, 0, 0, 56, 0, 1, 0, 0, 64, 1, 0, 0, 203, 0, 113, 1, 192, 0, 2, 10,
+        0x45, 0, 0, 56, 0, 1, 0, 0, 64, 1, 0, 0, 203, 0, 113, 1,
+            outer_dst[0], outer_dst[1], outer_dst[2], outer_dst[3],
         3, 3, 0, 0, 0, 0, 0, 0,
         0x45, 0, 0, 28, 0, 2, 0, 0, 63, 17, 0, 0, 192, 0, 2, 10, 198, 51, 100, 10,
         0x9c, 0x40, 0, 53, 0, 8, 0, 0};
@@ -129,6 +132,14 @@ TEST_CASE("an ICMP error's quoted packet leads to the connection's key", "[state
         f[24] = uint8_t(~sum >> 8);
         f[25] = uint8_t(~sum);
     }
+    return f;
+}
+
+} // namespace
+
+TEST_CASE("an ICMP error's quoted packet leads to the connection's key", "[state]") {
+    // An error from router 203.0.113.1 to the client 192.0.2.10 about its UDP packet.
+    const std::vector<uint8_t> f = port_unreachable_to({192, 0, 2, 10});
     PacketDesc d;
     REQUIRE_FALSE(parse_packet(f, d).has_value());
     REQUIRE(d.icmp.is_error);
@@ -139,6 +150,19 @@ TEST_CASE("an ICMP error's quoted packet leads to the connection's key", "[state
     const auto original = udp4({192, 0, 2, 10}, {198, 51, 100, 10}, 40000, 53);
     CHECK(q->key == state_key(original, StateDirection::out));
     CHECK_FALSE(q->is_tcp);
+    CHECK(q->to_quoted_source);
+}
+
+TEST_CASE("an ICMP error sent to another host than the quoted source is told apart",
+          "[state][hardening]") {
+    // Same quoted packet, but the error goes to 192.0.2.11, not to its sender 192.0.2.10:
+    // it still names the connection (so the filter finds the state and counts the drop).
+    const std::vector<uint8_t> f = port_unreachable_to({192, 0, 2, 11});
+    PacketDesc d;
+    REQUIRE_FALSE(parse_packet(f, d).has_value());
+    const auto q = quoted_connection(f, d, StateDirection::in);
+    REQUIRE(q.has_value());
+    CHECK_FALSE(q->to_quoted_source);
 }
 
 TEST_CASE("a quoted TCP sequence number must lie in its sender's window", "[state]") {

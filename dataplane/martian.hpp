@@ -1,0 +1,52 @@
+// Martian addresses: sources and destinations a router never forwards.
+//
+// The BSD stack refuses them around pf (127/8 on input, before pf; the rest in
+// ip_forward()/ip6_forward()), so a pf rule that passes "any" never routes them. syncwall
+// has no stack around its filter, so a worker asks this check before a unicast IP packet
+// reaches the filter and the routes: a martian is dropped, counted under its reason.
+//
+// Destinations: 0/8 and ::, 127/8 and ::1, 169.254/16 and fe80::/10, 224/4 and ff00::/8
+// (a multicast group in a frame sent to our unicast MAC), 240/4, 255.255.255.255 and the
+// directed broadcast of each connected IPv4 network. Our own addresses (and CARP's) are
+// never martian destinations: one configured in 169.254/16 keeps working. Sources: 0/8,
+// 127/8 and ::1 (multicast and limited-broadcast sources are the parser's to refuse).
+//
+// Pure code (no DPDK): built once from the interfaces, read by every worker.
+#pragma once
+
+#include "config/config.hpp"
+#include "dataplane/drop_reason.hpp"
+#include "dataplane/packet.hpp"
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace syncwall::dp {
+
+class MartianCheck {
+  public:
+    MartianCheck() = default;
+    // `connected`: every interface address with its prefix (their networks' directed
+    // broadcasts are martian; /31 and /32 have none). `own`: every address that is ours
+    // (interface and CARP addresses).
+    MartianCheck(const std::vector<config::IpPrefix> &connected,
+                 const std::vector<config::IpAddress> &own);
+
+    // Why packet `d` (IPv4 or IPv6) must not be filtered and routed, or nullopt.
+    std::optional<DropReason> check(const PacketDesc &d) const {
+        if (d.family == 4) return check4(d);
+        return check6(d);
+    }
+
+  private:
+    std::optional<DropReason> check4(const PacketDesc &d) const;
+    std::optional<DropReason> check6(const PacketDesc &d) const;
+    bool is_own(const std::array<uint8_t, 16> &addr, uint8_t family) const;
+
+    std::vector<uint32_t> directed_broadcasts_; // host order
+    std::vector<config::IpAddress> own_;
+};
+
+} // namespace syncwall::dp
