@@ -1,18 +1,24 @@
 // syncwall: the firewall process. Loads the config, initialises EAL, builds the Dataplane,
 // launches a Worker on each worker lcore and runs the ControlLoop on the main lcore.
 #include "config/loader.hpp"
+#include "config/pf_rule.hpp"
 #include "control/control_loop.hpp"
 #include "dataplane/dataplane.hpp"
+#include "dataplane/routes.hpp"
+#include "dataplane/ruleset.hpp"
 #include "dataplane/worker.hpp"
 #include "sync/sync_engine.hpp"
 
 #include <CLI/CLI.hpp>
 #include <rte_eal.h>
 #include <rte_launch.h>
+#include <rte_memory.h>
 #include <rte_lcore.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <unistd.h>
 #include <memory>
 #include <vector>
 
@@ -93,6 +99,69 @@ int run(const config::Config &cfg, const std::vector<std::string> &extra_eal) {
     return rc;
 }
 
+// `--check-config`: everything the daemon would refuse at start but its ports. The file is
+// loaded, its rules and tables parsed, then compiled (rte_acl) and its routes installed in
+// an EAL of our own: no hugepages, no PCI, no shared config, no telemetry socket, so that it runs
+// beside a live daemon. Errors name file:line:column as the daemon's do.
+int check_config(const std::string &file) {
+    config::Config cfg;
+    std::vector<config::PfRule> rules;
+    try {
+        cfg = config::load_config(file);
+        rules = config::parse_pf_rules(cfg);
+    } catch (const config::ConfigError &e) {
+        std::cerr << e.what() << "\n";
+        return 1;
+    }
+    // As much memory as the daemon is given (-m), for a large ruleset's tables.
+    std::string memory = "512";
+    const auto &ea = cfg.dpdk.eal_args;
+    for (std::size_t i = 0; i + 1 < ea.size(); i++)
+        if (ea[i] == "-m") memory = ea[i + 1];
+    std::vector<std::string> args{"syncwall-check", "--no-huge", "--no-pci", "--no-shconf",
+                                  "--no-telemetry", "-l", "0", "-m", memory,
+                                  "--log-level", "lib.eal:error",
+                                  "--file-prefix", "syncwall-check-" + std::to_string(getpid())};
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (rte_eal_init(int(args.size()), argv.data()) < 0) {
+        std::cerr << "syncwall: " << file << ": cannot start EAL to compile the rules\n";
+        return 1;
+    }
+    int rc = 0;
+    try {
+        const std::size_t n = rules.size();
+        dp::Ruleset ruleset(cfg, std::move(rules), 1, "syncwall_check_acl", SOCKET_ID_ANY);
+        std::vector<dp::RoutedInterface> routed;
+        uint16_t port = 0;
+        for (const auto &ic : cfg.interfaces) {
+            if (cfg.sync.enabled && ic.name == cfg.sync.interface) continue;
+            dp::RoutedInterface ri{ic.name, port++, ic.addresses, {}};
+            for (const auto &v : cfg.carp.vhosts)
+                if (v.interface == ic.name)
+                    for (const auto &a : v.addresses) ri.virtual_addresses.push_back(a.addr);
+            routed.push_back(std::move(ri));
+        }
+        dp::RouteTable routes("syncwall_check_fib", routed, cfg.routes, SOCKET_ID_ANY);
+        std::cout << file << ": ok (" << n << " rule" << (n == 1 ? "" : "s") << ", "
+                  << ruleset.acl_rules() << " ACL entries, " << routes.size()
+                  << " next hops)\n";
+    } catch (const config::ConfigError &e) {
+        std::cerr << e.what() << "\n";
+        rc = 1;
+    } catch (const std::exception &e) { // route errors name file:line:col themselves
+        std::cerr << "syncwall: " << e.what() << "\n";
+        rc = 1;
+    }
+    // EAL leaves its (empty) runtime directory behind; this prefix is never used again.
+    const std::string runtime_dir = rte_eal_get_runtime_dir();
+    rte_eal_cleanup();
+    std::error_code ignored;
+    std::filesystem::remove_all(runtime_dir, ignored);
+    return rc;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -101,21 +170,12 @@ int main(int argc, char **argv) {
     std::string check_file;
     std::vector<std::string> extra_eal;
     app.add_option("-c,--config", config_file, "configuration file (YAML)");
-    app.add_option("--check-config", check_file, "validate a configuration file and exit 0 or 1");
+    app.add_option("--check-config", check_file, "validate a configuration file (rules compiled, no ports) and exit 0 or 1");
     app.add_option("--eal", extra_eal, "extra EAL arguments, appended to dpdk.eal_args")
         ->allow_extra_args();
     CLI11_PARSE(app, argc, argv);
 
-    if (!check_file.empty()) {
-        try {
-            config::load_config(check_file);
-            std::cout << check_file << ": ok\n";
-            return 0;
-        } catch (const config::ConfigError &e) {
-            std::cerr << e.what() << "\n";
-            return 1;
-        }
-    }
+    if (!check_file.empty()) return check_config(check_file);
     if (config_file.empty()) {
         std::cerr << "syncwall: a configuration file is needed (-c FILE)\n" << app.help();
         return 2;
