@@ -235,6 +235,7 @@ bool parse_nd(std::span<const uint8_t> icmp, NdMessage &out) {
     out = NdMessage{};
     std::memcpy(out.target.data(), icmp.data() + 8, 16);
     out.solicited = icmp[0] == 136 && (icmp[4] & 0x40) != 0;
+    out.override_flag = icmp[0] == 136 && (icmp[4] & 0x20) != 0;
     const uint8_t wanted = icmp[0] == 135 ? 1 : 2;
     std::size_t off = 24;
     while (off + 2 <= icmp.size()) {

@@ -64,6 +64,7 @@ struct NdMessage {
     bool has_lladdr = false;
     Mac lladdr{};
     bool solicited = false;
+    bool override_flag = false; // NA: O, the advertised address replaces a cached one
 };
 bool parse_nd(std::span<const uint8_t> icmp, NdMessage &out);
 

@@ -3,8 +3,10 @@
 #include "dataplane/forward.hpp"
 
 #include <rte_mbuf.h>
+#include <rte_mempool.h>
 #include <rte_ring.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace syncwall::ctl {
@@ -43,7 +45,11 @@ bool is_unicast_source(const PacketDesc &d) {
 
 } // namespace
 
-SlowPath::SlowPath(dp::Dataplane &dp) : dp_(dp), ctr_(dp.main_counters) {}
+SlowPath::SlowPath(dp::Dataplane &dp)
+    : dp_(dp), ctr_(dp.main_counters),
+      // Held packets must leave the ports most of the pool: 4096 neighbours of 16 packets
+      // would be eight times the default pool.
+      max_held_(std::max<uint64_t>(1, dp.pool != nullptr ? dp.pool->size / 4 : 1)) {}
 
 SlowPath::~SlowPath() {
     for (auto &[k, entry] : pending_)
@@ -53,12 +59,6 @@ SlowPath::~SlowPath() {
 void SlowPath::drop(rte_mbuf *m, DropReason r) {
     ctr_.drop(r);
     rte_pktmbuf_free(m);
-}
-
-uint64_t SlowPath::pending_packets() const {
-    uint64_t n = 0;
-    for (const auto &[k, entry] : pending_) n += entry.second.packets.size();
-    return n;
 }
 
 unsigned SlowPath::drain(Clock::time_point now) {
@@ -195,10 +195,16 @@ void SlowPath::handle_nd(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock:
         else
             key.addr = nd.target;
         static const uint8_t zero[16] = {};
-        if (std::memcmp(key.addr.data(), zero, 16) != 0 &&
-            (for_us || d.icmp.type == 136 || dp_.neighbours->contains(key) ||
-             pending_.count(key_bytes(key))))
-            learn(key, nd.lladdr, now);
+        const bool resolving = pending_.count(key_bytes(key)) != 0;
+        // RFC 4861 7.2.5: an NA for a neighbour we neither know nor resolve is discarded,
+        // and one without the Override flag changes no known neighbour's address (it says
+        // the same, or it loses to the address we have). 7.2.3: an NS for us teaches us
+        // its sender, and refreshes a known one.
+        const bool learn_it =
+            d.icmp.type == 136
+                ? resolving || (nd.override_flag && dp_.neighbours->contains(key))
+                : for_us || resolving || dp_.neighbours->contains(key);
+        if (std::memcmp(key.addr.data(), zero, 16) != 0 && learn_it) learn(key, nd.lladdr, now);
     }
     if (d.icmp.type != 135 || !for_us || !nd.has_lladdr) {
         rte_pktmbuf_free(m);
@@ -358,6 +364,10 @@ void SlowPath::finish_and_send(rte_mbuf *m, uint16_t port, const Mac &dst) {
 }
 
 void SlowPath::hold(const NeighbourKey &key, rte_mbuf *m, Clock::time_point now) {
+    if (held_ >= max_held_) {
+        drop(m, DropReason::neighbour_hold_full);
+        return;
+    }
     auto it = pending_.find(key_bytes(key));
     if (it == pending_.end()) {
         if (pending_.size() >= dp_.cfg.limits.neighbours) {
@@ -372,6 +382,7 @@ void SlowPath::hold(const NeighbourKey &key, rte_mbuf *m, Clock::time_point now)
         return;
     }
     p.packets.push_back(m);
+    held_++;
     if (p.requests == 0) {
         p.requests = 1;
         p.last_request = now;
@@ -429,6 +440,7 @@ void SlowPath::learn(const NeighbourKey &key, const Mac &mac, Clock::time_point)
         }
         finish_and_send(m, key.port, mac);
     }
+    held_ -= it->second.second.packets.size();
     pending_.erase(it);
     if (!dp_.neighbours->update(key, mac)) ctr_.drop(DropReason::neighbour_queue_full);
 }
@@ -442,6 +454,7 @@ void SlowPath::tick(Clock::time_point now) {
         }
         if (p.requests >= max_requests) {
             for (rte_mbuf *m : p.packets) drop(m, DropReason::neighbour_unresolved);
+            held_ -= p.packets.size();
             it = pending_.erase(it);
             continue;
         }

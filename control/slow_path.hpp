@@ -7,7 +7,12 @@
 //   * answers ICMP/ICMPv6 echo requests to our addresses;
 //   * holds packets whose next hop is unresolved in a bounded per-neighbour queue, asks
 //     for the neighbour (ARP request / NS, retried once a second, three times), and sends
-//     the queue once the answer comes, or drops it counted;
+//     the queue once the answer comes, or drops it counted; all queues together hold at
+//     most a quarter of the mbuf pool (neighbour_hold_full), so that a burst to unused
+//     addresses never takes the mbufs the ports need;
+//   * learns from an unsolicited ARP reply or Neighbor Advertisement only for a neighbour
+//     it knows or is resolving, and (RFC 4861 7.2.5) lets an NA without the Override flag
+//     change no known neighbour's address;
 //   * sends ICMP time-exceeded and fragmentation-needed / packet-too-big errors, rate
 //     limited.
 // Frames it builds leave through Dataplane::send_from_main.
@@ -59,7 +64,9 @@ class SlowPath {
         std::function<VirtualOwner(uint16_t port, uint8_t family, const uint8_t *addr)>;
     void set_virtual_address_lookup(VirtualAddressLookup f) { virtual_owner_ = std::move(f); }
 
-    uint64_t pending_packets() const;
+    uint64_t pending_packets() const { return held_; }
+    // Most packets held for resolution at once, all neighbours together.
+    uint64_t max_held() const { return max_held_; }
 
   private:
     struct Pending {
@@ -97,6 +104,8 @@ class SlowPath {
     double icmp_tokens_ = 100;
     Clock::time_point icmp_refill_{};
     uint16_t ip_id_ = 1;
+    uint64_t held_ = 0;     // packets in pending_, all neighbours
+    uint64_t max_held_ = 0; // a quarter of the mbuf pool
 };
 
 } // namespace syncwall::ctl

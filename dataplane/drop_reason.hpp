@@ -52,6 +52,7 @@ namespace syncwall::dp {
     X(ttl_exceeded, "TTL or hop limit expired")                                                   \
     X(too_big, "packet larger than the egress MTU")                                               \
     X(neighbour_queue_full, "too many packets waiting for next-hop resolution")                   \
+    X(neighbour_hold_full, "packets held for next-hop resolution reached their total cap")       \
     X(neighbour_unresolved, "next hop did not answer address resolution")                         \
     X(punt_ring_full, "slow-path ring to the main lcore full")                                    \
     X(to_us_unhandled, "packet for one of our addresses with no local service")                   \

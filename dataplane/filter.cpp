@@ -321,7 +321,6 @@ bool Filter::create_state(const CompiledRule &rule, StateDirection dir, uint16_t
         return refuse(DropReason::filter_state_limit);
     State s;
     s.key = state_key(d, dir);
-    s.id = next_id_;
     s.creatorid = dp_.cfg.node.hostid;
     s.rule = rule.number;
     s.creation = s.expire = now;
@@ -332,10 +331,9 @@ bool Filter::create_state(const CompiledRule &rule, StateDirection dir, uint16_t
     s.packets[0] = 1;
     s.bytes[0] = len;
     uint32_t slot;
-    switch (dp_.states->insert(s, worker_, &slot)) {
+    switch (dp_.states->insert_new(s, worker_, &slot, next_id_, dp_.worker_count())) {
     case StateTable::InsertResult::ok:
         v.slot = slot;
-        next_id_ += dp_.worker_count();
         live.fetch_add(1, std::memory_order_relaxed);
         return true;
     case StateTable::InsertResult::full:

@@ -266,6 +266,25 @@ uint32_t StateTable::generation(uint32_t slot) const {
 // --- writers -------------------------------------------------------------------------------
 
 StateTable::InsertResult StateTable::insert(const State &st, unsigned writer, uint32_t *slot_out) {
+    bool id_taken = false;
+    return insert_(st, writer, slot_out, &id_taken);
+}
+
+StateTable::InsertResult StateTable::insert_new(State &st, unsigned writer, uint32_t *slot_out,
+                                                uint64_t &next_id, uint64_t stride) {
+    InsertResult r = InsertResult::exists;
+    for (unsigned tries = 0; tries < max_id_tries; tries++) {
+        st.id = next_id;
+        next_id += stride;
+        bool id_taken = false;
+        r = insert_(st, writer, slot_out, &id_taken);
+        if (r != InsertResult::exists || !id_taken) return r;
+    }
+    return r;
+}
+
+StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, uint32_t *slot_out,
+                                             bool *id_taken) {
     auto refuse = [&](InsertResult r) {
         count_.fetch_sub(1, std::memory_order_relaxed);
         (r == InsertResult::full ? insert_full_ : insert_exists_)
@@ -314,6 +333,7 @@ StateTable::InsertResult StateTable::insert(const State &st, unsigned writer, ui
     case IdIndex::Add::ok:
         break;
     case IdIndex::Add::exists:
+        *id_taken = true;
         return undo(InsertResult::exists);
     case IdIndex::Add::full:
         return undo(InsertResult::full);

@@ -162,6 +162,14 @@ class StateTable {
     // holds the new slot and the sink hears `insert`. `exists`: a live or half-made state
     // has the key or id. `full`: limits.states reached or the hash has no room.
     InsertResult insert(const State &s, unsigned writer, uint32_t *slot);
+    // Insert a new state of our own: it gets the id `next_id`, and `next_id` moves on by
+    // `stride` for every id tried, whatever the outcome (pf's ids always move on). An id
+    // that another state already holds (a peer's state planted under our creatorid, say) is
+    // passed over, up to max_id_tries ids per call, so that nothing a peer sends can stop a
+    // writer from making states. `s.id` is set to the id used.
+    static constexpr unsigned max_id_tries = 8;
+    InsertResult insert_new(State &s, unsigned writer, uint32_t *slot, uint64_t &next_id,
+                            uint64_t stride);
     // Report that the locked state in `slot` changed in a way peers care about.
     void notify_update(uint32_t slot, unsigned writer);
     // Delete a state (not locked by the caller). The sink hears `remove` before the slot
@@ -219,6 +227,8 @@ class StateTable {
     StateChangeSink *sink_ = nullptr;
     std::size_t memory_bytes_ = 0;
 
+    // insert(); `*id_taken` says whether an `exists` came from the (creatorid, id) index.
+    InsertResult insert_(const State &s, unsigned writer, uint32_t *slot, bool *id_taken);
     void remove_locked(uint32_t slot, unsigned writer); // slot locked and live; unlocks it
     void retire(uint32_t slot, unsigned writer);        // release(slot) after a grace period
     void release(uint32_t slot);                        // back to the free pool

@@ -29,11 +29,14 @@ constexpr uint32_t bulk_slots_per_poll = 4096;
 constexpr uint32_t bulk_states_per_poll = 256;
 // Ring elements taken per ring per poll.
 constexpr unsigned drain_burst = 256;
-// At most this many sources are remembered for replay protection.
-constexpr std::size_t max_auth_sources = 256;
-// A source never heard before must send a counter from the last five minutes (counters
-// start at the sender's wall clock in nanoseconds).
-constexpr uint64_t auth_fresh_ns = 300ull * 1000000000ull;
+// CLR: states of a cleared creator looked at per poll.
+constexpr unsigned clear_per_poll = 1024;
+// Replies (UPD_REQ, full UPD, INS ack) owed at most at once: a poll's worth of packets.
+constexpr std::size_t max_replies = 1024;
+// Peers whose last bulk start is remembered for the rate limit.
+constexpr std::size_t max_bulk_peers = 64;
+constexpr uint64_t auth_fresh_ns = auth_fresh_ms * 1000000ull;
+constexpr uint32_t no_slot = dp::StateTable::no_slot;
 
 uint64_t wall_ns() {
     return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -56,25 +59,30 @@ std::string_view name_of(BulkStatus s) {
 
 // --- authentication trailer ------------------------------------------------------------
 
-void auth_sign(std::string_view key, std::span<const uint8_t> message, uint64_t counter,
-               std::span<uint8_t, auth_trailer_len> trailer) {
-    dp::store_be64(trailer.data(), counter);
-    // The MAC covers message || counter; pfsync packets are at most one MTU.
-    std::array<uint8_t, 9216 + 8> buf;
-    const std::size_t n = std::min(message.size(), buf.size() - 8);
+void auth_sign(std::string_view key, std::span<const uint8_t> message, uint32_t hostid,
+               uint64_t counter, std::span<uint8_t, auth_trailer_len> trailer) {
+    constexpr std::size_t ids = 12; // hostid and counter
+    dp::store_be32(trailer.data(), hostid);
+    dp::store_be64(trailer.data() + 4, counter);
+    // The MAC covers message || hostid || counter; pfsync packets are at most one MTU.
+    std::array<uint8_t, 9216 + ids> buf;
+    const std::size_t n = std::min(message.size(), buf.size() - ids);
     std::memcpy(buf.data(), message.data(), n);
-    std::memcpy(buf.data() + n, trailer.data(), 8);
+    std::memcpy(buf.data() + n, trailer.data(), ids);
     unsigned len = 32;
-    HMAC(EVP_sha256(), key.data(), int(key.size()), buf.data(), n + 8, trailer.data() + 8, &len);
+    HMAC(EVP_sha256(), key.data(), int(key.size()), buf.data(), n + ids, trailer.data() + ids,
+         &len);
 }
 
 bool auth_verify(std::string_view key, std::span<const uint8_t> message,
-                 std::span<const uint8_t> trailer, uint64_t *counter) {
+                 std::span<const uint8_t> trailer, uint32_t *hostid, uint64_t *counter) {
     if (trailer.size() != auth_trailer_len) return false;
-    const uint64_t c = dp::load_be64(trailer.data());
+    const uint32_t h = dp::load_be32(trailer.data());
+    const uint64_t c = dp::load_be64(trailer.data() + 4);
     std::array<uint8_t, auth_trailer_len> expect{};
-    auth_sign(key, message, c, expect);
-    if (CRYPTO_memcmp(expect.data() + 8, trailer.data() + 8, 32) != 0) return false;
+    auth_sign(key, message, h, c, expect);
+    if (CRYPTO_memcmp(expect.data() + 12, trailer.data() + 12, 32) != 0) return false;
+    *hostid = h;
     *counter = c;
     return true;
 }
@@ -123,7 +131,8 @@ class SyncCore::Packer {
         std::size_t len = writer_.finish();
         if (auth_) {
             core_.tx_counter_ = std::max(core_.tx_counter_ + 1, wall_ns());
-            auth_sign(core_.cfg_.auth_key, {buf_.data(), len}, core_.tx_counter_,
+            auth_sign(core_.cfg_.auth_key, {buf_.data(), len}, core_.cfg_.creatorid,
+                      core_.tx_counter_,
                       std::span<uint8_t, auth_trailer_len>(buf_.data() + len, auth_trailer_len));
             len += auth_trailer_len;
         }
@@ -175,6 +184,11 @@ SyncCore::SyncCore(const SyncCoreConfig &cfg, dp::StateTable &table,
         flags_[i].store(0, std::memory_order_relaxed);
         updates_[i].store(0, std::memory_order_relaxed);
     }
+    link_next_ = std::make_unique<uint32_t[]>(table_.slots());
+    link_prev_ = std::make_unique<uint32_t[]>(table_.slots());
+    link_gen_ = std::make_unique<uint32_t[]>(table_.slots());
+    link_list_ = std::make_unique<uint32_t[]>(table_.slots()); // zero: on no list
+    lists_.push_back({no_slot, no_slot, 0, false});           // list 0: "none"
     packer_ = std::make_unique<Packer>(*this);
     tx_counter_ = wall_ns();
 }
@@ -316,7 +330,34 @@ void SyncCore::pack_pending(uint64_t now_ms, uint32_t now_s) {
     urgent_.store(false, std::memory_order_relaxed);
 }
 
+void SyncCore::dedupe_replies() {
+    auto less = [](const PendingDelete &a, const PendingDelete &b) {
+        return a.creatorid != b.creatorid ? a.creatorid < b.creatorid : a.id < b.id;
+    };
+    auto same = [](const PendingDelete &a, const PendingDelete &b) {
+        return a.creatorid == b.creatorid && a.id == b.id;
+    };
+    for (std::vector<PendingDelete> *v : {&upd_requests_, &ins_acks_}) {
+        std::sort(v->begin(), v->end(), less);
+        v->erase(std::unique(v->begin(), v->end(), same), v->end());
+    }
+    std::sort(full_updates_.begin(), full_updates_.end());
+    full_updates_.erase(std::unique(full_updates_.begin(), full_updates_.end()), full_updates_.end());
+    deduped_size_ = replies_owed();
+}
+
+bool SyncCore::reply_room() {
+    if (replies_owed() < max_replies) return true;
+    if (replies_owed() > deduped_size_) dedupe_replies();
+    if (replies_owed() < max_replies) return true;
+    stats_.error(SyncError::reply_limit);
+    return false;
+}
+
 void SyncCore::pack_requests(uint32_t now_s) {
+    // A peer that asks for one state a hundred times in a packet gets it once.
+    dedupe_replies();
+    deduped_size_ = 0;
     for (const PendingDelete &r : upd_requests_)
         packer_->add(Action::upd_req, [&](PfsyncWriter &w) { return w.add_upd_req(r.id, r.creatorid); });
     upd_requests_.clear();
@@ -345,13 +386,17 @@ void SyncCore::bulk_send_step(uint32_t now_s) {
         looked++;
     }
     if (bulk_cursor_ < table_.slots()) return;
+    // OpenBSD's endtime: how long ago we received the request this pass answers. The
+    // requester checks that this does not put the request before its latest one.
+    const uint32_t elapsed = now_s >= bulk_request_at_s_ ? now_s - bulk_request_at_s_ : 0;
     packer_->add(Action::bus, [&](PfsyncWriter &w) {
-        return w.add_bus(BusStatus::end, cfg_.creatorid, now_s);
+        return w.add_bus(BusStatus::end, cfg_.creatorid, elapsed);
     });
     bulk_cursor_ = 0;
     bulk_start_sent_ = false;
     if (bulk_again_) { // a request came in during the transfer: send it all again
         bulk_again_ = false;
+        bulk_request_at_s_ = bulk_again_at_s_;
         SyncStats::inc(stats_.bulk_sends);
         return;
     }
@@ -362,6 +407,8 @@ void SyncCore::start_bulk_request(uint64_t now_ms) {
     bulk_status_.store(BulkStatus::requested, std::memory_order_relaxed);
     bulk_tries_ = 1;
     bulk_deadline_ms_ = now_ms + cfg_.bulk_timeout_ms;
+    bulk_request_sent_ms_ = now_ms;
+    bulk_creator_ = 0;
     upd_requests_.push_back({0, 0});
     SyncStats::inc(stats_.bulk_requests);
 }
@@ -372,6 +419,7 @@ void SyncCore::bulk_request_timer(uint64_t now_ms) {
     if (s == BulkStatus::requested && bulk_tries_ < cfg_.bulk_max_requests) {
         bulk_tries_++;
         bulk_deadline_ms_ = now_ms + cfg_.bulk_timeout_ms;
+        bulk_request_sent_ms_ = now_ms;
         upd_requests_.push_back({0, 0});
         SyncStats::inc(stats_.bulk_requests);
         return;
@@ -395,8 +443,9 @@ unsigned SyncCore::poll(uint64_t now_ms, uint32_t now_s) {
             urgent_.load(std::memory_order_relaxed))
             pack_pending(now_ms, now_s);
     }
-    work += unsigned(upd_requests_.size() + full_updates_.size() + ins_acks_.size());
+    work += unsigned(replies_owed());
     pack_requests(now_s);
+    work += clear_step();
     if (bulk_sending()) {
         bulk_send_step(now_s);
         work++;
@@ -428,27 +477,22 @@ uint64_t SyncCore::lag_ms(uint64_t now_ms) const {
 
 class SyncCore::Applier : public PfsyncHandler {
   public:
-    Applier(SyncCore &core, uint64_t now_ms, uint32_t now_s)
-        : c_(core), t_(core.table_), now_ms_(now_ms), now_s_(now_s) {}
+    // `peer`: who sent the packet, for the bulk rate limit.
+    Applier(SyncCore &core, uint64_t now_ms, uint32_t now_s, uint64_t peer)
+        : c_(core), t_(core.table_), now_ms_(now_ms), now_s_(now_s), peer_(peer) {}
 
     void on_clr(const PfsyncClr &clr) override {
         count(Action::clr);
-        const uint32_t creator = clr.creatorid.get();
         // States float: an interface name narrows nothing here.
-        for (uint32_t slot = 0; slot < t_.slots(); slot++) {
-            if (!t_.lock(slot)) continue;
-            const bool match = t_.state(slot).creatorid == creator;
-            t_.unlock(slot);
-            if (match && c_.remove_(slot)) SyncStats::inc(c_.stats_.removed);
-        }
+        c_.clear_creator(clr.creatorid.get());
     }
     void on_ins_ack(const PfsyncInsAck &) override { count(Action::ins_ack); }
     void on_upd_c(const PfsyncUpdC &u) override {
         count(Action::upd_c);
-        const uint32_t slot = t_.lookup_id(u.creatorid.get(), u.id.get());
+        const uint32_t slot = find(u.creatorid.get(), u.id.get());
         if (slot == dp::StateTable::no_slot) {
             c_.stats_.error(SyncError::update_unknown);
-            c_.upd_requests_.push_back({u.id.get(), u.creatorid.get()});
+            if (c_.reply_room()) c_.upd_requests_.push_back({u.id.get(), u.creatorid.get()});
             return;
         }
         merge(slot, peer_from_wire(u.src), peer_from_wire(u.dst), dp::Timeout(u.timeout));
@@ -456,20 +500,26 @@ class SyncCore::Applier : public PfsyncHandler {
     void on_upd_req(const PfsyncUpdReq &r) override {
         count(Action::upd_req);
         if (r.id.get() == 0 && r.creatorid.get() == 0) {
+            if (!c_.bulk_allowed(peer_, now_ms_)) {
+                c_.stats_.error(SyncError::bulk_limited);
+                return;
+            }
             if (c_.bulk_sending()) {
                 c_.bulk_again_ = true;
+                c_.bulk_again_at_s_ = now_s_;
             } else {
                 c_.bulk_sending_.store(true, std::memory_order_relaxed);
                 c_.bulk_cursor_ = 0;
                 c_.bulk_start_sent_ = false;
+                c_.bulk_request_at_s_ = now_s_;
                 SyncStats::inc(c_.stats_.bulk_sends);
             }
             return;
         }
-        const uint32_t slot = t_.lookup_id(r.creatorid.get(), r.id.get());
+        const uint32_t slot = find(r.creatorid.get(), r.id.get());
         if (slot == dp::StateTable::no_slot)
             c_.stats_.error(SyncError::request_unknown);
-        else
+        else if (c_.reply_room())
             c_.full_updates_.push_back(slot);
     }
     void on_del(const PfsyncState &sp) override {
@@ -483,11 +533,30 @@ class SyncCore::Applier : public PfsyncHandler {
     void on_bus(const PfsyncBus &b) override {
         count(Action::bus);
         const BulkStatus s = c_.bulk_status();
-        if (s != BulkStatus::requested && s != BulkStatus::receiving) return;
+        if (s != BulkStatus::requested && s != BulkStatus::receiving) return; // not waiting
+        const uint32_t creator = b.creatorid.get();
         if (b.status == uint8_t(BusStatus::start)) {
-            c_.bulk_status_.store(BulkStatus::receiving, std::memory_order_relaxed);
+            if (s == BulkStatus::requested) {
+                c_.bulk_status_.store(BulkStatus::receiving, std::memory_order_relaxed);
+                c_.bulk_creator_ = creator;
+            } else if (creator != c_.bulk_creator_) {
+                c_.stats_.error(SyncError::bus_unexpected);
+                return;
+            }
             c_.bulk_deadline_ms_ = now_ms_ + stall_ms();
         } else if (b.status == uint8_t(BusStatus::end)) {
+            if (s != BulkStatus::receiving || creator != c_.bulk_creator_) {
+                c_.stats_.error(SyncError::bus_unexpected);
+                return;
+            }
+            // OpenBSD: now - endtime must not be before we sent our request. In whole
+            // seconds, rounded in the sender's favour as its clock reads whole seconds too.
+            const uint64_t since_ms =
+                now_ms_ >= c_.bulk_request_sent_ms_ ? now_ms_ - c_.bulk_request_sent_ms_ : 0;
+            if (uint64_t(b.endtime.get()) > (since_ms + 999) / 1000) {
+                c_.stats_.error(SyncError::bus_stale);
+                return;
+            }
             c_.bulk_status_.store(BulkStatus::done, std::memory_order_relaxed);
         }
     }
@@ -506,8 +575,18 @@ class SyncCore::Applier : public PfsyncHandler {
 
     void count(Action a) { SyncStats::inc(c_.stats_.received[std::size_t(a)]); }
 
-    void remove(uint32_t creator, uint64_t id) {
+    // The slot of (creator, id), or no_slot. A state that a CLR heard earlier has yet to
+    // reach is removed now, before what came after the CLR is applied to it.
+    uint32_t find(uint32_t creator, uint64_t id) {
         const uint32_t slot = t_.lookup_id(creator, id);
+        if (slot == dp::StateTable::no_slot || !c_.being_cleared(slot)) return slot;
+        c_.unlink(slot);
+        if (c_.remove_(slot)) SyncStats::inc(c_.stats_.removed);
+        return dp::StateTable::no_slot;
+    }
+
+    void remove(uint32_t creator, uint64_t id) {
+        const uint32_t slot = find(creator, id);
         if (slot != dp::StateTable::no_slot && c_.remove_(slot))
             SyncStats::inc(c_.stats_.removed);
         else
@@ -544,8 +623,9 @@ class SyncCore::Applier : public PfsyncHandler {
             SyncStats::inc(c_.stats_.decode_errors[std::size_t(e)]);
             return;
         }
-        if (imp.ack_requested && is_ins) c_.ins_acks_.push_back({imp.state.id, imp.state.creatorid});
-        const uint32_t slot = t_.lookup_id(imp.state.creatorid, imp.state.id);
+        if (imp.ack_requested && is_ins && c_.reply_room())
+            c_.ins_acks_.push_back({imp.state.id, imp.state.creatorid});
+        const uint32_t slot = find(imp.state.creatorid, imp.state.id);
         if (slot != dp::StateTable::no_slot) {
             merge(slot, imp.state.src, imp.state.dst, imp.state.timeout);
             return;
@@ -560,7 +640,10 @@ class SyncCore::Applier : public PfsyncHandler {
         s.origin = dp::state_origin::peer;
         uint32_t new_slot;
         switch (t_.insert(s, c_.cfg_.sync_writer, &new_slot)) {
-        case dp::StateTable::InsertResult::ok: SyncStats::inc(c_.stats_.inserted); break;
+        case dp::StateTable::InsertResult::ok:
+            SyncStats::inc(c_.stats_.inserted);
+            c_.track(new_slot, s.creatorid);
+            break;
         case dp::StateTable::InsertResult::exists: c_.stats_.error(SyncError::insert_collision); break;
         case dp::StateTable::InsertResult::full: c_.stats_.error(SyncError::insert_full); break;
         }
@@ -570,6 +653,7 @@ class SyncCore::Applier : public PfsyncHandler {
     dp::StateTable &t_;
     uint64_t now_ms_;
     uint32_t now_s_;
+    uint64_t peer_;
 };
 
 void SyncCore::queue_ours(uint32_t slot, uint32_t generation, uint64_t now_ms) {
@@ -579,7 +663,7 @@ void SyncCore::queue_ours(uint32_t slot, uint32_t generation, uint64_t now_ms) {
     pending_.push_back({slot, generation});
 }
 
-bool SyncCore::authenticate(std::span<const uint8_t> &payload, uint32_t source) {
+bool SyncCore::authenticate(std::span<const uint8_t> &payload, uint64_t now_ms, uint32_t *peer) {
     if (cfg_.auth_key.empty()) return true;
     if (payload.size() < sizeof(PfsyncHeader) + auth_trailer_len) {
         stats_.error(SyncError::auth_missing);
@@ -590,28 +674,172 @@ bool SyncCore::authenticate(std::span<const uint8_t> &payload, uint32_t source) 
         stats_.error(SyncError::auth_missing);
         return false;
     }
+    uint32_t hostid = 0;
     uint64_t counter = 0;
-    if (!auth_verify(cfg_.auth_key, payload.first(len), payload.subspan(len), &counter)) {
+    if (!auth_verify(cfg_.auth_key, payload.first(len), payload.subspan(len), &hostid, &counter)) {
         stats_.error(SyncError::auth_bad_mac);
         return false;
     }
-    auto it = rx_counters_.find(source);
-    if (it != rx_counters_.end() ? counter <= it->second : counter + auth_fresh_ns < wall_ns()) {
-        stats_.error(SyncError::auth_replay);
+    if (hostid == cfg_.creatorid) { // ours, sent back from elsewhere
+        stats_.error(SyncError::own_packet);
         return false;
     }
-    if (it == rx_counters_.end() && rx_counters_.size() >= max_auth_sources) rx_counters_.clear();
-    rx_counters_[source] = counter;
+    auto it = rx_counters_.find(hostid);
+    if (it != rx_counters_.end()) {
+        if (counter <= it->second.counter) {
+            stats_.error(SyncError::auth_replay);
+            return false;
+        }
+        it->second = {counter, now_ms};
+    } else {
+        if (counter + auth_fresh_ns < wall_ns()) {
+            stats_.error(SyncError::auth_replay);
+            return false;
+        }
+        if (rx_counters_.size() >= max_auth_peers) {
+            // Only a peer silent for auth_fresh_ms gives its place up: its old packets are
+            // too old to be taken from a stranger by then.
+            auto oldest = std::min_element(rx_counters_.begin(), rx_counters_.end(),
+                                           [](const auto &a, const auto &b) {
+                                               return a.second.heard_ms < b.second.heard_ms;
+                                           });
+            if (now_ms - oldest->second.heard_ms < auth_fresh_ms) {
+                stats_.error(SyncError::auth_peers_full);
+                return false;
+            }
+            rx_counters_.erase(oldest);
+        }
+        rx_counters_.emplace(hostid, ReplayState{counter, now_ms});
+    }
+    *peer = hostid;
     payload = payload.first(len);
     return true;
+}
+
+bool SyncCore::bulk_allowed(uint64_t peer, uint64_t now_ms) {
+    auto recent = [&](uint64_t at) { return now_ms >= at && now_ms - at < cfg_.bulk_timeout_ms; };
+    auto it = bulk_peers_.find(peer);
+    if (it != bulk_peers_.end()) {
+        if (recent(it->second)) return false;
+        it->second = now_ms;
+        return true;
+    }
+    if (bulk_peers_.size() >= max_bulk_peers) {
+        std::erase_if(bulk_peers_, [&](const auto &e) { return !recent(e.second); });
+        if (bulk_peers_.size() >= max_bulk_peers) return false;
+    }
+    bulk_peers_.emplace(peer, now_ms);
+    return true;
+}
+
+// --- CLR: per-creator lists ------------------------------------------------------------------
+
+void SyncCore::track(uint32_t slot, uint32_t creator) {
+    if (slot >= table_.slots()) return;
+    unlink(slot); // its previous life's entry
+    uint32_t l;
+    if (auto it = active_lists_.find(creator); it != active_lists_.end()) {
+        l = it->second;
+    } else {
+        if (free_lists_.empty()) {
+            l = uint32_t(lists_.size());
+            lists_.push_back({});
+        } else {
+            l = free_lists_.back();
+            free_lists_.pop_back();
+        }
+        lists_[l] = {no_slot, no_slot, creator, false};
+        active_lists_.emplace(creator, l);
+    }
+    CreatorList &list = lists_[l];
+    link_prev_[slot] = list.tail;
+    link_next_[slot] = no_slot;
+    if (list.tail != no_slot)
+        link_next_[list.tail] = slot;
+    else
+        list.head = slot;
+    list.tail = slot;
+    link_list_[slot] = l;
+    link_gen_[slot] = table_.generation(slot);
+}
+
+void SyncCore::unlink(uint32_t slot) {
+    const uint32_t l = link_list_[slot];
+    if (l == 0) return;
+    CreatorList &list = lists_[l];
+    const uint32_t prev = link_prev_[slot], next = link_next_[slot];
+    if (prev != no_slot)
+        link_next_[prev] = next;
+    else
+        list.head = next;
+    if (next != no_slot)
+        link_prev_[next] = prev;
+    else
+        list.tail = prev;
+    link_list_[slot] = 0;
+    // An emptied list being cleared is let go by clear_step(), which holds it in clearing_.
+    if (list.head == no_slot && !list.clearing) {
+        active_lists_.erase(list.creator);
+        free_list(l);
+    }
+}
+
+void SyncCore::free_list(uint32_t l) {
+    lists_[l] = {no_slot, no_slot, 0, false};
+    free_lists_.push_back(l);
+}
+
+bool SyncCore::being_cleared(uint32_t slot) const {
+    const uint32_t l = link_list_[slot];
+    return l != 0 && lists_[l].clearing && link_gen_[slot] == table_.generation(slot);
+}
+
+void SyncCore::clear_creator(uint32_t creator) {
+    if (creator == cfg_.creatorid) { // pf's CLR names its sender's states, never ours
+        stats_.error(SyncError::clear_own);
+        return;
+    }
+    auto it = active_lists_.find(creator);
+    if (it == active_lists_.end()) return; // nothing of that creator's: O(1)
+    const uint32_t l = it->second;
+    active_lists_.erase(it);
+    lists_[l].clearing = true;
+    clearing_.push_back(l);
+}
+
+unsigned SyncCore::clear_step() {
+    unsigned walked = 0;
+    while (walked < clear_per_poll && !clearing_.empty()) {
+        const uint32_t l = clearing_.front();
+        const uint32_t slot = lists_[l].head;
+        if (slot == no_slot) {
+            clearing_.pop_front();
+            free_list(l);
+            continue;
+        }
+        const uint32_t creator = lists_[l].creator;
+        // An entry whose slot was reused since (by a worker, say) is a previous life's.
+        const bool same_life = link_gen_[slot] == table_.generation(slot);
+        unlink(slot);
+        walked++;
+        if (!same_life || !table_.lock(slot)) continue;
+        const bool match = table_.state(slot).creatorid == creator;
+        table_.unlock(slot);
+        if (match && remove_(slot)) SyncStats::inc(stats_.removed);
+    }
+    if (walked != 0) SyncStats::inc(stats_.clear_walked, walked);
+    return walked;
 }
 
 void SyncCore::receive(std::span<const uint8_t> payload, uint32_t source, uint64_t now_ms,
                        uint32_t now_s) {
     SyncStats::inc(stats_.rx_packets);
     SyncStats::inc(stats_.rx_bytes, payload.size());
-    if (!authenticate(payload, source)) return;
-    Applier applier(*this, now_ms, now_s);
+    uint32_t hostid = 0;
+    if (!authenticate(payload, now_ms, &hostid)) return;
+    // The peer a bulk send is rate limited for: what the MAC vouches for, or else the address.
+    const uint64_t peer = cfg_.auth_key.empty() ? uint64_t(source) : (uint64_t(1) << 32) | hostid;
+    Applier applier(*this, now_ms, now_s, peer);
     DecodeStats ds;
     decode(payload, applier, ds);
     for (std::size_t e = 1; e < pfsync_error_count; e++)

@@ -20,15 +20,30 @@
 //   newer copy is sent back); an unknown UPD_C is answered with UPD_REQ; DEL/DEL_C remove;
 //   CLR removes a creator's states; UPD_REQ sends one full state, or with (0, 0) starts a
 //   bulk send. Changes made here use the sync writer id and are never queued as our news.
+// * CLR. Every peer state this core inserts is linked, by slot, into its creator's list, so
+//   that a CLR costs that creator's states and not the table: the CLR detaches the list at
+//   once and poll() removes its states a slice at a time. Until then a state on a detached
+//   list counts as gone: a later INS/UPD for its id makes a fresh state, a DEL or UPD_C
+//   finds nothing. Our own states are never cleared by a peer (pf's CLR names the sender's
+//   own hostid).
+// * Replies. UPD_REQ and INS ack replies are de-duplicated per poll and capped; a bulk send
+//   (UPD_REQ(0, 0)) starts at most once per bulk_timeout_ms per peer (its hostid with
+//   authentication, its address without), and requests during a send queue one more pass.
 // * Bulk update. start_bulk_request() (at start and on `sync resync`) sends UPD_REQ(0, 0),
 //   repeats it every bulk_timeout_ms up to bulk_max_requests times, waits for BUS start and
 //   BUS end, and gives up (status failed) rather than waiting forever. bulk_pending() is
-//   what CARP reads to stay demoted meanwhile.
+//   what CARP reads to stay demoted meanwhile. A BUS end counts only from the creatorid
+//   whose BUS start we heard, and, as in OpenBSD, only if its endtime (the time the sender
+//   spent since it received the request) does not put the request before we sent our
+//   latest one; we send that elapsed time in our own BUS end.
 // * Authentication (optional, sync.auth.key_file): every packet carries a trailer after the
 //   pfsync message (inside the IP payload, beyond the pfsync header's len, where OpenBSD
-//   stops reading): an 8-byte big-endian counter and HMAC-SHA256(key, message || counter).
-//   Receivers drop packets without a valid trailer, and any counter not above the last one
-//   seen from that source address.
+//   stops reading): the sender's 4-byte hostid, an 8-byte counter (both big-endian) and
+//   HMAC-SHA256(key, message || hostid || counter). Receivers drop packets without a valid
+//   trailer, and any counter not above the last one seen from that hostid: the replay
+//   state is keyed by what the MAC covers, never by the IP source. At most max_auth_peers
+//   hostids are remembered; a new one takes the place of one silent for auth_fresh_ms, and
+//   is refused (auth_peers_full) while every remembered peer is live.
 // * Threads: the sink runs on the changing lcore; everything else on the sync lcore. Stats
 //   are relaxed atomics so that the main lcore can read them at any time.
 // No DPDK ports here: transmission is a callback, so two cores can be joined in a test.
@@ -41,6 +56,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <span>
@@ -63,11 +79,17 @@ namespace syncwall::sync {
     X(auth_missing, "no or malformed authentication trailer")                                      \
     X(auth_bad_mac, "authentication MAC does not match")                                           \
     X(auth_replay, "authentication counter replayed or too old")                                   \
+    X(auth_peers_full, "authenticated sender not remembered: every replay slot is a live peer")   \
     X(insert_full, "state from a peer not inserted: state limit reached")                          \
     X(insert_collision, "state from a peer not inserted: another state has its key")               \
     X(update_unknown, "UPD_C for an unknown state (answered with UPD_REQ)")                        \
     X(delete_unknown, "DEL/DEL_C for an unknown state")                                            \
     X(request_unknown, "UPD_REQ for an unknown state")                                             \
+    X(reply_limit, "UPD_REQ or INS ack not answered: too many replies owed this poll")           \
+    X(bulk_limited, "UPD_REQ(0, 0) ignored: that peer started a bulk send too recently")          \
+    X(bus_unexpected, "BUS start or end not expected, or from another creatorid")                 \
+    X(bus_stale, "BUS end answers a request older than our latest (endtime)")                     \
+    X(clear_own, "CLR naming our own creatorid (ignored)")                                         \
     X(tx_failed, "pfsync packet could not be transmitted")
 
 enum class SyncError : uint8_t {
@@ -101,6 +123,7 @@ struct SyncStats {
     std::atomic<uint64_t> inserted{0}, updated{0}, removed{0}; // applied from peers
     std::atomic<uint64_t> bulk_requests{0}, bulk_received_states{0}, bulk_sent_states{0};
     std::atomic<uint64_t> bulk_sends{0};
+    std::atomic<uint64_t> clear_walked{0}; // list entries a CLR looked at
     std::atomic<uint64_t> max_lag_ms{0}; // longest a change waited before it was packed
 
     void error(SyncError e) { errors[std::size_t(e)].fetch_add(1, std::memory_order_relaxed); }
@@ -149,8 +172,9 @@ class SyncCore : public dp::StateChangeSink {
     // `now_ms` is a monotonic millisecond clock, `now_s` the state table's clock. Returns a
     // measure of work done (0: idle).
     unsigned poll(uint64_t now_ms, uint32_t now_s);
-    // Sync lcore: one received pfsync packet (the IP payload). `source` identifies the
-    // sender for replay protection (its IPv4 address).
+    // Sync lcore: one received pfsync packet (the IP payload). `source` is the sender's
+    // IPv4 address: it names the peer for bulk rate limits when packets are not
+    // authenticated (replay protection uses the hostid in the trailer, never this).
     void receive(std::span<const uint8_t> payload, uint32_t source, uint64_t now_ms, uint32_t now_s);
     // Ask the peers for every state (at start, and for `sync resync`).
     void start_bulk_request(uint64_t now_ms);
@@ -180,6 +204,7 @@ class SyncCore : public dp::StateChangeSink {
     void pack_pending(uint64_t now_ms, uint32_t now_s);
     void pack_requests(uint32_t now_s);
     void bulk_send_step(uint32_t now_s);
+    unsigned clear_step();
     void bulk_request_timer(uint64_t now_ms);
     bool add_full_state(StateAction a, uint32_t slot, uint32_t now_s);
     uint32_t remaining_of(const dp::State &s, uint32_t now_s) const;
@@ -188,7 +213,23 @@ class SyncCore : public dp::StateChangeSink {
 
     // receiving
     class Applier;
-    bool authenticate(std::span<const uint8_t> &payload, uint32_t source);
+    // Sets *peer to the sender's hostid when authenticated.
+    bool authenticate(std::span<const uint8_t> &payload, uint64_t now_ms, uint32_t *peer);
+    // A bulk send for `peer` may start (rate limit); records it when it may.
+    bool bulk_allowed(uint64_t peer, uint64_t now_ms);
+
+    // Per-creator lists of the peer states this core inserted (see "CLR" above). Slot
+    // arrays, sync lcore only; list 0 is "none".
+    struct CreatorList {
+        uint32_t head, tail, creator;
+        bool clearing;
+    };
+    void track(uint32_t slot, uint32_t creator);
+    void unlink(uint32_t slot);
+    void free_list(uint32_t list);
+    // The slot's state was cleared by a CLR that has not reached it yet.
+    bool being_cleared(uint32_t slot) const;
+    void clear_creator(uint32_t creator);
 
     SyncCoreConfig cfg_;
     dp::StateTable &table_;
@@ -218,32 +259,62 @@ class SyncCore : public dp::StateChangeSink {
     std::vector<PendingDelete> upd_requests_;   // UPD_REQ(id, creatorid) to send
     std::vector<uint32_t> full_updates_;        // slots to send as full UPD
     std::vector<PendingDelete> ins_acks_;
+    std::size_t deduped_size_ = 0; // replies_owed() at the last de-duplication
+    std::size_t replies_owed() const {
+        return upd_requests_.size() + full_updates_.size() + ins_acks_.size();
+    }
+    void dedupe_replies();
+    // Room for one more reply (de-duplicating first if need be); counts reply_limit if not.
+    bool reply_room();
 
     // Bulk send (responder)
     std::atomic<bool> bulk_sending_{false};
     bool bulk_again_ = false;
     bool bulk_start_sent_ = false;
     uint32_t bulk_cursor_ = 0;
+    uint32_t bulk_request_at_s_ = 0;   // when the request this pass answers arrived
+    uint32_t bulk_again_at_s_ = 0;     // ...and the one the next pass answers
+    std::unordered_map<uint64_t, uint64_t> bulk_peers_; // peer -> last bulk start (ms)
     // Bulk request (requester)
     std::atomic<BulkStatus> bulk_status_{BulkStatus::none};
     uint32_t bulk_tries_ = 0;
     uint64_t bulk_deadline_ms_ = 0;
+    uint64_t bulk_request_sent_ms_ = 0; // our latest UPD_REQ(0, 0)
+    uint32_t bulk_creator_ = 0;         // whose BUS start we heard
 
     // Authentication
     uint64_t tx_counter_ = 0;
-    std::unordered_map<uint32_t, uint64_t> rx_counters_; // source -> last counter accepted
+    struct ReplayState {
+        uint64_t counter; // last accepted
+        uint64_t heard_ms;
+    };
+    std::unordered_map<uint32_t, ReplayState> rx_counters_; // hostid -> replay state
+
+    // CLR
+    std::unique_ptr<uint32_t[]> link_next_, link_prev_, link_gen_, link_list_;
+    std::vector<CreatorList> lists_;
+    std::vector<uint32_t> free_lists_;
+    std::unordered_map<uint32_t, uint32_t> active_lists_; // creator -> list
+    std::deque<uint32_t> clearing_;                        // lists being cleared
 
     std::unique_ptr<Packer> packer_;
     SyncStats stats_;
 };
 
-// Authentication trailer (pure; exposed for tests): 8-byte big-endian counter, then
-// HMAC-SHA256(key, message || counter).
-inline constexpr std::size_t auth_trailer_len = 8 + 32;
-void auth_sign(std::string_view key, std::span<const uint8_t> message, uint64_t counter,
-               std::span<uint8_t, auth_trailer_len> trailer);
-// True when `trailer` is a valid trailer of `message`; sets *counter.
+// Authentication trailer (pure; exposed for tests): the sender's hostid (4 bytes) and a
+// counter (8 bytes), both big-endian, then HMAC-SHA256(key, message || hostid || counter).
+//
+//   0 hostid  4 counter  12 HMAC-SHA256  44
+inline constexpr std::size_t auth_trailer_len = 4 + 8 + 32;
+// Replay state is kept for this many senders (hostids).
+inline constexpr std::size_t max_auth_peers = 256;
+// A sender silent this long may lose its replay slot to a new one; a sender not heard before
+// must send a counter from this window (counters start at the sender's wall clock in ns).
+inline constexpr uint64_t auth_fresh_ms = 300'000;
+void auth_sign(std::string_view key, std::span<const uint8_t> message, uint32_t hostid,
+               uint64_t counter, std::span<uint8_t, auth_trailer_len> trailer);
+// True when `trailer` is a valid trailer of `message`; sets *hostid and *counter.
 bool auth_verify(std::string_view key, std::span<const uint8_t> message,
-                 std::span<const uint8_t> trailer, uint64_t *counter);
+                 std::span<const uint8_t> trailer, uint32_t *hostid, uint64_t *counter);
 
 } // namespace syncwall::sync

@@ -163,6 +163,39 @@ TEST_CASE("a second state with the same key or the same id is refused without le
     CHECK(t.lookup_id(creator, 2) == other);
 }
 
+TEST_CASE("states planted on a writer's next ids never stop its new states", "[eal][state]") {
+    using R = StateTable::InsertResult;
+    StateTable t(config(256));
+    uint32_t slot = StateTable::no_slot;
+    // A peer sends states with our creatorid and the ids our writer (stride 2) gives out next.
+    for (const uint64_t id : {10u, 12u, 14u})
+        REQUIRE(t.insert(make_state(1000 + uint32_t(id), id), 1, &slot) == R::ok);
+    uint64_t next_id = 10;
+    std::set<uint64_t> ids;
+    for (uint32_t n = 0; n < 20; n++) {
+        dp::State s = make_state(n, 0);
+        REQUIRE(t.insert_new(s, 0, &slot, next_id, 2) == R::ok);
+        CHECK(t.lookup_id(creator, s.id) == slot);
+        CHECK(s.id % 2 == 0);
+        ids.insert(s.id);
+    }
+    CHECK(ids.size() == 20);
+    CHECK(ids.count(10) + ids.count(12) + ids.count(14) == 0);
+    CHECK(next_id == 10 + 2 * 23); // the three taken ids were passed over, once each
+    // A packet that loses a race for its key still uses up its id, as pf's do.
+    dp::State dup = make_state(0, 0);
+    CHECK(t.insert_new(dup, 0, &slot, next_id, 2) == R::exists);
+    CHECK(next_id == 10 + 2 * 24);
+    // More planted ids than one call tries: that call fails, the next one goes on past them.
+    for (unsigned i = 0; i < StateTable::max_id_tries; i++)
+        REQUIRE(t.insert(make_state(2000 + i, next_id + 2 * i), 1, &slot) == R::ok);
+    dp::State a = make_state(100, 0), b = make_state(101, 0);
+    CHECK(t.insert_new(a, 0, &slot, next_id, 2) == R::exists);
+    CHECK(t.insert_new(b, 0, &slot, next_id, 2) == R::ok);
+    CHECK(t.lookup(make_key(101)) == slot);
+    CHECK(t.lookup(make_key(100)) == StateTable::no_slot);
+}
+
 TEST_CASE("state limit reached and recovered", "[eal][state]") {
     StateTable t(config(16));
     std::vector<uint32_t> slots;

@@ -5,6 +5,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <string>
@@ -101,6 +102,52 @@ std::size_t deliver(Node &from, std::vector<Node *> to, uint64_t now_ms = 0, uin
         n++;
     }
     return n;
+}
+
+// Send everything queued (flush() drains one burst per ring).
+void flush_all(Node &n) {
+    do n.core->flush(0, 10);
+    while (n.core->queue_depth() != 0);
+}
+
+// A pfsync packet built by `fill` (no trailer).
+template <class F> std::vector<uint8_t> packet(F &&fill) {
+    std::vector<uint8_t> buf(1500);
+    sync::PfsyncWriter w({buf.data(), buf.size() - 20}, 1500);
+    fill(w);
+    buf.resize(w.finish());
+    return buf;
+}
+
+// The same, signed as `hostid` with `key` and `counter`.
+template <class F>
+std::vector<uint8_t> signed_packet(const std::string &key, uint32_t hostid, uint64_t counter,
+                                   F &&fill) {
+    std::vector<uint8_t> p = packet(fill);
+    const std::size_t len = p.size();
+    p.resize(len + sync::auth_trailer_len);
+    sync::auth_sign(key, {p.data(), len}, hostid, counter,
+                    std::span<uint8_t, sync::auth_trailer_len>(p.data() + len, sync::auth_trailer_len));
+    return p;
+}
+
+uint64_t wall_ns() {
+    return uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count());
+}
+
+// The BUS records in a node's outbox.
+std::vector<sync::PfsyncBus> bus_records(const Node &n) {
+    struct Collect : sync::PfsyncHandler {
+        std::vector<sync::PfsyncBus> bus;
+        void on_bus(const sync::PfsyncBus &b) override { bus.push_back(b); }
+    } c;
+    for (const auto &p : n.outbox) {
+        sync::DecodeStats ds;
+        sync::decode(p, c, ds);
+    }
+    return c.bus;
 }
 
 sync::SyncCoreConfig quiet_config() {
@@ -248,11 +295,8 @@ TEST_CASE("CLR removes every state of its creator and no other", "[sync]") {
     deliver(a, {&b});
     deliver(c, {&b});
     REQUIRE(b.table->count() == 6);
-    std::vector<uint8_t> buf(1500);
-    sync::PfsyncWriter w({buf.data(), buf.size() - 20}, 1500);
-    REQUIRE(w.add_clr(0xa));
-    buf.resize(w.finish());
-    b.core->receive(buf, 0xa, 0, 10);
+    b.core->receive(packet([](auto &w) { REQUIRE(w.add_clr(0xa)); }), 0xa, 0, 10);
+    b.core->poll(0, 10);
     CHECK(b.table->count() == 1);
 }
 
@@ -366,4 +410,242 @@ TEST_CASE("garbage and truncated packets change nothing and are counted", "[sync
     uint64_t errors = 0;
     for (const auto &e : b.core->stats().decode_errors) errors += e.load();
     CHECK(errors == 3);
+}
+
+TEST_CASE("a CLR is applied a slice at a time and walks only its creator's states", "[sync]") {
+    Node a(0xa, quiet_config()), b(0xb, quiet_config()), c(0xc, quiet_config());
+    for (uint32_t n = 1; n <= 3000; n++) a.create(n);
+    for (uint32_t n = 1; n <= 50; n++) c.create(4000 + n);
+    for (uint32_t n = 1; n <= 20; n++) b.create(5000 + n); // b's own
+    flush_all(a);
+    flush_all(c);
+    deliver(a, {&b});
+    deliver(c, {&b});
+    REQUIRE(b.table->count() == 3070);
+
+    b.core->receive(packet([](auto &w) { REQUIRE(w.add_clr(0xc)); }), 0xc, 0, 10);
+    CHECK(b.table->count() == 3070); // nothing walked on the receive path
+    b.core->poll(0, 10);
+    CHECK(b.table->count() == 3020);
+    CHECK(b.core->stats().clear_walked.load() == 50); // c's states, not the table's slots
+
+    // A CLR of a creator with nothing here costs nothing.
+    b.core->receive(packet([](auto &w) { REQUIRE(w.add_clr(0xd)); }), 0xd, 0, 10);
+    b.core->poll(0, 10);
+    CHECK(b.core->stats().clear_walked.load() == 50);
+
+    // 3000 states go over several polls, never all in one.
+    b.core->receive(packet([](auto &w) { REQUIRE(w.add_clr(0xa)); }), 0xa, 0, 10);
+    b.core->poll(0, 10);
+    const uint32_t after_one = b.table->count();
+    CHECK(after_one > 20);
+    CHECK(after_one < 3020);
+    for (int i = 0; i < 10; i++) b.core->poll(0, 10);
+    CHECK(b.table->count() == 20);
+    CHECK(b.core->stats().clear_walked.load() == 3050);
+}
+
+TEST_CASE("states sent after a CLR outlive the CLR's slices", "[sync]") {
+    Node a(0xa, quiet_config()), b(0xb, quiet_config());
+    std::vector<uint32_t> old;
+    for (uint32_t n = 1; n <= 2000; n++) old.push_back(a.create(n));
+    flush_all(a);
+    deliver(a, {&b});
+    REQUIRE(b.table->count() == 2000);
+    const dp::State resent = a.copy(old[1500]);
+    b.core->receive(packet([](auto &w) { REQUIRE(w.add_clr(0xa)); }), 0xa, 0, 10);
+    // After the CLR: a new state, and an old one sent again in full (pf would insert it anew).
+    a.create(3000);
+    a.core->flush(0, 10);
+    deliver(a, {&b});
+    b.core->receive(packet([&](auto &w) { REQUIRE(w.add_state(sync::StateAction::upd, resent, 10, 100)); }),
+                    0xa, 0, 10);
+    // An update for an old state the slices have not reached finds nothing.
+    const dp::State stale = a.copy(old[1900]);
+    b.core->receive(packet([&](auto &w) { REQUIRE(w.add_upd_c(stale)); }), 0xa, 0, 10);
+    CHECK(b.error(sync::SyncError::update_unknown) == 1);
+    for (int i = 0; i < 10; i++) b.core->poll(0, 10);
+    CHECK(b.table->count() == 2);
+    CHECK(b.find(0xa, resent.id) != dp::StateTable::no_slot);
+}
+
+TEST_CASE("a CLR naming our own creatorid leaves our states", "[sync]") {
+    Node b(0xb, quiet_config());
+    for (uint32_t n = 1; n <= 5; n++) b.create(n);
+    b.core->receive(packet([](auto &w) { REQUIRE(w.add_clr(0xb)); }), 0xa, 0, 10);
+    b.core->poll(0, 10);
+    CHECK(b.table->count() == 5);
+    CHECK(b.error(sync::SyncError::clear_own) == 1);
+}
+
+TEST_CASE("a BUS end without a BUS start from its creator leaves the bulk update pending",
+          "[sync]") {
+    Node b(0xb, quiet_config());
+    b.core->start_bulk_request(0);
+    b.core->poll(0, 10);
+    auto bus = [](sync::BusStatus st, uint32_t creator, uint32_t endtime) {
+        return packet([&](auto &w) { REQUIRE(w.add_bus(st, creator, endtime)); });
+    };
+    b.core->receive(bus(sync::BusStatus::end, 0xa, 0), 1, 10, 10);
+    CHECK(b.core->bulk_pending());
+    b.core->receive(bus(sync::BusStatus::start, 0xc, 0), 3, 10, 10);
+    b.core->receive(bus(sync::BusStatus::end, 0xa, 0), 1, 10, 10);
+    CHECK(b.core->bulk_pending());
+    CHECK(b.error(sync::SyncError::bus_unexpected) == 2);
+    b.core->receive(bus(sync::BusStatus::end, 0xc, 0), 3, 20, 10);
+    CHECK(b.core->bulk_status() == sync::BulkStatus::done);
+}
+
+TEST_CASE("a BUS end whose endtime puts the request before ours is refused", "[sync]") {
+    Node b(0xb, quiet_config());
+    b.core->start_bulk_request(5000); // sent at 5 s on b's clock
+    b.core->poll(5000, 15);
+    auto bus = [](sync::BusStatus st, uint32_t endtime) {
+        return packet([&](auto &w) { REQUIRE(w.add_bus(st, 0xa, endtime)); });
+    };
+    b.core->receive(bus(sync::BusStatus::start, 0), 1, 5100, 15);
+    // 2 s after our request, a peer says it received its request 4 s ago: an older one.
+    b.core->receive(bus(sync::BusStatus::end, 4), 1, 7000, 17);
+    CHECK(b.core->bulk_pending());
+    CHECK(b.error(sync::SyncError::bus_stale) == 1);
+    // 1.5 s ago: ours (whole seconds on the sender's clock).
+    b.core->receive(bus(sync::BusStatus::end, 2), 1, 6500, 16);
+    CHECK(b.core->bulk_status() == sync::BulkStatus::done);
+}
+
+TEST_CASE("our BUS end carries the seconds since the request arrived, as OpenBSD's does",
+          "[sync]") {
+    Node a(0xa, quiet_config()), b(0xb, quiet_config());
+    for (uint32_t n = 1; n <= 300; n++) a.create(n);
+    a.core->flush(0, 1000);
+    a.outbox.clear();
+    b.core->start_bulk_request(0);
+    b.core->poll(0, 50);
+    deliver(b, {&a}, 0, 1000); // a's table clock reads 1000 s when the request arrives
+    for (uint32_t t = 1000; t < 1010 && (a.core->bulk_sending() || t == 1000); t++)
+        a.core->poll(t * 1000, t);
+    REQUIRE_FALSE(a.core->bulk_sending());
+    const auto bus = bus_records(a);
+    REQUIRE(bus.size() == 2);
+    CHECK(bus[1].status == uint8_t(sync::BusStatus::end));
+    const uint32_t endtime = bus[1].endtime.get();
+    CHECK(endtime >= 1);
+    CHECK(endtime < 10);
+    deliver(a, {&b}, 10000, 60);
+    CHECK(b.core->bulk_status() == sync::BulkStatus::done);
+    CHECK(b.table->count() == 300);
+}
+
+TEST_CASE("identical UPD_REQs in a packet are answered once", "[sync]") {
+    Node a(0xa, quiet_config());
+    const uint32_t slot = a.create(1);
+    const dp::State s = a.copy(slot);
+    a.core->flush(0, 10);
+    a.outbox.clear();
+    const auto req = packet([&](auto &w) {
+        for (int i = 0; i < 121; i++) REQUIRE(w.add_upd_req(s.id, s.creatorid));
+    });
+    a.core->receive(req, 1, 0, 10);
+    a.core->receive(req, 1, 0, 10);
+    a.core->poll(0, 10);
+    CHECK(a.received(Action::upd_req) == 242);
+    CHECK(a.sent(Action::upd) == 1);
+    CHECK(a.outbox.size() == 1);
+}
+
+TEST_CASE("replies owed are capped; the excess is counted, not queued", "[sync]") {
+    Node a(0xa, quiet_config());
+    std::vector<dp::State> states;
+    for (uint32_t n = 1; n <= 1200; n++) states.push_back(a.copy(a.create(n)));
+    flush_all(a);
+    a.outbox.clear();
+    for (std::size_t i = 0; i < states.size(); i += 100)
+        a.core->receive(packet([&](auto &w) {
+                            for (std::size_t j = i; j < i + 100; j++)
+                                REQUIRE(w.add_upd_req(states[j].id, states[j].creatorid));
+                        }),
+                        1, 0, 10);
+    a.core->poll(0, 10);
+    CHECK(a.sent(Action::upd) == 1024);
+    CHECK(a.error(sync::SyncError::reply_limit) == 1200 - 1024);
+}
+
+TEST_CASE("UPD_REQ(0, 0) starts a bulk send at most once per bulk_timeout_ms per peer", "[sync]") {
+    Node a(0xa, quiet_config()); // bulk_timeout_ms 1000
+    for (uint32_t n = 1; n <= 10; n++) a.create(n);
+    a.core->flush(0, 10);
+    const auto bulk = packet([](auto &w) { REQUIRE(w.add_upd_req(0, 0)); });
+    auto finish = [&](uint64_t now_ms) {
+        for (int i = 0; i < 5; i++) a.core->poll(now_ms, 10);
+        REQUIRE_FALSE(a.core->bulk_sending());
+    };
+    a.core->receive(bulk, 1, 0, 10);
+    finish(0);
+    CHECK(a.core->stats().bulk_sends.load() == 1);
+    for (int i = 0; i < 50; i++) a.core->receive(bulk, 1, 10 + i, 10); // the same peer again
+    finish(100);
+    CHECK(a.core->stats().bulk_sends.load() == 1);
+    CHECK(a.error(sync::SyncError::bulk_limited) == 50);
+    a.core->receive(bulk, 2, 100, 10); // another peer
+    finish(100);
+    CHECK(a.core->stats().bulk_sends.load() == 2);
+    a.core->receive(bulk, 1, 1000, 10); // the first one, a bulk_timeout_ms later
+    finish(1000);
+    CHECK(a.core->stats().bulk_sends.load() == 3);
+    CHECK(a.sent(Action::upd) == 30);
+}
+
+TEST_CASE("a signed packet replayed from another address is still a replay", "[sync]") {
+    auto keyed = [] {
+        auto c = quiet_config();
+        c.auth_key = "0123456789abcdef-a";
+        return c;
+    };
+    Node a(0xa, keyed()), b(0xb, keyed());
+    const uint32_t slot = a.create(1);
+    a.core->flush(0, 10);
+    const std::vector<uint8_t> ins = a.outbox.front();
+    deliver(a, {&b});
+    REQUIRE(b.table->count() == 1);
+    REQUIRE(a.table->remove(slot, worker));
+    a.core->flush(0, 10);
+    deliver(a, {&b});
+    REQUIRE(b.table->count() == 0);
+    // The captured INS, from any other address: the killed state must not come back.
+    for (uint32_t source = 1; source <= 300; source++) b.core->receive(ins, source, 0, 10);
+    CHECK(b.table->count() == 0);
+    CHECK(b.error(sync::SyncError::auth_replay) == 300);
+}
+
+TEST_CASE("replay state is per hostid and is never dropped for a live peer", "[sync]") {
+    const std::string key = "0123456789abcdef-a";
+    auto cfg = quiet_config();
+    cfg.auth_key = key;
+    Node b(0xb, cfg);
+    const uint64_t t0 = wall_ns();
+    auto clr = [&](uint32_t hostid, uint64_t counter) {
+        return signed_packet(key, hostid, counter, [&](auto &w) { REQUIRE(w.add_clr(hostid)); });
+    };
+    const auto from_a = clr(0xa, t0);
+    b.core->receive(from_a, 1, 0, 10);
+    CHECK(b.received(Action::clr) == 1);
+    // 300 other signed senders, each from its own address, while 0xa is live.
+    for (uint32_t h = 1; h <= 300; h++) b.core->receive(clr(0x1000 + h, t0 + h), 0x1000 + h, 1000, 10);
+    CHECK(b.error(sync::SyncError::auth_peers_full) == 300 - (sync::max_auth_peers - 1));
+    // 0xa's packet again, from anywhere: still a replay.
+    b.core->receive(from_a, 2, 2000, 10);
+    b.core->receive(from_a, 1, 2000, 10);
+    CHECK(b.error(sync::SyncError::auth_replay) == 2);
+    // A peer silent for auth_fresh_ms gives its place to a new one; 0xa, heard since, keeps its.
+    b.core->receive(clr(0xa, t0 + 1000), 1, sync::auth_fresh_ms, 10);
+    const uint64_t later = 1000 + sync::auth_fresh_ms;
+    b.core->receive(clr(0x9999, wall_ns()), 9, later, 10);
+    CHECK(b.error(sync::SyncError::auth_peers_full) == 300 - (sync::max_auth_peers - 1));
+    b.core->receive(from_a, 1, later, 10);
+    CHECK(b.error(sync::SyncError::auth_replay) == 3);
+    // A trailer naming another hostid than the signer's MAC covers is a bad MAC.
+    auto forged = clr(0xa, t0 + 5000);
+    forged[forged.size() - sync::auth_trailer_len + 3] ^= 1; // hostid 0xa -> 0xb
+    b.core->receive(forged, 1, later, 10);
+    CHECK(b.error(sync::SyncError::auth_bad_mac) == 1);
 }

@@ -208,3 +208,27 @@ TEST_CASE("a TCP segment rewritten as a challenge ACK goes back to its sender", 
     CHECK(dp::internet_checksum(std::span(f).subspan(14, 20)) == 0);
     CHECK(dp::internet_checksum(std::span(f).subspan(34), dp::pseudo_header_sum(r, 20)) == 0);
 }
+
+TEST_CASE("parse_nd reads an NA's Solicited and Override flags, and an NS has neither",
+          "[replies]") {
+    std::vector<uint8_t> icmp(32, 0);
+    icmp[0] = 136;
+    icmp[24] = 2; // target link-layer address option
+    icmp[25] = 1;
+    ctl::NdMessage nd;
+    REQUIRE(ctl::parse_nd(icmp, nd));
+    CHECK_FALSE(nd.override_flag);
+    CHECK_FALSE(nd.solicited);
+    icmp[4] = 0x20; // O
+    REQUIRE(ctl::parse_nd(icmp, nd));
+    CHECK(nd.override_flag);
+    CHECK_FALSE(nd.solicited);
+    icmp[4] = 0x60; // S and O
+    REQUIRE(ctl::parse_nd(icmp, nd));
+    CHECK(nd.override_flag);
+    CHECK(nd.solicited);
+    icmp[0] = 135; // the same bits in an NS are reserved
+    icmp[24] = 1;
+    REQUIRE(ctl::parse_nd(icmp, nd));
+    CHECK_FALSE(nd.override_flag);
+}
