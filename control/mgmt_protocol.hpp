@@ -33,6 +33,11 @@ using Json = nlohmann::ordered_json;
 
 inline constexpr int mgmt_version = 1;
 inline constexpr std::size_t max_request_bytes = 64 * 1024; // one line, without its newline
+// Arrays and objects inside one another: a request needs 2 (itself, its args), a reply a few
+// more. Deeper input is refused while it is parsed, before anything copies or prints it
+// (both recurse once per level).
+inline constexpr std::size_t max_request_depth = 4;
+inline constexpr std::size_t max_reply_depth = 32;
 
 enum class Command : uint8_t {
     show_states,

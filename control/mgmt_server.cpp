@@ -228,10 +228,11 @@ void MgmtServer::stop() {
 
 // --- requests --------------------------------------------------------------------------------
 
+// Every exception ends here as an error reply: nothing a client sends may end the process.
 std::string MgmtServer::handle_line(std::string_view line) {
-    ParsedRequest parsed = parse_request(line);
-    if (!parsed.request) return error_reply(parsed.error);
     try {
+        ParsedRequest parsed = parse_request(line);
+        if (!parsed.request) return error_reply(parsed.error);
         return ok_reply(execute(*parsed.request));
     } catch (const std::exception &e) {
         return error_reply(e.what());
