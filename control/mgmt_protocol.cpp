@@ -56,7 +56,8 @@ std::optional<uint64_t> as_unsigned(const Json &value) {
 std::string parse_filter(Command cmd, const Json &args, StateFilter &filter) {
     const std::string name(command_name(cmd));
     const bool with_limit = cmd == Command::show_states;
-    const std::string allowed = with_limit ? "addr, port, proto, limit" : "addr, port, proto";
+    const std::string allowed =
+        with_limit ? "addr, port, proto, limit, cursor" : "addr, port, proto";
     for (const auto &[key, value] : args.items()) {
         if (key == "addr") {
             std::optional<config::IpAddress> addr;
@@ -84,6 +85,12 @@ std::string parse_filter(Command cmd, const Json &args, StateFilter &filter) {
             const auto limit = as_unsigned(value);
             if (!limit) return name + ": \"limit\" must be an integer >= 0, got " + shown(value);
             filter.limit = limit;
+        } else if (key == "cursor" && with_limit) {
+            const auto cursor = as_unsigned(value);
+            if (!cursor)
+                return name + ": \"cursor\" must be an integer >= 0 (a page's \"next\"), got " +
+                       shown(value);
+            filter.cursor = cursor;
         } else {
             return name + ": unknown argument \"" + key + "\" (arguments: " + allowed + ")";
         }

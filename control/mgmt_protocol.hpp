@@ -61,7 +61,8 @@ struct StateFilter {
     std::optional<config::IpAddress> addr; // either address of the key
     std::optional<uint16_t> port;          // either port of the key
     std::optional<uint8_t> proto;
-    std::optional<uint64_t> limit; // show states: list at most this many
+    std::optional<uint64_t> limit;  // show states: a page of at most this many (state_pages.hpp)
+    std::optional<uint64_t> cursor; // show states: the slot to go on from (a page's "next")
 
     bool matches(const dp::StateKey &key) const;
 };

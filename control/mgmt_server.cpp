@@ -3,6 +3,7 @@
 #include "config/pf_rule.hpp"
 #include "control/accept_loop.hpp"
 #include "control/control_loop.hpp"
+#include "control/state_pages.hpp"
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_table.hpp"
 
@@ -278,24 +279,20 @@ Json MgmtServer::execute(const Request &request) {
     throw std::runtime_error("unhandled command");
 }
 
-// Runs alongside the workers: StateTable::for_each copies each live state under its slot
-// lock, so every state listed is consistent in itself; the list as a whole is not one
-// instant (states come and go while it is walked). The ruleset (for per-rule timeouts) is
-// only ever replaced and freed on this lcore, so reading it here needs no RCU. The walk
-// visits every slot: it pauses the main lcore for as long as a table of limits.states
-// takes (milliseconds), never the workers.
+// Runs alongside the workers: StateTable::walk copies each live state under its slot lock,
+// so every state listed is consistent in itself; a page is not one instant (states come
+// and go while it is walked), nor are the pages together (state_pages.hpp). The ruleset
+// (for per-rule timeouts) is only ever replaced and freed on this lcore, so reading it here
+// needs no RCU. One page visits at most state_page_scan slots and describes at most
+// max_state_page states: it pauses the main lcore for milliseconds, never the workers.
 Json MgmtServer::show_states(const StateFilter &filter) {
     const uint32_t now = dp_.now();
     const uint32_t count = dp_.states->count();
     const dp::Ruleset *rs = dp_.ruleset.load(std::memory_order_acquire);
-    Json states = Json::array();
-    bool truncated = false;
-    dp_.states->for_each([&](uint32_t, const dp::State &s) {
-        if (!filter.matches(s.key)) return;
-        if (filter.limit && states.size() >= *filter.limit) {
-            truncated = true;
-            return;
-        }
+    const auto walk = [this](uint32_t first, uint32_t n, const auto &visit) {
+        return dp_.states->walk(first, n, visit);
+    };
+    const auto describe = [&](const dp::State &s) {
         uint32_t override_s = 0;
         const auto c = std::size_t(s.timeout);
         if (s.rule < rs->size() && c < config::state_timeout_count)
@@ -320,9 +317,9 @@ Json MgmtServer::show_states(const StateFilter &filter) {
         j["bytes"] = {s.bytes[0], s.bytes[1]};
         j["rule"] = s.rule == dp::no_rule ? Json(nullptr) : Json(s.rule);
         j["origin"] = s.origin == dp::state_origin::peer ? "peer" : "local";
-        states.push_back(std::move(j));
-    });
-    return Json{{"states", std::move(states)}, {"truncated", truncated}};
+        return j;
+    };
+    return state_page(filter, dp_.states->slots(), walk, describe);
 }
 
 // Runs alongside the workers: sums the per-lcore counters (each written by its own lcore

@@ -11,7 +11,8 @@
 // removes the socket file if it is still ours.
 //
 // Results (the "result" member of an ok reply):
-//   show states      {"states": [STATE...], "truncated": bool}
+//   show states      {"states": [STATE...], "truncated": bool, "next": slot | null}: one
+//                    page (state_pages.hpp); "cursor": next asks for the page after it
 //                    STATE = {"id": "%016x", "creatorid": N, "interface": "lan" | "all",
 //                     "direction": "in"|"out", "af": 4|6, "proto": N, "addr": [A0, A1],
 //                     "port": [P0, P1], "src": PEER, "dst": PEER, "age": s, "expires_in": s,

@@ -130,7 +130,7 @@ TEST_CASE("state filter arguments of the wrong type or range are refused", "[mgm
           "show states: \"proto\" must be a protocol name or a number 0..255, got true");
     CHECK(states(R"({"limit":-3})") == "show states: \"limit\" must be an integer >= 0, got -3");
     CHECK(states(R"({"host":"192.0.2.1"})") ==
-          "show states: unknown argument \"host\" (arguments: addr, port, proto, limit)");
+          "show states: unknown argument \"host\" (arguments: addr, port, proto, limit, cursor)");
     // A long value is cut short in the message.
     CHECK(states(R"({"addr":")" + std::string(100, 'x') + "\"}") ==
           "show states: \"addr\" must be an IPv4 or IPv6 address, got \"" + std::string(36, 'x') +
