@@ -1,28 +1,18 @@
 #include "control/mgmt_server.hpp"
 
 #include "config/pf_rule.hpp"
-#include "control/accept_loop.hpp"
 #include "control/control_loop.hpp"
 #include "control/state_pages.hpp"
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_table.hpp"
 
-#include <boost/asio/write.hpp>
-
 #include <array>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <stdexcept>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 namespace syncwall::ctl {
 
 namespace asio = boost::asio;
-using Local = asio::local::stream_protocol;
 
 namespace {
 
@@ -51,180 +41,23 @@ std::string timeout_name(dp::Timeout t) {
     return t == dp::Timeout::frag ? "frag" : "interval";
 }
 
-std::string errno_text(int err) {
-    return std::strerror(err);
-}
-
 } // namespace
 
-// --- one client ------------------------------------------------------------------------------
-
-class MgmtServer::Connection : public std::enable_shared_from_this<Connection> {
-  public:
-    Connection(MgmtServer &server, Local::socket socket)
-        : server_(server), socket_(std::move(socket)) {}
-
-    void start() { read(); }
-
-    // Tell a client we cannot serve that, then hang up.
-    void refuse(std::string reply) {
-        out_ = std::move(reply) + "\n";
-        asio::async_write(socket_, asio::buffer(out_),
-                          [self = shared_from_this()](const boost::system::error_code &,
-                                                      std::size_t) { self->close(); });
-    }
-
-    void close() {
-        boost::system::error_code ignored;
-        socket_.close(ignored);
-    }
-
-  private:
-    void read() {
-        socket_.async_read_some(
-            asio::buffer(chunk_),
-            [self = shared_from_this()](const boost::system::error_code &ec, std::size_t n) {
-                if (ec == asio::error::eof) {
-                    self->framer_.finish(); // a last request without its newline is still answered
-                    self->eof_ = true;
-                } else if (ec) {
-                    self->close();
-                    return;
-                }
-                self->framer_.feed(std::string_view(self->chunk_.data(), n));
-                self->process();
-            });
-    }
-
-    // Answer the next buffered request, or read more. The framer holds at most one line
-    // (max_request_bytes) plus one chunk, and a reply is written before the next is made.
-    void process() {
-        auto item = framer_.next();
-        if (!item) {
-            if (eof_)
-                close();
-            else
-                read();
-            return;
-        }
-        out_ = item->kind == LineFramer::Kind::too_long ? error_reply(too_long_error())
-                                                        : server_.handle_line(item->text);
-        out_ += '\n';
-        asio::async_write(
-            socket_, asio::buffer(out_),
-            [self = shared_from_this()](const boost::system::error_code &ec, std::size_t) {
-                if (ec) {
-                    self->close();
-                    return;
-                }
-                self->process();
-            });
-    }
-
-    MgmtServer &server_;
-    Local::socket socket_;
-    std::array<char, 4096> chunk_{};
-    LineFramer framer_;
-    std::string out_;
-    bool eof_ = false;
-};
-
-// --- listening -------------------------------------------------------------------------------
-
 MgmtServer::MgmtServer(asio::io_context &io, dp::Dataplane &dp, ControlLoop &loop)
-    : io_(io), dp_(dp), loop_(loop), acceptor_(io), retry_(io), path_(dp.cfg.control.socket) {}
+    : dp_(dp), loop_(loop),
+      listener_(io, "control.socket", dp.cfg.control.socket, dp.cfg.control.socket_mode,
+                [this](std::string_view line) { return handle_line(line); }, {}) {}
 
 MgmtServer::~MgmtServer() {
     stop();
 }
 
 void MgmtServer::start() {
-    const std::string what = "control.socket " + path_ + ": ";
-    if (path_.size() >= sizeof(sockaddr_un::sun_path))
-        throw std::runtime_error(what + "longer than " +
-                                 std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-                                 " bytes, the limit of a Unix socket path");
-    const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
-    if (!parent.empty()) {
-        std::error_code ec;
-        std::filesystem::create_directories(parent, ec);
-        if (ec)
-            throw std::runtime_error(what + "cannot create " + parent.string() + ": " +
-                                     ec.message());
-    }
-    const Local::endpoint endpoint(path_);
-    struct stat st {};
-    if (::lstat(path_.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            throw std::runtime_error(what + "exists and is not a socket; not removing it");
-        // A socket nobody answers on was left by a process that died: remove it. One that
-        // answers belongs to a live process (another syncwall?): leave it alone.
-        Local::socket probe(io_);
-        boost::system::error_code ec;
-        probe.connect(endpoint, ec);
-        if (!ec)
-            throw std::runtime_error(what + "another process answers on it (is another "
-                                            "syncwall running with this control.socket?)");
-        if (::unlink(path_.c_str()) != 0 && errno != ENOENT)
-            throw std::runtime_error(what + "cannot remove the stale socket: " + errno_text(errno));
-    }
-    try {
-        acceptor_.open(endpoint.protocol());
-        acceptor_.bind(endpoint);
-    } catch (const boost::system::system_error &e) {
-        throw std::runtime_error(what + "cannot bind: " + e.code().message());
-    }
-    // Before listen(): no client can connect while the file still has the umask's mode.
-    if (::chmod(path_.c_str(), mode_t(dp_.cfg.control.socket_mode)) != 0 ||
-        ::lstat(path_.c_str(), &st) != 0) {
-        const int err = errno;
-        boost::system::error_code ignored;
-        acceptor_.close(ignored);
-        ::unlink(path_.c_str());
-        throw std::runtime_error(what + "cannot set its mode: " + errno_text(err));
-    }
-    socket_dev_ = st.st_dev;
-    socket_ino_ = st.st_ino;
-    try {
-        acceptor_.listen(int(max_connections));
-    } catch (const boost::system::system_error &e) {
-        stop();
-        throw std::runtime_error(what + "cannot listen: " + e.code().message());
-    }
-    listening_ = true;
-    accept();
-}
-
-void MgmtServer::accept() {
-    accept_connections(acceptor_, retry_, listening_, [this](Local::socket socket) {
-        std::erase_if(connections_, [](const auto &c) { return c.expired(); });
-        auto conn = std::make_shared<Connection>(*this, std::move(socket));
-        if (connections_.size() >= max_connections) {
-            conn->refuse(error_reply("too many management connections (" +
-                                     std::to_string(max_connections) + "); try again"));
-        } else {
-            connections_.push_back(conn);
-            conn->start();
-        }
-    });
+    listener_.start();
 }
 
 void MgmtServer::stop() {
-    if (!listening_ && !acceptor_.is_open()) return;
-    listening_ = false;
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
-    retry_.cancel();
-    for (auto &weak : connections_)
-        if (auto c = weak.lock()) c->close();
-    connections_.clear();
-    // Remove the socket file only if it is still the one we made (a later instance may have
-    // replaced it after deciding ours was stale).
-    struct stat st {};
-    if (socket_ino_ != 0 && ::lstat(path_.c_str(), &st) == 0 && st.st_dev == socket_dev_ &&
-        st.st_ino == socket_ino_)
-        ::unlink(path_.c_str());
-    socket_ino_ = 0;
+    listener_.stop();
 }
 
 // --- requests --------------------------------------------------------------------------------
