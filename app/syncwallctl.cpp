@@ -72,27 +72,27 @@ class Connection {
         out_ = request + "\n";
         std::optional<std::string> reply;
         bool done = false;
-        asio::async_write(socket_, asio::buffer(out_), [&](const boost::system::error_code &ec,
-                                                           std::size_t) {
-            if (ec) {
-                done = true;
-                *error = "cannot send to " + path_ + ": " + ec.message();
-                return;
-            }
-            asio::async_read_until(
-                socket_, asio::dynamic_buffer(in_, max_reply_bytes), '\n',
-                [&](const boost::system::error_code &ec, std::size_t n) {
+        asio::async_write(
+            socket_, asio::buffer(out_), [&](const boost::system::error_code &ec, std::size_t) {
+                if (ec) {
                     done = true;
-                    if (ec) {
-                        *error = ec == asio::error::eof
-                                     ? "syncwall closed the connection without answering"
-                                     : "no answer from " + path_ + ": " + ec.message();
-                        return;
-                    }
-                    reply = in_.substr(0, n - 1);
-                    in_.erase(0, n);
-                });
-        });
+                    *error = "cannot send to " + path_ + ": " + ec.message();
+                    return;
+                }
+                asio::async_read_until(
+                    socket_, asio::dynamic_buffer(in_, max_reply_bytes), '\n',
+                    [&](const boost::system::error_code &ec, std::size_t n) {
+                        done = true;
+                        if (ec) {
+                            *error = ec == asio::error::eof
+                                         ? "syncwall closed the connection without answering"
+                                         : "no answer from " + path_ + ": " + ec.message();
+                            return;
+                        }
+                        reply = in_.substr(0, n - 1);
+                        in_.erase(0, n);
+                    });
+            });
         run(&done, error);
         return reply;
     }
@@ -176,7 +176,9 @@ int main(int argc, char **argv) {
             ->check(CLI::Range(0, 65535));
         sub->add_option("--proto", proto, "protocol name or number");
     }
-    show_states->add_option("--limit", limit, "list at most N states (default: every one, fetched a page at a time)")
+    show_states
+        ->add_option("--limit", limit,
+                     "list at most N states (default: every one, fetched a page at a time)")
         ->check(CLI::PositiveNumber);
 
     try {
@@ -276,14 +278,16 @@ int main(int argc, char **argv) {
                 if (!result) return failed;
                 Json states = walk.take(*result);
                 if (json) {
-                    for (auto &s : states) all.push_back(std::move(s));
+                    for (auto &s : states)
+                        all.push_back(std::move(s));
                 } else {
                     std::cout << ctl::format_states(Json{{"states", std::move(states)}}, verbose);
                 }
             }
-            if (json)
-                std::cout << Json{{"states", std::move(all)}, {"truncated", walk.truncated()}}.dump(2)
-                          << "\n";
+            if (json) {
+                const Json joined{{"states", std::move(all)}, {"truncated", walk.truncated()}};
+                std::cout << joined.dump(2) << "\n";
+            }
             return code(CtlExit::ok);
         }
         const auto result = call(args);

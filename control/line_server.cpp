@@ -176,8 +176,8 @@ void LineServer::start() {
             throw std::runtime_error(what + "another process answers on it (is another "
                                             "syncwall running with this control.socket?)");
         if (::unlink(path_.c_str()) != 0 && errno != ENOENT)
-            throw std::runtime_error(what + "cannot remove the stale socket: " +
-                                     std::strerror(errno));
+            throw std::runtime_error(what +
+                                     "cannot remove the stale socket: " + std::strerror(errno));
     }
     // bind() creates the file with 0777 & ~umask: with the umask set to the complement of
     // the mode, it is born with its mode, and no chmod by path (which would follow a link
@@ -222,10 +222,10 @@ void LineServer::accept() {
         std::erase_if(connections_, [](const auto &c) { return c->closed(); });
         // Every slot taken: the one waiting longest for a request makes room.
         if (!connections_.empty() && connections_.size() >= limits_.max_connections) {
-            const auto oldest = std::min_element(
-                connections_.begin(), connections_.end(), [](const auto &a, const auto &b) {
-                    return a->last_progress() < b->last_progress();
-                });
+            const auto oldest = std::min_element(connections_.begin(), connections_.end(),
+                                                 [](const auto &a, const auto &b) {
+                                                     return a->last_progress() < b->last_progress();
+                                                 });
             evicted_++;
             (*oldest)->close_with("closed to make room for a new client (" +
                                   std::to_string(limits_.max_connections) +
@@ -259,7 +259,8 @@ void LineServer::stop() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     retry_.cancel();
-    for (auto &c : connections_) c->close();
+    for (auto &c : connections_)
+        c->close();
     connections_.clear();
     // Remove the socket file only if it is still the one we made (a later instance may have
     // replaced it after deciding ours was stale).

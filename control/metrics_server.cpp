@@ -142,8 +142,7 @@ class MetricsServer::Session : public std::enable_shared_from_this<Session> {
 
 // --- listening -------------------------------------------------------------------------------
 
-MetricsServer::MetricsServer(asio::io_context &io, std::string listen, Render render,
-                             Limits limits)
+MetricsServer::MetricsServer(asio::io_context &io, std::string listen, Render render, Limits limits)
     : io_(io), listen_(std::move(listen)), render_(std::move(render)), limits_(limits),
       acceptor_(io), retry_(io) {}
 
@@ -179,9 +178,8 @@ void MetricsServer::accept() {
         // Every slot taken: the session busy longest with one read or write makes room.
         if (!sessions_.empty() && sessions_.size() >= limits_.max_connections) {
             const auto oldest = std::min_element(
-                sessions_.begin(), sessions_.end(), [](const auto &a, const auto &b) {
-                    return a.lock()->since() < b.lock()->since();
-                });
+                sessions_.begin(), sessions_.end(),
+                [](const auto &a, const auto &b) { return a.lock()->since() < b.lock()->since(); });
             if (auto victim = oldest->lock()) victim->close();
             sessions_.erase(oldest);
             evicted_++;

@@ -122,7 +122,8 @@ class DepthLimitedSax {
     bool end_object() { return leave() && dom_.end_object(); }
     bool start_array(std::size_t n) { return enter() && dom_.start_array(n); }
     bool end_array() { return leave() && dom_.end_array(); }
-    bool parse_error(std::size_t position, const std::string &, const nlohmann::detail::exception &e) {
+    bool parse_error(std::size_t position, const std::string &,
+                     const nlohmann::detail::exception &e) {
         error_ = e.id == 406 ? "invalid JSON: number overflow at byte " + std::to_string(position)
                              : "invalid JSON at byte " + std::to_string(position);
         return false;
@@ -151,7 +152,7 @@ class DepthLimitedSax {
 
 struct ParsedJson {
     std::optional<Json> value;
-    std::string error;   // why there is no value
+    std::string error;     // why there is no value
     bool too_deep = false; // the error is the depth (the caller names the limit)
 };
 

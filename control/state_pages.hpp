@@ -26,8 +26,8 @@ inline constexpr uint32_t state_page_scan = 1u << 16;
 // Visits the live states of slots [first, first + count) (clipped to the table) in order,
 // each a copy, until visit returns false. Returns the first slot not finished with: the
 // one whose visit returned false, or the end of the range.
-using SlotWalk = std::function<uint32_t(uint32_t first, uint32_t count,
-                                        const std::function<bool(uint32_t, const dp::State &)> &visit)>;
+using SlotWalk = std::function<uint32_t(
+    uint32_t first, uint32_t count, const std::function<bool(uint32_t, const dp::State &)> &visit)>;
 // One state as an element of show states' "states" (mgmt_server.hpp).
 using DescribeState = std::function<Json(const dp::State &)>;
 

@@ -351,7 +351,8 @@ TEST_CASE("walk visits a range of slots in order and stops where it is told", "[
     CHECK(seen == std::vector<uint32_t>(all.begin() + 10, all.begin() + 20));
     // Told to stop at the fifth: that slot is where the walk says it stopped.
     int visits = 0;
-    CHECK(t.walk(first, span, [&](uint32_t, const dp::State &) { return ++visits < 5; }) == all[14]);
+    CHECK(t.walk(first, span, [&](uint32_t, const dp::State &) { return ++visits < 5; }) ==
+          all[14]);
     CHECK(visits == 5);
     // Ranges past the end are clipped.
     CHECK(t.walk(all[99], ~0u, [](uint32_t, const dp::State &) { return true; }) == t.slots());

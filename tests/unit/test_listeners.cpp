@@ -16,8 +16,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fcntl.h>
+#include <filesystem>
 #include <future>
 #include <netinet/in.h>
 #include <stdexcept>
@@ -67,10 +67,13 @@ struct TempDir {
 // An io_context run by its own thread while the test lives.
 struct IoThread {
     boost::asio::io_context io;
-    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{io.get_executor()};
+    boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard{
+        io.get_executor()};
     std::thread thread;
 
-    void run() { thread = std::thread([this] { io.run(); }); }
+    void run() {
+        thread = std::thread([this] { io.run(); });
+    }
     // Run f on the io thread and wait for its result.
     template <typename F> auto on_io(F f) {
         std::packaged_task<decltype(f())()> task(std::move(f));
@@ -171,7 +174,8 @@ struct MgmtFixture {
     }
 };
 
-const std::string show_info = R"({"v":1,"cmd":"show info"})" "\n";
+const std::string show_info = R"({"v":1,"cmd":"show info"})"
+                              "\n";
 const std::string info_reply = R"({"v":1,"ok":true,"result":{"cmd":"show info"}})";
 
 } // namespace
@@ -186,7 +190,8 @@ TEST_CASE("no line on the management socket ends the server", "[listeners][mgmt]
     c.send(R"({"v":1,"cmd":"show states","args":)" + std::string(60000, '[') + "\n");
     CHECK(c.line() == error_reply("request nested deeper than " +
                                   std::to_string(max_request_depth) + " levels"));
-    c.send(R"({"v":1,"cmd":"reload"})" "\n"); // the handler throws
+    c.send(R"({"v":1,"cmd":"reload"})"
+           "\n"); // the handler throws
     CHECK(c.line() == R"({"v":1,"ok":false,"error":"thrown by a command"})");
     c.send(show_info);
     CHECK(c.line() == info_reply);
@@ -210,7 +215,8 @@ TEST_CASE("an idle management connection is told and closed after the idle timeo
     }
     CHECK(quiet.line() == R"({"v":1,"ok":false,"error":"closed: no request for 0.3 s"})");
     CHECK(quiet.line() == "<eof>");
-    CHECK(trickling.rest() == R"({"v":1,"ok":false,"error":"closed: no request for 0.3 s"})" "\n");
+    CHECK(trickling.rest() == R"({"v":1,"ok":false,"error":"closed: no request for 0.3 s"})"
+                              "\n");
     CHECK(std::chrono::steady_clock::now() - start < 2s);
     busy.send(show_info);
     CHECK(busy.line() == info_reply);
@@ -236,8 +242,9 @@ TEST_CASE("a new management client is served while every slot is held", "[listen
         CHECK(fresh.back()->line() == info_reply);
         // The connection idle longest made room, and was told why.
         Client &oldest = *held[std::size_t(round)];
-        CHECK(oldest.line() ==
-              error_reply("closed to make room for a new client (4 management connections at most)"));
+        CHECK(
+            oldest.line() ==
+            error_reply("closed to make room for a new client (4 management connections at most)"));
         CHECK(oldest.line() == "<eof>");
     }
     // The newest of those held is still served.
@@ -268,7 +275,11 @@ TEST_CASE("the management socket is made with its mode and a link at its path is
     SECTION("a link planted at the path after bind") {
         TempDir other;
         const std::string victim = (other.path / "victim").string();
-        { std::FILE *file = std::fopen(victim.c_str(), "w"); REQUIRE(file); std::fclose(file); }
+        {
+            std::FILE *file = std::fopen(victim.c_str(), "w");
+            REQUIRE(file);
+            std::fclose(file);
+        }
         REQUIRE(::chmod(victim.c_str(), 0644) == 0);
         MgmtFixture f({}, 0666);
         plant_at = f.path;
@@ -289,7 +300,8 @@ TEST_CASE("the management socket is made with its mode and a link at its path is
     ::umask(old_umask);
 }
 
-TEST_CASE("a second server on a live socket is refused; a stale file is replaced", "[listeners][mgmt]") {
+TEST_CASE("a second server on a live socket is refused; a stale file is replaced",
+          "[listeners][mgmt]") {
     MgmtFixture f({});
     f.start();
     IoThread io2;
@@ -310,7 +322,8 @@ struct MetricsFixture {
     uint16_t port = 0;
 
     explicit MetricsFixture(MetricsServer::Limits limits)
-        : server(io.io, "127.0.0.1:0", [] { return std::string("syncwall_up 1\n"); }, limits) {
+        : server(
+              io.io, "127.0.0.1:0", [] { return std::string("syncwall_up 1\n"); }, limits) {
         server.start();
         port = server.local_endpoint().port();
         io.run();

@@ -327,7 +327,8 @@ TEST_CASE("a number too large for a double is an error reply, not an exception",
     std::string error;
     REQUIRE_NOTHROW(error = parse_request("1e999").error);
     CHECK(error == "invalid JSON: number overflow at byte 5");
-    REQUIRE_NOTHROW(error = parse_request(R"({"v":1,"cmd":"show states","args":{"limit":1e999}})").error);
+    REQUIRE_NOTHROW(
+        error = parse_request(R"({"v":1,"cmd":"show states","args":{"limit":1e999}})").error);
     CHECK(error == "invalid JSON: number overflow at byte 48");
     REQUIRE_NOTHROW(error = parse_request("-1e400").error);
     CHECK_FALSE(error.empty());
@@ -350,25 +351,31 @@ TEST_CASE("requests nested deeper than the limit are refused before they are cop
     CHECK(error == "request nested deeper than " + std::to_string(max_request_depth) + " levels");
     // Deep but well-formed, and deep inside an argument's value.
     std::string nested = R"({"v":1,"cmd":"show states","args":{"addr":)";
-    for (int i = 0; i < 20000; i++) nested += "[";
-    for (int i = 0; i < 20000; i++) nested += "]";
+    for (int i = 0; i < 20000; i++)
+        nested += "[";
+    for (int i = 0; i < 20000; i++)
+        nested += "]";
     nested += "}}";
     CHECK(error_of(nested) ==
           "request nested deeper than " + std::to_string(max_request_depth) + " levels");
     // The limit itself still parses (and is then refused for what it says, not its depth).
     std::string at_limit = R"({"v":1,"cmd":"show states","args":{"addr":)";
-    for (std::size_t i = 2; i < max_request_depth; i++) at_limit += "[";
-    for (std::size_t i = 2; i < max_request_depth; i++) at_limit += "]";
+    for (std::size_t i = 2; i < max_request_depth; i++)
+        at_limit += "[";
+    for (std::size_t i = 2; i < max_request_depth; i++)
+        at_limit += "]";
     at_limit += "}}";
     CHECK(error_of(at_limit).starts_with("show states: \"addr\" must be an IPv4 or IPv6 address"));
     // A reply as deep is unreadable to the client, not a crash.
     std::string deep_reply = R"({"v":1,"ok":true,"result":)";
-    for (int i = 0; i < 100000; i++) deep_reply += "[";
-    for (int i = 0; i < 100000; i++) deep_reply += "]";
+    for (int i = 0; i < 100000; i++)
+        deep_reply += "[";
+    for (int i = 0; i < 100000; i++)
+        deep_reply += "]";
     deep_reply += "}";
     Reply reply;
     REQUIRE_NOTHROW(reply = parse_reply(deep_reply));
     CHECK_FALSE(reply.ok);
-    CHECK(reply.error == "unreadable reply (nested deeper than " +
-                             std::to_string(max_reply_depth) + " levels)");
+    CHECK(reply.error ==
+          "unreadable reply (nested deeper than " + std::to_string(max_reply_depth) + " levels)");
 }

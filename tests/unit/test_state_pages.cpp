@@ -35,7 +35,8 @@ struct FakeTable {
 
     SlotWalk walk() {
         return [this](uint32_t first, uint32_t count, const auto &visit) -> uint32_t {
-            const uint32_t end = uint32_t(std::min<uint64_t>(uint64_t(first) + count, slots.size()));
+            const uint32_t end =
+                uint32_t(std::min<uint64_t>(uint64_t(first) + count, slots.size()));
             for (uint32_t i = first; i < end; i++) {
                 visited++;
                 if (slots[i] && !visit(i, *slots[i])) return i;
@@ -46,8 +47,9 @@ struct FakeTable {
 
     // What the daemon answers to one show states request.
     Json page(const StateFilter &filter) {
-        return state_page(filter, uint32_t(slots.size()), walk(),
-                          [](const dp::State &s) { return Json{{"id", s.id}}; });
+        return state_page(filter, uint32_t(slots.size()), walk(), [](const dp::State &s) {
+            return Json{{"id", s.id}};
+        });
     }
 };
 
@@ -68,7 +70,8 @@ Json answer(FakeTable &table, const Json &args) {
 
 } // namespace
 
-TEST_CASE("show states without a limit answers one bounded page of a large table", "[mgmt][pages]") {
+TEST_CASE("show states without a limit answers one bounded page of a large table",
+          "[mgmt][pages]") {
     FakeTable table(150000, 100000);
     const Json page = table.page({});
     REQUIRE(page.at("states").size() == default_state_page);
@@ -113,7 +116,8 @@ TEST_CASE("one page visits a bounded number of slots, however few states match",
 
 TEST_CASE("following the cursor lists every matching state exactly once", "[mgmt][pages]") {
     FakeTable table(150000, 100000);
-    for (const std::optional<uint8_t> proto : {std::optional<uint8_t>(), std::optional<uint8_t>(17)}) {
+    for (const std::optional<uint8_t> proto :
+         {std::optional<uint8_t>(), std::optional<uint8_t>(17)}) {
         std::set<uint64_t> want;
         for (const auto &s : table.slots)
             if (s && (!proto || s->key.proto == *proto)) want.insert(s->id);
@@ -123,7 +127,8 @@ TEST_CASE("following the cursor lists every matching state exactly once", "[mgmt
         for (int pages = 0;; pages++) {
             REQUIRE(pages < 1000);
             const Json page = table.page(f);
-            for (const auto &s : page.at("states")) got.push_back(s.at("id").get<uint64_t>());
+            for (const auto &s : page.at("states"))
+                got.push_back(s.at("id").get<uint64_t>());
             if (page.at("next").is_null()) break;
             f.cursor = page.at("next").get<uint64_t>();
         }
@@ -154,7 +159,8 @@ TEST_CASE("syncwallctl pages through every state, or stops at its limit", "[mgmt
         int requests = 0;
         while (const auto args = walk.next_args()) {
             REQUIRE(++requests < 100);
-            for (const auto &s : walk.take(answer(table, *args))) got.insert(s.at("id").get<uint64_t>());
+            for (const auto &s : walk.take(answer(table, *args)))
+                got.insert(s.at("id").get<uint64_t>());
         }
         CHECK(got.size() == 12345);
         CHECK(walk.listed() == 12345);
@@ -178,7 +184,8 @@ TEST_CASE("syncwallctl pages through every state, or stops at its limit", "[mgmt
         FakeTable small(100, 10);
         StatesWalk walk(Json::object(), 10);
         uint64_t got = 0;
-        while (const auto args = walk.next_args()) got += walk.take(answer(small, *args)).size();
+        while (const auto args = walk.next_args())
+            got += walk.take(answer(small, *args)).size();
         CHECK(got == 10);
         CHECK_FALSE(walk.truncated());
     }
@@ -189,7 +196,8 @@ TEST_CASE("syncwallctl refuses pages that do not move on", "[mgmt][pages]") {
     StatesWalk walk(Json::object(), 0);
     walk.take(at_10);
     REQUIRE(walk.next_args()->at("cursor") == 10);
-    CHECK_THROWS_WITH(walk.take(at_10), "the next page (\"next\": 10) does not follow the last one");
+    CHECK_THROWS_WITH(walk.take(at_10),
+                      "the next page (\"next\": 10) does not follow the last one");
     const Json not_a_slot = Json{{"states", Json::array()}, {"next", "x"}};
     StatesWalk other(Json::object(), 0);
     CHECK_THROWS_WITH(other.take(not_a_slot),
