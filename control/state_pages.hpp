@@ -20,7 +20,7 @@
 namespace syncwall::ctl {
 
 inline constexpr uint64_t default_state_page = 1000;
-inline constexpr uint64_t max_state_page = 5000;
+inline constexpr uint64_t max_state_page = 2000;
 inline constexpr uint32_t state_page_scan = 1u << 16;
 
 // Visits the live states of slots [first, first + count) (clipped to the table) in order,
