@@ -181,8 +181,8 @@ void LineServer::start() {
     }
     // bind() creates the file with 0777 & ~umask: with the umask set to the complement of
     // the mode, it is born with its mode, and no chmod by path (which would follow a link
-    // put in its place) is needed. Once, at start, on the main lcore; no other thread of
-    // syncwall creates files meanwhile.
+    // put in its place) is needed. The umask is the process's: it is changed for the bind()
+    // call alone, once, at start, before syncwall launches its workers.
     boost::system::error_code bind_error;
     acceptor_.open(endpoint.protocol(), bind_error);
     if (!bind_error) {
@@ -219,17 +219,18 @@ void LineServer::start() {
 
 void LineServer::accept() {
     accept_connections(acceptor_, retry_, listening_, [this](Local::socket socket) {
-        std::erase_if(connections_, [](const auto &c) { return c->closed(); });
+        connections();
         // Every slot taken: the one waiting longest for a request makes room.
         if (!connections_.empty() && connections_.size() >= limits_.max_connections) {
             const auto oldest = std::min_element(connections_.begin(), connections_.end(),
                                                  [](const auto &a, const auto &b) {
-                                                     return a->last_progress() < b->last_progress();
+                                                     return a.lock()->last_progress() <
+                                                            b.lock()->last_progress();
                                                  });
             evicted_++;
-            (*oldest)->close_with("closed to make room for a new client (" +
-                                  std::to_string(limits_.max_connections) +
-                                  " management connections at most)");
+            oldest->lock()->close_with("closed to make room for a new client (" +
+                                       std::to_string(limits_.max_connections) +
+                                       " management connections at most)");
             connections_.erase(oldest);
         }
         auto conn = std::make_shared<Connection>(*this, std::move(socket));
@@ -248,8 +249,12 @@ std::string LineServer::answer(std::string_view line) {
     }
 }
 
+// A connection lives as long as its pending handlers: one closed goes once they have run.
 std::size_t LineServer::connections() {
-    std::erase_if(connections_, [](const auto &c) { return c->closed(); });
+    std::erase_if(connections_, [](const auto &weak) {
+        const auto c = weak.lock();
+        return !c || c->closed();
+    });
     return connections_.size();
 }
 
@@ -259,8 +264,8 @@ void LineServer::stop() {
     boost::system::error_code ignored;
     acceptor_.close(ignored);
     retry_.cancel();
-    for (auto &c : connections_)
-        c->close();
+    for (auto &weak : connections_)
+        if (auto c = weak.lock()) c->close();
     connections_.clear();
     // Remove the socket file only if it is still the one we made (a later instance may have
     // replaced it after deciding ours was stale).

@@ -79,7 +79,7 @@ class LineServer {
     Limits limits_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
     boost::asio::steady_timer retry_;
-    std::vector<std::shared_ptr<Connection>> connections_;
+    std::vector<std::weak_ptr<Connection>> connections_;
     dev_t socket_dev_ = 0; // the file we bound, so that stop() removes ours only
     ino_t socket_ino_ = 0;
     bool listening_ = false;
