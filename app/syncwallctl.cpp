@@ -1,7 +1,7 @@
 // syncwallctl: ask a running syncwall over its control socket, and print what it says the
 // way pfctl would (or the raw JSON result with --json).
 //
-//   syncwallctl [-s SOCKET] [--json] show states [-v] [--addr A] [--port P] [--proto X]
+//   syncwallctl [-s SOCKET] [--json] show states [-v] [--addr A] [--port P] [--proto X] [--limit N]
 //   syncwallctl show info | show rules | show interfaces | show carp | show sync
 //   syncwallctl reload
 //   syncwallctl kill states --addr A [--port P] [--proto X]
@@ -12,6 +12,7 @@
 // control/views.hpp; this file only parses the command line and moves one line each way.
 #include "config/config.hpp"
 #include "control/mgmt_protocol.hpp"
+#include "control/state_pages.hpp"
 #include "control/views.hpp"
 
 #include <CLI/CLI.hpp>
@@ -43,52 +44,78 @@ int code(CtlExit e) {
     return int(e);
 }
 
-// Send one request line and read one reply line. On failure, says why in *error.
-std::optional<std::string> exchange(const std::string &path, const std::string &request,
-                                    std::chrono::milliseconds timeout, std::string *error) {
-    asio::io_context io;
-    Local::socket socket(io);
-    std::string out = request + "\n";
-    std::string in;
-    std::optional<std::string> reply;
-    try {
-        const Local::endpoint endpoint(path);
-        socket.async_connect(endpoint, [&](const boost::system::error_code &ec) {
-            if (ec) {
-                *error = "cannot connect to " + path + ": " + ec.message();
-                return;
-            }
-            asio::async_write(
-                socket, asio::buffer(out), [&](const boost::system::error_code &ec, std::size_t) {
-                    if (ec) {
-                        *error = "cannot send to " + path + ": " + ec.message();
-                        return;
-                    }
-                    asio::async_read_until(
-                        socket, asio::dynamic_buffer(in, max_reply_bytes), '\n',
-                        [&](const boost::system::error_code &ec, std::size_t n) {
-                            if (ec) {
-                                *error = ec == asio::error::eof
-                                             ? "syncwall closed the connection without answering"
-                                             : "no answer from " + path + ": " + ec.message();
-                                return;
-                            }
-                            reply = in.substr(0, n - 1);
-                        });
-                });
-        });
-    } catch (const boost::system::system_error &e) {
-        *error = "cannot connect to " + path + ": " + e.code().message();
-        return std::nullopt;
+// One connection to the daemon: request lines out, reply lines back, one at a time, each
+// exchange bounded by the timeout.
+class Connection {
+  public:
+    Connection(std::string path, std::chrono::milliseconds timeout)
+        : path_(std::move(path)), timeout_(timeout), socket_(io_) {}
+
+    // Connect; on failure says why in *error.
+    bool open(std::string *error) {
+        bool done = false;
+        try {
+            socket_.async_connect(Local::endpoint(path_), [&](const boost::system::error_code &ec) {
+                done = true;
+                if (ec) *error = "cannot connect to " + path_ + ": " + ec.message();
+            });
+        } catch (const boost::system::system_error &e) {
+            *error = "cannot connect to " + path_ + ": " + e.code().message();
+            return false;
+        }
+        run(&done, error);
+        return error->empty();
     }
-    io.run_for(timeout);
-    if (!reply && error->empty()) {
-        char seconds[32];
-        std::snprintf(seconds, sizeof(seconds), "%g", double(timeout.count()) / 1000.0);
-        *error = "no answer from " + path + " within " + seconds + " s";
+
+    // Send one request line and read one reply line. On failure, says why in *error.
+    std::optional<std::string> exchange(const std::string &request, std::string *error) {
+        out_ = request + "\n";
+        std::optional<std::string> reply;
+        bool done = false;
+        asio::async_write(
+            socket_, asio::buffer(out_), [&](const boost::system::error_code &ec, std::size_t) {
+                if (ec) {
+                    done = true;
+                    *error = "cannot send to " + path_ + ": " + ec.message();
+                    return;
+                }
+                asio::async_read_until(
+                    socket_, asio::dynamic_buffer(in_, max_reply_bytes), '\n',
+                    [&](const boost::system::error_code &ec, std::size_t n) {
+                        done = true;
+                        if (ec) {
+                            *error = ec == asio::error::eof
+                                         ? "syncwall closed the connection without answering"
+                                         : "no answer from " + path_ + ": " + ec.message();
+                            return;
+                        }
+                        reply = in_.substr(0, n - 1);
+                        in_.erase(0, n);
+                    });
+            });
+        run(&done, error);
+        return reply;
     }
-    return reply;
-}
+
+  private:
+    void run(const bool *done, std::string *error) {
+        io_.restart();
+        io_.run_for(timeout_);
+        if (!*done && error->empty()) {
+            boost::system::error_code ignored;
+            socket_.close(ignored); // cancels what is pending
+            char seconds[32];
+            std::snprintf(seconds, sizeof(seconds), "%g", double(timeout_.count()) / 1000.0);
+            *error = "no answer from " + path_ + " within " + seconds + " s";
+        }
+    }
+
+    std::string path_;
+    std::chrono::milliseconds timeout_;
+    asio::io_context io_;
+    Local::socket socket_;
+    std::string out_, in_;
+};
 
 } // namespace
 
@@ -149,7 +176,10 @@ int main(int argc, char **argv) {
             ->check(CLI::Range(0, 65535));
         sub->add_option("--proto", proto, "protocol name or number");
     }
-    show_states->add_option("--limit", limit, "list at most N states")->check(CLI::PositiveNumber);
+    show_states
+        ->add_option("--limit", limit,
+                     "list at most N states (default: every one, fetched a page at a time)")
+        ->check(CLI::PositiveNumber);
 
     try {
         app.parse(argc, argv);
@@ -213,24 +243,60 @@ int main(int argc, char **argv) {
     if (cmd == ctl::Command::carp_demote) args["n"] = demote_by;
 
     std::string error;
-    const auto line = exchange(socket_path, ctl::request_line(cmd, args),
-                               std::chrono::milliseconds(int64_t(timeout * 1000)), &error);
-    if (!line) {
+    Connection conn(socket_path, std::chrono::milliseconds(int64_t(timeout * 1000)));
+    if (!conn.open(&error)) {
         std::cerr << "syncwallctl: " << error << "\n";
         return code(CtlExit::no_connection);
     }
-    const ctl::Reply reply = ctl::parse_reply(*line);
-    if (!reply.ok) {
-        std::cerr << "syncwallctl: " << reply.error << "\n";
-        return code(ctl::exit_for(reply));
-    }
-    if (json) {
-        std::cout << reply.result.dump(2) << "\n";
-        return code(CtlExit::ok);
-    }
+    // One request and its reply; nullopt (after saying why) when there is no usable result.
+    int failed = 0;
+    const auto call = [&](const Json &call_args) -> std::optional<Json> {
+        const auto line = conn.exchange(ctl::request_line(cmd, call_args), &error);
+        if (!line) {
+            std::cerr << "syncwallctl: " << error << "\n";
+            failed = code(CtlExit::no_connection);
+            return std::nullopt;
+        }
+        ctl::Reply reply = ctl::parse_reply(*line);
+        if (!reply.ok) {
+            std::cerr << "syncwallctl: " << reply.error << "\n";
+            failed = code(ctl::exit_for(reply));
+            return std::nullopt;
+        }
+        return std::move(reply.result);
+    };
+
     try {
-        std::cout << ctl::format_result(cmd, reply.result, verbose);
-    } catch (const Json::exception &e) {
+        if (cmd == ctl::Command::show_states) {
+            // Page by page (control/state_pages.hpp): text is printed as each page comes,
+            // --json prints the pages joined into one result at the end.
+            args.erase("limit");
+            ctl::StatesWalk walk(args, limit);
+            Json all = Json::array();
+            while (const auto page_args = walk.next_args()) {
+                const auto result = call(*page_args);
+                if (!result) return failed;
+                Json states = walk.take(*result);
+                if (json) {
+                    for (auto &s : states)
+                        all.push_back(std::move(s));
+                } else {
+                    std::cout << ctl::format_states(Json{{"states", std::move(states)}}, verbose);
+                }
+            }
+            if (json) {
+                const Json joined{{"states", std::move(all)}, {"truncated", walk.truncated()}};
+                std::cout << joined.dump(2) << "\n";
+            }
+            return code(CtlExit::ok);
+        }
+        const auto result = call(args);
+        if (!result) return failed;
+        if (json)
+            std::cout << result->dump(2) << "\n";
+        else
+            std::cout << ctl::format_result(cmd, *result, verbose);
+    } catch (const std::exception &e) { // a Json exception, or a page that does not follow
         std::cerr << "syncwallctl: unreadable result from syncwall: " << e.what() << "\n";
         return code(CtlExit::daemon_error);
     }

@@ -8,6 +8,7 @@
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 #include <stdexcept>
@@ -55,12 +56,16 @@ class MetricsServer::Session : public std::enable_shared_from_this<Session> {
         stream_.close();
     }
 
+    // When the current read or write began: the oldest makes room for a new client.
+    std::chrono::steady_clock::time_point since() const { return since_; }
+
   private:
     void read() {
         parser_.emplace();
         parser_->header_limit(uint32_t(max_header_bytes));
         parser_->body_limit(max_body_bytes);
-        stream_.expires_after(idle_timeout);
+        since_ = std::chrono::steady_clock::now();
+        stream_.expires_after(server_.limits_.header_timeout);
         http::async_read(stream_, buffer_, *parser_,
                          [self = shared_from_this()](const boost::system::error_code &ec,
                                                      std::size_t) { self->on_read(ec); });
@@ -115,7 +120,8 @@ class MetricsServer::Session : public std::enable_shared_from_this<Session> {
         if (!head) response_.body() = std::move(body);
         response_.keep_alive(keep_alive);
         response_.content_length(length);
-        stream_.expires_after(idle_timeout);
+        since_ = std::chrono::steady_clock::now();
+        stream_.expires_after(server_.limits_.write_timeout);
         http::async_write(stream_, response_,
                           [self = shared_from_this(), keep_alive](
                               const boost::system::error_code &ec, std::size_t) {
@@ -131,12 +137,14 @@ class MetricsServer::Session : public std::enable_shared_from_this<Session> {
     beast::flat_buffer buffer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     http::response<http::string_body> response_;
+    std::chrono::steady_clock::time_point since_{};
 };
 
 // --- listening -------------------------------------------------------------------------------
 
-MetricsServer::MetricsServer(asio::io_context &io, std::string listen, Render render)
-    : io_(io), listen_(std::move(listen)), render_(std::move(render)), acceptor_(io), retry_(io) {}
+MetricsServer::MetricsServer(asio::io_context &io, std::string listen, Render render, Limits limits)
+    : io_(io), listen_(std::move(listen)), render_(std::move(render)), limits_(limits),
+      acceptor_(io), retry_(io) {}
 
 MetricsServer::~MetricsServer() {
     stop();
@@ -154,7 +162,7 @@ void MetricsServer::start() {
         acceptor_.open(endpoint.protocol());
         acceptor_.set_option(Tcp::acceptor::reuse_address(true));
         acceptor_.bind(endpoint);
-        acceptor_.listen(int(max_connections));
+        acceptor_.listen(int(limits_.max_connections));
     } catch (const boost::system::system_error &e) {
         boost::system::error_code ignored;
         acceptor_.close(ignored);
@@ -167,14 +175,18 @@ void MetricsServer::start() {
 void MetricsServer::accept() {
     accept_connections(acceptor_, retry_, listening_, [this](Tcp::socket socket) {
         std::erase_if(sessions_, [](const auto &s) { return s.expired(); });
-        if (sessions_.size() >= max_connections) {
-            boost::system::error_code ignored;
-            socket.close(ignored); // the scraper retries; serving it would be unbounded
-        } else {
-            auto session = std::make_shared<Session>(*this, std::move(socket));
-            sessions_.push_back(session);
-            session->start();
+        // Every slot taken: the session busy longest with one read or write makes room.
+        if (!sessions_.empty() && sessions_.size() >= limits_.max_connections) {
+            const auto oldest = std::min_element(
+                sessions_.begin(), sessions_.end(),
+                [](const auto &a, const auto &b) { return a.lock()->since() < b.lock()->since(); });
+            if (auto victim = oldest->lock()) victim->close();
+            sessions_.erase(oldest);
+            evicted_++;
         }
+        auto session = std::make_shared<Session>(*this, std::move(socket));
+        sessions_.push_back(session);
+        session->start();
     });
 }
 
@@ -186,6 +198,11 @@ void MetricsServer::stop() {
     for (auto &weak : sessions_)
         if (auto s = weak.lock()) s->close();
     sessions_.clear();
+}
+
+std::size_t MetricsServer::connections() {
+    std::erase_if(sessions_, [](const auto &s) { return s.expired(); });
+    return sessions_.size();
 }
 
 Tcp::endpoint MetricsServer::local_endpoint() const {

@@ -6,9 +6,16 @@
 // GET or HEAD /metrics (a query string is ignored) with `render()` as
 // text/plain; version=0.0.4, other paths with 404 and other methods with 405; a request
 // Beast cannot parse, or one with more than max_header_bytes of header or max_body_bytes of
-// body, gets 400 and the connection is closed. Keep-alive is honoured. A connection idle for
-// idle_timeout is closed, and at most max_connections are served at once (the next one is
-// closed on accept), so no client can hold the main lcore or its memory.
+// body, gets 400 and the connection is closed. Keep-alive is honoured.
+//
+// Bounds, so that no client can hold the main lcore, its memory or the scrapers out:
+// * a request (its header and body) must arrive within header_timeout of the server
+//   starting to read it, also on a kept-alive connection: one that trickles its header, or
+//   idles between requests, is closed;
+// * a response must be taken within write_timeout;
+// * at most max_connections are open, and one slot is always kept for a new client: when a
+//   client arrives while every slot is taken, the connection whose current read or write
+//   began longest ago is closed to make room, and the new one is served.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -24,17 +31,24 @@
 
 namespace syncwall::ctl {
 
+struct MetricsLimits {
+    std::size_t max_connections = 64;
+    std::chrono::milliseconds header_timeout = std::chrono::seconds(10);
+    std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
+};
+
 class MetricsServer {
   public:
-    static constexpr std::size_t max_connections = 64;
     static constexpr std::size_t max_header_bytes = 8 * 1024;
     static constexpr std::size_t max_body_bytes = 4 * 1024;
-    static constexpr std::chrono::seconds idle_timeout{30};
+
+    using Limits = MetricsLimits;
 
     using Render = std::function<std::string()>;
 
     // `listen` is "ADDRESS:PORT" or "[IPV6]:PORT", as control.metrics_listen holds it.
-    MetricsServer(boost::asio::io_context &io, std::string listen, Render render);
+    MetricsServer(boost::asio::io_context &io, std::string listen, Render render,
+                  Limits limits = {});
     ~MetricsServer();
     MetricsServer(const MetricsServer &) = delete;
     MetricsServer &operator=(const MetricsServer &) = delete;
@@ -47,6 +61,9 @@ class MetricsServer {
     // The address actually bound (the port is known even when 0 was asked for).
     boost::asio::ip::tcp::endpoint local_endpoint() const;
     uint64_t requests() const { return requests_; }
+    // Connections open now; those closed to make room for a new client.
+    std::size_t connections();
+    uint64_t evicted() const { return evicted_; }
 
   private:
     class Session;
@@ -56,11 +73,13 @@ class MetricsServer {
     boost::asio::io_context &io_;
     std::string listen_;
     Render render_;
+    Limits limits_;
     boost::asio::ip::tcp::acceptor acceptor_;
     boost::asio::steady_timer retry_;
     std::vector<std::weak_ptr<Session>> sessions_;
     bool listening_ = false;
     uint64_t requests_ = 0;
+    uint64_t evicted_ = 0;
 };
 
 } // namespace syncwall::ctl

@@ -56,7 +56,8 @@ std::optional<uint64_t> as_unsigned(const Json &value) {
 std::string parse_filter(Command cmd, const Json &args, StateFilter &filter) {
     const std::string name(command_name(cmd));
     const bool with_limit = cmd == Command::show_states;
-    const std::string allowed = with_limit ? "addr, port, proto, limit" : "addr, port, proto";
+    const std::string allowed =
+        with_limit ? "addr, port, proto, limit, cursor" : "addr, port, proto";
     for (const auto &[key, value] : args.items()) {
         if (key == "addr") {
             std::optional<config::IpAddress> addr;
@@ -84,6 +85,12 @@ std::string parse_filter(Command cmd, const Json &args, StateFilter &filter) {
             const auto limit = as_unsigned(value);
             if (!limit) return name + ": \"limit\" must be an integer >= 0, got " + shown(value);
             filter.limit = limit;
+        } else if (key == "cursor" && with_limit) {
+            const auto cursor = as_unsigned(value);
+            if (!cursor)
+                return name + ": \"cursor\" must be an integer >= 0 (a page's \"next\"), got " +
+                       shown(value);
+            filter.cursor = cursor;
         } else {
             return name + ": unknown argument \"" + key + "\" (arguments: " + allowed + ")";
         }
@@ -91,6 +98,80 @@ std::string parse_filter(Command cmd, const Json &args, StateFilter &filter) {
     if (cmd == Command::kill_states && !filter.addr && !filter.port)
         return name + ": needs \"addr\" or \"port\" (it never kills every state)";
     return {};
+}
+
+// Json::parse with a bound on nesting, and every failure as text rather than an exception.
+// nlohmann's own DOM builder does the work; this only counts levels around it, and stops
+// the parse (sax_parse returns false) at the first level too many, so nothing deeper is
+// ever built, copied or printed. Errors name the byte where the parser stopped.
+class DepthLimitedSax {
+  public:
+    DepthLimitedSax(Json &root, std::size_t max_depth) : dom_(root, false), max_(max_depth) {}
+
+    bool null() { return dom_.null(); }
+    bool boolean(bool v) { return dom_.boolean(v); }
+    bool number_integer(Json::number_integer_t v) { return dom_.number_integer(v); }
+    bool number_unsigned(Json::number_unsigned_t v) { return dom_.number_unsigned(v); }
+    bool number_float(Json::number_float_t v, const Json::string_t &s) {
+        return dom_.number_float(v, s);
+    }
+    bool string(Json::string_t &v) { return dom_.string(v); }
+    bool binary(Json::binary_t &v) { return dom_.binary(v); }
+    bool key(Json::string_t &v) { return dom_.key(v); }
+    bool start_object(std::size_t n) { return enter() && dom_.start_object(n); }
+    bool end_object() { return leave() && dom_.end_object(); }
+    bool start_array(std::size_t n) { return enter() && dom_.start_array(n); }
+    bool end_array() { return leave() && dom_.end_array(); }
+    bool parse_error(std::size_t position, const std::string &,
+                     const nlohmann::detail::exception &e) {
+        error_ = e.id == 406 ? "invalid JSON: number overflow at byte " + std::to_string(position)
+                             : "invalid JSON at byte " + std::to_string(position);
+        return false;
+    }
+
+    bool too_deep() const { return too_deep_; }
+    const std::string &error() const { return error_; }
+
+  private:
+    bool enter() {
+        if (++depth_ <= max_) return true;
+        too_deep_ = true;
+        return false;
+    }
+    bool leave() {
+        depth_--;
+        return true;
+    }
+
+    nlohmann::detail::json_sax_dom_parser<Json> dom_;
+    std::size_t max_;
+    std::size_t depth_ = 0;
+    bool too_deep_ = false;
+    std::string error_;
+};
+
+struct ParsedJson {
+    std::optional<Json> value;
+    std::string error;     // why there is no value
+    bool too_deep = false; // the error is the depth (the caller names the limit)
+};
+
+ParsedJson parse_json(std::string_view text, std::size_t max_depth) {
+    ParsedJson out;
+    Json value;
+    DepthLimitedSax sax(value, max_depth);
+    try {
+        if (Json::sax_parse(text, &sax)) {
+            out.value = std::move(value);
+            return out;
+        }
+    } catch (const std::exception &e) { // not expected (errors reach parse_error), but never fatal
+        out.error = std::string("invalid JSON: ") + e.what();
+        return out;
+    }
+    out.too_deep = sax.too_deep();
+    out.error = sax.error().empty() ? "invalid JSON" : sax.error();
+    return out;
 }
 
 ParsedRequest fail(std::string error) {
@@ -121,12 +202,11 @@ bool StateFilter::matches(const dp::StateKey &key) const {
 ParsedRequest parse_request(std::string_view line) {
     if (line.size() > max_request_bytes) return fail(too_long_error());
     if (line.find_first_not_of(" \t\r") == std::string_view::npos) return fail("empty request");
-    Json req;
-    try {
-        req = Json::parse(line);
-    } catch (const Json::parse_error &e) {
-        return fail("invalid JSON at byte " + std::to_string(e.byte));
-    }
+    ParsedJson parsed = parse_json(line, max_request_depth);
+    if (parsed.too_deep)
+        return fail("request nested deeper than " + std::to_string(max_request_depth) + " levels");
+    if (!parsed.value) return fail(std::move(parsed.error));
+    Json &req = *parsed.value;
     if (!req.is_object()) return fail("a request must be a JSON object");
     for (const auto &[key, value] : req.items())
         if (key != "v" && key != "cmd" && key != "args")
@@ -260,13 +340,14 @@ std::string request_line(Command cmd, const Json &args) {
 
 Reply parse_reply(std::string_view line) {
     Reply reply;
-    Json j;
-    try {
-        j = Json::parse(line);
-    } catch (const Json::parse_error &e) {
-        reply.error = "unreadable reply (invalid JSON at byte " + std::to_string(e.byte) + ")";
+    ParsedJson parsed = parse_json(line, max_reply_depth);
+    if (!parsed.value) {
+        reply.error = parsed.too_deep ? "unreadable reply (nested deeper than " +
+                                            std::to_string(max_reply_depth) + " levels)"
+                                      : "unreadable reply (" + parsed.error + ")";
         return reply;
     }
+    Json &j = *parsed.value;
     if (!j.is_object() || !j.contains("ok") || !j["ok"].is_boolean()) {
         reply.error = "unreadable reply (not a reply object)";
         return reply;

@@ -33,6 +33,11 @@ using Json = nlohmann::ordered_json;
 
 inline constexpr int mgmt_version = 1;
 inline constexpr std::size_t max_request_bytes = 64 * 1024; // one line, without its newline
+// Arrays and objects inside one another: a request needs 2 (itself, its args), a reply a few
+// more. Deeper input is refused while it is parsed, before anything copies or prints it
+// (both recurse once per level).
+inline constexpr std::size_t max_request_depth = 4;
+inline constexpr std::size_t max_reply_depth = 32;
 
 enum class Command : uint8_t {
     show_states,
@@ -56,7 +61,8 @@ struct StateFilter {
     std::optional<config::IpAddress> addr; // either address of the key
     std::optional<uint16_t> port;          // either port of the key
     std::optional<uint8_t> proto;
-    std::optional<uint64_t> limit; // show states: list at most this many
+    std::optional<uint64_t> limit;  // show states: a page of at most this many (state_pages.hpp)
+    std::optional<uint64_t> cursor; // show states: the slot to go on from (a page's "next")
 
     bool matches(const dp::StateKey &key) const;
 };

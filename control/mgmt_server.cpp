@@ -1,27 +1,18 @@
 #include "control/mgmt_server.hpp"
 
 #include "config/pf_rule.hpp"
-#include "control/accept_loop.hpp"
 #include "control/control_loop.hpp"
+#include "control/state_pages.hpp"
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_table.hpp"
 
-#include <boost/asio/write.hpp>
-
 #include <array>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
 #include <stdexcept>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 namespace syncwall::ctl {
 
 namespace asio = boost::asio;
-using Local = asio::local::stream_protocol;
 
 namespace {
 
@@ -50,188 +41,32 @@ std::string timeout_name(dp::Timeout t) {
     return t == dp::Timeout::frag ? "frag" : "interval";
 }
 
-std::string errno_text(int err) {
-    return std::strerror(err);
-}
-
 } // namespace
 
-// --- one client ------------------------------------------------------------------------------
-
-class MgmtServer::Connection : public std::enable_shared_from_this<Connection> {
-  public:
-    Connection(MgmtServer &server, Local::socket socket)
-        : server_(server), socket_(std::move(socket)) {}
-
-    void start() { read(); }
-
-    // Tell a client we cannot serve that, then hang up.
-    void refuse(std::string reply) {
-        out_ = std::move(reply) + "\n";
-        asio::async_write(socket_, asio::buffer(out_),
-                          [self = shared_from_this()](const boost::system::error_code &,
-                                                      std::size_t) { self->close(); });
-    }
-
-    void close() {
-        boost::system::error_code ignored;
-        socket_.close(ignored);
-    }
-
-  private:
-    void read() {
-        socket_.async_read_some(
-            asio::buffer(chunk_),
-            [self = shared_from_this()](const boost::system::error_code &ec, std::size_t n) {
-                if (ec == asio::error::eof) {
-                    self->framer_.finish(); // a last request without its newline is still answered
-                    self->eof_ = true;
-                } else if (ec) {
-                    self->close();
-                    return;
-                }
-                self->framer_.feed(std::string_view(self->chunk_.data(), n));
-                self->process();
-            });
-    }
-
-    // Answer the next buffered request, or read more. The framer holds at most one line
-    // (max_request_bytes) plus one chunk, and a reply is written before the next is made.
-    void process() {
-        auto item = framer_.next();
-        if (!item) {
-            if (eof_)
-                close();
-            else
-                read();
-            return;
-        }
-        out_ = item->kind == LineFramer::Kind::too_long ? error_reply(too_long_error())
-                                                        : server_.handle_line(item->text);
-        out_ += '\n';
-        asio::async_write(
-            socket_, asio::buffer(out_),
-            [self = shared_from_this()](const boost::system::error_code &ec, std::size_t) {
-                if (ec) {
-                    self->close();
-                    return;
-                }
-                self->process();
-            });
-    }
-
-    MgmtServer &server_;
-    Local::socket socket_;
-    std::array<char, 4096> chunk_{};
-    LineFramer framer_;
-    std::string out_;
-    bool eof_ = false;
-};
-
-// --- listening -------------------------------------------------------------------------------
-
 MgmtServer::MgmtServer(asio::io_context &io, dp::Dataplane &dp, ControlLoop &loop)
-    : io_(io), dp_(dp), loop_(loop), acceptor_(io), retry_(io), path_(dp.cfg.control.socket) {}
+    : dp_(dp), loop_(loop),
+      listener_(io, "control.socket", dp.cfg.control.socket, dp.cfg.control.socket_mode,
+                [this](std::string_view line) { return handle_line(line); }, {}) {}
 
 MgmtServer::~MgmtServer() {
     stop();
 }
 
 void MgmtServer::start() {
-    const std::string what = "control.socket " + path_ + ": ";
-    if (path_.size() >= sizeof(sockaddr_un::sun_path))
-        throw std::runtime_error(what + "longer than " +
-                                 std::to_string(sizeof(sockaddr_un::sun_path) - 1) +
-                                 " bytes, the limit of a Unix socket path");
-    const std::filesystem::path parent = std::filesystem::path(path_).parent_path();
-    if (!parent.empty()) {
-        std::error_code ec;
-        std::filesystem::create_directories(parent, ec);
-        if (ec)
-            throw std::runtime_error(what + "cannot create " + parent.string() + ": " +
-                                     ec.message());
-    }
-    const Local::endpoint endpoint(path_);
-    struct stat st {};
-    if (::lstat(path_.c_str(), &st) == 0) {
-        if (!S_ISSOCK(st.st_mode))
-            throw std::runtime_error(what + "exists and is not a socket; not removing it");
-        // A socket nobody answers on was left by a process that died: remove it. One that
-        // answers belongs to a live process (another syncwall?): leave it alone.
-        Local::socket probe(io_);
-        boost::system::error_code ec;
-        probe.connect(endpoint, ec);
-        if (!ec)
-            throw std::runtime_error(what + "another process answers on it (is another "
-                                            "syncwall running with this control.socket?)");
-        if (::unlink(path_.c_str()) != 0 && errno != ENOENT)
-            throw std::runtime_error(what + "cannot remove the stale socket: " + errno_text(errno));
-    }
-    try {
-        acceptor_.open(endpoint.protocol());
-        acceptor_.bind(endpoint);
-    } catch (const boost::system::system_error &e) {
-        throw std::runtime_error(what + "cannot bind: " + e.code().message());
-    }
-    // Before listen(): no client can connect while the file still has the umask's mode.
-    if (::chmod(path_.c_str(), mode_t(dp_.cfg.control.socket_mode)) != 0 ||
-        ::lstat(path_.c_str(), &st) != 0) {
-        const int err = errno;
-        boost::system::error_code ignored;
-        acceptor_.close(ignored);
-        ::unlink(path_.c_str());
-        throw std::runtime_error(what + "cannot set its mode: " + errno_text(err));
-    }
-    socket_dev_ = st.st_dev;
-    socket_ino_ = st.st_ino;
-    try {
-        acceptor_.listen(int(max_connections));
-    } catch (const boost::system::system_error &e) {
-        stop();
-        throw std::runtime_error(what + "cannot listen: " + e.code().message());
-    }
-    listening_ = true;
-    accept();
-}
-
-void MgmtServer::accept() {
-    accept_connections(acceptor_, retry_, listening_, [this](Local::socket socket) {
-        std::erase_if(connections_, [](const auto &c) { return c.expired(); });
-        auto conn = std::make_shared<Connection>(*this, std::move(socket));
-        if (connections_.size() >= max_connections) {
-            conn->refuse(error_reply("too many management connections (" +
-                                     std::to_string(max_connections) + "); try again"));
-        } else {
-            connections_.push_back(conn);
-            conn->start();
-        }
-    });
+    listener_.start();
 }
 
 void MgmtServer::stop() {
-    if (!listening_ && !acceptor_.is_open()) return;
-    listening_ = false;
-    boost::system::error_code ignored;
-    acceptor_.close(ignored);
-    retry_.cancel();
-    for (auto &weak : connections_)
-        if (auto c = weak.lock()) c->close();
-    connections_.clear();
-    // Remove the socket file only if it is still the one we made (a later instance may have
-    // replaced it after deciding ours was stale).
-    struct stat st {};
-    if (socket_ino_ != 0 && ::lstat(path_.c_str(), &st) == 0 && st.st_dev == socket_dev_ &&
-        st.st_ino == socket_ino_)
-        ::unlink(path_.c_str());
-    socket_ino_ = 0;
+    listener_.stop();
 }
 
 // --- requests --------------------------------------------------------------------------------
 
+// Every exception ends here as an error reply: nothing a client sends may end the process.
 std::string MgmtServer::handle_line(std::string_view line) {
-    ParsedRequest parsed = parse_request(line);
-    if (!parsed.request) return error_reply(parsed.error);
     try {
+        ParsedRequest parsed = parse_request(line);
+        if (!parsed.request) return error_reply(parsed.error);
         return ok_reply(execute(*parsed.request));
     } catch (const std::exception &e) {
         return error_reply(e.what());
@@ -277,24 +112,20 @@ Json MgmtServer::execute(const Request &request) {
     throw std::runtime_error("unhandled command");
 }
 
-// Runs alongside the workers: StateTable::for_each copies each live state under its slot
-// lock, so every state listed is consistent in itself; the list as a whole is not one
-// instant (states come and go while it is walked). The ruleset (for per-rule timeouts) is
-// only ever replaced and freed on this lcore, so reading it here needs no RCU. The walk
-// visits every slot: it pauses the main lcore for as long as a table of limits.states
-// takes (milliseconds), never the workers.
+// Runs alongside the workers: StateTable::walk copies each live state under its slot lock,
+// so every state listed is consistent in itself; a page is not one instant (states come
+// and go while it is walked), nor are the pages together (state_pages.hpp). The ruleset
+// (for per-rule timeouts) is only ever replaced and freed on this lcore, so reading it here
+// needs no RCU. One page visits at most state_page_scan slots and describes at most
+// max_state_page states: it pauses the main lcore for milliseconds, never the workers.
 Json MgmtServer::show_states(const StateFilter &filter) {
     const uint32_t now = dp_.now();
     const uint32_t count = dp_.states->count();
     const dp::Ruleset *rs = dp_.ruleset.load(std::memory_order_acquire);
-    Json states = Json::array();
-    bool truncated = false;
-    dp_.states->for_each([&](uint32_t, const dp::State &s) {
-        if (!filter.matches(s.key)) return;
-        if (filter.limit && states.size() >= *filter.limit) {
-            truncated = true;
-            return;
-        }
+    const auto walk = [this](uint32_t first, uint32_t n, const auto &visit) {
+        return dp_.states->walk(first, n, visit);
+    };
+    const auto describe = [&](const dp::State &s) {
         uint32_t override_s = 0;
         const auto c = std::size_t(s.timeout);
         if (s.rule < rs->size() && c < config::state_timeout_count)
@@ -319,9 +150,9 @@ Json MgmtServer::show_states(const StateFilter &filter) {
         j["bytes"] = {s.bytes[0], s.bytes[1]};
         j["rule"] = s.rule == dp::no_rule ? Json(nullptr) : Json(s.rule);
         j["origin"] = s.origin == dp::state_origin::peer ? "peer" : "local";
-        states.push_back(std::move(j));
-    });
-    return Json{{"states", std::move(states)}, {"truncated", truncated}};
+        return j;
+    };
+    return state_page(filter, dp_.states->slots(), walk, describe);
 }
 
 // Runs alongside the workers: sums the per-lcore counters (each written by its own lcore

@@ -1,17 +1,15 @@
 // The management socket: the daemon's side of mgmt_protocol.hpp, on the main lcore.
 //
-// Theory of operation: ControlLoop owns one MgmtServer and starts it at construction. It
-// listens on the Unix stream socket `control.socket` (mode `control.socket_mode`, parent
-// directory made if missing; a socket file left by a dead process is removed, one that a
-// live process answers on is an error) and serves any number of clients with asynchronous
-// accept, read and write on the ControlLoop's io_context: no threads of its own, so every
-// command runs on the main lcore between the loop's other work. Per connection it holds
-// one request line (at most max_request_bytes, see LineFramer) and one reply; requests on
-// one connection are answered in order, one at a time. stop() closes everything and
-// removes the socket file if it is still ours.
+// Theory of operation: ControlLoop owns one MgmtServer and starts it at construction. Its
+// LineServer (line_server.hpp) listens on the Unix stream socket `control.socket` (mode
+// `control.socket_mode`) and bounds the connections (an idle timeout, a slot always kept
+// for a new client); every request line it reads is answered here, on the ControlLoop's
+// io_context, so every command runs on the main lcore between the loop's other work. No
+// input ends the process: every exception becomes an error reply.
 //
 // Results (the "result" member of an ok reply):
-//   show states      {"states": [STATE...], "truncated": bool}
+//   show states      {"states": [STATE...], "truncated": bool, "next": slot | null}: one
+//                    page (state_pages.hpp); "cursor": next asks for the page after it
 //                    STATE = {"id": "%016x", "creatorid": N, "interface": "lan" | "all",
 //                     "direction": "in"|"out", "af": 4|6, "proto": N, "addr": [A0, A1],
 //                     "port": [P0, P1], "src": PEER, "dst": PEER, "age": s, "expires_in": s,
@@ -43,18 +41,14 @@
 //   kill states      {"killed": n}
 #pragma once
 
+#include "control/line_server.hpp"
 #include "control/mgmt_protocol.hpp"
 #include "dataplane/dataplane.hpp"
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/local/stream_protocol.hpp>
-#include <boost/asio/steady_timer.hpp>
 
-#include <memory>
 #include <string>
 #include <string_view>
-#include <sys/types.h>
-#include <vector>
 
 namespace syncwall::ctl {
 
@@ -62,9 +56,6 @@ class ControlLoop;
 
 class MgmtServer {
   public:
-    // At most this many clients at once; the next one is told so and closed.
-    static constexpr std::size_t max_connections = 64;
-
     MgmtServer(boost::asio::io_context &io, dp::Dataplane &dp, ControlLoop &loop);
     ~MgmtServer();
     MgmtServer(const MgmtServer &) = delete;
@@ -80,12 +71,9 @@ class MgmtServer {
     // Run a parsed request; throws std::runtime_error with the reply's error text.
     Json execute(const Request &request);
 
-    const std::string &path() const { return path_; }
+    const std::string &path() const { return listener_.path(); }
 
   private:
-    class Connection;
-
-    void accept();
     Json show_states(const StateFilter &filter);
     Json show_info();
     Json show_rules();
@@ -94,16 +82,9 @@ class MgmtServer {
     Json reload();
     Json kill_states(const StateFilter &filter);
 
-    boost::asio::io_context &io_;
     dp::Dataplane &dp_;
     ControlLoop &loop_;
-    boost::asio::local::stream_protocol::acceptor acceptor_;
-    boost::asio::steady_timer retry_;
-    std::vector<std::weak_ptr<Connection>> connections_;
-    std::string path_;
-    dev_t socket_dev_ = 0; // the file we bound, so that stop() removes ours only
-    ino_t socket_ino_ = 0;
-    bool listening_ = false;
+    LineServer listener_;
 };
 
 } // namespace syncwall::ctl

@@ -465,6 +465,20 @@ void StateTable::for_each(const std::function<void(uint32_t, const State &)> &f)
     }
 }
 
+uint32_t StateTable::walk(uint32_t first, uint32_t count,
+                          const std::function<bool(uint32_t, const State &)> &f) {
+    if (first >= slots_) return slots_;
+    const uint32_t end = count < slots_ - first ? first + count : slots_;
+    State copy;
+    for (uint32_t i = first; i < end; i++) {
+        if (slot_array_[i].status(std::memory_order_relaxed) != slot_live || !lock(i)) continue;
+        std::memcpy(static_cast<void *>(&copy), &slot_array_[i].state, sizeof(State));
+        unlock(i);
+        if (!f(i, copy)) return i;
+    }
+    return end;
+}
+
 StateTable::Stats StateTable::stats() const {
     Stats s;
     s.inserts = inserts_.load(std::memory_order_relaxed);

@@ -194,6 +194,10 @@ class StateTable {
                    const std::function<bool(const State &)> &expired);
     // Call f(slot, copy of state) for every live state (copied under the lock).
     void for_each(const std::function<void(uint32_t, const State &)> &f);
+    // The same over slots [first, first + count) only (clipped to slots()), until f returns
+    // false. Returns the first slot not finished with: f's false one, or the range's end.
+    uint32_t walk(uint32_t first, uint32_t count,
+                  const std::function<bool(uint32_t, const State &)> &f);
 
     void set_sink(StateChangeSink *sink) { sink_ = sink; }
 

@@ -365,6 +365,33 @@ TEST_CASE("for_each visits every live state once, with a copy", "[eal][state]") 
     CHECK(consistent);
 }
 
+TEST_CASE("walk visits a range of slots in order and stops where it is told", "[eal][state]") {
+    StateTable t(config(256));
+    std::vector<uint32_t> slot_of(100);
+    for (uint32_t n = 0; n < 100; n++)
+        REQUIRE(t.insert(make_state(n), 0, &slot_of[n]) == StateTable::InsertResult::ok);
+    std::vector<uint32_t> all;
+    t.for_each([&](uint32_t slot, const dp::State &) { all.push_back(slot); });
+    REQUIRE(all.size() == 100);
+    // Slots [all[10], all[10] + span) hold all[10..19] and nothing else of ours.
+    const uint32_t first = all[10], span = all[20] - all[10];
+    std::vector<uint32_t> seen;
+    CHECK(t.walk(first, span, [&](uint32_t slot, const dp::State &s) {
+        CHECK(s.key == make_key(uint32_t(s.packets[0])));
+        seen.push_back(slot);
+        return true;
+    }) == first + span);
+    CHECK(seen == std::vector<uint32_t>(all.begin() + 10, all.begin() + 20));
+    // Told to stop at the fifth: that slot is where the walk says it stopped.
+    int visits = 0;
+    CHECK(t.walk(first, span, [&](uint32_t, const dp::State &) { return ++visits < 5; }) ==
+          all[14]);
+    CHECK(visits == 5);
+    // Ranges past the end are clipped.
+    CHECK(t.walk(all[99], ~0u, [](uint32_t, const dp::State &) { return true; }) == t.slots());
+    CHECK(t.walk(t.slots() + 5, 10, [](uint32_t, const dp::State &) { return true; }) == t.slots());
+}
+
 namespace {
 constexpr uint32_t watched_keys = 64; // keys 0..63 are read; 64..127 only churn
 struct ChurnReader {

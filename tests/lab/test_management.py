@@ -159,6 +159,31 @@ def test_show_states_lists_both_states_of_a_connection(fw: Fw, held: int):
     assert len(limited["states"]) == 1 and limited["truncated"] is True
 
 
+def test_show_states_pages_with_a_cursor(fw: Fw, held: int):
+    # One state a page: the first page says where the next starts; following "next" lists
+    # both states of the connection, each once, and ends with next null.
+    with raw(fw.sock) as s:
+        args = {"port": held, "limit": 1}
+        seen = []
+        for _ in range(10):
+            reply = request(s, json.dumps({"v": 1, "cmd": "show states", "args": args}).encode() + b"\n")
+            assert reply["ok"] is True, reply
+            result = reply["result"]
+            assert len(result["states"]) <= 1
+            seen += [st["id"] for st in result["states"]]
+            assert result["truncated"] is (result["next"] is not None)
+            if result["next"] is None:
+                break
+            args["cursor"] = result["next"]
+        assert result["next"] is None
+        assert len(seen) == 2 and len(set(seen)) == 2, seen
+        # A page without a limit is bounded, and says where it stopped.
+        page = request(s, b'{"v":1,"cmd":"show states"}\n')["result"]
+        assert len(page["states"]) <= 1000 and "next" in page
+    # syncwallctl pages through on its own.
+    assert len(fw.json("show", "states", "--port", str(held))["states"]) == 2
+
+
 def test_show_info_counters_follow_the_traffic(fw: Fw, held: int):
     info = fw.json("show", "info")
     assert info["hostid"] == 0x0a000001 and info["running"] is True
@@ -311,20 +336,36 @@ def test_twenty_clients_at_once(fw: Fw):
         assert json.loads(out)["hostid"] == 0x0a000001
 
 
-def test_clients_beyond_the_limit_are_told_and_the_rest_carry_on(fw: Fw):
-    # 64 idle connections are held; the next one is told why it is closed.
+def test_a_new_client_is_served_while_64_connections_are_held(fw: Fw):
+    # 64 idle connections hold every slot; the next client is served, and the connection
+    # idle longest is told why it is closed to make room.
     conns = [raw(fw.sock) for _ in range(64)]
     try:
-        extra_conn = raw(fw.sock)
-        reply = json.loads(extra_conn.makefile("rb").readline())
-        assert reply["ok"] is False and reply["error"].startswith("too many management connections")
-        assert extra_conn.recv(1) == b""  # and hung up on
-        extra_conn.close()
+        assert request(conns[-1], b'{"v":1,"cmd":"show sync"}\n')["ok"] is True  # all accepted
+        res = fw.ctl("show", "info")
+        assert res.returncode == 0, res.stderr
+        reply = json.loads(conns[0].makefile("rb").readline())
+        assert reply == {"v": 1, "ok": False,
+                         "error": "closed to make room for a new client (64 management connections at most)"}
+        assert conns[0].recv(1) == b""  # and hung up on
         assert request(conns[-1], b'{"v":1,"cmd":"show sync"}\n')["ok"] is True
     finally:
         for s in conns:
             s.close()
     wait_until(lambda: fw.ctl("show", "info").returncode == 0, 5, what="a new client served again")
+
+
+def test_a_number_too_large_or_nesting_too_deep_is_an_error_not_an_exit(fw: Fw):
+    with raw(fw.sock) as s:
+        assert request(s, b"1e999\n") == {"v": 1, "ok": False,
+                                           "error": "invalid JSON: number overflow at byte 5"}
+        reply = request(s, b'{"v":1,"cmd":"show states","args":{"limit":1e999}}\n')
+        assert reply["ok"] is False and "number overflow" in reply["error"]
+        deep = b'{"v":1,"cmd":"show states","args":' + b"[" * 65000 + b"}\n"
+        assert request(s, deep) == {"v": 1, "ok": False, "error": "request nested deeper than 4 levels"}
+        assert request(s, b'{"v":1,"cmd":"show info"}\n')["ok"] is True
+    assert fw.r.fw_proc.running(), "syncwall exited"
+    assert fw.ctl("show", "info").returncode == 0
 
 
 def test_syncwallctl_exit_codes(fw: Fw):

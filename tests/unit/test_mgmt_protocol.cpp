@@ -130,7 +130,7 @@ TEST_CASE("state filter arguments of the wrong type or range are refused", "[mgm
           "show states: \"proto\" must be a protocol name or a number 0..255, got true");
     CHECK(states(R"({"limit":-3})") == "show states: \"limit\" must be an integer >= 0, got -3");
     CHECK(states(R"({"host":"192.0.2.1"})") ==
-          "show states: unknown argument \"host\" (arguments: addr, port, proto, limit)");
+          "show states: unknown argument \"host\" (arguments: addr, port, proto, limit, cursor)");
     // A long value is cut short in the message.
     CHECK(states(R"({"addr":")" + std::string(100, 'x') + "\"}") ==
           "show states: \"addr\" must be an IPv4 or IPv6 address, got \"" + std::string(36, 'x') +
@@ -320,4 +320,62 @@ TEST_CASE("syncwallctl requests and how it reads replies into its exit status", 
     CHECK(exit_for(parse_reply("nonsense")) == CtlExit::daemon_error);
     CHECK(int(CtlExit::usage) == 2);
     CHECK(int(CtlExit::no_connection) == 3);
+}
+
+TEST_CASE("a number too large for a double is an error reply, not an exception", "[mgmt]") {
+    // nlohmann throws out_of_range (not parse_error) for these: the parser must catch it.
+    std::string error;
+    REQUIRE_NOTHROW(error = parse_request("1e999").error);
+    CHECK(error == "invalid JSON: number overflow at byte 5");
+    REQUIRE_NOTHROW(
+        error = parse_request(R"({"v":1,"cmd":"show states","args":{"limit":1e999}})").error);
+    CHECK(error == "invalid JSON: number overflow at byte 48");
+    REQUIRE_NOTHROW(error = parse_request("-1e400").error);
+    CHECK_FALSE(error.empty());
+
+    Reply reply;
+    REQUIRE_NOTHROW(reply = parse_reply(R"({"v":1,"ok":true,"result":{"uptime":1e999}})"));
+    CHECK_FALSE(reply.ok);
+    CHECK(reply.error == "unreadable reply (invalid JSON: number overflow at byte 41)");
+    CHECK(exit_for(reply) == CtlExit::daemon_error);
+}
+
+TEST_CASE("requests nested deeper than the limit are refused before they are copied", "[mgmt]") {
+    // A 64 KiB line of "[[[[..." as args: refused with its depth, whatever comes after it.
+    std::string deep = R"({"v":1,"cmd":"show states","args":)";
+    deep.append(max_request_bytes - deep.size() - 1, '[');
+    deep += "}";
+    REQUIRE(deep.size() == max_request_bytes);
+    std::string error;
+    REQUIRE_NOTHROW(error = parse_request(deep).error);
+    CHECK(error == "request nested deeper than " + std::to_string(max_request_depth) + " levels");
+    // Deep but well-formed, and deep inside an argument's value.
+    std::string nested = R"({"v":1,"cmd":"show states","args":{"addr":)";
+    for (int i = 0; i < 20000; i++)
+        nested += "[";
+    for (int i = 0; i < 20000; i++)
+        nested += "]";
+    nested += "}}";
+    CHECK(error_of(nested) ==
+          "request nested deeper than " + std::to_string(max_request_depth) + " levels");
+    // The limit itself still parses (and is then refused for what it says, not its depth).
+    std::string at_limit = R"({"v":1,"cmd":"show states","args":{"addr":)";
+    for (std::size_t i = 2; i < max_request_depth; i++)
+        at_limit += "[";
+    for (std::size_t i = 2; i < max_request_depth; i++)
+        at_limit += "]";
+    at_limit += "}}";
+    CHECK(error_of(at_limit).starts_with("show states: \"addr\" must be an IPv4 or IPv6 address"));
+    // A reply as deep is unreadable to the client, not a crash.
+    std::string deep_reply = R"({"v":1,"ok":true,"result":)";
+    for (int i = 0; i < 100000; i++)
+        deep_reply += "[";
+    for (int i = 0; i < 100000; i++)
+        deep_reply += "]";
+    deep_reply += "}";
+    Reply reply;
+    REQUIRE_NOTHROW(reply = parse_reply(deep_reply));
+    CHECK_FALSE(reply.ok);
+    CHECK(reply.error ==
+          "unreadable reply (nested deeper than " + std::to_string(max_reply_depth) + " levels)");
 }
