@@ -172,6 +172,14 @@ struct MgmtFixture {
         server.start();
         io.run();
     }
+    // The server is the io thread's: it is stopped there, never beside a running handler.
+    ~MgmtFixture() {
+        if (io.thread.joinable())
+            io.on_io([this] {
+                server.stop();
+                return 0;
+            });
+    }
 };
 
 const std::string show_info = R"({"v":1,"cmd":"show info"})"
@@ -327,6 +335,12 @@ struct MetricsFixture {
         server.start();
         port = server.local_endpoint().port();
         io.run();
+    }
+    ~MetricsFixture() {
+        io.on_io([this] {
+            server.stop();
+            return 0;
+        });
     }
 };
 
