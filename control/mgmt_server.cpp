@@ -106,8 +106,17 @@ class MgmtServer::Connection : public std::enable_shared_from_this<Connection> {
                 read();
             return;
         }
-        out_ = item->kind == LineFramer::Kind::too_long ? error_reply(too_long_error())
-                                                        : server_.handle_line(item->text);
+        if (item->kind == LineFramer::Kind::too_long) {
+            reply(error_reply(too_long_error()));
+            return;
+        }
+        // A reload answers once its swap is done, from a later pass of the loop.
+        server_.handle_line(item->text,
+                            [self = shared_from_this()](std::string r) { self->reply(std::move(r)); });
+    }
+
+    void reply(std::string text) {
+        out_ = std::move(text);
         out_ += '\n';
         asio::async_write(
             socket_, asio::buffer(out_),
@@ -238,6 +247,15 @@ std::string MgmtServer::handle_line(std::string_view line) {
     }
 }
 
+void MgmtServer::handle_line(std::string_view line, std::function<void(std::string)> reply) {
+    ParsedRequest parsed = parse_request(line);
+    if (!parsed.request || parsed.request->cmd != Command::reload) {
+        reply(handle_line(line));
+        return;
+    }
+    start_reload(std::move(reply));
+}
+
 Json MgmtServer::execute(const Request &request) {
     switch (request.cmd) {
     case Command::show_states:
@@ -270,7 +288,9 @@ Json MgmtServer::execute(const Request &request) {
         loop_.sync()->request_resync();
         return show_sync();
     case Command::reload:
-        return reload();
+        // Without a connection to answer later: start it and say so.
+        start_reload({});
+        return Json{{"reloading", true}, {"reloads", loop_.reloads()}};
     case Command::kill_states:
         return kill_states(request.filter);
     }
@@ -358,6 +378,7 @@ Json MgmtServer::show_info() {
               {"pflog_dropped", t.pflog_dropped}}},
         {"drops", std::move(drops)},
         {"ports", std::move(ports)},
+        {"main_loop", loop_.loop_stalls().to_json<Json>()},
     };
 }
 
@@ -414,21 +435,25 @@ Json MgmtServer::show_interfaces() {
 }
 
 // A transaction through ControlLoop::reload(): the new ruleset is compiled beside the
-// running one and published with an atomic pointer swap; the old one is freed after an
-// RCU grace period of the workers (this command waits for it). A failure changes nothing
-// and its message is the reply's error.
-Json MgmtServer::reload() {
-    if (std::string error = loop_.reload(); !error.empty()) {
-        std::printf("syncwall: reload (control socket) failed, still running the previous "
-                    "rules: %s\n",
-                    error.c_str());
+// running one on another thread and published with an atomic pointer swap; the old one is
+// freed after an RCU grace period of the workers. The reply waits for all of that, while
+// the main lcore goes on with its other work (CARP adverts among it). A failure changes
+// nothing and its message is the reply's error.
+void MgmtServer::start_reload(std::function<void(std::string)> reply) {
+    loop_.reload([this, reply = std::move(reply)](const std::string &error) {
+        if (!error.empty()) {
+            std::printf("syncwall: reload (control socket) failed, still running the previous "
+                        "rules: %s\n",
+                        error.c_str());
+            std::fflush(stdout);
+            if (reply) reply(error_reply(error));
+            return;
+        }
+        std::printf("syncwall: reloaded %s (control socket)\n", dp_.cfg.source_file.c_str());
         std::fflush(stdout);
-        throw std::runtime_error(error);
-    }
-    std::printf("syncwall: reloaded %s (control socket)\n", dp_.cfg.source_file.c_str());
-    std::fflush(stdout);
-    const dp::Ruleset *rs = dp_.ruleset.load(std::memory_order_acquire);
-    return Json{{"rules", rs->size()}, {"reloads", loop_.reloads()}};
+        const dp::Ruleset *rs = dp_.ruleset.load(std::memory_order_acquire);
+        if (reply) reply(ok_reply(Json{{"rules", rs->size()}, {"reloads", loop_.reloads()}}));
+    });
 }
 
 // Runs alongside the workers: matching states are found with for_each (copies under the

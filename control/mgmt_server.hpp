@@ -23,7 +23,9 @@
 //                     "inserts", "removals", "insert_exists", "insert_full"}, "counters":
 //                     {"forwarded", "punted", "drops_total", "pflog_dropped"},
 //                     "drops": {reason: n, ...},
-//                     "ports": [{"name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes"}]}
+//                     "ports": [{"name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes"}],
+//                     "main_loop": {"passes", "longest_ms", "sum_ms", "buckets": [{"le_ms",
+//                     "count"}]} (loop_stall.hpp)}
 //   show rules       {"rules": [{"number", "text", "source", "matches", "packets", "bytes",
 //                     "states_created", "states"}], "acl_rules": n, "reloads": n}
 //   show interfaces  {"interfaces": [{"name", "devargs", "port_id", "mac", "addresses",
@@ -31,7 +33,7 @@
 //   show carp        {"available": true, "preempt": bool, "demotion": n, "demotion_reasons":
 //                     [{"reason", "value"}], "vhids": [{"vhid", "interface", "role":
 //                     "init"|"backup"|"master", "advbase", "advskew", "effective_advskew",
-//                     "demote", "addresses": ["192.0.2.254/24"], "transitions", "last_reason",
+//                     "advert_interval_ms", "master_down_ms", "demote", "addresses": ["192.0.2.254/24"], "transitions", "last_reason",
 //                     "adverts_sent", "adverts_received", "adverts_rejected": {reason: n},
 //                     "advert_sources": {"ipv4": "192.0.2.2", "ipv6": "fe80::..."} (the
 //                     families the vhid advertises on), "adverts_by_family": {"ipv4":
@@ -39,7 +41,7 @@
 //                    or {"available": false, "reason": "..."} without carp vhosts
 //   carp demote|promote  the show carp result after the change
 //   show sync        {"available": false, "reason": "..."} until pfsync exists
-//   reload           {"rules": n, "reloads": n}
+//   reload           {"rules": n, "reloads": n}, once the new rules are in force
 //   kill states      {"killed": n}
 #pragma once
 
@@ -50,6 +52,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -77,6 +80,9 @@ class MgmtServer {
 
     // One request line -> one reply line (no newline). Never throws.
     std::string handle_line(std::string_view line);
+    // The same, answering through `reply` on the main lcore: at once, or for a reload once
+    // the new rules are in force (it takes a compile and a grace period).
+    void handle_line(std::string_view line, std::function<void(std::string)> reply);
     // Run a parsed request; throws std::runtime_error with the reply's error text.
     Json execute(const Request &request);
 
@@ -91,7 +97,7 @@ class MgmtServer {
     Json show_rules();
     Json show_interfaces();
     Json show_sync();
-    Json reload();
+    void start_reload(std::function<void(std::string)> reply);
     Json kill_states(const StateFilter &filter);
 
     boost::asio::io_context &io_;
