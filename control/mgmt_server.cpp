@@ -8,6 +8,9 @@
 
 #include <boost/asio/write.hpp>
 
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -52,6 +55,17 @@ std::string timeout_name(dp::Timeout t) {
 
 std::string errno_text(int err) {
     return std::strerror(err);
+}
+
+// Bytes allocated from the EAL heaps (rte_malloc, memzones: ACL contexts, tables, rings).
+uint64_t eal_heap_bytes() {
+    uint64_t total = 0;
+    for (unsigned i = 0; i < rte_socket_count(); i++) {
+        rte_malloc_socket_stats st{};
+        if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &st) == 0)
+            total += st.heap_allocsz_bytes;
+    }
+    return total;
 }
 
 } // namespace
@@ -379,6 +393,7 @@ Json MgmtServer::show_info() {
         {"drops", std::move(drops)},
         {"ports", std::move(ports)},
         {"main_loop", loop_.loop_stalls().to_json<Json>()},
+        {"memory", Json{{"eal_heap_bytes", eal_heap_bytes()}}},
     };
 }
 

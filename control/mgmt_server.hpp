@@ -25,7 +25,7 @@
 //                     "drops": {reason: n, ...},
 //                     "ports": [{"name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes"}],
 //                     "main_loop": {"passes", "longest_ms", "sum_ms", "buckets": [{"le_ms",
-//                     "count"}]} (loop_stall.hpp)}
+//                     "count"}]} (loop_stall.hpp), "memory": {"eal_heap_bytes"}}
 //   show rules       {"rules": [{"number", "text", "source", "matches", "packets", "bytes",
 //                     "states_created", "states"}], "acl_rules": n, "reloads": n}
 //   show interfaces  {"interfaces": [{"name", "devargs", "port_id", "mac", "addresses",
