@@ -1094,7 +1094,8 @@ std::vector<uint32_t> match_rules(const std::vector<PfRule> &old, const std::vec
     };
     std::unordered_map<std::string, Bucket> buckets;
     buckets.reserve(next.size());
-    for (uint32_t j = 0; j < next.size(); j++) buckets[to_string(next[j])].rules.push_back(j);
+    for (uint32_t j = 0; j < next.size(); j++)
+        buckets[to_string(next[j])].rules.push_back(j);
     std::vector<uint32_t> out(old.size(), no_match);
     for (uint32_t i = 0; i < old.size(); i++) {
         const auto it = buckets.find(to_string(old[i]));

@@ -146,7 +146,9 @@ constexpr uint32_t carp_master_down_ticks(uint8_t advbase, uint8_t advskew) {
     return 3 * carp_timer_ticks(advbase, advskew);
 }
 // 1/256 s in milliseconds, exactly (a multiple of 1/256 is exact in a double).
-constexpr double carp_ticks_ms(uint32_t ticks) { return double(ticks) * 1000.0 / 256.0; }
+constexpr double carp_ticks_ms(uint32_t ticks) {
+    return double(ticks) * 1000.0 / 256.0;
+}
 
 // The advskew syncwall advertises: the configured one plus the node's demotion, as
 // FreeBSD does so that FreeBSD and ucarp peers react, clamped to 240. Never lower than

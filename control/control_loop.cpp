@@ -87,7 +87,9 @@ constexpr uint32_t swap_slots_per_pass = 16384;
 
 } // namespace
 
-ControlLoop::~ControlLoop() { join_compile_thread(); }
+ControlLoop::~ControlLoop() {
+    join_compile_thread();
+}
 
 void ControlLoop::join_compile_thread() {
     if (!compile_running_) return;
@@ -108,7 +110,8 @@ void ControlLoop::start_reload_job() {
     // Everything the thread reads is copied, or is the running ruleset, which only a swap
     // frees, and no swap starts before this job has reported back.
     std::vector<std::string> names;
-    for (const auto &i : dp_.cfg.interfaces) names.push_back(i.name);
+    for (const auto &i : dp_.cfg.interfaces)
+        names.push_back(i.name);
     const dp::Ruleset *running = dp_.ruleset.load(std::memory_order_acquire);
     const std::string name = "syncwall_acl" + std::to_string(++reload_jobs_);
     const int socket = int(rte_socket_id());
@@ -126,8 +129,8 @@ void ControlLoop::start_reload_job() {
                 out->error = path + ": interfaces changed: a restart is needed to apply that";
             } else {
                 auto rules = config::parse_pf_rules(*next);
-                out->ruleset = std::make_unique<dp::Ruleset>(*next, std::move(rules), lcores,
-                                                             name, socket);
+                out->ruleset =
+                    std::make_unique<dp::Ruleset>(*next, std::move(rules), lcores, name, socket);
                 out->remap = config::match_rules(running->rules(), out->ruleset->rules());
                 out->config = std::move(next);
             }
@@ -138,8 +141,8 @@ void ControlLoop::start_reload_job() {
         boost::asio::post(io_, [this, out] { on_compiled(out); });
     };
     CompileJob *raw = job.release();
-    const int rc = rte_ctrl_thread_create(&compile_thread_, "syncwall-reload", nullptr,
-                                          run_compile_job, raw);
+    const int rc =
+        rte_ctrl_thread_create(&compile_thread_, "syncwall-reload", nullptr, run_compile_job, raw);
     if (rc != 0) {
         delete raw;
         finish_reload("cannot start the reload thread: " + std::string(std::strerror(rc)));
@@ -149,7 +152,7 @@ void ControlLoop::start_reload_job() {
 }
 
 void ControlLoop::on_compiled(std::shared_ptr<Compiled> result) {
-    join_compile_thread(); // it posted this as its last act
+    join_compile_thread();           // it posted this as its last act
     if (dp_.stopping.load()) return; // too late: the workers are gone
     if (!result->error.empty()) {
         finish_reload(result->error);

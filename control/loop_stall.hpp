@@ -26,7 +26,8 @@ class LoopStallHistogram {
     void record(std::chrono::nanoseconds pass) {
         const uint64_t ns = pass.count() < 0 ? 0 : uint64_t(pass.count());
         std::size_t b = 0;
-        while (b < bounds_us.size() && ns > bounds_us[b] * 1000) ++b;
+        while (b < bounds_us.size() && ns > bounds_us[b] * 1000)
+            ++b;
         ++counts_[b];
         ++count_;
         sum_ns_ += ns;
@@ -38,7 +39,8 @@ class LoopStallHistogram {
     // Passes that took at most bounds_us[i] (cumulative, as Prometheus buckets are).
     uint64_t at_most(std::size_t i) const {
         uint64_t n = 0;
-        for (std::size_t b = 0; b <= i && b < counts_.size(); ++b) n += counts_[b];
+        for (std::size_t b = 0; b <= i && b < counts_.size(); ++b)
+            n += counts_[b];
         return n;
     }
 
@@ -47,7 +49,8 @@ class LoopStallHistogram {
     template <class Json> Json to_json() const {
         Json buckets = Json::array();
         for (std::size_t i = 0; i < bounds_us.size(); ++i)
-            buckets.push_back(Json{{"le_ms", double(bounds_us[i]) / 1000.0}, {"count", at_most(i)}});
+            buckets.push_back(
+                Json{{"le_ms", double(bounds_us[i]) / 1000.0}, {"count", at_most(i)}});
         buckets.push_back(Json{{"le_ms", nullptr}, {"count", count_}});
         return Json{{"passes", count_},
                     {"longest_ms", double(longest_ns_) / 1e6},

@@ -125,8 +125,8 @@ class MgmtServer::Connection : public std::enable_shared_from_this<Connection> {
             return;
         }
         // A reload answers once its swap is done, from a later pass of the loop.
-        server_.handle_line(item->text,
-                            [self = shared_from_this()](std::string r) { self->reply(std::move(r)); });
+        server_.handle_line(
+            item->text, [self = shared_from_this()](std::string r) { self->reply(std::move(r)); });
     }
 
     void reply(std::string text) {

@@ -33,7 +33,9 @@
 //   show carp        {"available": true, "preempt": bool, "demotion": n, "demotion_reasons":
 //                     [{"reason", "value"}], "vhids": [{"vhid", "interface", "role":
 //                     "init"|"backup"|"master", "advbase", "advskew", "effective_advskew",
-//                     "advert_interval_ms", "master_down_ms", "demote", "addresses": ["192.0.2.254/24"], "transitions", "last_reason",
+//                     "advert_interval_ms", "master_down_ms" (the timers the advertised
+//                     skew gives),
+//                     "demote", "addresses": ["192.0.2.254/24"], "transitions", "last_reason",
 //                     "adverts_sent", "adverts_received", "adverts_rejected": {reason: n},
 //                     "advert_sources": {"ipv4": "192.0.2.2", "ipv6": "fe80::..."} (the
 //                     families the vhid advertises on), "adverts_by_family": {"ipv4":

@@ -10,10 +10,10 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 #include <rte_pause.h>
-#include <rte_malloc.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
@@ -298,7 +298,8 @@ void Dataplane::publish_ruleset(std::unique_ptr<Ruleset> next) {
     std::vector<uint32_t> remap;
     if (old != nullptr) remap = config::match_rules(old->rules(), next->rules());
     begin_ruleset_swap(std::move(next), std::move(remap));
-    while (!ruleset_swap_step(std::numeric_limits<uint32_t>::max())) rte_pause();
+    while (!ruleset_swap_step(std::numeric_limits<uint32_t>::max()))
+        rte_pause();
 }
 
 void Dataplane::begin_ruleset_swap(std::unique_ptr<Ruleset> next, std::vector<uint32_t> remap) {
@@ -330,7 +331,8 @@ bool Dataplane::ruleset_swap_step(uint32_t slot_budget) {
     Ruleset *now_rs = ruleset.load(std::memory_order_acquire);
     const auto &remap = swap_.remap;
     const uint32_t slots = states->slots();
-    const uint32_t end = slots - swap_.next_slot > slot_budget ? swap_.next_slot + slot_budget : slots;
+    const uint32_t end =
+        slots - swap_.next_slot > slot_budget ? swap_.next_slot + slot_budget : slots;
     for (uint32_t slot = swap_.next_slot; slot < end; slot++) {
         if (!states->lock(slot)) continue;
         State &st = states->state(slot);

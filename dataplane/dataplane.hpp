@@ -167,7 +167,7 @@ class Dataplane {
         std::vector<uint32_t> remap; // old rule index -> new, or no_rule
         uint64_t token = 0;          // RCU token of the publication
         bool grace_over = false;
-        uint32_t next_slot = 0;      // the walk's progress
+        uint32_t next_slot = 0; // the walk's progress
     };
     RulesetSwap swap_;
     uint64_t tsc_start_ = 0, tsc_hz_ = 1;

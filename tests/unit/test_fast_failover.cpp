@@ -164,10 +164,13 @@ TEST_CASE("carp config: advbase 0 is accepted, 256 refused with the range", "[co
     CHECK(config::load_config_text(head + "advbase: 0, advskew: 0}\n", "config.yaml")
               .carp.vhosts[0]
               .advbase == 0);
-    CHECK(error_of(head + "advbase: 256}\n").find("advbase: expected an integer 0..255, got "
-                                                  "\"256\"") != std::string::npos);
-    CHECK(error_of(head + "advbase: -1}\n").find("expected an integer 0..255") != std::string::npos);
-    CHECK(error_of(head + "advskew: 255}\n").find("expected an integer 0..254") != std::string::npos);
+    CHECK(error_of(head + "advbase: 256}\n")
+              .find("advbase: expected an integer 0..255, got "
+                    "\"256\"") != std::string::npos);
+    CHECK(error_of(head + "advbase: -1}\n").find("expected an integer 0..255") !=
+          std::string::npos);
+    CHECK(error_of(head + "advskew: 255}\n").find("expected an integer 0..254") !=
+          std::string::npos);
 }
 
 namespace {
@@ -197,20 +200,27 @@ Json carp_result(double interval_ms, double down_ms) {
 }
 
 Json info_with_loop(const LoopStallHistogram &h) {
-    return Json{{"node", "fw-a"},
-                {"hostid", 1},
-                {"running", true},
-                {"uptime", 10},
-                {"states", {{"current", 0}, {"limit", 10}, {"inserts", 0}, {"removals", 0},
-                            {"insert_exists", 0}, {"insert_full", 0}}},
-                {"counters", {{"forwarded", 0}, {"punted", 0}, {"drops_total", 0},
-                              {"pflog_dropped", 0}}},
-                {"drops", Json::object()},
-                {"ports", Json::array()},
-                {"main_loop", h.to_json<Json>()}};
+    return Json{
+        {"node", "fw-a"},
+        {"hostid", 1},
+        {"running", true},
+        {"uptime", 10},
+        {"states",
+         {{"current", 0},
+          {"limit", 10},
+          {"inserts", 0},
+          {"removals", 0},
+          {"insert_exists", 0},
+          {"insert_full", 0}}},
+        {"counters", {{"forwarded", 0}, {"punted", 0}, {"drops_total", 0}, {"pflog_dropped", 0}}},
+        {"drops", Json::object()},
+        {"ports", Json::array()},
+        {"main_loop", h.to_json<Json>()}};
 }
 
-Json unavailable() { return Json{{"available", false}, {"reason", "off"}}; }
+Json unavailable() {
+    return Json{{"available", false}, {"reason", "off"}};
+}
 
 } // namespace
 
@@ -235,12 +245,12 @@ TEST_CASE("the metrics page gives the CARP timers in seconds", "[prometheus][fai
 TEST_CASE("the main loop's passes fall into cumulative buckets; the longest is kept",
           "[failover]") {
     LoopStallHistogram h;
-    h.record(50us);    // <= 0.1 ms
-    h.record(1ms);     // <= 1 ms (bounds are inclusive)
-    h.record(1001us);  // <= 2 ms
-    h.record(120ms);   // <= 200 ms: a pass long enough for a false takeover at advskew 10
-    h.record(3s);      // above every bound
-    h.record(-5ns);    // a clock oddity counts as 0
+    h.record(50us);   // <= 0.1 ms
+    h.record(1ms);    // <= 1 ms (bounds are inclusive)
+    h.record(1001us); // <= 2 ms
+    h.record(120ms);  // <= 200 ms: a pass long enough for a false takeover at advskew 10
+    h.record(3s);     // above every bound
+    h.record(-5ns);   // a clock oddity counts as 0
     CHECK(h.count() == 6);
     CHECK(h.longest_ns() == 3'000'000'000u);
     CHECK(h.at_most(0) == 2);
@@ -278,8 +288,7 @@ TEST_CASE("show info and the metrics page report the main loop's longest pass an
           std::string::npos);
     CHECK(page.find("syncwall_main_loop_pass_seconds_bucket{le=\"0.05\"} 2\n") !=
           std::string::npos);
-    CHECK(page.find("syncwall_main_loop_pass_seconds_bucket{le=\"0.1\"} 3\n") !=
-          std::string::npos);
+    CHECK(page.find("syncwall_main_loop_pass_seconds_bucket{le=\"0.1\"} 3\n") != std::string::npos);
     CHECK(page.find("syncwall_main_loop_pass_seconds_bucket{le=\"+Inf\"} 3\n") !=
           std::string::npos);
     CHECK(page.find("syncwall_main_loop_pass_seconds_count 3\n") != std::string::npos);
@@ -292,8 +301,8 @@ namespace {
 std::vector<config::PfRule> rules_of(const std::vector<std::string> &lines) {
     std::vector<config::PfRule> out;
     for (const auto &l : lines) {
-        out.push_back(config::parse_pf_rule(l, config::SourcePos{"fw.yaml", 1, 1}, {"lan", "wan"},
-                                            {}));
+        out.push_back(
+            config::parse_pf_rule(l, config::SourcePos{"fw.yaml", 1, 1}, {"lan", "wan"}, {}));
         out.back().number = uint32_t(out.size() - 1);
     }
     return out;
@@ -318,15 +327,14 @@ std::vector<uint32_t> pairwise(const std::vector<config::PfRule> &old,
 
 TEST_CASE("a reload keeps each state's rule where an identical rule remains, duplicates in order",
           "[failover][pf_rule]") {
-    const auto old = rules_of({"pass in on lan proto tcp from 10.0.0.1 to any port 22",
-                               "block in all",
-                               "pass in on lan proto tcp from 10.0.0.1 to any port 22",
-                               "pass out on wan proto udp to 192.0.2.1 port 53",
-                               "pass in on lan proto tcp from 10.0.0.9 to any port 80"});
+    const auto old =
+        rules_of({"pass in on lan proto tcp from 10.0.0.1 to any port 22", "block in all",
+                  "pass in on lan proto tcp from 10.0.0.1 to any port 22",
+                  "pass out on wan proto udp to 192.0.2.1 port 53",
+                  "pass in on lan proto tcp from 10.0.0.9 to any port 80"});
     // Reordered, one duplicate gone, one rule changed (port 80 -> 81), one written another
     // way that filters alike (the same rule, extra spaces).
-    const auto next = rules_of({"block in all",
-                                "pass out   on wan proto udp to 192.0.2.1 port 53",
+    const auto next = rules_of({"block in all", "pass out   on wan proto udp to 192.0.2.1 port 53",
                                 "pass in on lan proto tcp from 10.0.0.1 to any port 22",
                                 "pass in on lan proto tcp from 10.0.0.9 to any port 81"});
     const auto m = config::match_rules(old, next);
