@@ -53,7 +53,6 @@ class ControlLoop {
     // start. SIGHUP calls this too.
     using ReloadDone = std::function<void(const std::string &error)>;
     void reload(ReloadDone done);
-    bool reload_in_progress() const { return !reload_waiters_.empty(); }
     uint64_t reloads() const { return reloads_; }
     const LoopStallHistogram &loop_stalls() const { return stalls_; }
 

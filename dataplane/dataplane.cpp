@@ -293,15 +293,6 @@ void Dataplane::quiescent(unsigned worker) {
     states->quiescent(worker);
 }
 
-void Dataplane::publish_ruleset(std::unique_ptr<Ruleset> next) {
-    const Ruleset *old = ruleset.load(std::memory_order_acquire);
-    std::vector<uint32_t> remap;
-    if (old != nullptr) remap = config::match_rules(old->rules(), next->rules());
-    begin_ruleset_swap(std::move(next), std::move(remap));
-    while (!ruleset_swap_step(std::numeric_limits<uint32_t>::max()))
-        rte_pause();
-}
-
 void Dataplane::begin_ruleset_swap(std::unique_ptr<Ruleset> next, std::vector<uint32_t> remap) {
     // One swap at a time: finish any earlier one first (the caller normally waits for it).
     while (ruleset_swap_pending() && !ruleset_swap_step(std::numeric_limits<uint32_t>::max()))
