@@ -6,10 +6,12 @@
 #include "control/carp_vhost.hpp"
 #include "control/loop_stall.hpp"
 #include "control/prometheus.hpp"
+#include "control/telemetry_view.hpp"
 #include "control/views.hpp"
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <random>
 #include <string>
@@ -361,4 +363,12 @@ TEST_CASE("reload rule matching agrees with the pairwise comparison on random ru
         const auto old = random_rules(30), next = random_rules(30);
         CHECK(config::match_rules(old, next) == pairwise(old, next));
     }
+}
+
+TEST_CASE("DPDK telemetry gives the CARP timers in milliseconds", "[telemetry][failover]") {
+    const auto entries = telemetry_entries(carp_result(39.0625, 117.1875), 256);
+    const TelemetryEntry interval{"vhids/0/advert_interval_ms", std::string("39.0625")};
+    const TelemetryEntry down{"vhids/0/master_down_ms", std::string("117.1875")};
+    CHECK(std::find(entries.begin(), entries.end(), interval) != entries.end());
+    CHECK(std::find(entries.begin(), entries.end(), down) != entries.end());
 }
