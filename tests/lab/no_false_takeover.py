@@ -50,6 +50,11 @@ def run(minutes: float, states: int, reload_every: float, rejoin_every: float,
         ha.start(1, **b_cfg)
         for vhid in (ha.VHID_LAN, ha.VHID_WAN):
             assert ha.wait_single_master(vhid, timeout=20) == 0
+        # A starts demoted until its own bulk request is answered: the roles settle in the
+        # first second or two. Count from a settled cluster.
+        time.sleep(3)
+        for vhid in (ha.VHID_LAN, ha.VHID_WAN):
+            assert ha.wait_single_master(vhid, timeout=20) == 0
         big = ha.config(0, **cfg_of(0, rules=big_ruleset(10_000)))
         small = ha.config(0, **a_cfg)
         cfg = lab.tmp / "fwa.yaml"
@@ -61,21 +66,51 @@ def run(minutes: float, states: int, reload_every: float, rejoin_every: float,
         next_reload = start + 1
         next_rejoin = start + rejoin_every / 2
         use_big = True
+        # carp log lines of each node already seen (the start-up ones are not reported)
+        seen = {i: sum("syncwall: carp vhid" in l for l in ha.procs[i].output().splitlines())
+                for i in (0, 1)}
+        last_event = "start"
+        takeovers = [0]  # B's moves to MASTER, from its log
+
+        def report_carp_lines() -> None:
+            # Each role change with when it happened and what the run was doing then.
+            for i in (0, 1):
+                proc = ha.procs.get(i)
+                if proc is None:
+                    continue
+                lines = [l for l in proc.output().splitlines() if "syncwall: carp vhid" in l]
+                for line in lines[seen[i]:]:
+                    if i == 1 and "-> MASTER" in line:
+                        takeovers[0] += 1
+                    if "INIT -> BACKUP" not in line:
+                        say(f"  {time.monotonic() - start:7.1f} s, after {last_event}: "
+                            f"{'AB'[i]}: {line}")
+                seen[i] = len(lines)
+
         while time.monotonic() < end:
+            report_carp_lines()
             now = time.monotonic()
             if now >= next_reload:
+                last_event = "the SYN burst"
                 lab.exec(ha.client, [PY, SYN_BURST, ha.CLIENT4, ha.SERVER4, "5300", str(states)],
                          timeout=120)
+                report_carp_lines()
                 cfg.write_text(big if use_big else small)
                 use_big = not use_big
+                last_event = "a reload"
                 ha.ctl(0, "reload", timeout=120)
                 events["reloads"] += 1
+                report_carp_lines()
+                last_event = "show states"
                 args = ["show", "states"] + (["--limit", str(states_limit)] if states_limit else [])
                 ha.ctl(0, *args, timeout=120)
                 events["show_states"] += 1
                 next_reload = now + reload_every
             if now >= next_rejoin:
+                report_carp_lines()
                 ha.stop(1)
+                seen[1] = 0
+                last_event = "B's restart (a bulk update)"
                 ha.start(1, **b_cfg)  # asks A for a bulk update of every state
                 events["rejoins"] += 1
                 next_rejoin = now + rejoin_every
@@ -83,10 +118,17 @@ def run(minutes: float, states: int, reload_every: float, rejoin_every: float,
             if roles.get(1) == "master":
                 b_master += 1
             time.sleep(0.2)
+        report_carp_lines()
+        for i in (0, 1):
+            drops = {k: v for k, v in ha.ctl(i, "show", "info")["drops"].items() if v}
+            say(f"  {'AB'[i]}'s drops: {drops}")
         a1 = carp_counts(ha, 0)
         loop = ha.ctl(0, "show", "info")["main_loop"]
+        b_loop = ha.ctl(1, "show", "info")["main_loop"]
+        say(f"  B's longest main-loop pass since its last start {b_loop['longest_ms']:.1f} ms")
         result = {"a_transitions": a1["transitions"] - a0["transitions"],
-                  "b_seen_master": b_master, "longest_ms": loop["longest_ms"],
+                  "b_seen_master": b_master + takeovers[0], "longest_ms": loop["longest_ms"],
+                  "b_longest_ms": b_loop["longest_ms"],
                   "buckets": loop["buckets"], **events,
                   "a_adverts_received_from_b": a1["received"] - a0["received"]}
         say(f"{minutes} min: {events['reloads']} reloads, {events['show_states']} show states, "
