@@ -132,7 +132,7 @@ struct CarpVhostConfig {
     uint8_t vhid = 0; // 1..255
     std::string interface;
     std::vector<IpPrefix> addresses;
-    uint8_t advbase = 1;  // seconds, 1..255
+    uint8_t advbase = 1;  // seconds, 0..255 (0: advskew/256 s, as OpenBSD)
     uint8_t advskew = 0;  // 0..254
     std::string pass;     // HMAC passphrase (may be empty)
     SourcePos pos;

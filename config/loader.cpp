@@ -502,7 +502,8 @@ CarpVhostConfig load_vhost(const Value &value, const std::vector<InterfaceConfig
     auto list = map.require("addresses");
     vhost.addresses = prefix_list(list, false, &addresses);
     if (vhost.addresses.empty()) list.expected("a non-empty list of addresses");
-    map.read_uint<uint8_t>("advbase", vhost.advbase, 1, 255);
+    // 0 as OpenBSD allows: the interval is then advskew/256 s (1/256 s when advskew is 0).
+    map.read_uint<uint8_t>("advbase", vhost.advbase, 0, 255);
     map.read_uint<uint8_t>("advskew", vhost.advskew, 0, 254);
     map.read_string("pass", vhost.pass);
     return vhost;

@@ -17,6 +17,7 @@
 #include <limits>
 #include <optional>
 #include <tuple>
+#include <unordered_map>
 
 namespace syncwall::config {
 
@@ -1083,6 +1084,33 @@ bool same_filter(const PfRule &a, const PfRule &b) {
                         r.icmp_types, r.state, r.label);
     };
     return fields(a) == fields(b);
+}
+
+std::vector<uint32_t> match_rules(const std::vector<PfRule> &old, const std::vector<PfRule> &next) {
+    // Candidates per canonical text, in ascending order; `used` counts the ones handed out.
+    struct Bucket {
+        std::vector<uint32_t> rules;
+        std::size_t used = 0;
+    };
+    std::unordered_map<std::string, Bucket> buckets;
+    buckets.reserve(next.size());
+    for (uint32_t j = 0; j < next.size(); j++)
+        buckets[to_string(next[j])].rules.push_back(j);
+    std::vector<uint32_t> out(old.size(), no_match);
+    for (uint32_t i = 0; i < old.size(); i++) {
+        const auto it = buckets.find(to_string(old[i]));
+        if (it == buckets.end()) continue;
+        Bucket &b = it->second;
+        // Equal texts filter alike (the text is canonical); same_filter() confirms it.
+        while (b.used < b.rules.size()) {
+            const uint32_t j = b.rules[b.used++];
+            if (same_filter(old[i], next[j])) {
+                out[i] = j;
+                break;
+            }
+        }
+    }
+    return out;
 }
 
 PfRule parse_pf_rule(const std::string &text, const SourcePos &pos,

@@ -432,6 +432,9 @@ Json Carp::status() const {
             {"advbase", v->cfg.advbase},
             {"advskew", v->cfg.advskew},
             {"effective_advskew", v->sm.advertised_advskew()},
+            // What the advertised skew (demotion included) makes of the timers, in ms.
+            {"advert_interval_ms", carp_ticks_ms(uint32_t(v->sm.advert_interval().count()))},
+            {"master_down_ms", carp_ticks_ms(uint32_t(v->sm.master_down_interval().count()))},
             {"demote", v->sm.advertised_demote()},
             {"addresses", addresses},
             {"transitions", transitions},

@@ -15,7 +15,9 @@
 // Timing is OpenBSD's, with the interval syncwall advertises: interval = advbase +
 // advskew'/256 s, where advskew' is the configured skew plus the node's demotion, clamped
 // to 240 (carp_demoted_skew). A master advertises every interval; a backup declares the
-// master down after 3 intervals of silence.
+// master down after 3 intervals of silence (carp_master_down_ticks). advbase 0 is allowed,
+// as in OpenBSD: the interval is then advskew'/256 s, and 1/256 s when advskew' is 0
+// too (a master down after 3/256 s: only for links and hosts that never pause).
 //
 // Elections follow OpenBSD's rules, comparing the sender's (demote, interval) with ours:
 // * MASTER hearing an advertisement steps down when the sender is less demoted, or equally
@@ -190,7 +192,9 @@ class CarpVhost {
     uint8_t advertised_demote() const { return carp_demote_byte(demotion_); }
     // advbase + advertised advskew / 256 (1/256 s when that is 0).
     Ticks advert_interval() const;
-    Ticks master_down_interval() const { return 3 * advert_interval(); }
+    Ticks master_down_interval() const {
+        return Ticks(carp_master_down_ticks(advbase_, advertised_advskew()));
+    }
 
     const CarpAuth &auth() const { return auth_; }
     const CarpVhostCounters &counters() const { return counters_; }

@@ -138,6 +138,17 @@ constexpr uint32_t carp_timer_ticks(uint8_t advbase, uint8_t advskew) {
     const uint32_t t = carp_interval_ticks(advbase, advskew);
     return t == 0 ? 1 : t;
 }
+// The master-down timer of a backup, in 1/256 s: 3 advertisement intervals, as OpenBSD's
+// carp_setrun schedules it (ip_carp.c 1.370: 3 x (advbase + advskew/256) s, 1/256 s when
+// that is 0). FreeBSD, ucarp and OpenBSD before the timeout_add_usec rewrite wait
+// 3 x advbase + advskew/256 s instead (the skew not tripled); at advbase 0 both agree.
+constexpr uint32_t carp_master_down_ticks(uint8_t advbase, uint8_t advskew) {
+    return 3 * carp_timer_ticks(advbase, advskew);
+}
+// 1/256 s in milliseconds, exactly (a multiple of 1/256 is exact in a double).
+constexpr double carp_ticks_ms(uint32_t ticks) {
+    return double(ticks) * 1000.0 / 256.0;
+}
 
 // The advskew syncwall advertises: the configured one plus the node's demotion, as
 // FreeBSD does so that FreeBSD and ucarp peers react, clamped to 240. Never lower than

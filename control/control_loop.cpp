@@ -11,9 +11,15 @@
 #include <rte_lcore.h>
 #include <rte_ring.h>
 
+#include <boost/asio/post.hpp>
+
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 namespace syncwall::ctl {
 
@@ -41,34 +47,145 @@ ControlLoop::ControlLoop(dp::Dataplane &dp, std::string config_path)
 void ControlLoop::wait_signals() {
     hup_.async_wait([this](const boost::system::error_code &ec, int) {
         if (ec) return;
-        const std::string err = reload();
-        if (err.empty())
-            std::printf("syncwall: reloaded %s\n", config_path_.c_str());
-        else
-            std::printf("syncwall: reload failed, still running the previous rules: %s\n", err.c_str());
-        std::fflush(stdout);
+        reload([path = config_path_](const std::string &err) {
+            if (err.empty())
+                std::printf("syncwall: reloaded %s\n", path.c_str());
+            else
+                std::printf("syncwall: reload failed, still running the previous rules: %s\n",
+                            err.c_str());
+            std::fflush(stdout);
+        });
         wait_signals();
     });
 }
 
-std::string ControlLoop::reload() {
-    try {
-        auto next = std::make_unique<config::Config>(config::load_config(config_path_));
-        if (next->interfaces.size() != dp_.cfg.interfaces.size())
-            return config_path_ + ": interfaces changed: a restart is needed to apply that";
-        for (std::size_t i = 0; i < next->interfaces.size(); i++)
-            if (next->interfaces[i].name != dp_.cfg.interfaces[i].name)
-                return config_path_ + ": interfaces changed: a restart is needed to apply that";
-        auto rules = config::parse_pf_rules(*next);
-        const std::string name = "syncwall_acl" + std::to_string(reloads_ + 1);
-        auto rs = std::make_unique<dp::Ruleset>(*next, std::move(rules), dp_.worker_count(), name,
-                                                int(rte_socket_id()));
-        dp_.publish_ruleset(std::move(rs));
-        configs_.push_back(std::move(next));
-        reloads_++;
-        return {};
-    } catch (const std::exception &e) {
-        return e.what();
+// Built by the compile thread, handed to the main lcore through the io_context.
+struct ControlLoop::Compiled {
+    std::unique_ptr<config::Config> config;
+    std::unique_ptr<dp::Ruleset> ruleset;
+    std::vector<uint32_t> remap; // config::match_rules(running rules, new rules)
+    std::string error;
+};
+
+namespace {
+
+struct CompileJob {
+    std::function<void()> run;
+};
+
+void *run_compile_job(void *arg) {
+    std::unique_ptr<CompileJob> job(static_cast<CompileJob *>(arg));
+    // Below the main lcore when it has to share a CPU with it (ctrl threads run on the CPUs
+    // that no lcore uses, or on the main lcore's when there are none).
+    (void)::setpriority(PRIO_PROCESS, pid_t(::syscall(SYS_gettid)), 10);
+    job->run();
+    return nullptr;
+}
+
+// Stall budget of one pass: rebinding this many state slots takes about a millisecond.
+constexpr uint32_t swap_slots_per_pass = 16384;
+
+} // namespace
+
+ControlLoop::~ControlLoop() {
+    join_compile_thread();
+}
+
+void ControlLoop::join_compile_thread() {
+    if (!compile_running_) return;
+    ::pthread_join(compile_thread_, nullptr);
+    compile_running_ = false;
+}
+
+void ControlLoop::reload(ReloadDone done) {
+    if (!reload_waiters_.empty()) {
+        reload_queued_.push_back(std::move(done));
+        return;
+    }
+    reload_waiters_.push_back(std::move(done));
+    start_reload_job();
+}
+
+void ControlLoop::start_reload_job() {
+    // Everything the thread reads is copied, or is the running ruleset, which only a swap
+    // frees, and no swap starts before this job has reported back.
+    std::vector<std::string> names;
+    for (const auto &i : dp_.cfg.interfaces)
+        names.push_back(i.name);
+    const dp::Ruleset *running = dp_.ruleset.load(std::memory_order_acquire);
+    const std::string name = "syncwall_acl" + std::to_string(++reload_jobs_);
+    const int socket = int(rte_socket_id());
+    const unsigned lcores = dp_.worker_count();
+    auto job = std::make_unique<CompileJob>();
+    job->run = [this, path = config_path_, names = std::move(names), running, name, socket,
+                lcores] {
+        auto out = std::make_shared<Compiled>();
+        try {
+            auto next = std::make_unique<config::Config>(config::load_config(path));
+            bool same = next->interfaces.size() == names.size();
+            for (std::size_t i = 0; same && i < names.size(); i++)
+                same = next->interfaces[i].name == names[i];
+            if (!same) {
+                out->error = path + ": interfaces changed: a restart is needed to apply that";
+            } else {
+                auto rules = config::parse_pf_rules(*next);
+                out->ruleset =
+                    std::make_unique<dp::Ruleset>(*next, std::move(rules), lcores, name, socket);
+                out->remap = config::match_rules(running->rules(), out->ruleset->rules());
+                out->config = std::move(next);
+            }
+        } catch (const std::exception &e) {
+            out->error = e.what();
+            out->ruleset.reset();
+        }
+        boost::asio::post(io_, [this, out] { on_compiled(out); });
+    };
+    CompileJob *raw = job.release();
+    const int rc =
+        rte_ctrl_thread_create(&compile_thread_, "syncwall-reload", nullptr, run_compile_job, raw);
+    if (rc != 0) {
+        delete raw;
+        finish_reload("cannot start the reload thread: " + std::string(std::strerror(rc)));
+        return;
+    }
+    compile_running_ = true;
+}
+
+void ControlLoop::on_compiled(std::shared_ptr<Compiled> result) {
+    join_compile_thread();           // it posted this as its last act
+    if (dp_.stopping.load()) return; // too late: the workers are gone
+    if (!result->error.empty()) {
+        finish_reload(result->error);
+        return;
+    }
+    // Publish now; the grace period and the rebinding of the states follow in slices.
+    dp_.begin_ruleset_swap(std::move(result->ruleset), std::move(result->remap));
+    retiring_config_ = std::move(config_);
+    swapping_in_config_ = std::move(result->config);
+    swapping_ = true;
+}
+
+bool ControlLoop::reload_step() {
+    if (!swapping_) return false;
+    if (!dp_.ruleset_swap_step(swap_slots_per_pass)) return true;
+    // The old ruleset is freed: nothing refers to its Config any more.
+    swapping_ = false;
+    retiring_config_.reset();
+    config_ = std::move(swapping_in_config_);
+    reloads_++;
+    finish_reload({});
+    return true;
+}
+
+void ControlLoop::finish_reload(const std::string &error) {
+    auto waiters = std::move(reload_waiters_);
+    reload_waiters_.clear();
+    for (auto &done : waiters)
+        if (done) done(error);
+    if (!reload_queued_.empty() && reload_waiters_.empty()) {
+        reload_waiters_ = std::move(reload_queued_);
+        reload_queued_.clear();
+        start_reload_job();
     }
 }
 
@@ -121,9 +238,12 @@ void ControlLoop::run() {
     if (sync_ != nullptr) carp_.set_sync_bulk_pending(sync_->bulk_pending());
     carp_.start(); // the ports are up now
     while (!dp_.stopping.load()) {
+        const auto pass_start = std::chrono::steady_clock::now();
         unsigned work = unsigned(io_.poll());
         work += slow_.drain(SlowPath::Clock::now());
         if (sync_ != nullptr && dp_.cfg.lcores.sync == dp_.cfg.lcores.main) work += sync_->poll_once();
+        if (reload_step()) work++;
+        stalls_.record(std::chrono::steady_clock::now() - pass_start);
         if (const uint32_t us = idle.after_poll(work); us != 0) rte_delay_us_sleep(us);
     }
     if (sync_ != nullptr && dp_.cfg.lcores.sync == dp_.cfg.lcores.main) sync_->finish();
@@ -131,6 +251,9 @@ void ControlLoop::run() {
     hup_.cancel();
     tick_.cancel();
     stop_timer_.cancel();
+    // A compile under way is waited for and dropped; a swap under way is left to the
+    // Dataplane, which frees both rulesets (the stopped workers report no grace period).
+    join_compile_thread();
     carp_.stop(); // stopped another way than begin_stop(): no bow-out can leave any more
     obs_.stop();
     mgmt_.stop();

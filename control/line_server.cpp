@@ -108,8 +108,18 @@ class LineServer::Connection : public std::enable_shared_from_this<Connection> {
                 read();
             return;
         }
-        out_ = item->kind == LineFramer::Kind::too_long ? error_reply(too_long_error())
-                                                        : server_.answer(item->text);
+        if (item->kind == LineFramer::Kind::too_long) {
+            reply(error_reply(too_long_error()));
+            return;
+        }
+        writing_ = true; // a reply is owed: the idle note must not cut into it
+        server_.answer(item->text,
+                       [self = shared_from_this()](std::string r) { self->reply(std::move(r)); });
+    }
+
+    void reply(std::string text) {
+        if (closed_) return; // hung up (or the server stopped) while the answer was made
+        out_ = std::move(text);
         out_ += '\n';
         writing_ = true;
         asio::async_write(
@@ -140,9 +150,17 @@ class LineServer::Connection : public std::enable_shared_from_this<Connection> {
 // --- listening -------------------------------------------------------------------------------
 
 LineServer::LineServer(asio::io_context &io, std::string name, std::string path, unsigned mode,
-                       Handler handler, Limits limits)
+                       AsyncHandler handler, Limits limits)
     : io_(io), name_(std::move(name)), path_(std::move(path)), mode_(mode),
       handler_(std::move(handler)), limits_(limits), acceptor_(io), retry_(io) {}
+
+LineServer::LineServer(asio::io_context &io, std::string name, std::string path, unsigned mode,
+                       Handler handler, Limits limits)
+    : LineServer(io, std::move(name), std::move(path), mode,
+                 AsyncHandler([handler = std::move(handler)](std::string_view line, Reply reply) {
+                     reply(handler(line));
+                 }),
+                 limits) {}
 
 LineServer::~LineServer() {
     stop();
@@ -222,11 +240,10 @@ void LineServer::accept() {
         connections();
         // Every slot taken: the one waiting longest for a request makes room.
         if (!connections_.empty() && connections_.size() >= limits_.max_connections) {
-            const auto oldest = std::min_element(connections_.begin(), connections_.end(),
-                                                 [](const auto &a, const auto &b) {
-                                                     return a.lock()->last_progress() <
-                                                            b.lock()->last_progress();
-                                                 });
+            const auto oldest = std::min_element(
+                connections_.begin(), connections_.end(), [](const auto &a, const auto &b) {
+                    return a.lock()->last_progress() < b.lock()->last_progress();
+                });
             evicted_++;
             oldest->lock()->close_with("closed to make room for a new client (" +
                                        std::to_string(limits_.max_connections) +
@@ -239,13 +256,20 @@ void LineServer::accept() {
     });
 }
 
-std::string LineServer::answer(std::string_view line) {
+// The handler answers once: a second reply, or an exception after the reply, is dropped.
+void LineServer::answer(std::string_view line, Reply reply) {
+    auto replied = std::make_shared<bool>(false);
+    Reply once = [replied, reply = std::move(reply)](std::string text) {
+        if (*replied) return;
+        *replied = true;
+        reply(std::move(text));
+    };
     try {
-        return handler_(line);
+        handler_(line, once);
     } catch (const std::exception &e) {
-        return error_reply(e.what());
+        once(error_reply(e.what()));
     } catch (...) {
-        return error_reply("internal error");
+        once(error_reply("internal error"));
     }
 }
 

@@ -45,10 +45,17 @@ class LineServer {
     // One request line -> one reply line (no newline). An exception it throws becomes an
     // error reply; it never reaches the io_context.
     using Handler = std::function<std::string(std::string_view line)>;
+    // The same, answered through `reply` on the io_context's thread, at once or later (a
+    // reload answers once its rules are in force); the connection reads no further request
+    // until then. A reply for a connection closed meanwhile is dropped.
+    using Reply = std::function<void(std::string reply)>;
+    using AsyncHandler = std::function<void(std::string_view line, Reply reply)>;
 
     // `name` opens every error message ("control.socket").
     LineServer(boost::asio::io_context &io, std::string name, std::string path, unsigned mode,
                Handler handler, Limits limits);
+    LineServer(boost::asio::io_context &io, std::string name, std::string path, unsigned mode,
+               AsyncHandler handler, Limits limits);
     ~LineServer();
     LineServer(const LineServer &) = delete;
     LineServer &operator=(const LineServer &) = delete;
@@ -69,13 +76,13 @@ class LineServer {
     class Connection;
 
     void accept();
-    std::string answer(std::string_view line);
+    void answer(std::string_view line, Reply reply);
 
     boost::asio::io_context &io_;
     std::string name_;
     std::string path_;
     unsigned mode_;
-    Handler handler_;
+    AsyncHandler handler_;
     Limits limits_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
     boost::asio::steady_timer retry_;

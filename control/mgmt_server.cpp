@@ -6,6 +6,9 @@
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_table.hpp"
 
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+
 #include <array>
 #include <cstdio>
 #include <stdexcept>
@@ -41,12 +44,26 @@ std::string timeout_name(dp::Timeout t) {
     return t == dp::Timeout::frag ? "frag" : "interval";
 }
 
+// Bytes allocated from the EAL heaps (rte_malloc, memzones: ACL contexts, tables, rings).
+uint64_t eal_heap_bytes() {
+    uint64_t total = 0;
+    for (unsigned i = 0; i < rte_socket_count(); i++) {
+        rte_malloc_socket_stats st{};
+        if (rte_malloc_get_socket_stats(rte_socket_id_by_idx(i), &st) == 0)
+            total += st.heap_allocsz_bytes;
+    }
+    return total;
+}
+
 } // namespace
 
 MgmtServer::MgmtServer(asio::io_context &io, dp::Dataplane &dp, ControlLoop &loop)
     : dp_(dp), loop_(loop),
       listener_(io, "control.socket", dp.cfg.control.socket, dp.cfg.control.socket_mode,
-                [this](std::string_view line) { return handle_line(line); }, {}) {}
+                [this](std::string_view line, LineServer::Reply reply) {
+                    handle_line(line, std::move(reply));
+                },
+                {}) {}
 
 MgmtServer::~MgmtServer() {
     stop();
@@ -71,6 +88,15 @@ std::string MgmtServer::handle_line(std::string_view line) {
     } catch (const std::exception &e) {
         return error_reply(e.what());
     }
+}
+
+void MgmtServer::handle_line(std::string_view line, std::function<void(std::string)> reply) {
+    ParsedRequest parsed = parse_request(line);
+    if (!parsed.request || parsed.request->cmd != Command::reload) {
+        reply(handle_line(line));
+        return;
+    }
+    start_reload(std::move(reply));
 }
 
 Json MgmtServer::execute(const Request &request) {
@@ -105,7 +131,9 @@ Json MgmtServer::execute(const Request &request) {
         loop_.sync()->request_resync();
         return show_sync();
     case Command::reload:
-        return reload();
+        // Without a connection to answer later: start it and say so.
+        start_reload({});
+        return Json{{"reloading", true}, {"reloads", loop_.reloads()}};
     case Command::kill_states:
         return kill_states(request.filter);
     }
@@ -182,13 +210,14 @@ Json MgmtServer::show_info() {
                         {"removals", st.removals},
                         {"insert_exists", st.insert_exists},
                         {"insert_full", st.insert_full}}},
-        {"counters",
-         Json{{"forwarded", t.forwarded},
-              {"punted", t.punted},
-              {"drops_total", t.total_drops()},
-              {"pflog_dropped", t.pflog_dropped}}},
+        {"counters", Json{{"forwarded", t.forwarded},
+                          {"punted", t.punted},
+                          {"drops_total", t.total_drops()},
+                          {"pflog_dropped", t.pflog_dropped}}},
         {"drops", std::move(drops)},
         {"ports", std::move(ports)},
+        {"main_loop", loop_.loop_stalls().to_json<Json>()},
+        {"memory", Json{{"eal_heap_bytes", eal_heap_bytes()}}},
     };
 }
 
@@ -245,21 +274,25 @@ Json MgmtServer::show_interfaces() {
 }
 
 // A transaction through ControlLoop::reload(): the new ruleset is compiled beside the
-// running one and published with an atomic pointer swap; the old one is freed after an
-// RCU grace period of the workers (this command waits for it). A failure changes nothing
-// and its message is the reply's error.
-Json MgmtServer::reload() {
-    if (std::string error = loop_.reload(); !error.empty()) {
-        std::printf("syncwall: reload (control socket) failed, still running the previous "
-                    "rules: %s\n",
-                    error.c_str());
+// running one on another thread and published with an atomic pointer swap; the old one is
+// freed after an RCU grace period of the workers. The reply waits for all of that, while
+// the main lcore goes on with its other work (CARP adverts among it). A failure changes
+// nothing and its message is the reply's error.
+void MgmtServer::start_reload(std::function<void(std::string)> reply) {
+    loop_.reload([this, reply = std::move(reply)](const std::string &error) {
+        if (!error.empty()) {
+            std::printf("syncwall: reload (control socket) failed, still running the previous "
+                        "rules: %s\n",
+                        error.c_str());
+            std::fflush(stdout);
+            if (reply) reply(error_reply(error));
+            return;
+        }
+        std::printf("syncwall: reloaded %s (control socket)\n", dp_.cfg.source_file.c_str());
         std::fflush(stdout);
-        throw std::runtime_error(error);
-    }
-    std::printf("syncwall: reloaded %s (control socket)\n", dp_.cfg.source_file.c_str());
-    std::fflush(stdout);
-    const dp::Ruleset *rs = dp_.ruleset.load(std::memory_order_acquire);
-    return Json{{"rules", rs->size()}, {"reloads", loop_.reloads()}};
+        const dp::Ruleset *rs = dp_.ruleset.load(std::memory_order_acquire);
+        if (reply) reply(ok_reply(Json{{"rules", rs->size()}, {"reloads", loop_.reloads()}}));
+    });
 }
 
 // Runs alongside the workers: matching states are found with for_each (copies under the
@@ -309,8 +342,8 @@ Json MgmtServer::show_sync() {
         return j;
     };
     using A = sync::Action;
-    Json sent = actions(st.sent, {A::ins, A::upd, A::upd_c, A::del_c, A::upd_req, A::bus, A::clr,
-                                  A::ins_ack});
+    Json sent = actions(
+        st.sent, {A::ins, A::upd, A::upd_c, A::del_c, A::upd_req, A::bus, A::clr, A::ins_ack});
     sent["packets"] = load(st.tx_packets);
     sent["bytes"] = load(st.tx_bytes);
     Json received = actions(st.received, {A::ins, A::upd, A::upd_c, A::del_c, A::del, A::upd_req,
@@ -340,14 +373,17 @@ Json MgmtServer::show_sync() {
         {"ring_full", load(st.ring_full)},
         {"queued", load(st.queued)},
         {"coalesced", load(st.coalesced)},
-        {"applied", {{"inserted", load(st.inserted)}, {"updated", load(st.updated)},
-                     {"removed", load(st.removed)}}},
-        {"bulk", {{"status", std::string(sync::name_of(core.bulk_status()))},
-                  {"requests", load(st.bulk_requests)},
-                  {"received_states", load(st.bulk_received_states)},
-                  {"sending", core.bulk_sending()},
-                  {"sends", load(st.bulk_sends)},
-                  {"sent_states", load(st.bulk_sent_states)}}},
+        {"applied",
+         {{"inserted", load(st.inserted)},
+          {"updated", load(st.updated)},
+          {"removed", load(st.removed)}}},
+        {"bulk",
+         {{"status", std::string(sync::name_of(core.bulk_status()))},
+          {"requests", load(st.bulk_requests)},
+          {"received_states", load(st.bulk_received_states)},
+          {"sending", core.bulk_sending()},
+          {"sends", load(st.bulk_sends)},
+          {"sent_states", load(st.bulk_sent_states)}}},
     };
 }
 

@@ -21,7 +21,9 @@
 //                     "inserts", "removals", "insert_exists", "insert_full"}, "counters":
 //                     {"forwarded", "punted", "drops_total", "pflog_dropped"},
 //                     "drops": {reason: n, ...},
-//                     "ports": [{"name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes"}]}
+//                     "ports": [{"name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes"}],
+//                     "main_loop": {"passes", "longest_ms", "sum_ms", "buckets": [{"le_ms",
+//                     "count"}]} (loop_stall.hpp), "memory": {"eal_heap_bytes"}}
 //   show rules       {"rules": [{"number", "text", "source", "matches", "packets", "bytes",
 //                     "states_created", "states"}], "acl_rules": n, "reloads": n}
 //   show interfaces  {"interfaces": [{"name", "devargs", "port_id", "mac", "addresses",
@@ -29,6 +31,8 @@
 //   show carp        {"available": true, "preempt": bool, "demotion": n, "demotion_reasons":
 //                     [{"reason", "value"}], "vhids": [{"vhid", "interface", "role":
 //                     "init"|"backup"|"master", "advbase", "advskew", "effective_advskew",
+//                     "advert_interval_ms", "master_down_ms" (the timers the advertised
+//                     skew gives),
 //                     "demote", "addresses": ["192.0.2.254/24"], "transitions", "last_reason",
 //                     "adverts_sent", "adverts_received", "adverts_rejected": {reason: n},
 //                     "advert_sources": {"ipv4": "192.0.2.2", "ipv6": "fe80::..."} (the
@@ -37,7 +41,7 @@
 //                    or {"available": false, "reason": "..."} without carp vhosts
 //   carp demote|promote  the show carp result after the change
 //   show sync        {"available": false, "reason": "..."} until pfsync exists
-//   reload           {"rules": n, "reloads": n}
+//   reload           {"rules": n, "reloads": n}, once the new rules are in force
 //   kill states      {"killed": n}
 #pragma once
 
@@ -47,6 +51,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -68,6 +73,9 @@ class MgmtServer {
 
     // One request line -> one reply line (no newline). Never throws.
     std::string handle_line(std::string_view line);
+    // The same, answering through `reply` on the main lcore: at once, or for a reload once
+    // the new rules are in force (it takes a compile and a grace period).
+    void handle_line(std::string_view line, std::function<void(std::string)> reply);
     // Run a parsed request; throws std::runtime_error with the reply's error text.
     Json execute(const Request &request);
 
@@ -79,7 +87,7 @@ class MgmtServer {
     Json show_rules();
     Json show_interfaces();
     Json show_sync();
-    Json reload();
+    void start_reload(std::function<void(std::string)> reply);
     Json kill_states(const StateFilter &filter);
 
     dp::Dataplane &dp_;

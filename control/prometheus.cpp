@@ -20,8 +20,9 @@ constexpr std::string_view gauge = "gauge";
 // as the format requires, whatever order the results list them in.
 class Page {
   public:
+    // `suffix` names a histogram's samples (_bucket, _sum, _count) within its family.
     void add(std::string_view name, std::string_view type, std::string_view help,
-             const Labels &labels, const std::string &value) {
+             const Labels &labels, const std::string &value, std::string_view suffix = {}) {
         Family *f = nullptr;
         for (auto &each : families_)
             if (each.name == name) f = &each;
@@ -32,6 +33,7 @@ class Page {
         }
         f->samples += "syncwall_";
         f->samples += name;
+        f->samples += suffix;
         if (!labels.empty()) {
             f->samples += '{';
             for (std::size_t i = 0; i < labels.size(); i++) {
@@ -126,6 +128,30 @@ bool available(const Json &result) {
     return a == nullptr || !a->is_boolean() || a->get<bool>();
 }
 
+// show info's "main_loop" (loop_stall.hpp) as a histogram in seconds, and its longest pass.
+void main_loop_metrics(Page &page, const Json *loop) {
+    const Json *buckets = member(loop, "buckets");
+    if (buckets == nullptr || !buckets->is_array()) return;
+    constexpr std::string_view name = "main_loop_pass_seconds";
+    constexpr std::string_view help =
+        "Time the main lcore spent per pass of its loop, away from its timers (CARP adverts).";
+    std::string count;
+    for (const auto &b : *buckets) {
+        const Json *le = member(&b, "le_ms");
+        const auto n = value_text(member(&b, "count"));
+        if (le == nullptr || !n) continue;
+        const std::string bound = le->is_number() ? float_text(le->get<double>() / 1000) : "+Inf";
+        page.add(name, "histogram", help, {{"le", bound}}, *n, "_bucket");
+        if (!le->is_number()) count = *n;
+    }
+    if (auto sum = value_text(member(loop, "sum_ms"), 0.001))
+        page.add(name, "histogram", help, {}, *sum, "_sum");
+    if (!count.empty()) page.add(name, "histogram", help, {}, count, "_count");
+    add(page, "main_loop_longest_pass_seconds", gauge,
+        "The longest pass of the main lcore's loop since start.", {}, member(loop, "longest_ms"),
+        0.001);
+}
+
 void info_metrics(Page &page, const Json &info) {
     if (!available(info)) return;
     const Json *r = &info;
@@ -174,6 +200,7 @@ void info_metrics(Page &page, const Json &info) {
         add(page, "state_insert_failures_total", counter,
             "State inserts refused: the key or id existed, or the table was full.",
             {{"reason", reason}}, member(states, key));
+    main_loop_metrics(page, member(r, "main_loop"));
 }
 
 void sync_metrics(Page &page, const Json &sync) {
@@ -258,6 +285,12 @@ void carp_metrics(Page &page, const Json &carp) {
             member(&v, "advbase"));
         add(page, "carp_advskew", gauge, "CARP advskew as configured.", labels,
             member(&v, "advskew"));
+        add(page, "carp_advert_interval_seconds", gauge,
+            "CARP advertisement interval: advbase + advertised advskew/256.", labels,
+            member(&v, "advert_interval_ms"), 0.001);
+        add(page, "carp_master_down_seconds", gauge,
+            "Silence after which a CARP backup takes over: 3 advertisement intervals.", labels,
+            member(&v, "master_down_ms"), 0.001);
         add(page, "carp_effective_advskew", gauge, "CARP advskew as advertised (with demotion).",
             labels, member(&v, "effective_advskew"));
         add(page, "carp_demote", gauge, "Demote value this virtual host advertises.", labels,

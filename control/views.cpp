@@ -157,6 +157,18 @@ std::string format_info(const Json &r) {
     text += counter_row("punted", u64(c, "punted"), uptime);
     for (const auto &[reason, count] : r.at("drops").items())
         text += counter_row(reason, count.get<unsigned long long>(), uptime);
+    if (r.contains("main_loop")) {
+        // How long the main lcore went without serving its timers (CARP adverts).
+        const auto &loop = r.at("main_loop");
+        unsigned long long over_50ms = 0;
+        for (const auto &b : loop.at("buckets"))
+            if (b.at("le_ms").is_number() && b.at("le_ms").get<double>() == 50.0)
+                over_50ms = u64(loop, "passes") - u64(b, "count");
+        text += "Main loop\n";
+        text += strf("  %-25s %14.3f ms\n", "longest pass", loop.at("longest_ms").get<double>());
+        text += strf("  %-25s %14llu\n", "passes", u64(loop, "passes"));
+        text += strf("  %-25s %14llu\n", "passes over 50 ms", over_50ms);
+    }
     return text;
 }
 
@@ -219,6 +231,10 @@ std::string format_carp(const Json &result) {
             text += strf(" (advertised advskew %llu, demote %llu)", u64(v, "effective_advskew"),
                          u64(v, "demote"));
         text += "\n";
+        if (v.contains("advert_interval_ms") && v.contains("master_down_ms"))
+            text += strf("\tadvert every %.3f ms, master down after %.3f ms\n",
+                         v.at("advert_interval_ms").get<double>(),
+                         v.at("master_down_ms").get<double>());
         for (const auto &a : v.at("addresses")) {
             const std::string prefix = a.get<std::string>();
             text +=

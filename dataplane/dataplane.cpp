@@ -10,14 +10,16 @@
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
-#include <rte_malloc.h>
+#include <rte_pause.h>
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
 #include <cstring>
 #include <ctime>
+#include <limits>
 #include <stdexcept>
 
 namespace syncwall::dp {
@@ -270,6 +272,7 @@ Dataplane::~Dataplane() {
     routes.reset();
     neighbours.reset();
     delete ruleset.exchange(nullptr);
+    delete swap_.old; // a reload still rebinding its states when the loop stopped
     states.reset();
     rte_free(config_rcu_);
     for (const auto &[s, p] : pools_) rte_mempool_free(p);
@@ -300,31 +303,61 @@ void Dataplane::quiescent(unsigned worker) {
     states->quiescent(worker);
 }
 
-void Dataplane::publish_ruleset(std::unique_ptr<Ruleset> next) {
+void Dataplane::begin_ruleset_swap(std::unique_ptr<Ruleset> next, std::vector<uint32_t> remap) {
+    // One swap at a time: finish any earlier one first (the caller normally waits for it).
+    while (ruleset_swap_pending() && !ruleset_swap_step(std::numeric_limits<uint32_t>::max()))
+        rte_pause();
     Ruleset *old = ruleset.exchange(next.release(), std::memory_order_acq_rel);
     if (old == nullptr) return;
-    rte_rcu_qsbr_synchronize(config_rcu_, RTE_QSBR_THRID_INVALID);
+    swap_.old = old;
+    swap_.remap = std::move(remap);
+    swap_.remap.resize(old->size(), no_rule);
+    for (auto &r : swap_.remap)
+        if (r == config::no_match) r = no_rule;
+    swap_.token = rte_rcu_qsbr_start(config_rcu_);
+    swap_.grace_over = false;
+    swap_.next_slot = 0;
+}
+
+bool Dataplane::ruleset_swap_step(uint32_t slot_budget) {
+    if (swap_.old == nullptr) return true;
+    if (!swap_.grace_over) {
+        // Until every worker has passed a quiescent state, one may still classify with the
+        // old ruleset and create states with its rule numbers: the walk must come after.
+        if (rte_rcu_qsbr_check(config_rcu_, swap_.token, false) != 1) return false;
+        swap_.grace_over = true;
+    }
     // States keep their rule where the new ruleset has an identical one (as pf keeps a
     // state's rule alive); others no longer belong to a rule.
-    Ruleset *now_rs = ruleset.load();
-    std::vector<uint32_t> remap(old->size(), no_rule);
-    std::vector<bool> taken(now_rs->size(), false);
-    for (uint32_t i = 0; i < old->size(); i++)
-        for (uint32_t j = 0; j < now_rs->size(); j++)
-            if (!taken[j] && config::same_filter(old->rules()[i], now_rs->rules()[j])) {
-                remap[i] = j;
-                taken[j] = true;
-                break;
-            }
-    for (uint32_t slot = 0; slot < states->slots(); slot++) {
+    Ruleset *now_rs = ruleset.load(std::memory_order_acquire);
+    const auto &remap = swap_.remap;
+    const uint32_t slots = states->slots();
+    const uint32_t end =
+        slots - swap_.next_slot > slot_budget ? swap_.next_slot + slot_budget : slots;
+    for (uint32_t slot = swap_.next_slot; slot < end; slot++) {
         if (!states->lock(slot)) continue;
         State &st = states->state(slot);
         st.rule = st.rule < remap.size() ? remap[st.rule] : no_rule;
-        if (st.rule != no_rule) now_rs->live_states(st.rule).fetch_add(1, std::memory_order_relaxed);
+        if (st.rule != no_rule && st.rule < now_rs->size())
+            now_rs->live_states(st.rule).fetch_add(1, std::memory_order_relaxed);
         states->unlock(slot);
     }
-    delete old;
+    swap_.next_slot = end;
+    if (end < slots) return false;
+    delete swap_.old;
+    swap_ = RulesetSwap{};
+    return true;
 }
+
+namespace {
+// A rule's state count goes down by one, never below zero (a state the reload walk has
+// not reached yet carries an old rule number: its release must not wrap another count).
+void release_rule_state(std::atomic<uint32_t> &live) {
+    uint32_t n = live.load(std::memory_order_relaxed);
+    while (n != 0 && !live.compare_exchange_weak(n, n - 1, std::memory_order_relaxed)) {
+    }
+}
+} // namespace
 
 bool Dataplane::remove_state(uint32_t slot, unsigned writer) {
     uint32_t rule = no_rule;
@@ -334,11 +367,14 @@ bool Dataplane::remove_state(uint32_t slot, unsigned writer) {
     }
     if (!states->remove(slot, writer)) return false;
     Ruleset *rs = ruleset.load(std::memory_order_acquire);
-    if (rule < rs->size()) rs->live_states(rule).fetch_sub(1, std::memory_order_relaxed);
+    if (rule < rs->size()) release_rule_state(rs->live_states(rule));
     return true;
 }
 
 uint32_t Dataplane::expire_states(uint32_t budget) {
+    // While a ruleset swap rebinds states, some carry the old rule numbers: per-rule
+    // timeouts would be read from the wrong rule. The sweep resumes after (milliseconds).
+    if (ruleset_swap_pending()) return 0;
     const uint32_t t = now();
     const uint32_t count = states->count();
     Ruleset *rs = ruleset.load(std::memory_order_acquire);
@@ -348,7 +384,7 @@ uint32_t Dataplane::expire_states(uint32_t budget) {
         if (st.rule < rs->size() && c < config::state_timeout_count)
             override_s = rs->rule(st.rule).timeouts[c];
         if (!state_expired(st, t, timeouts.lifetime(st.timeout, count, override_s))) return false;
-        if (st.rule < rs->size()) rs->live_states(st.rule).fetch_sub(1, std::memory_order_relaxed);
+        if (st.rule < rs->size()) release_rule_state(rs->live_states(st.rule));
         return true;
     });
 }

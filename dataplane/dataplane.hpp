@@ -118,7 +118,7 @@ class Dataplane {
     // The stateful filter. Writers on the state table: workers 0..W-1, then sync_writer()
     // and main_writer(). RCU readers: workers 0..W-1 and the sync lcore (W).
     std::unique_ptr<StateTable> states;
-    std::atomic<Ruleset *> ruleset{nullptr}; // owned; replaced by publish_ruleset()
+    std::atomic<Ruleset *> ruleset{nullptr}; // owned; replaced by begin_ruleset_swap()
     TimeoutTable timeouts;
     uint64_t start_time = 0; // wall-clock seconds at start: the high half of state ids
     unsigned sync_writer() const { return worker_count(); }
@@ -128,9 +128,19 @@ class Dataplane {
     uint32_t now() const;
     // Workers report a quiescent state once per poll loop (ruleset and state slots).
     void quiescent(unsigned worker);
-    // Main lcore: install a new ruleset, wait until no worker can still use the old one,
-    // free it. States keep their rule when an identical rule exists in the new set.
-    void publish_ruleset(std::unique_ptr<Ruleset> next);
+    // Main lcore: install a new ruleset without stalling the main lcore. States keep their
+    // rule when an identical rule exists in the new set: `remap` (config::match_rules of the
+    // running rules against the new ones, computed off the main lcore) gives each old rule
+    // its new index. begin publishes the new ruleset at once and returns; each step then
+    // does a bounded part of the rest: wait for the workers' grace period without blocking
+    // (rte_rcu_qsbr_check), rebind `slot_budget` slots' states to their new rule, and at
+    // the end free the old ruleset. Returns true when the swap is complete. Until then the
+    // states not yet visited still carry their old rule number (as a one-piece walk's did
+    // for as long as it ran); removals release rule counts saturating at zero, so such a
+    // state can never wrap a rule's count, and the expiry sweep waits for the end.
+    void begin_ruleset_swap(std::unique_ptr<Ruleset> next, std::vector<uint32_t> remap);
+    bool ruleset_swap_step(uint32_t slot_budget);
+    bool ruleset_swap_pending() const { return swap_.old != nullptr; }
     // Main/sync lcores: delete a state and release its rule's state count.
     bool remove_state(uint32_t slot, unsigned writer);
     // Main lcore: delete up to `budget` slots' worth of expired states (incremental sweep).
@@ -151,6 +161,14 @@ class Dataplane {
     rte_mempool *pool_for_socket(int socket); // one mbuf pool per NUMA socket, made on demand
     std::vector<std::pair<int, rte_mempool *>> pools_;
     rte_rcu_qsbr *config_rcu_ = nullptr; // guards the ruleset (and later routes) swaps
+    struct RulesetSwap {
+        Ruleset *old = nullptr;      // the ruleset being replaced; null: no swap under way
+        std::vector<uint32_t> remap; // old rule index -> new, or no_rule
+        uint64_t token = 0;          // RCU token of the publication
+        bool grace_over = false;
+        uint32_t next_slot = 0; // the walk's progress
+    };
+    RulesetSwap swap_;
     uint64_t tsc_start_ = 0, tsc_hz_ = 1;
     std::vector<int> port_index_;
 };
