@@ -356,6 +356,12 @@ Json MgmtServer::show_info() {
               {"punted", t.punted},
               {"drops_total", t.total_drops()},
               {"pflog_dropped", t.pflog_dropped}}},
+        {"fragments",
+         Json{{"reassembled", t.frag_reassembled},
+              {"refragmented", t.frag_refragmented},
+              {"held", t.frags_held},
+              {"limit", dp_.cfg.limits.frags},
+              {"timed_out", t.drops[std::size_t(dp::DropReason::frag_timeout)]}}},
         {"drops", std::move(drops)},
         {"ports", std::move(ports)},
     };

@@ -155,6 +155,14 @@ std::string format_info(const Json &r) {
     const auto &c = r.at("counters");
     text += counter_row("forwarded", u64(c, "forwarded"), uptime);
     text += counter_row("punted", u64(c, "punted"), uptime);
+    if (r.contains("fragments")) {
+        const auto &f = r.at("fragments");
+        text += strf("%-27s %14s %16s\n", "Fragments", "Total", "Rate");
+        text += strf("  %-25s %14llu %14s\n", "held", u64(f, "held"), "");
+        text += counter_row("reassembled", u64(f, "reassembled"), uptime);
+        text += counter_row("refragmented", u64(f, "refragmented"), uptime);
+        text += counter_row("timed out", u64(f, "timed_out"), uptime);
+    }
     for (const auto &[reason, count] : r.at("drops").items())
         text += counter_row(reason, count.get<unsigned long long>(), uptime);
     return text;
