@@ -151,10 +151,6 @@ std::string format_info(const Json &r) {
     // pf's "searches" has no counterpart: lookups are not counted on the hot path.
     text += counter_row("inserts", u64(st, "inserts"), uptime);
     text += counter_row("removals", u64(st, "removals"), uptime);
-    text += "Counters\n";
-    const auto &c = r.at("counters");
-    text += counter_row("forwarded", u64(c, "forwarded"), uptime);
-    text += counter_row("punted", u64(c, "punted"), uptime);
     if (r.contains("fragments")) {
         const auto &f = r.at("fragments");
         text += strf("%-27s %14s %16s\n", "Fragments", "Total", "Rate");
@@ -163,6 +159,10 @@ std::string format_info(const Json &r) {
         text += counter_row("refragmented", u64(f, "refragmented"), uptime);
         text += counter_row("timed out", u64(f, "timed_out"), uptime);
     }
+    text += "Counters\n";
+    const auto &c = r.at("counters");
+    text += counter_row("forwarded", u64(c, "forwarded"), uptime);
+    text += counter_row("punted", u64(c, "punted"), uptime);
     for (const auto &[reason, count] : r.at("drops").items())
         text += counter_row(reason, count.get<unsigned long long>(), uptime);
     return text;

@@ -11,9 +11,9 @@ namespace syncwall::dp {
 
 namespace {
 
-// Datagrams being built or forwarded at once per worker: a burst's worth and then some.
+// Datagrams being built or forwarded at once per worker: about a burst (4 MiB).
 // They are copied out (or refragmented into ordinary mbufs) as they leave.
-constexpr unsigned reassembly_buffers = 127;
+constexpr unsigned reassembly_buffers = 63;
 
 } // namespace
 
