@@ -146,8 +146,7 @@ void FragmentTable::finish(uint32_t g) {
     live_--;
 }
 
-void FragmentTable::make_room(uint32_t now) {
-    (void)now;
+void FragmentTable::make_room() {
     while (held_ >= capacity_ && live_ > 0) {
         uint32_t oldest = 0;
         bool found = false;
@@ -185,7 +184,7 @@ bool FragmentTable::whole(const Datagram &g) const {
 FragmentTable::Result FragmentTable::add(const FragmentInfo &info, const uint8_t *frame,
                                          const uint8_t *payload, void *handle, uint32_t now) {
     Result r;
-    if (held_ >= capacity_) make_room(now); // pf flushes its oldest fragments
+    if (held_ >= capacity_) make_room(); // pf flushes its oldest fragments
     int32_t g = find(info.key);
     if (g < 0) {
         g = create(info.key, now);
@@ -330,9 +329,11 @@ std::size_t finish_reassembled_headers(uint8_t *frame, uint16_t l3_offset, uint8
     return header_len + payload_len;
 }
 
-uint16_t ipv4_later_header_len(std::span<const uint8_t> frame, uint16_t l3_offset,
-                               uint16_t ip_header_len) {
-    const uint8_t *ip = frame.data() + l3_offset;
+namespace {
+
+// The options of an IPv4 header that later fragments repeat (the copy bit, RFC 791): their
+// total length, written to `out` unless it is null. The parser has checked the option list.
+uint32_t copied_options(const uint8_t *ip, uint32_t ip_header_len, uint8_t *out) {
     uint32_t keep = 0;
     for (uint32_t i = 20; i < ip_header_len;) {
         const uint8_t type = ip[i];
@@ -341,11 +342,22 @@ uint16_t ipv4_later_header_len(std::span<const uint8_t> frame, uint16_t l3_offse
             i++;
             continue;
         }
-        if (i + 1 >= ip_header_len || ip[i + 1] < 2) break; // the parser refuses these
-        const uint32_t len = ip[i + 1];
-        if ((type & 0x80) != 0) keep += len;
+        if (i + 1 >= ip_header_len || ip[i + 1] < 2) break;
+        const uint32_t len = std::min<uint32_t>(ip[i + 1], ip_header_len - i);
+        if ((type & 0x80) != 0) {
+            if (out != nullptr) std::memcpy(out + keep, ip + i, len);
+            keep += len;
+        }
         i += len;
     }
+    return keep;
+}
+
+} // namespace
+
+uint16_t ipv4_later_header_len(std::span<const uint8_t> frame, uint16_t l3_offset,
+                               uint16_t ip_header_len) {
+    const uint32_t keep = copied_options(frame.data() + l3_offset, ip_header_len, nullptr);
     return uint16_t(20 + (keep + 3) / 4 * 4);
 }
 
@@ -360,22 +372,7 @@ std::size_t ipv4_write_fragment(std::span<const uint8_t> frame, uint16_t l3_offs
         std::memcpy(oip, ip, ip_header_len);
     } else {
         std::memcpy(oip, ip, 20);
-        hl = 20;
-        for (uint32_t i = 20; i < ip_header_len;) {
-            const uint8_t type = ip[i];
-            if (type == 0) break;
-            if (type == 1) {
-                i++;
-                continue;
-            }
-            if (i + 1 >= ip_header_len || ip[i + 1] < 2) break;
-            const uint32_t olen = ip[i + 1];
-            if ((type & 0x80) != 0) {
-                std::memcpy(oip + hl, ip + i, olen);
-                hl += olen;
-            }
-            i += olen;
-        }
+        hl = 20 + copied_options(ip, ip_header_len, oip + 20);
         while (hl % 4 != 0) oip[hl++] = 0; // end of options
     }
     oip[0] = uint8_t(0x40 | hl / 4);

@@ -160,7 +160,7 @@ class FragmentTable {
     int32_t find(const FragmentKey &key) const;
     int32_t create(const FragmentKey &key, uint32_t now);
     void release_all(uint32_t datagram, DropReason why);
-    void make_room(uint32_t now);
+    void make_room();
     bool whole(const Datagram &g) const;
     void free_piece(int32_t i);
 
