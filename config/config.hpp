@@ -172,6 +172,7 @@ struct LimitsConfig {
     uint32_t neighbours = 4096;
     uint32_t pending_per_neighbour = 16; // packets held while a next hop is resolved
     uint32_t punt_ring = 1024;
+    uint32_t frags = 1024; // fragments held for reassembly, shared out among the workers
 };
 
 struct ControlConfig {

@@ -567,11 +567,12 @@ TimeoutConfig load_timeouts(const Value &value) {
 
 LimitsConfig load_limits(const Value &value) {
     LimitsConfig limits;
-    auto map = value.as_map({"states", "neighbours", "pending_per_neighbour", "punt_ring"});
+    auto map = value.as_map({"states", "neighbours", "pending_per_neighbour", "punt_ring", "frags"});
     map.read_uint<uint32_t>("states", limits.states, 1, 100000000);
     map.read_uint<uint32_t>("neighbours", limits.neighbours, 1, 16777216);
     map.read_uint<uint32_t>("pending_per_neighbour", limits.pending_per_neighbour, 1, 1024);
     map.read_power_of_two<uint32_t>("punt_ring", limits.punt_ring, 64, 1048576);
+    map.read_uint<uint32_t>("frags", limits.frags, 1, 1048576);
     return limits;
 }
 

@@ -276,6 +276,8 @@ std::string format_counters(const dp::Dataplane &dp) {
         if (t.drops[r] != 0) o << "drop " << dp::drop_reason_names[r] << " " << t.drops[r] << "\n";
     o << "drops_total " << t.total_drops() << "\n";
     o << "pflog_dropped " << t.pflog_dropped << "\n";
+    o << "frag_reassembled " << t.frag_reassembled << "\nfrag_refragmented "
+      << t.frag_refragmented << "\nfrags_held " << t.frags_held << "\n";
     for (std::size_t w = 0; w < dp.worker_counters.size(); w++) {
         const auto &c = dp.worker_counters[w];
         o << "worker " << w << " polls " << c.polls.get() << " idle_polls " << c.idle_polls.get()

@@ -151,6 +151,14 @@ std::string format_info(const Json &r) {
     // pf's "searches" has no counterpart: lookups are not counted on the hot path.
     text += counter_row("inserts", u64(st, "inserts"), uptime);
     text += counter_row("removals", u64(st, "removals"), uptime);
+    if (r.contains("fragments")) {
+        const auto &f = r.at("fragments");
+        text += strf("%-27s %14s %16s\n", "Fragments", "Total", "Rate");
+        text += strf("  %-25s %14llu %14s\n", "held", u64(f, "held"), "");
+        text += counter_row("reassembled", u64(f, "reassembled"), uptime);
+        text += counter_row("refragmented", u64(f, "refragmented"), uptime);
+        text += counter_row("timed out", u64(f, "timed_out"), uptime);
+    }
     text += "Counters\n";
     const auto &c = r.at("counters");
     text += counter_row("forwarded", u64(c, "forwarded"), uptime);

@@ -23,6 +23,7 @@ class OwnedCounter {
   public:
     void add(uint64_t n) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
     void inc() { add(1); }
+    void set(uint64_t n) { v_.store(n, std::memory_order_relaxed); } // a gauge
     uint64_t get() const { return v_.load(std::memory_order_relaxed); }
 
   private:
@@ -42,6 +43,9 @@ struct alignas(64) LcoreCounters {
     OwnedCounter idle_polls;  // rx polls that returned nothing
     OwnedCounter sleeps;      // adaptive idle sleeps taken
     OwnedCounter pflog_dropped; // `log` entries lost: no free pflog record (packet unharmed)
+    OwnedCounter frag_reassembled;  // datagrams reassembled from fragments
+    OwnedCounter frag_refragmented; // reassembled datagrams sent on in fragments
+    OwnedCounter frags_held;        // gauge: fragments waiting for the rest of their datagram
 
     void drop(DropReason r) { drops[std::size_t(r)].inc(); }
 };
@@ -55,6 +59,7 @@ struct CounterTotals {
     std::array<uint64_t, drop_reason_count> drops{};
     uint64_t forwarded = 0, punted = 0, polls = 0, idle_polls = 0, sleeps = 0;
     uint64_t pflog_dropped = 0;
+    uint64_t frag_reassembled = 0, frag_refragmented = 0, frags_held = 0;
 
     void add(const LcoreCounters &c);
     uint64_t total_drops() const;
@@ -74,6 +79,9 @@ inline void CounterTotals::add(const LcoreCounters &c) {
     idle_polls += c.idle_polls.get();
     sleeps += c.sleeps.get();
     pflog_dropped += c.pflog_dropped.get();
+    frag_reassembled += c.frag_reassembled.get();
+    frag_refragmented += c.frag_refragmented.get();
+    frags_held += c.frags_held.get();
 }
 
 inline uint64_t CounterTotals::total_drops() const {

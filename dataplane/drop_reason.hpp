@@ -51,6 +51,13 @@ namespace syncwall::dp {
     X(no_route, "no route to the destination")                                                    \
     X(ttl_exceeded, "TTL or hop limit expired")                                                   \
     X(too_big, "packet larger than the egress MTU")                                               \
+    X(frag_bad, "IP fragment empty, misaligned, too long or contradicting its datagram's end")   \
+    X(frag_covered, "IPv4 fragment wholly overlapped by another of its datagram")               \
+    X(frag_overlap, "IPv6 datagram with overlapping fragments (RFC 5722)")                        \
+    X(frag_too_many, "datagram in more fragments than reassembly takes")                          \
+    X(frag_timeout, "datagram not reassembled within timeouts.frag")                              \
+    X(frag_limit, "fragment evicted: limits.frags fragments held")                                \
+    X(frag_no_buffer, "no buffer to reassemble or refragment a datagram")                         \
     X(neighbour_queue_full, "too many packets waiting for next-hop resolution")                   \
     X(neighbour_hold_full, "packets held for next-hop resolution reached their total cap")       \
     X(neighbour_unresolved, "next hop did not answer address resolution")                         \

@@ -2,6 +2,7 @@
 
 #include "dataplane/byte_order.hpp"
 #include "dataplane/forward.hpp"
+#include "dataplane/fragment.hpp"
 #include "dataplane/state_table.hpp"
 
 #include <rte_cycles.h>
@@ -26,7 +27,11 @@ bool is_multicast(const std::array<uint8_t, 6> &mac) {
 Worker::Worker(Dataplane &dp, unsigned index)
     : dp_(dp), index_(index), ctr_(dp.worker_counters.at(index)),
       idle_(dp.cfg.lcores.idle == config::IdlePolicy::adaptive, dp.cfg.lcores.idle_max_sleep_us),
-      filter_(dp, index) {}
+      filter_(dp, index),
+      // limits.frags is shared out among the workers, as each holds its own fragments.
+      reasm_(index,
+             std::max<uint32_t>(dp.cfg.limits.frags / std::max<uint32_t>(dp.worker_count(), 1), 1),
+             dp.cfg.timeouts.frag, int(rte_socket_id()), ctr_) {}
 
 void Worker::run() {
     while (!dp_.stopping.load(std::memory_order_relaxed)) {
@@ -58,6 +63,7 @@ unsigned Worker::poll_once() {
     }
     if (index_ == 0) total += drain_control_tx();
     flush();
+    reasm_.expire(dp_.now());
     return total;
 }
 
@@ -173,6 +179,17 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
         if (auto martian = dp_.martians.check(d)) [[unlikely]] {
             drop(m, *martian);
             continue;
+        }
+        if (d.is_fragment) [[unlikely]] {
+            // Reassembled before the filter (pf's `set reassemble yes`); the whole datagram
+            // takes the fragment's place in the burst.
+            m = reasm_.add(m, d, dp_.now());
+            if (m == nullptr) continue;
+            pkts[i] = m;
+            if (auto bad = parse_packet({rte_pktmbuf_mtod(m, const uint8_t *), m->data_len}, d)) {
+                drop(m, *bad);
+                continue;
+            }
         }
         ip_idx[nip] = i;
         ip_port[nip++] = port;
@@ -311,15 +328,21 @@ int Worker::route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
         punt(m, PuntKind::ttl_exceeded, in_port, uint32_t(id));
         return -1;
     }
-    if (d.l3_total_len > dp_.ports[nh.port].mtu) {
-        punt(m, PuntKind::too_big, in_port, uint32_t(id));
-        return -1;
+    if (d.l3_total_len > dp_.ports[nh.port].mtu || reasm_.is_reassembled(m)) [[unlikely]] {
+        if (egress_fragment_size(m, d, dp_.ports[nh.port].mtu) < 0) {
+            punt(m, PuntKind::too_big, in_port, uint32_t(id));
+            return -1;
+        }
     }
     return nh.port;
 }
 
 void Worker::forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId id,
                      const Mac *mac) {
+    if (reasm_.is_reassembled(m)) [[unlikely]] {
+        forward_reassembled(m, d, in_port, id, mac);
+        return;
+    }
     if (mac == nullptr) {
         punt(m, PuntKind::resolve, in_port, uint32_t(id));
         return;
@@ -336,6 +359,90 @@ void Worker::forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTa
     if (wire_len < m->data_len) rte_pktmbuf_trim(m, uint16_t(m->data_len - wire_len));
     ctr_.forwarded.inc();
     transmit(nh.port, m);
+}
+
+int Worker::egress_fragment_size(const rte_mbuf *m, const PacketDesc &d, uint16_t mtu) const {
+    if (!reasm_.is_reassembled(m)) return d.l3_total_len > mtu ? -1 : 0;
+    const ReassembledInfo &ri = Reassembly::info(m);
+    // Fragments are built in ordinary mbufs: never more payload than one of those holds.
+    const uint32_t room = rte_pktmbuf_data_room_size(dp_.pool) - RTE_PKTMBUF_HEADROOM;
+    const uint32_t ip_header = uint32_t(ri.header_len) - d.l3_offset;
+    if (d.family == 4) {
+        if (d.l3_total_len <= mtu) return 0;
+        const uint8_t *ip = rte_pktmbuf_mtod(m, const uint8_t *) + d.l3_offset;
+        if ((ip[6] & 0x40) != 0) return -1; // DF: fragmentation needed
+        const uint32_t limit = std::min<uint32_t>(mtu, room - d.l3_offset);
+        const uint32_t size = limit > ip_header ? (limit - ip_header) & ~7u : 0;
+        return size == 0 ? -1 : int(size);
+    }
+    // IPv6: in fragments no larger than the largest received (pf_refragment6).
+    uint32_t size = ri.max_fragment & ~7u;
+    if (size == 0) size = 8;
+    if (ip_header + 8 + size > mtu) return -1; // packet too big
+    if (ri.header_len + 8 + size > room) size = (room - ri.header_len - 8) & ~7u;
+    return int(size);
+}
+
+void Worker::forward_reassembled(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
+                                 RouteTable::NextHopId id, const Mac *mac) {
+    const NextHop &nh = dp_.routes->next_hop(id);
+    const int size = egress_fragment_size(m, d, dp_.ports[nh.port].mtu);
+    const ReassembledInfo &ri = Reassembly::info(m);
+    uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+    if (mac != nullptr) { // else the main lcore rewrites each fragment once resolved
+        ether_rewrite(frame, *mac, dp_.ports[nh.port].mac);
+        if (d.family == 4)
+            ipv4_decrement_ttl(frame + d.l3_offset);
+        else
+            ipv6_decrement_hop_limit(frame + d.l3_offset);
+    }
+    const uint32_t wire_len = uint32_t(d.l3_offset) + d.l3_total_len;
+    const std::span<const uint8_t> whole(frame, wire_len);
+    const uint32_t payload = wire_len - ri.header_len;
+    auto send = [&](rte_mbuf *f) {
+        if (mac == nullptr) {
+            punt(f, PuntKind::resolve, in_port, uint32_t(id));
+            return;
+        }
+        ctr_.forwarded.inc();
+        transmit(nh.port, f);
+    };
+    if (size == 0 && wire_len > uint32_t(rte_pktmbuf_data_room_size(dp_.pool) - RTE_PKTMBUF_HEADROOM)) {
+        // Whole, and larger than an ordinary mbuf (a jumbo MTU): the reassembly buffer goes.
+        if (wire_len < m->data_len) rte_pktmbuf_trim(m, uint16_t(m->data_len - wire_len));
+        send(m);
+        return;
+    }
+    const uint32_t step = size > 0 ? uint32_t(size) : payload;
+    unsigned sent = 0;
+    for (uint32_t off = 0; off < payload; off += step) {
+        const uint16_t len = uint16_t(std::min(step, payload - off));
+        const bool more = off + len < payload;
+        rte_mbuf *f = rte_pktmbuf_alloc(dp_.pool);
+        if (f == nullptr) {
+            ctr_.drop(DropReason::frag_no_buffer);
+            break;
+        }
+        uint8_t *out = rte_pktmbuf_mtod(f, uint8_t *);
+        std::size_t n;
+        if (size == 0) { // IPv4 that fits: one ordinary mbuf, so the big buffer is free again
+            std::memcpy(out, frame, wire_len);
+            n = wire_len;
+        } else if (d.family == 4) {
+            n = ipv4_write_fragment(whole, d.l3_offset, uint16_t(ri.header_len - d.l3_offset), off,
+                                    len, more, out);
+        } else {
+            n = ipv6_write_fragment(whole, d.l3_offset, ri.header_len, ri.next_header_at, ri.id,
+                                    off, len, more, out);
+        }
+        f->data_len = uint16_t(n);
+        f->pkt_len = uint32_t(n);
+        f->port = m->port;
+        send(f);
+        sent++;
+    }
+    if (size > 0 && sent != 0) ctr_.frag_refragmented.inc();
+    rte_pktmbuf_free(m);
 }
 
 } // namespace syncwall::dp

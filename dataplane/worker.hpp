@@ -9,16 +9,19 @@
 //
 // Stages a burst goes through, in order:
 //   1. parse every frame once (packet.hpp); malformed frames are counted drops;
-//   2. Ethernet checks, ARP and link-local multicast to the punt ring;
+//   2. Ethernet checks, ARP and link-local multicast to the punt ring; fragments to the
+//      worker's reassembly (reassembly.hpp), a whole datagram going on in their place;
 //   3. the stateful filter, inbound on the ingress port (filter.hpp);
 //   4. bulk FIB lookups; local destinations to the punt ring; TTL and MTU checks;
-//   5. the filter again, outbound on the egress port; neighbour, rewrite, tx buffer.
+//   5. the filter again, outbound on the egress port; neighbour, rewrite, tx buffer (a
+//      reassembled datagram leaves refragmented where it must).
 #pragma once
 
 #include "dataplane/dataplane.hpp"
 #include "dataplane/filter.hpp"
 #include "dataplane/idle.hpp"
 #include "dataplane/packet.hpp"
+#include "dataplane/reassembly.hpp"
 
 #include <array>
 #include <cstdint>
@@ -64,6 +67,12 @@ class Worker {
     // neighbour is unknown (mac == nullptr).
     void forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId nh,
                  const Mac *mac);
+    // Split a reassembled datagram for the egress MTU and send (or punt) each fragment.
+    void forward_reassembled(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
+                             RouteTable::NextHopId nh, const Mac *mac);
+    // How a datagram leaves through a port of `mtu`: 0 whole, N in fragments of N payload
+    // bytes, -1 not at all (too big: DF, or IPv6 fragments above the MTU).
+    int egress_fragment_size(const rte_mbuf *m, const PacketDesc &d, uint16_t mtu) const;
     unsigned drain_control_tx();
 
     Dataplane &dp_;
@@ -71,6 +80,7 @@ class Worker {
     LcoreCounters &ctr_;
     IdleBackoff idle_;
     Filter filter_;
+    Reassembly reasm_;
     std::array<TxBuffer, max_ports> tx_{};
     std::array<PacketDesc, max_burst> desc_{};
 };

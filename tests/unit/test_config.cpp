@@ -827,3 +827,13 @@ TEST_CASE("parse_mac reads six colon-separated hex pairs in either case", "[conf
         CHECK_FALSE(parse_mac(bad).has_value());
     }
 }
+
+TEST_CASE("limits.frags and timeouts.frag set reassembly's cap and timeout", "[config]") {
+    const Config defaults = load(head);
+    CHECK(defaults.limits.frags == 1024);
+    CHECK(defaults.timeouts.frag == 60);
+    const Config c = load(head + "limits:\n  frags: 4096\ntimeouts:\n  frag: 30\n");
+    CHECK(c.limits.frags == 4096);
+    CHECK(c.timeouts.frag == 30);
+    CHECK(error_of(head + "limits:\n  frags: 0\n") != "");
+}

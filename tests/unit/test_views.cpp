@@ -399,3 +399,31 @@ TEST_CASE("show sync prints the peer, the bulk update, the queue and the non-zer
     const Json off{{"available", false}, {"reason", "pfsync is not configured"}};
     CHECK(format_result(Command::show_sync, off, false) == "sync: not available: pfsync is not configured\n");
 }
+
+TEST_CASE("show info has a Fragments section when the node reports one", "[mgmt]") {
+    const Json result{
+        {"node", "fw-a"},
+        {"hostid", 1},
+        {"running", true},
+        {"uptime", 10},
+        {"states",
+         {{"current", 0},
+          {"limit", 100},
+          {"inserts", 0},
+          {"removals", 0},
+          {"insert_exists", 0},
+          {"insert_full", 0}}},
+        {"fragments",
+         {{"held", 3}, {"limit", 1024}, {"reassembled", 20}, {"refragmented", 10}, {"timed_out", 1}}},
+        {"counters", {{"forwarded", 0}, {"punted", 0}, {"drops_total", 0}}},
+        {"drops", Json::object()},
+        {"ports", Json::array()},
+    };
+    const std::string text = format_info(result);
+    CHECK(text.find("Fragments                            Total             Rate\n"
+                    "  held                                   3               \n"
+                    "  reassembled                           20            2.0/s\n"
+                    "  refragmented                          10            1.0/s\n"
+                    "  timed out                              1            0.1/s\n"
+                    "Counters\n") != std::string::npos);
+}

@@ -1,0 +1,70 @@
+// A worker's fragment reassembly: the EAL glue around FragmentTable (fragment.hpp).
+//
+// Theory of operation: each Worker owns one Reassembly, used from its lcore only. The
+// worker hands it every IPv4/IPv6 fragment addressed to our MAC, before the filter. The
+// fragment's mbuf is held (its payload stays where the NIC put it) until its datagram is
+// whole, refused or timed out. A whole datagram is copied into one mbuf of this worker's
+// reassembly pool (65535-byte buffers, so a datagram is one segment and every later stage
+// reads it as it reads any frame); the fragments are freed. Its mbuf's private area says
+// how it was fragmented, for refragmentation on egress (IPv4 to the egress MTU unless DF,
+// IPv6 to the largest fragment received, as pf does).
+//
+// Fragments meet on one worker because the ports hash fragments by addresses alone: the RSS
+// types include the FRAG_* ones, which NICs hash over the IP addresses only.
+#pragma once
+
+#include "dataplane/counters.hpp"
+#include "dataplane/fragment.hpp"
+#include "dataplane/packet.hpp"
+
+#include <cstdint>
+
+struct rte_mbuf;
+struct rte_mempool;
+
+namespace syncwall::dp {
+
+// In the private area of a reassembled datagram's mbuf.
+struct ReassembledInfo {
+    uint16_t header_len = 0;     // frame bytes before the fragmentable part
+    uint16_t next_header_at = 0; // IPv6: the byte that names the fragmentable part's header
+    uint16_t max_fragment = 0;   // largest fragment payload received
+    uint8_t family = 0;
+    uint8_t pad = 0;
+    uint32_t id = 0;             // the fragments' identification
+};
+static_assert(sizeof(ReassembledInfo) == 12);
+
+class Reassembly {
+  public:
+    // `capacity`: fragments held at most; `timeout`: seconds (timeouts.frag).
+    Reassembly(unsigned worker, uint32_t capacity, uint32_t timeout, int socket,
+               LcoreCounters &ctr);
+    ~Reassembly();
+    Reassembly(const Reassembly &) = delete;
+    Reassembly &operator=(const Reassembly &) = delete;
+
+    // Take the fragment `m` (parsed into `d`, d.is_fragment). Returns the reassembled
+    // datagram when `m` completed one, else nullptr (held, or dropped and counted).
+    rte_mbuf *add(rte_mbuf *m, const PacketDesc &d, uint32_t now);
+    // Discard datagrams past the timeout; cheap when nothing is held.
+    void expire(uint32_t now) {
+        if (table_.held() != 0) {
+            table_.expire(now);
+            ctr_.frags_held.set(table_.held());
+        }
+    }
+
+    bool is_reassembled(const rte_mbuf *m) const;
+    static const ReassembledInfo &info(const rte_mbuf *m);
+
+  private:
+    static void release(void *ctx, void *handle, DropReason why);
+
+    LcoreCounters &ctr_;
+    rte_mempool *pool_ = nullptr;
+    FragmentTable table_;
+    FragmentTable::Whole whole_;
+};
+
+} // namespace syncwall::dp
