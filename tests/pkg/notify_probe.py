@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Plays systemd's part for one syncwall: a NOTIFY_SOCKET and WATCHDOG_USEC of its own.
 
-notify_probe.py SYNCWALL CONFIG WATCHDOG_MS SECONDS: starts SYNCWALL -c CONFIG, waits for
-READY=1, then records WATCHDOG=1 for SECONDS and fails unless no gap between pings (and
-between READY=1 and the first ping) exceeds half the watchdog period. Stops it with SIGTERM.
+notify_probe.py SYNCWALL CONFIG WATCHDOG_MS SECONDS [journal]: starts SYNCWALL -c CONFIG,
+waits for READY=1, then records WATCHDOG=1 for SECONDS and fails unless no gap between pings
+(and between READY=1 and the first ping) exceeds half the watchdog period. Stops it with
+SIGTERM. Its log must say "syncwall: ready" plainly, or with "journal", where JOURNAL_STREAM
+names its stdout as systemd sets it, with the syslog prefix "<6>".
 """
 import os
 import signal
@@ -16,6 +18,7 @@ import time
 
 def main():
     exe, config, wd_ms, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+    journal = len(sys.argv) > 5 and sys.argv[5] == "journal"
     tmp = tempfile.mkdtemp(prefix="syncwall-notify-")
     path = os.path.join(tmp, "notify.sock")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -23,9 +26,13 @@ def main():
     env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC=str(wd_ms * 1000))
     env.pop("WATCHDOG_PID", None)
     env.pop("JOURNAL_STREAM", None)
-    proc = subprocess.Popen([exe, "-c", config], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    env["WATCHDOG_PID"] = str(proc.pid)
+    rfd, wfd = os.pipe()
+    if journal:
+        st = os.fstat(wfd)
+        env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+    proc = subprocess.Popen([exe, "-c", config], env=env, stdout=wfd, stderr=wfd)
+    os.close(wfd)
+    reader = os.fdopen(rfd, "r")
     ready_at = None
     pings = []
     deadline = time.monotonic() + 30
@@ -61,10 +68,12 @@ def main():
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
-            out, _ = proc.communicate(timeout=20)
+            proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
-            out, _ = proc.communicate()
+            proc.wait()
+        out = reader.read()
+        reader.close()
         sock.close()
         os.unlink(path)
         os.rmdir(tmp)
@@ -79,6 +88,14 @@ def main():
               f"(half period {half * 1000:.0f} ms)")
         if not pings or worst > half:
             ok = False
+    want = "<6>syncwall: ready" if journal else "syncwall: ready"
+    lines = out.splitlines()
+    if not any(line.startswith(want) for line in lines):
+        print(f"notify: no log line starts with {want!r}")
+        ok = False
+    if not journal and any(line.startswith("<") for line in lines):
+        print("notify: a syslog prefix without JOURNAL_STREAM")
+        ok = False
     if not ok:
         print(out)
     print("notify:", "ok" if ok else "FAILED")

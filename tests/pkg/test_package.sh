@@ -48,8 +48,11 @@ step "systemd-analyze verify"
 verify=$(mktemp -d)
 cp /lib/systemd/system/syncwall.service "$verify/"
 cp /lib/systemd/system/syncwall@.service "$verify/syncwall@edge.service"
-(cd "$verify" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
-   ./syncwall.service ./syncwall@edge.service) 2>&1 | tee "$verify/log"
+if ! (cd "$verify" && SYSTEMD_LOG_LEVEL=warning systemd-analyze verify --man=no \
+       ./syncwall.service ./syncwall@edge.service) > "$verify/log" 2>&1; then
+  cat "$verify/log"; rm -rf "$verify"; fail "systemd-analyze verify"
+fi
+cat "$verify/log"
 grep -q "syncwall" "$verify/log" && { rm -rf "$verify"; fail "systemd-analyze verify complains about the units"; }
 rm -rf "$verify"
 
@@ -59,6 +62,9 @@ sed -e "s|/run/syncwall/syncwall.sock|${cfg%.yaml}.sock|" -e "s|127.0.0.1:9101|1
     -e 's|"--file-prefix", "syncwall"|"--file-prefix", "syncwall-pkgtest"|' /etc/syncwall/syncwall.yaml > "$cfg"
 flock /tmp/syncwall-lab.lock /usr/bin/python3 "$here/notify_probe.py" /usr/sbin/syncwall "$cfg" 2000 5 \
   || { rm -f "$cfg"; fail "sd_notify READY/WATCHDOG"; }
+step "log priorities when JOURNAL_STREAM names stdout"
+flock /tmp/syncwall-lab.lock /usr/bin/python3 "$here/notify_probe.py" /usr/sbin/syncwall "$cfg" 2000 1 journal \
+  || { rm -f "$cfg"; fail "journald priority prefixes"; }
 rm -f "$cfg" "${cfg%.yaml}.sock"
 
 step "syncwall-setup --dry-run"

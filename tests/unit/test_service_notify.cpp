@@ -1,6 +1,6 @@
 #include "control/service_notify.hpp"
 
-#include <catch2/catch_test_macros.hpp>
+#include <catch2/catch.hpp>
 
 using namespace syncwall::ctl;
 using namespace std::chrono_literals;
