@@ -3,6 +3,7 @@
 #include "config/loader.hpp"
 #include "config/pf_rule.hpp"
 #include "control/control_loop.hpp"
+#include "control/service_notify.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/routes.hpp"
 #include "dataplane/ruleset.hpp"
@@ -44,7 +45,7 @@ int run(const config::Config &cfg, const std::vector<std::string> &extra_eal) {
     for (auto &a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     if (rte_eal_init(int(args.size()), argv.data()) < 0) {
-        std::cerr << "syncwall: EAL initialisation failed (dpdk.eal_args in " << cfg.source_file
+        std::cerr << ctl::log_prefix(3) << "syncwall: EAL initialisation failed (dpdk.eal_args in " << cfg.source_file
                   << ")\n";
         return 1;
     }
@@ -70,9 +71,11 @@ int run(const config::Config &cfg, const std::vector<std::string> &extra_eal) {
             std::printf("syncwall: interface %s port %u mac %s%s\n", p.name.c_str(), p.port_id,
                         config::MacAddress{p.mac}.to_string().c_str(), p.is_sync ? " (sync)" : "");
         }
-        std::printf("syncwall: ready (%s, %u worker%s)\n", cfg.node.name.c_str(), dp.worker_count(),
+        std::printf("%ssyncwall: ready (%s, %u worker%s)\n", std::string(ctl::log_prefix(6)).c_str(),
+                    cfg.node.name.c_str(), dp.worker_count(),
                     dp.worker_count() == 1 ? "" : "s");
         std::fflush(stdout);
+        ctl::notify_ready(); // systemd Type=notify: the ports are up
         control.run();
         rte_eal_mp_wait_lcore();
         dp.stop_ports();
@@ -92,7 +95,7 @@ int run(const config::Config &cfg, const std::vector<std::string> &extra_eal) {
         }
         std::fflush(stdout);
     } catch (const std::exception &e) {
-        std::cerr << "syncwall: " << e.what() << "\n";
+        std::cerr << ctl::log_prefix(3) << "syncwall: " << e.what() << "\n";
         rc = 1;
     }
     rte_eal_cleanup();

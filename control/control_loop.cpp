@@ -1,4 +1,5 @@
 #include "control/control_loop.hpp"
+#include "control/service_notify.hpp"
 
 #include "config/loader.hpp"
 #include "config/pf_rule.hpp"
@@ -193,6 +194,7 @@ void ControlLoop::arm_tick() {
     tick_.expires_after(tick_interval);
     tick_.async_wait([this](const boost::system::error_code &ec) {
         if (ec) return;
+        watchdog_tick(); // systemd's WatchdogSec: a hung main lcore stops these pings
         slow_.tick(SlowPath::Clock::now());
         // Sweep expired states incrementally: the whole table once per `interval`.
         const uint64_t ticks = uint64_t(dp_.cfg.timeouts.interval) * 1000 / tick_interval.count();

@@ -10,6 +10,7 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libpcap-dev
   python3 python3-pytest python3-scapy
   iproute2 iputils-ping ethtool iperf3 tshark ucarp curl procps
+  libsystemd-dev systemd debhelper dpkg-dev lintian python3-yaml kmod bash-completion
 )
 
 missing=()
