@@ -393,7 +393,7 @@ int churn_reader(void *arg) {
 
 TEST_CASE("a worker looking states up while the main lcore inserts and deletes them never sees "
           "another state's data",
-          "[eal][state]") {
+          "[eal][state][concurrent]") {
     const unsigned worker = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
     REQUIRE(worker < RTE_MAX_LCORE);
     StateTable t(config(1024));

@@ -2,6 +2,7 @@
 // the test put there. Frames live in exact-size vectors, so a sanitizer build catches any
 // read past the end.
 #include "dataplane/packet.hpp"
+#include "fuzz_seeds.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -1353,4 +1354,16 @@ TEST_CASE("parsing resets a descriptor used for an earlier packet", "[packet]") 
     CHECK(int(d.family) == 0);
     CHECK(d.sport == 0);
     CHECK_FALSE(d.has_l4);
+}
+
+TEST_CASE("fuzz seeds: the robustness frames and the IP packets they carry", "[.][fuzz-seeds]") {
+    int n = 0;
+    for (const Bytes &f : valid_frames()) {
+        syncwall::test::write_fuzz_seed("packet", "frame" + std::to_string(n), f);
+        if (f.size() > 14)
+            syncwall::test::write_fuzz_seed("packet", "quoted" + std::to_string(n),
+                                            std::span(f).subspan(14));
+        n++;
+    }
+    syncwall::test::write_fuzz_seed("packet", "icmp_error", icmp_error_frame());
 }
