@@ -30,7 +30,7 @@ ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print
   build-asan/tests/eal_tests || { status=1; eal_asan=1; }
 echo "== the state table's concurrent tests under ThreadSanitizer"
 tsan=0
-TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/eal/tsan.supp \
   build-tsan/tests/eal_tests "[concurrent]" || { status=1; tsan=1; }
 echo "== fuzzers (libFuzzer, ASan + UBSan), 5 s each; longer campaigns: scripts/fuzz.sh SECONDS"
 fuzz=0
