@@ -46,7 +46,7 @@ bool is_parse_error(const boost::system::error_code &ec) {
 class MetricsServer::Session : public std::enable_shared_from_this<Session> {
   public:
     Session(MetricsServer &server, Tcp::socket socket)
-        : server_(server), stream_(std::move(socket)), buffer_(max_header_bytes + max_body_bytes) {}
+        : server_(server), stream_(std::move(socket)), buffer_(max_header_bytes) {}
 
     void start() { read(); }
 
@@ -63,12 +63,13 @@ class MetricsServer::Session : public std::enable_shared_from_this<Session> {
     void read() {
         parser_.emplace();
         parser_->header_limit(uint32_t(max_header_bytes));
-        parser_->body_limit(max_body_bytes);
         since_ = std::chrono::steady_clock::now();
         stream_.expires_after(server_.limits_.header_timeout);
-        http::async_read(stream_, buffer_, *parser_,
-                         [self = shared_from_this()](const boost::system::error_code &ec,
-                                                     std::size_t) { self->on_read(ec); });
+        // The header only: a request body is refused unread (below), so no body or chunk
+        // parser ever runs on what a client sends.
+        http::async_read_header(stream_, buffer_, *parser_,
+                                [self = shared_from_this()](const boost::system::error_code &ec,
+                                                            std::size_t) { self->on_read(ec); });
     }
 
     void on_read(const boost::system::error_code &ec) {
@@ -81,8 +82,13 @@ class MetricsServer::Session : public std::enable_shared_from_this<Session> {
                 close();
             return;
         }
-        const auto &req = parser_->get();
         server_.requests_++;
+        if (!parser_->is_done()) { // a Content-Length above 0, or a chunked body
+            respond(http::status::bad_request, "bad request: " + std::string(body_refused) + "\n",
+                    false, false);
+            return;
+        }
+        const auto &req = parser_->get();
         const bool keep_alive = req.keep_alive();
         const bool head = req.method() == http::verb::head;
         if (req.method() != http::verb::get && !head) {
@@ -92,16 +98,15 @@ class MetricsServer::Session : public std::enable_shared_from_this<Session> {
         const std::string_view target(req.target().data(), req.target().size());
         const std::string_view path = target.substr(0, target.find('?'));
         if (path != "/metrics") {
-            respond(http::status::not_found, "not found: the metrics are at /metrics\n",
-                    keep_alive, head);
+            respond(http::status::not_found, "not found: the metrics are at /metrics\n", keep_alive,
+                    head);
             return;
         }
         std::string body;
         try {
             body = server_.render_();
         } catch (const std::exception &e) {
-            respond(http::status::internal_server_error, std::string(e.what()) + "\n", false,
-                    head);
+            respond(http::status::internal_server_error, std::string(e.what()) + "\n", false, head);
             return;
         }
         respond(http::status::ok, std::move(body), keep_alive, head,
@@ -115,7 +120,8 @@ class MetricsServer::Session : public std::enable_shared_from_this<Session> {
         response_.result(status);
         response_.set(http::field::server, "syncwall");
         response_.set(http::field::content_type, content_type);
-        if (status == http::status::method_not_allowed) response_.set(http::field::allow, "GET, HEAD");
+        if (status == http::status::method_not_allowed)
+            response_.set(http::field::allow, "GET, HEAD");
         const std::size_t length = body.size();
         if (!head) response_.body() = std::move(body);
         response_.keep_alive(keep_alive);
@@ -123,8 +129,8 @@ class MetricsServer::Session : public std::enable_shared_from_this<Session> {
         since_ = std::chrono::steady_clock::now();
         stream_.expires_after(server_.limits_.write_timeout);
         http::async_write(stream_, response_,
-                          [self = shared_from_this(), keep_alive](
-                              const boost::system::error_code &ec, std::size_t) {
+                          [self = shared_from_this(),
+                           keep_alive](const boost::system::error_code &ec, std::size_t) {
                               if (ec || !keep_alive)
                                   self->close();
                               else
@@ -135,7 +141,7 @@ class MetricsServer::Session : public std::enable_shared_from_this<Session> {
     MetricsServer &server_;
     beast::tcp_stream stream_;
     beast::flat_buffer buffer_;
-    std::optional<http::request_parser<http::string_body>> parser_;
+    std::optional<http::request_parser<http::empty_body>> parser_;
     http::response<http::string_body> response_;
     std::chrono::steady_clock::time_point since_{};
 };

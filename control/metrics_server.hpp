@@ -5,11 +5,12 @@
 // `render` (which runs the management commands) is called on the main lcore. It answers
 // GET or HEAD /metrics (a query string is ignored) with `render()` as
 // text/plain; version=0.0.4, other paths with 404 and other methods with 405; a request
-// Beast cannot parse, or one with more than max_header_bytes of header or max_body_bytes of
-// body, gets 400 and the connection is closed. Keep-alive is honoured.
+// Beast cannot parse, one with more than max_header_bytes of header, or one with a body (a
+// Content-Length above 0 or chunked: the header is read, the body never is) gets 400 and the
+// connection is closed. Keep-alive is honoured.
 //
 // Bounds, so that no client can hold the main lcore, its memory or the scrapers out:
-// * a request (its header and body) must arrive within header_timeout of the server
+// * a request header must arrive within header_timeout of the server
 //   starting to read it, also on a kept-alive connection: one that trickles its header, or
 //   idles between requests, is closed;
 // * a response must be taken within write_timeout;
@@ -27,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace syncwall::ctl {
@@ -40,7 +42,8 @@ struct MetricsLimits {
 class MetricsServer {
   public:
     static constexpr std::size_t max_header_bytes = 8 * 1024;
-    static constexpr std::size_t max_body_bytes = 4 * 1024;
+    // Why a request with a body gets 400 (the reply's text after "bad request: ").
+    static constexpr std::string_view body_refused = "the metrics page takes no request body";
 
     using Limits = MetricsLimits;
 

@@ -2,6 +2,7 @@
 // per-vhid state machine driven by a manual clock (no test sleeps).
 #include "control/carp_vhost.hpp"
 #include "control/carp_wire.hpp"
+#include "fuzz_seeds.hpp"
 #include "dataplane/packet.hpp"
 
 #include <catch2/catch.hpp>
@@ -1091,4 +1092,22 @@ TEST_CASE("carp: two nodes elect the lower skew, fail over on stop and preempt b
     seg.run_until(seg.now + 3s);
     CHECK(a.role() == CarpRole::master);
     CHECK(b.role() == CarpRole::backup);
+}
+
+// A seed is [TTL][expected vhid][the CARP message] (fuzz/fuzz_carp.cpp), for the vhost of
+// the validation test above (vhid 1, "syncwall-example", 192.0.2.254).
+TEST_CASE("fuzz seeds: the test vectors' adverts", "[.][fuzz-seeds]") {
+    auto seed = [](const std::string &name, uint8_t ttl, uint8_t vhid, const Bytes &msg) {
+        Bytes b{ttl, vhid};
+        b.insert(b.end(), msg.begin(), msg.end());
+        syncwall::test::write_fuzz_seed("carp", name, b);
+    };
+    seed("v1", 255, 1, hex(v1_header));
+    seed("v4", 255, 3, hex(v4_header));
+    Bytes v3 = hex(v1_header);
+    v3[0] = 0x31;
+    fix_checksum(v3);
+    seed("bad_version", 255, 1, v3);
+    seed("bad_ttl", 64, 1, hex(v1_header));
+    seed("encoded", 255, 1, encode(v1_advert()));
 }

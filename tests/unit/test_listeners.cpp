@@ -397,3 +397,29 @@ TEST_CASE("a scrape is served while every /metrics slot is held by slow clients"
     CHECK(slow[0]->rest().empty()); // the oldest made room
     CHECK(f.io.on_io([&] { return f.server.connections(); }) <= 4);
 }
+
+TEST_CASE("a request with a body gets 400 unread and the listener goes on serving",
+          "[listeners][metrics]") {
+    MetricsFixture f({});
+    const std::string refused = "bad request: " + std::string(MetricsServer::body_refused);
+    for (const std::string &request : {
+             std::string("POST /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "3\r\nabc\r\n0\r\n\r\n"),
+             // A chunk size line the chunk parser would have to read: never read.
+             std::string("GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                         "ffffffffffffffffff;" +
+                         std::string(100, 'x') + "\r\n"),
+             std::string("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"),
+         }) {
+        Client c(AF_INET);
+        REQUIRE(c.connect_tcp(f.port));
+        c.send(request);
+        const std::string response = c.rest();
+        CHECK(response.starts_with("HTTP/1.1 400 Bad Request\r\n"));
+        CHECK(response.ends_with(refused + "\n"));
+    }
+    Client ok(AF_INET);
+    REQUIRE(ok.connect_tcp(f.port));
+    ok.send(scrape);
+    CHECK(ok.rest().ends_with("syncwall_up 1\n"));
+}

@@ -2,6 +2,7 @@
 // the test put there. Frames live in exact-size vectors, so a sanitizer build catches any
 // read past the end.
 #include "dataplane/packet.hpp"
+#include "fuzz_seeds.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -1445,4 +1446,16 @@ TEST_CASE("UDP's checksum covers its length field's bytes, not Ethernet padding 
     CHECK(l4_checksum_ok(f, d));
     f[f.size() - 1] ^= 0xff; // a trailer byte
     CHECK(l4_checksum_ok(f, d));
+}
+
+TEST_CASE("fuzz seeds: the robustness frames and the IP packets they carry", "[.][fuzz-seeds]") {
+    int n = 0;
+    for (const Bytes &f : valid_frames()) {
+        syncwall::test::write_fuzz_seed("packet", "frame" + std::to_string(n), f);
+        if (f.size() > 14)
+            syncwall::test::write_fuzz_seed("packet", "quoted" + std::to_string(n),
+                                            std::span(f).subspan(14));
+        n++;
+    }
+    syncwall::test::write_fuzz_seed("packet", "icmp_error", icmp_error_frame());
 }

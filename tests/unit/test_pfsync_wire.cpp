@@ -3,6 +3,7 @@
 // packets in layers, counting why, and never reads outside the packet; updates that would
 // move a state backwards are recognised as stale.
 #include "sync/pfsync_wire.hpp"
+#include "fuzz_seeds.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -1246,4 +1247,33 @@ TEST_CASE("decoding random and mutated bytes never fails unsafely", "[pfsync]") 
     CHECK(counted == 20000); // every packet was accepted or dropped for one reason
     CHECK(stats.packets > 0);
     CHECK(stats.records > 0);
+}
+
+TEST_CASE("fuzz seeds: packets of every action", "[.][fuzz-seeds]") {
+    std::vector<uint8_t> buf(1500);
+    const dp::State s = sample_state();
+    auto seed = [&](const std::string &name, auto &&add) {
+        PfsyncWriter w(buf, 1500);
+        add(w);
+        syncwall::test::write_fuzz_seed("pfsync", name, written(w, buf));
+    };
+    seed("ins", [&](PfsyncWriter &w) { REQUIRE(w.add_state(StateAction::ins, s, now, remaining_of(s), true)); });
+    seed("upd", [&](PfsyncWriter &w) { REQUIRE(w.add_state(StateAction::upd, s, now, remaining_of(s))); });
+    seed("mixed", [&](PfsyncWriter &w) {
+        REQUIRE(w.add_state(StateAction::ins, s, now, remaining_of(s)));
+        REQUIRE(w.add_upd_c(s));
+        REQUIRE(w.add_del_c(7, 0xdeadbeef));
+        REQUIRE(w.add_ins_ack(7, 0xdeadbeef));
+        REQUIRE(w.add_upd_req(0, 0));
+        REQUIRE(w.add_upd_req(7, 0xdeadbeef));
+        REQUIRE(w.add_bus(BusStatus::start, 0xdeadbeef));
+        REQUIRE(w.add_bus(BusStatus::end, 0xdeadbeef, 5));
+        REQUIRE(w.add_clr(0xdeadbeef, "lan"));
+        REQUIRE(w.add_clr(0xdeadbeef));
+    });
+    Bytes hand = header(0);
+    subheader(hand, 13, 264 / 4, 1); // a hand-built INS section
+    const Bytes st = sample_state_bytes();
+    hand.insert(hand.end(), st.begin(), st.end());
+    syncwall::test::write_fuzz_seed("pfsync", "hand_ins", sealed(hand));
 }
