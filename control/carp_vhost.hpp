@@ -1,5 +1,5 @@
 // One CARP virtual host (vhid): the INIT -> BACKUP -> MASTER state machine, its timers,
-// demotion and authentication (shared/CARP.md 1.4, 1.6, 1.7 and "syncwall's choices").
+// demotion and authentication (docs/carp.md 1.4, 1.6, 1.7 and "syncwall's choices").
 //
 // Theory of operation: the control loop on the main lcore owns one CarpVhost per
 // configured vhid. It reads no clock and does no I/O: every call takes the current time,
@@ -43,7 +43,7 @@
 // * Replay/loop handling is OpenBSD's current one: a random 64-bit cookie, drawn by the
 //   caller and sent unchanged as the counter of every advertisement; an advertisement
 //   carrying our own cookie is our own, looped back, and is dropped. There is no
-//   freshness check (no implementation has one; CARP.md 1.4).
+//   freshness check (no implementation has one; docs/carp.md 1.4).
 // * Demotion is an input (the node's total: tracked links down, pending pfsync bulk
 //   update, operator). It is sent in the demote byte (capped at 255) and added to the
 //   advertised advskew (clamped to 240). A master whose demotion changes advertises at

@@ -1,4 +1,4 @@
-// CARP version 2 on the wire, as OpenBSD speaks it (shared/CARP.md, sections 1.1 to 1.5).
+// CARP version 2 on the wire, as OpenBSD speaks it (docs/carp.md, sections 1.1 to 1.5).
 //
 // Theory of operation: this header owns every byte of CARP. The control loop (main lcore)
 // hands a received advertisement's IP payload and TTL to validate_carp() (or to
@@ -27,7 +27,7 @@
 // receive); demote is OpenBSD's demotion count (FreeBSD/ucarp: reserved, 0); the checksum
 // is the internet checksum over these 36 bytes alone, with no pseudo-header.
 //
-// Authentication (CARP.md 1.3): key = the passphrase as ifconfig stores it (strlcpy into
+// Authentication (docs/carp.md 1.3): key = the passphrase as ifconfig stores it (strlcpy into
 // 20 bytes: at most 19 characters, NUL-padded), message = 0x02, 0x01, [the carp lladdr,
 // only when changed by hand], vhid, the IPv4 addresses in ascending numeric order, the
 // IPv6 addresses in ascending memcmp order, the 8 counter bytes as on the wire. Plain
@@ -168,7 +168,7 @@ class CarpAuth {
   public:
     // `addresses` are the vhid's virtual addresses (any order, duplicates ignored).
     // `changed_lladdr`: only to talk to an OpenBSD peer whose carp interface lladdr was
-    // set by hand (CARP.md 1.3 row 3); syncwall itself always uses the virtual MAC.
+    // set by hand (docs/carp.md 1.3 row 3); syncwall itself always uses the virtual MAC.
     CarpAuth(std::string_view passphrase, uint8_t vhid,
              std::span<const config::IpAddress> addresses,
              std::optional<Mac> changed_lladdr = std::nullopt);

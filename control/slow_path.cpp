@@ -28,9 +28,13 @@ std::array<uint8_t, sizeof(NeighbourKey)> key_bytes(const NeighbourKey &k) {
     return b;
 }
 
-std::span<uint8_t> frame_of(rte_mbuf *m) { return {rte_pktmbuf_mtod(m, uint8_t *), m->data_len}; }
+std::span<uint8_t> frame_of(rte_mbuf *m) {
+    return {rte_pktmbuf_mtod(m, uint8_t *), m->data_len};
+}
 
-bool parse(rte_mbuf *m, PacketDesc &d) { return !dp::parse_packet(frame_of(m), d).has_value(); }
+bool parse(rte_mbuf *m, PacketDesc &d) {
+    return !dp::parse_packet(frame_of(m), d).has_value();
+}
 
 // Unicast, not unspecified: a source we may send an ICMP error or a reply to.
 bool is_unicast_source(const PacketDesc &d) {
@@ -53,7 +57,8 @@ SlowPath::SlowPath(dp::Dataplane &dp)
 
 SlowPath::~SlowPath() {
     for (auto &[k, entry] : pending_)
-        for (rte_mbuf *m : entry.second.packets) rte_pktmbuf_free(m);
+        for (rte_mbuf *m : entry.second.packets)
+            rte_pktmbuf_free(m);
 }
 
 void SlowPath::drop(rte_mbuf *m, DropReason r) {
@@ -65,8 +70,10 @@ unsigned SlowPath::drain(Clock::time_point now) {
     unsigned total = 0;
     rte_mbuf *pkts[64];
     for (rte_ring *r : dp_.punt_rings) {
-        const unsigned n = rte_ring_sc_dequeue_burst(r, reinterpret_cast<void **>(pkts), 64, nullptr);
-        for (unsigned i = 0; i < n; i++) handle(pkts[i], now);
+        const unsigned n =
+            rte_ring_sc_dequeue_burst(r, reinterpret_cast<void **>(pkts), 64, nullptr);
+        for (unsigned i = 0; i < n; i++)
+            handle(pkts[i], now);
         total += n;
     }
     return total;
@@ -87,7 +94,8 @@ void SlowPath::handle(rte_mbuf *m, Clock::time_point now) {
         handle_local(m, d, meta.in_port, now);
         return;
     case PuntKind::multicast:
-        if (d.family == 6 && d.proto == dp::proto_icmpv6 && (d.icmp.type == 135 || d.icmp.type == 136)) {
+        if (d.family == 6 && d.proto == dp::proto_icmpv6 &&
+            (d.icmp.type == 135 || d.icmp.type == 136)) {
             handle_nd(m, d, meta.in_port, now);
             return;
         }
@@ -147,7 +155,7 @@ void SlowPath::handle_arp(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock
     const dp::Port &p = dp_.ports[port];
     const dp::ArpInfo &a = d.arp;
     // A CARP virtual address is ours to answer for only while we are its MASTER, and then
-    // with the virtual MAC (CARP.md 1.5); a backup stays silent.
+    // with the virtual MAC (docs/carp.md 1.5); a backup stays silent.
     const VirtualOwner vip = virtual_owner(port, 4, a.tpa.data());
     const bool for_us = p.has_address(a.tpa.data(), 4) || vip.master;
     NeighbourKey key;
@@ -178,7 +186,8 @@ void SlowPath::handle_arp(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock
 
 void SlowPath::handle_nd(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock::time_point now) {
     const dp::Port &p = dp_.ports[port];
-    const auto icmp = frame_of(m).subspan(d.l4_offset, std::size_t(d.l3_offset) + d.l3_total_len - d.l4_offset);
+    const auto icmp =
+        frame_of(m).subspan(d.l4_offset, std::size_t(d.l3_offset) + d.l3_total_len - d.l4_offset);
     NdMessage nd;
     if (d.ttl != 255 || !parse_nd(icmp, nd)) { // RFC 4861: hop limit must be 255
         drop(m, DropReason::to_us_unhandled);
@@ -200,10 +209,9 @@ void SlowPath::handle_nd(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock:
         // and one without the Override flag changes no known neighbour's address (it says
         // the same, or it loses to the address we have). 7.2.3: an NS for us teaches us
         // its sender, and refreshes a known one.
-        const bool learn_it =
-            d.icmp.type == 136
-                ? resolving || (nd.override_flag && dp_.neighbours->contains(key))
-                : for_us || resolving || dp_.neighbours->contains(key);
+        const bool learn_it = d.icmp.type == 136
+                                  ? resolving || (nd.override_flag && dp_.neighbours->contains(key))
+                                  : for_us || resolving || dp_.neighbours->contains(key);
         if (std::memcmp(key.addr.data(), zero, 16) != 0 && learn_it) learn(key, nd.lladdr, now);
     }
     if (d.icmp.type != 135 || !for_us || !nd.has_lladdr) {
@@ -224,8 +232,10 @@ void SlowPath::handle_nd(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock:
     dp_.send_from_main(port, m);
 }
 
-void SlowPath::handle_local(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock::time_point now) {
-    if (d.family == 6 && d.proto == dp::proto_icmpv6 && (d.icmp.type == 135 || d.icmp.type == 136)) {
+void SlowPath::handle_local(rte_mbuf *m, const PacketDesc &d, uint16_t port,
+                            Clock::time_point now) {
+    if (d.family == 6 && d.proto == dp::proto_icmpv6 &&
+        (d.icmp.type == 135 || d.icmp.type == 136)) {
         handle_nd(m, d, port, now);
         return;
     }
@@ -268,7 +278,8 @@ bool SlowPath::icmp_rate_ok(Clock::time_point now) {
 void SlowPath::send_icmp_error(rte_mbuf *m, const PacketDesc &d, uint16_t port, uint8_t type,
                                uint8_t code, uint32_t extra, Clock::time_point now) {
     // Never an error about an error, a non-first fragment or a non-unicast sender.
-    const bool about_error = d.icmp.is_error && (d.proto == dp::proto_icmp || d.proto == dp::proto_icmpv6);
+    const bool about_error =
+        d.icmp.is_error && (d.proto == dp::proto_icmp || d.proto == dp::proto_icmpv6);
     uint8_t src[16] = {};
     if (about_error || (d.is_fragment && !d.is_first_fragment) || !is_unicast_source(d) ||
         !source_address(port, d.family, src) || !icmp_rate_ok(now)) {
@@ -322,7 +333,8 @@ void SlowPath::block_return(rte_mbuf *m, const PacketDesc &d, uint16_t port,
         return;
     }
     rte_mbuf *r = is_unicast_source(d) && icmp_rate_ok(now) ? rte_pktmbuf_alloc(dp_.pool) : nullptr;
-    auto *buf = r != nullptr ? reinterpret_cast<uint8_t *>(rte_pktmbuf_append(r, 14 + 60)) : nullptr;
+    auto *buf =
+        r != nullptr ? reinterpret_cast<uint8_t *>(rte_pktmbuf_append(r, 14 + 60)) : nullptr;
     const std::size_t len = buf != nullptr ? build_tcp_rst({buf + 14, 60}, d) : 0;
     const std::array<uint8_t, 16> dst = d.src;
     rte_pktmbuf_free(m);
@@ -410,7 +422,8 @@ void SlowPath::request(const NeighbourKey &key) {
             return;
         }
         auto *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 14 + 72));
-        write_ether({buf, 14}, ipv6_multicast_mac(solicited_node(target)), p.mac, dp::ether_type_ipv6);
+        write_ether({buf, 14}, ipv6_multicast_mac(solicited_node(target)), p.mac,
+                    dp::ether_type_ipv6);
         build_neighbour_solicitation({buf + 14, 72}, src, target, p.mac);
     }
     dp_.send_from_main(key.port, m);
@@ -453,7 +466,8 @@ void SlowPath::tick(Clock::time_point now) {
             continue;
         }
         if (p.requests >= max_requests) {
-            for (rte_mbuf *m : p.packets) drop(m, DropReason::neighbour_unresolved);
+            for (rte_mbuf *m : p.packets)
+                drop(m, DropReason::neighbour_unresolved);
             held_ -= p.packets.size();
             it = pending_.erase(it);
             continue;

@@ -1,6 +1,6 @@
 // The state record: one connection as pf keeps it, pointer-free and fixed-size.
 //
-// Shaped like pfsync's `pfsync_state` (PFSYNC.md 1.9) so that the sync lcore serialises
+// Shaped like pfsync's `pfsync_state` (docs/pfsync.md 1.9) so that the sync lcore serialises
 // it without translation: a key, the cluster-wide identity (creatorid, id), one TcpPeer per
 // direction (UDP/ICMP/other use the peer's `state` as pf's pseudo-state), creation and
 // last-activity times, the rule that made it, counters. Host byte order except addresses.

@@ -9,8 +9,8 @@
 //
 // The peer records are pf's `pf_state_peer`: fixed-size, pointer-free, host byte order,
 // so that they live inside the state table's slot and map field for field onto
-// `pfsync_state_peer` (PFSYNC.md 1.9.3). Mutation of one state is serialised by the
-// caller (DESIGN.md 3); these functions are pure: no allocation, no clock, no I/O.
+// `pfsync_state_peer` (docs/pfsync.md 1.9.3). Mutation of one state is serialised by the
+// caller (docs/architecture.md 3); these functions are pure: no allocation, no clock, no I/O.
 // Packets are never rewritten here: pf's `modulate state` / synproxy rewriting is not
 // implemented, but a non-zero `seqdiff` (a state imported from a peer that modulates) is
 // honoured when acks are compared, exactly as pf demodulates them.
@@ -61,7 +61,7 @@ struct TcpPeer {
 static_assert(sizeof(TcpPeer) == 20);
 static_assert(std::is_trivially_copyable_v<TcpPeer> && std::is_standard_layout_v<TcpPeer>);
 
-// pf's timeout classes (PFTM_*), numbered as on the pfsync wire (PFSYNC.md 1.11).
+// pf's timeout classes (PFTM_*), numbered as on the pfsync wire (docs/pfsync.md 1.11).
 enum class Timeout : uint8_t {
     tcp_first = 0,
     tcp_opening,

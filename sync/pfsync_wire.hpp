@@ -1,8 +1,8 @@
-// pfsync on the wire: OpenBSD's protocol, header version 6 (PFSYNC.md). This file owns the
+// pfsync on the wire: OpenBSD's protocol, header version 6 (docs/pfsync.md). This file owns the
 // byte layout; nothing else in syncwall spells an offset.
 //
-// Theory of operation: the sync lcore (DESIGN.md 5) is the only user. To send, it opens a
-// PfsyncWriter over the IP payload area of a frame, adds records (full states for INS/UPD,
+// Theory of operation: the sync lcore (docs/architecture.md 5) is the only user. To send, it opens
+// a PfsyncWriter over the IP payload area of a frame, adds records (full states for INS/UPD,
 // compressed UPD_C, DEL_C, requests, bulk markers) until one does not fit, calls finish(),
 // puts an IPv4 header (proto 240, TTL 255) in front and transmits. To receive, it hands the
 // IP payload of a packet that passed the transport checks (sync port, TTL 255) to decode(),
@@ -86,7 +86,7 @@ static_assert(sizeof(Be32) == 4 && alignof(Be32) == 1);
 static_assert(sizeof(Be64) == 8 && alignof(Be64) == 1);
 
 // ---------------------------------------------------------------------------------------
-// Constants (PFSYNC.md 1.1, 1.6, 1.9, 1.11)
+// Constants (docs/pfsync.md 1.1, 1.6, 1.9, 1.11)
 
 inline constexpr uint8_t pfsync_version = 6;
 inline constexpr uint8_t pfsync_ttl = 255;           // sent and required on receive
@@ -131,7 +131,7 @@ enum class StateAction : uint8_t { ins = uint8_t(Action::ins), upd = uint8_t(Act
 enum class BusStatus : uint8_t { start = 1, end = 2 }; // PFSYNC_BUS_START / _END
 
 // ---------------------------------------------------------------------------------------
-// Layouts (PFSYNC.md 1.4 - 1.9). Names follow OpenBSD's if_pfsync.h / pfvar.h.
+// Layouts (docs/pfsync.md 1.4 - 1.9). Names follow OpenBSD's if_pfsync.h / pfvar.h.
 
 //  0 version  1 _pad  2 len (bytes)  4 pfcksum[16]  20
 struct [[gnu::packed]] PfsyncHeader {
@@ -410,7 +410,7 @@ constexpr bool drops_packet(PfsyncError e) {
 }
 
 // ---------------------------------------------------------------------------------------
-// State <-> pfsync_state (pf_state_export / pf_state_import, PFSYNC.md 1.9, 1.10)
+// State <-> pfsync_state (pf_state_export / pf_state_import, docs/pfsync.md 1.9, 1.10)
 
 // Fill `out` from `s` as pf_state_export() does. `now` is the table clock (s.creation's);
 // `remaining` the seconds until `s` expires (the caller's adaptive lifetime minus the idle
@@ -455,7 +455,7 @@ dp::TcpPeer peer_from_wire(const PfsyncStatePeer &w);
 void peer_to_wire(const dp::TcpPeer &p, PfsyncStatePeer &w);
 
 // ---------------------------------------------------------------------------------------
-// Merging an update (pfsync_upd_tcp, PFSYNC.md 2.2). Updates never move a state backwards.
+// Merging an update (pfsync_upd_tcp, docs/pfsync.md 2.2). Updates never move a state backwards.
 
 struct Staleness {
     bool src = false; // our src peer is newer than the message's: keep ours

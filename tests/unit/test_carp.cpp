@@ -2,8 +2,8 @@
 // per-vhid state machine driven by a manual clock (no test sleeps).
 #include "control/carp_vhost.hpp"
 #include "control/carp_wire.hpp"
-#include "fuzz_seeds.hpp"
 #include "dataplane/packet.hpp"
+#include "fuzz_seeds.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -63,7 +63,7 @@ config::CarpVhostConfig vhost_config(uint8_t vhid, uint8_t advbase, uint8_t advs
 const Clock::time_point t0 = Clock::time_point{} + 1000s;
 
 // Expected digests, computed once with Python's hmac module from the documented algorithm
-// (CARP.md 1.3), independently of this code:
+// (docs/carp.md 1.3), independently of this code:
 //   python3 -c 'import hmac,hashlib,socket,struct; m=bytes([2,1,VHID]) + b"".join(
 //     socket.inet_pton(AF, a) for a in ADDRS) + struct.pack(">Q", COUNTER);
 //     print(hmac.new(PASS, m, hashlib.sha1).hexdigest())'

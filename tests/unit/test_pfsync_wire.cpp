@@ -1,9 +1,9 @@
 // pfsync v6 codec (no EAL): the writer's packets equal golden bytes written out by hand from
-// PFSYNC.md's layouts; states survive State -> wire -> State; the decoder refuses malformed
+// docs/pfsync.md's layouts; states survive State -> wire -> State; the decoder refuses malformed
 // packets in layers, counting why, and never reads outside the packet; updates that would
 // move a state backwards are recognised as stale.
-#include "sync/pfsync_wire.hpp"
 #include "fuzz_seeds.hpp"
+#include "sync/pfsync_wire.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -133,7 +133,7 @@ void sample_dst_bytes(Bytes &b) {
     peer_bytes(b, 0x33333333, 0x44444444, 0x55555555, 0xffff, 0, 4, 0x80);
 }
 
-// The 264 bytes of pfsync_state for sample_state(), field by field (PFSYNC.md 1.9).
+// The 264 bytes of pfsync_state for sample_state(), field by field (docs/pfsync.md 1.9).
 Bytes sample_state_bytes() {
     Bytes b;
     put64(b, 0x0102030405060708ull); //   0 id
@@ -325,7 +325,7 @@ TEST_CASE("wire structs have OpenBSD's sizes", "[pfsync]") {
     STATIC_REQUIRE(sizeof(PfsyncUpdC) == 84);
     STATIC_REQUIRE(sizeof(PfsyncClr) == 20);
     STATIC_REQUIRE(sizeof(PfsyncBus) == 12);
-    // The v6 table: record sizes as PFSYNC.md 1.6 lists them.
+    // The v6 table: record sizes as docs/pfsync.md 1.6 lists them.
     CHECK(openbsd_v6.actions[0].record_size == 20);
     CHECK(openbsd_v6.actions[2].record_size == 12);
     CHECK(openbsd_v6.actions[4].record_size == 84);
@@ -1257,8 +1257,11 @@ TEST_CASE("fuzz seeds: packets of every action", "[.][fuzz-seeds]") {
         add(w);
         syncwall::test::write_fuzz_seed("pfsync", name, written(w, buf));
     };
-    seed("ins", [&](PfsyncWriter &w) { REQUIRE(w.add_state(StateAction::ins, s, now, remaining_of(s), true)); });
-    seed("upd", [&](PfsyncWriter &w) { REQUIRE(w.add_state(StateAction::upd, s, now, remaining_of(s))); });
+    seed("ins", [&](PfsyncWriter &w) {
+        REQUIRE(w.add_state(StateAction::ins, s, now, remaining_of(s), true));
+    });
+    seed("upd",
+         [&](PfsyncWriter &w) { REQUIRE(w.add_state(StateAction::upd, s, now, remaining_of(s))); });
     seed("mixed", [&](PfsyncWriter &w) {
         REQUIRE(w.add_state(StateAction::ins, s, now, remaining_of(s)));
         REQUIRE(w.add_upd_c(s));
