@@ -141,7 +141,8 @@ constexpr uint32_t carp_timer_ticks(uint8_t advbase, uint8_t advskew) {
 // The master-down timer of a backup, in 1/256 s: 3 advertisement intervals, as OpenBSD's
 // carp_setrun schedules it (ip_carp.c 1.370: 3 x (advbase + advskew/256) s, 1/256 s when
 // that is 0). FreeBSD, ucarp and OpenBSD before the timeout_add_usec rewrite wait
-// 3 x advbase + advskew/256 s instead (the skew not tripled); at advbase 0 both agree.
+// 3 x advbase + advskew/256 s instead (the skew not tripled), which at advbase 0 would
+// leave a backup a single interval of silence.
 constexpr uint32_t carp_master_down_ticks(uint8_t advbase, uint8_t advskew) {
     return 3 * carp_timer_ticks(advbase, advskew);
 }
