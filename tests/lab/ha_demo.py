@@ -105,8 +105,7 @@ def main() -> int:
         ha = ha_lab(lab, nodes=2)
         ha.start(0, **node_config(ha, 0))
         ha.start(1, **node_config(ha, 1))
-        for vhid in (ha.VHID_LAN, ha.VHID_WAN):
-            ha.wait_single_master(vhid, timeout=30)
+        ha.wait_settled(0)
         say("   " + roles_line(ha))
 
         step("opening a TCP stream (client -> server, 1 kB every 100 ms) and a UDP server push "

@@ -213,6 +213,40 @@ control:
             time.sleep(0.1)
         raise TimeoutError(f"vhid {vhid}: no single master within {timeout}s; roles {last}")
 
+    def wait_settled(self, master: int, timeout: float = 30, hold: float = 1.0) -> None:
+        """Wait until the cluster has settled: every running node has finished its pfsync bulk
+        update (no CARP demotion left) and `master` is the single master of every vhid, and
+        this has held for `hold` seconds. A node starts demoted until its bulk request is
+        answered, so the roles may change a few times in the first seconds after a start."""
+        deadline = time.monotonic() + timeout
+        since: float | None = None
+        last: object = None
+        while time.monotonic() < deadline:
+            try:
+                carps = {i: self.ctl(i, "show", "carp", timeout=3)
+                         for i in range(self.nodes) if self.running(i)}
+            except (RuntimeError, json.JSONDecodeError) as e:
+                carps, last = {}, e
+            settled = bool(carps) and all(c.get("demotion", 0) == 0 for c in carps.values())
+            vhids = {v["vhid"] for c in carps.values() for v in c.get("vhids", [])}
+            for vhid in vhids:
+                masters = [i for i, c in carps.items() for v in c["vhids"]
+                           if v["vhid"] == vhid and v["role"] == "master"]
+                settled = settled and masters == [master]
+            if carps:
+                last = {i: (c.get("demotion"), [v["role"] for v in c.get("vhids", [])])
+                        for i, c in carps.items()}
+            now = time.monotonic()
+            if not settled:
+                since = None
+            elif since is None:
+                since = now
+            elif now - since >= hold:
+                return
+            time.sleep(0.1)
+        raise TimeoutError(f"the cluster did not settle with {NAMES[master]} master within "
+                           f"{timeout}s; last (demotion, roles) per node: {last}")
+
     def wait_master(self, vhid: int, node: int, timeout: float = 10) -> float:
         """Wait until node `node` is the single master of `vhid`; return the seconds it
         took."""

@@ -48,13 +48,9 @@ def run(minutes: float, states: int, reload_every: float, rejoin_every: float,
         a_cfg, b_cfg = cfg_of(0), cfg_of(1)
         ha.start(0, **a_cfg)
         ha.start(1, **b_cfg)
-        for vhid in (ha.VHID_LAN, ha.VHID_WAN):
-            assert ha.wait_single_master(vhid, timeout=20) == 0
         # A starts demoted until its own bulk request is answered: the roles settle in the
         # first second or two. Count from a settled cluster.
-        time.sleep(3)
-        for vhid in (ha.VHID_LAN, ha.VHID_WAN):
-            assert ha.wait_single_master(vhid, timeout=20) == 0
+        ha.wait_settled(0, hold=3)
         big = ha.config(0, **cfg_of(0, rules=big_ruleset(10_000)))
         small = ha.config(0, **a_cfg)
         cfg = lab.tmp / "fwa.yaml"

@@ -39,7 +39,7 @@ Bytes udp4(std::size_t n, Bytes options = {}, bool df = false) {
     const uint8_t src[4] = {192, 0, 2, 10}, dst[4] = {198, 51, 100, 10};
     std::memcpy(&ip[12], src, 4);
     std::memcpy(&ip[16], dst, 4);
-    std::memcpy(&ip[20], options.data(), options.size());
+    if (!options.empty()) std::memcpy(&ip[20], options.data(), options.size());
     store_be16(&ip[10], internet_checksum(ip));
     f.insert(f.end(), ip.begin(), ip.end());
     Bytes udp(8 + n);
