@@ -246,8 +246,11 @@ void ControlLoop::run() {
     carp_.start(); // the ports are up now
     while (!dp_.stopping.load()) {
         const auto pass_start = std::chrono::steady_clock::now();
-        unsigned work = unsigned(io_.poll());
-        work += slow_.drain(SlowPath::Clock::now());
+        // Received frames first, timers after: after a long pass (a bulk apply, a starved
+        // vCPU) the adverts that arrived meanwhile re-arm a backup's master-down timer
+        // before that timer's handler runs, so a late loop is never a master's silence.
+        unsigned work = slow_.drain(SlowPath::Clock::now());
+        work += unsigned(io_.poll());
         if (sync_ != nullptr && dp_.cfg.lcores.sync == dp_.cfg.lcores.main) work += sync_->poll_once();
         if (reload_step()) work++;
         stalls_.record(std::chrono::steady_clock::now() - pass_start);

@@ -43,10 +43,11 @@ void Worker::run() {
         }
     }
     flush();
+    release_control_frames();
 }
 
 unsigned Worker::poll_once() {
-    unsigned total = 0;
+    unsigned total = index_ == 0 ? send_control_frames() : 0;
     rte_mbuf *pkts[max_burst];
     for (uint16_t p : dp_.data_ports) {
         const Port &port = dp_.ports[p];
@@ -61,23 +62,40 @@ unsigned Worker::poll_once() {
         total += n;
         process_burst(p, pkts, n);
     }
-    if (index_ == 0) total += drain_control_tx();
     flush();
     reasm_.expire(dp_.now());
     return total;
 }
 
-unsigned Worker::drain_control_tx() {
+unsigned Worker::send_control_frames() {
     unsigned total = 0;
-    rte_mbuf *pkts[max_burst];
     for (uint16_t p : dp_.data_ports) {
-        const unsigned n = rte_ring_dequeue_burst(
-            dp_.ports[p].ctl_tx, reinterpret_cast<void **>(pkts), max_burst, nullptr);
-        for (unsigned i = 0; i < n; i++)
-            transmit(p, pkts[i]);
-        total += n;
+        TxBuffer &h = held_ctl_[p];
+        if (h.n == 0)
+            h.n = uint16_t(rte_ring_dequeue_burst(
+                dp_.ports[p].ctl_tx, reinterpret_cast<void **>(h.pkts.data()), max_burst, nullptr));
+        if (h.n == 0) continue;
+        total += h.n;
+        uint64_t bytes = 0;
+        const uint16_t sent = rte_eth_tx_burst(dp_.ports[p].port_id, 0, h.pkts.data(), h.n);
+        for (uint16_t i = 0; i < sent; i++)
+            bytes += h.pkts[i]->pkt_len;
+        ctr_.ports[p].tx_packets.add(sent);
+        ctr_.ports[p].tx_bytes.add(bytes);
+        std::memmove(h.pkts.data(), h.pkts.data() + sent, (h.n - sent) * sizeof(rte_mbuf *));
+        h.n = uint16_t(h.n - sent);
     }
     return total;
+}
+
+void Worker::release_control_frames() {
+    send_control_frames();
+    for (uint16_t p = 0; p < dp_.ports.size(); p++) {
+        TxBuffer &h = held_ctl_[p];
+        for (uint16_t i = 0; i < h.n; i++)
+            drop(h.pkts[i], DropReason::tx_ring_full);
+        h.n = 0;
+    }
 }
 
 void Worker::drop(rte_mbuf *m, DropReason r) {
@@ -407,7 +425,8 @@ void Worker::forward_reassembled(rte_mbuf *m, const PacketDesc &d, uint16_t in_p
         ctr_.forwarded.inc();
         transmit(nh.port, f);
     };
-    if (size == 0 && wire_len > uint32_t(rte_pktmbuf_data_room_size(dp_.pool) - RTE_PKTMBUF_HEADROOM)) {
+    if (size == 0 &&
+        wire_len > uint32_t(rte_pktmbuf_data_room_size(dp_.pool) - RTE_PKTMBUF_HEADROOM)) {
         // Whole, and larger than an ordinary mbuf (a jumbo MTU): the reassembly buffer goes.
         if (wire_len < m->data_len) rte_pktmbuf_trim(m, uint16_t(m->data_len - wire_len));
         send(m);

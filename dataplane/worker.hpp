@@ -73,7 +73,13 @@ class Worker {
     // How a datagram leaves through a port of `mtu`: 0 whole, N in fragments of N payload
     // bytes, -1 not at all (too big: DF, or IPv6 fragments above the MTU).
     int egress_fragment_size(const rte_mbuf *m, const PacketDesc &d, uint16_t mtu) const;
-    unsigned drain_control_tx();
+    // Worker 0: the main lcore's frames (CARP adverts, ARP/ND, ICMP errors) go to each data
+    // port's queue ahead of this poll's forwarded packets; what a full queue refuses waits
+    // here for the next poll instead of being dropped (held_ctl_), and the port's control
+    // ring is read again once they are out.
+    unsigned send_control_frames();
+    // At exit: one last try for the held control frames, then free what is left.
+    void release_control_frames();
 
     Dataplane &dp_;
     unsigned index_;
@@ -82,6 +88,7 @@ class Worker {
     Filter filter_;
     Reassembly reasm_;
     std::array<TxBuffer, max_ports> tx_{};
+    std::array<TxBuffer, max_ports> held_ctl_{};
     std::array<PacketDesc, max_burst> desc_{};
 };
 
