@@ -35,6 +35,17 @@ std::optional<unsigned> parse_prefix_length(const std::string &text) {
 
 } // namespace
 
+std::string SourcePos::to_string() const {
+    if (line <= 0) return file;
+    return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+IpPrefix network_of(IpPrefix prefix) {
+    for (size_t bit = prefix.length; bit < size_t(prefix.addr.is_v4() ? 32 : 128); bit++)
+        prefix.addr.bytes[bit / 8] &= uint8_t(~(0x80u >> (bit % 8)));
+    return prefix;
+}
+
 std::string IpAddress::to_string() const {
     char text[INET6_ADDRSTRLEN] = {};
     int af = is_v4() ? AF_INET : is_v6() ? AF_INET6 : 0;

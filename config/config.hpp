@@ -21,6 +21,8 @@ struct SourcePos {
     std::string file;
     int line = 0;
     int column = 0;
+    // "file:line:column", or the file alone when no line is known.
+    std::string to_string() const;
 };
 
 // An IPv4 or IPv6 address, network byte order in `bytes` (IPv4 uses bytes[0..3]).
@@ -45,6 +47,9 @@ struct IpPrefix {
     std::string to_string() const;
     bool operator==(const IpPrefix &) const = default;
 };
+
+// The prefix with every bit past its length cleared: 10.1.2.3/8 -> 10.0.0.0/8.
+IpPrefix network_of(IpPrefix prefix);
 
 // Parse "192.0.2.1", "2001:db8::1". Returns nullopt on anything else.
 std::optional<IpAddress> parse_ip_address(const std::string &text);

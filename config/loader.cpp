@@ -29,9 +29,7 @@ constexpr size_t max_file_size = 16 << 20;
 constexpr uint32_t u32_max = std::numeric_limits<uint32_t>::max();
 
 std::string format_error(const SourcePos &pos, const std::string &message) {
-    if (pos.line <= 0) return pos.file + ": " + message;
-    return pos.file + ":" + std::to_string(pos.line) + ":" + std::to_string(pos.column) + ": " +
-           message;
+    return pos.to_string() + ": " + message;
 }
 
 SourcePos position(const std::string &file, const YAML::Mark &mark) {
@@ -106,13 +104,6 @@ bool is_identifier(std::string_view text, size_t max_length) {
     for (char c : text)
         if (!alpha(c) && !digit(c) && c != '_' && c != '-') return false;
     return true;
-}
-
-// The prefix with every bit past its length cleared: 10.1.2.3/8 -> 10.0.0.0/8.
-IpPrefix network_of(IpPrefix prefix) {
-    for (size_t bit = prefix.length; bit < size_t(prefix.addr.is_v4() ? 32 : 128); bit++)
-        prefix.addr.bytes[bit / 8] &= uint8_t(~(0x80u >> (bit % 8)));
-    return prefix;
 }
 
 class MapReader;

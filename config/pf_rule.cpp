@@ -192,13 +192,6 @@ bool looks_like_address(std::string_view word) {
            ((word[0] >= '0' && word[0] <= '9') || std::count(word.begin(), word.end(), ':') >= 2);
 }
 
-// The prefix with every bit past its length cleared: 10.1.2.3/8 -> 10.0.0.0/8.
-IpPrefix network_of(IpPrefix prefix) {
-    for (size_t bit = prefix.length; bit < size_t(prefix.addr.is_v4() ? 32 : 128); bit++)
-        prefix.addr.bytes[bit / 8] &= uint8_t(~(0x80u >> (bit % 8)));
-    return prefix;
-}
-
 std::string family_name(uint8_t af) {
     return af == 4 ? "inet" : "inet6";
 }

@@ -1,6 +1,7 @@
 #include "control/carp.hpp"
 
 #include "control/replies.hpp"
+#include "dataplane/mbuf_frame.hpp"
 
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
@@ -18,12 +19,12 @@
 
 namespace syncwall::ctl {
 
+using dp::frame_of;
+
 namespace {
 
 constexpr auto link_poll_interval = std::chrono::milliseconds(100);
 constexpr Ip6 all_nodes{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
-
-std::span<uint8_t> frame_of(rte_mbuf *m) { return {rte_pktmbuf_mtod(m, uint8_t *), m->data_len}; }
 
 std::string tracked_reason(const std::string &ifname) {
     return "tracked interface " + ifname + " link down";
@@ -92,8 +93,7 @@ Carp::Carp(boost::asio::io_context &io, dp::Dataplane &dp, SlowPath &slow)
     for (const auto &vc : dp_.cfg.carp.vhosts) {
         const int p = index_of(vc.interface);
         if (p < 0 || dp_.ports[std::size_t(p)].is_sync)
-            throw std::runtime_error(vc.pos.file + ":" + std::to_string(vc.pos.line) + ":" +
-                                     std::to_string(vc.pos.column) + ": carp vhid " +
+            throw std::runtime_error(vc.pos.to_string() + ": carp vhid " +
                                      std::to_string(vc.vhid) + ": interface " + vc.interface +
                                      " is not a data port (the sync port carries no vhids)");
         // The families of the vhid's addresses say where it advertises; carp_advert_sources

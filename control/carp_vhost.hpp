@@ -86,29 +86,9 @@ constexpr std::string_view name_of(CarpRole r) {
     X(stopped, "-> INIT: stopped (a master bows out)")                                             \
     X(link_down, "-> INIT: parent link down, silently")
 
-enum class CarpTransitionReason : uint8_t {
-#define SYNCWALL_X(name, text) name,
-    SYNCWALL_CARP_TRANSITIONS(SYNCWALL_X)
-#undef SYNCWALL_X
-        count_
-};
-inline constexpr std::size_t carp_transition_reason_count =
-    std::size_t(CarpTransitionReason::count_);
-inline constexpr std::array<std::string_view, carp_transition_reason_count>
-    carp_transition_reason_names = {
-#define SYNCWALL_X(name, text) #name,
-        SYNCWALL_CARP_TRANSITIONS(SYNCWALL_X)
-#undef SYNCWALL_X
-};
-inline constexpr std::array<std::string_view, carp_transition_reason_count>
-    carp_transition_reason_texts = {
-#define SYNCWALL_X(name, text) text,
-        SYNCWALL_CARP_TRANSITIONS(SYNCWALL_X)
-#undef SYNCWALL_X
-};
-constexpr std::string_view name_of(CarpTransitionReason r) {
-    return carp_transition_reason_names[std::size_t(r)];
-}
+SYNCWALL_REASON_LIST(CarpTransitionReason, SYNCWALL_CARP_TRANSITIONS,
+                     carp_transition_reason_count, carp_transition_reason_names,
+                     carp_transition_reason_texts)
 
 // What the caller must do after a call, in this order: send `advert`, then announce,
 // then apply the role change.

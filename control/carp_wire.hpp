@@ -40,6 +40,7 @@
 
 #include "config/config.hpp"
 #include "control/replies.hpp"
+#include "dataplane/reason_list.hpp"
 
 #include <array>
 #include <cstddef>
@@ -202,26 +203,8 @@ class CarpAuth {
     X(bad_digest, "HMAC wrong: check vhid, passphrase and virtual addresses")                      \
     X(looped, "our own advertisement came back (replay or network loop)")
 
-enum class CarpDrop : uint8_t {
-#define SYNCWALL_X(name, text) name,
-    SYNCWALL_CARP_DROPS(SYNCWALL_X)
-#undef SYNCWALL_X
-        count_
-};
-inline constexpr std::size_t carp_drop_count = std::size_t(CarpDrop::count_);
-inline constexpr std::array<std::string_view, carp_drop_count> carp_drop_names = {
-#define SYNCWALL_X(name, text) #name,
-    SYNCWALL_CARP_DROPS(SYNCWALL_X)
-#undef SYNCWALL_X
-};
-inline constexpr std::array<std::string_view, carp_drop_count> carp_drop_texts = {
-#define SYNCWALL_X(name, text) text,
-    SYNCWALL_CARP_DROPS(SYNCWALL_X)
-#undef SYNCWALL_X
-};
-constexpr std::string_view name_of(CarpDrop d) {
-    return carp_drop_names[std::size_t(d)];
-}
+SYNCWALL_REASON_LIST(CarpDrop, SYNCWALL_CARP_DROPS, carp_drop_count, carp_drop_names,
+                     carp_drop_texts)
 
 // Checks a received CARP message in OpenBSD's order: TTL (the caller passes the IPv4 TTL
 // or IPv6 hop limit), length, checksum, vhid, version, type, digest. `carp` is the IP

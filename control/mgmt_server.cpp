@@ -240,8 +240,7 @@ Json MgmtServer::show_rules() {
         rules.push_back(Json{
             {"number", i},
             {"text", config::to_string(rule)},
-            {"source", rule.pos.file + ":" + std::to_string(rule.pos.line) + ":" +
-                           std::to_string(rule.pos.column)},
+            {"source", rule.pos.to_string()},
             {"matches", tot.matches},
             {"packets", tot.packets},
             {"bytes", tot.bytes},

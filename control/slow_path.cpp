@@ -1,6 +1,7 @@
 #include "control/slow_path.hpp"
 
 #include "dataplane/forward.hpp"
+#include "dataplane/mbuf_frame.hpp"
 
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
@@ -12,6 +13,7 @@
 namespace syncwall::ctl {
 
 using dp::DropReason;
+using dp::frame_of;
 using dp::NeighbourKey;
 using dp::PacketDesc;
 using dp::PuntKind;
@@ -26,10 +28,6 @@ std::array<uint8_t, sizeof(NeighbourKey)> key_bytes(const NeighbourKey &k) {
     std::array<uint8_t, sizeof(NeighbourKey)> b;
     std::memcpy(b.data(), &k, sizeof k);
     return b;
-}
-
-std::span<uint8_t> frame_of(rte_mbuf *m) {
-    return {rte_pktmbuf_mtod(m, uint8_t *), m->data_len};
 }
 
 bool parse(rte_mbuf *m, PacketDesc &d) {

@@ -140,8 +140,7 @@ rte_mempool *Dataplane::pool_for_socket(int socket) {
 }
 
 void Dataplane::open_port(const config::InterfaceConfig &ic, bool is_sync) {
-    const std::string where = ic.pos.file + ":" + std::to_string(ic.pos.line) + ":" +
-                              std::to_string(ic.pos.column) + ": interface " + ic.name;
+    const std::string where = ic.pos.to_string() + ": interface " + ic.name;
     int rc = rte_dev_probe(ic.devargs.c_str());
     if (rc < 0 && rc != -EEXIST)
         throw std::runtime_error(where + ": cannot open device \"" + ic.devargs +

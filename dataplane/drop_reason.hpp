@@ -3,6 +3,8 @@
 // from it, and every lcore keeps one counter per reason.
 #pragma once
 
+#include "dataplane/reason_list.hpp"
+
 #include <array>
 #include <cstdint>
 #include <string_view>
@@ -75,27 +77,7 @@ namespace syncwall::dp {
     X(filter_icmp_wrong_destination, "ICMP error not sent to the quoted packet's source")         \
     X(sync_port_traffic, "non-pfsync traffic on the sync port")
 
-enum class DropReason : uint8_t {
-#define SYNCWALL_X(name, text) name,
-    SYNCWALL_DROP_REASONS(SYNCWALL_X)
-#undef SYNCWALL_X
-        count_
-};
-
-inline constexpr std::size_t drop_reason_count = std::size_t(DropReason::count_);
-
-inline constexpr std::array<std::string_view, drop_reason_count> drop_reason_names = {
-#define SYNCWALL_X(name, text) #name,
-    SYNCWALL_DROP_REASONS(SYNCWALL_X)
-#undef SYNCWALL_X
-};
-
-inline constexpr std::array<std::string_view, drop_reason_count> drop_reason_texts = {
-#define SYNCWALL_X(name, text) text,
-    SYNCWALL_DROP_REASONS(SYNCWALL_X)
-#undef SYNCWALL_X
-};
-
-constexpr std::string_view name_of(DropReason r) { return drop_reason_names[std::size_t(r)]; }
+SYNCWALL_REASON_LIST(DropReason, SYNCWALL_DROP_REASONS, drop_reason_count, drop_reason_names,
+                     drop_reason_texts)
 
 } // namespace syncwall::dp

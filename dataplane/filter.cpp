@@ -1,5 +1,6 @@
 #include "dataplane/filter.hpp"
 
+#include "dataplane/mbuf_frame.hpp"
 #include "dataplane/pflog_writer.hpp"
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_logic.hpp"
@@ -30,10 +31,6 @@ void acl_ports(const PacketDesc &d, uint16_t &sport, uint16_t &dport) {
     } else {
         sport = dport = 0;
     }
-}
-
-std::span<const uint8_t> frame_of(const rte_mbuf *m) {
-    return {rte_pktmbuf_mtod(m, const uint8_t *), m->data_len};
 }
 
 // The transport checksum, before the packet may create or change a state: the port's

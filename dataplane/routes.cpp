@@ -13,13 +13,6 @@ using config::IpPrefix;
 
 namespace {
 
-IpPrefix network_of(const IpPrefix &p) {
-    IpPrefix n = p;
-    const unsigned bits = p.addr.is_v4() ? 32 : 128;
-    for (unsigned i = p.length; i < bits; i++) n.addr.bytes[i / 8] &= uint8_t(~(0x80u >> (i % 8)));
-    return n;
-}
-
 bool contains(const IpPrefix &p, const IpAddress &a) {
     if (p.addr.family != a.family) return false;
     for (unsigned i = 0; i < p.length; i++) {
@@ -81,9 +74,7 @@ RouteTable::RouteTable(const std::string &name, const std::vector<RoutedInterfac
             }
         }
         for (const auto &r : routes) {
-            const std::string where = r.pos.file + ":" + std::to_string(r.pos.line) + ":" +
-                                      std::to_string(r.pos.column) + ": route " +
-                                      r.to.to_string();
+            const std::string where = r.pos.to_string() + ": route " + r.to.to_string();
             NextHop nh{NextHop::Kind::forward, 0, r.via.has_value(), r.via.value_or(IpAddress{})};
             const RoutedInterface *egress = nullptr;
             for (const auto &ifc : ifaces) {

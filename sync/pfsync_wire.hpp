@@ -34,6 +34,7 @@
 // state structs, AF_INET6 = 28) would be a second table plus its own record structs.
 #pragma once
 
+#include "dataplane/reason_list.hpp"
 #include "dataplane/state.hpp"
 #include "dataplane/tcp_tracker.hpp"
 
@@ -379,30 +380,8 @@ inline constexpr Dialect openbsd_v6{pfsync_version, openbsd_v6_actions};
     X(nonzero_rdomain, "state in a routing domain other than 0")                                   \
     X(bad_bus_status, "bulk update status neither start (1) nor end (2)")
 
-enum class PfsyncError : uint8_t {
-#define SYNCWALL_X(name, text) name,
-    SYNCWALL_PFSYNC_ERRORS(SYNCWALL_X)
-#undef SYNCWALL_X
-        count_
-};
-
-inline constexpr std::size_t pfsync_error_count = std::size_t(PfsyncError::count_);
-
-inline constexpr std::array<std::string_view, pfsync_error_count> pfsync_error_names = {
-#define SYNCWALL_X(name, text) #name,
-    SYNCWALL_PFSYNC_ERRORS(SYNCWALL_X)
-#undef SYNCWALL_X
-};
-
-inline constexpr std::array<std::string_view, pfsync_error_count> pfsync_error_texts = {
-#define SYNCWALL_X(name, text) text,
-    SYNCWALL_PFSYNC_ERRORS(SYNCWALL_X)
-#undef SYNCWALL_X
-};
-
-constexpr std::string_view name_of(PfsyncError e) {
-    return pfsync_error_names[std::size_t(e)];
-}
+SYNCWALL_REASON_LIST(PfsyncError, SYNCWALL_PFSYNC_ERRORS, pfsync_error_count, pfsync_error_names,
+                     pfsync_error_texts)
 
 // Errors after which nothing more of the packet is read.
 constexpr bool drops_packet(PfsyncError e) {

@@ -92,18 +92,8 @@ namespace syncwall::sync {
     X(clear_own, "CLR naming our own creatorid (ignored)")                                         \
     X(tx_failed, "pfsync packet could not be transmitted")
 
-enum class SyncError : uint8_t {
-#define SYNCWALL_X(name, text) name,
-    SYNCWALL_SYNC_ERRORS(SYNCWALL_X)
-#undef SYNCWALL_X
-        count_
-};
-inline constexpr std::size_t sync_error_count = std::size_t(SyncError::count_);
-inline constexpr std::array<std::string_view, sync_error_count> sync_error_names = {
-#define SYNCWALL_X(name, text) #name,
-    SYNCWALL_SYNC_ERRORS(SYNCWALL_X)
-#undef SYNCWALL_X
-};
+SYNCWALL_REASON_LIST(SyncError, SYNCWALL_SYNC_ERRORS, sync_error_count, sync_error_names,
+                     sync_error_texts)
 
 enum class BulkStatus : uint8_t { none, requested, receiving, done, failed };
 std::string_view name_of(BulkStatus s);
