@@ -1001,7 +1001,7 @@ bool is_any(const Endpoint &endpoint) {
 
 } // namespace
 
-std::string_view state_timeout_name(StateTimeout timeout) {
+std::string_view state_timeout_name(Timeout timeout) {
     size_t index = size_t(timeout);
     return index < state_timeout_count ? timeout_names[index] : std::string_view("unknown");
 }

@@ -27,6 +27,7 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "config/timeout_class.hpp"
 
 #include <array>
 #include <cstddef>
@@ -108,34 +109,14 @@ struct IcmpSpec {
     bool operator==(const IcmpSpec &) const = default;
 };
 
-// pf's state timeout classes that a rule may override, numbered as PFTM_* (and as
-// dp::Timeout) so that a value indexes both.
-enum class StateTimeout : uint8_t {
-    tcp_first,
-    tcp_opening,
-    tcp_established,
-    tcp_closing,
-    tcp_finwait,
-    tcp_closed,
-    udp_first,
-    udp_single,
-    udp_multiple,
-    icmp_first,
-    icmp_error,
-    other_first,
-    other_single,
-    other_multiple,
-};
-inline constexpr size_t state_timeout_count = 14;
-static_assert(size_t(StateTimeout::other_multiple) + 1 == state_timeout_count);
-
 // "tcp.first", "udp.single", ...: the pf.conf name.
-std::string_view state_timeout_name(StateTimeout timeout);
+std::string_view state_timeout_name(Timeout timeout);
 
 struct StateOptions {
     bool keep_state = false;
     uint32_t max_states = 0; // `max N`; 0 = no limit of its own
-    // Seconds, indexed by StateTimeout; 0 = the global value from `timeouts:`.
+    // Seconds, indexed by Timeout (config/timeout_class.hpp); 0 = the global value from
+    // `timeouts:`.
     std::array<uint32_t, state_timeout_count> timeouts{};
 
     bool operator==(const StateOptions &) const = default;

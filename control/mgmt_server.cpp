@@ -40,7 +40,7 @@ Json peer_json(const dp::TcpPeer &p) {
 std::string timeout_name(dp::Timeout t) {
     const auto c = std::size_t(t);
     if (c < config::state_timeout_count)
-        return std::string(config::state_timeout_name(config::StateTimeout(c)));
+        return std::string(config::state_timeout_name(config::Timeout(c)));
     return t == dp::Timeout::frag ? "frag" : "interval";
 }
 

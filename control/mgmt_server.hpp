@@ -40,7 +40,11 @@
 //                     {"sent", "received"}, "ipv6": {"sent", "received"}}}]}
 //                    or {"available": false, "reason": "..."} without carp vhosts
 //   carp demote|promote  the show carp result after the change
-//   show sync        {"available": false, "reason": "..."} until pfsync exists
+//   show sync        {"available": true, "enabled", "interface", "peer", "peer_resolved",
+//                     "creatorid", "authenticated", "queue_depth", "lag_ms", "max_lag_ms",
+//                     "sent": {action: n, "packets", "bytes"}, "received": {...}, "errors":
+//                     {reason: n}, ...} or {"available": false, "reason": "..."} without a
+//                     sync: section
 //   reload           {"rules": n, "reloads": n}, once the new rules are in force
 //   kill states      {"killed": n}
 #pragma once

@@ -160,7 +160,7 @@ class Dataplane {
     void open_port(const config::InterfaceConfig &ic, bool is_sync);
     rte_mempool *pool_for_socket(int socket); // one mbuf pool per NUMA socket, made on demand
     std::vector<std::pair<int, rte_mempool *>> pools_;
-    rte_rcu_qsbr *config_rcu_ = nullptr; // guards the ruleset (and later routes) swaps
+    rte_rcu_qsbr *config_rcu_ = nullptr; // guards the ruleset swaps
     struct RulesetSwap {
         Ruleset *old = nullptr;      // the ruleset being replaced; null: no swap under way
         std::vector<uint32_t> remap; // old rule index -> new, or no_rule

@@ -72,10 +72,8 @@ namespace syncwall::dp {
     X(filter_synack_bad_ack, "SYN|ACK not acknowledging the SYN it answers")                      \
     X(filter_state_limit, "state limit reached")                                                  \
     X(filter_state_collision, "state with the same key or id created meanwhile")                 \
-    X(filter_no_state, "no state and no rule creates one")                                        \
     X(filter_icmp_no_state, "ICMP error quoting no known connection")                            \
-    X(filter_icmp_wrong_destination, "ICMP error not sent to the quoted packet's source")         \
-    X(sync_port_traffic, "non-pfsync traffic on the sync port")
+    X(filter_icmp_wrong_destination, "ICMP error not sent to the quoted packet's source")
 
 SYNCWALL_REASON_LIST(DropReason, SYNCWALL_DROP_REASONS, drop_reason_count, drop_reason_names,
                      drop_reason_texts)

@@ -16,6 +16,7 @@
 // honoured when acks are compared, exactly as pf demodulates them.
 #pragma once
 
+#include "config/timeout_class.hpp"
 #include "dataplane/drop_reason.hpp"
 #include "dataplane/packet.hpp"
 
@@ -61,26 +62,8 @@ struct TcpPeer {
 static_assert(sizeof(TcpPeer) == 20);
 static_assert(std::is_trivially_copyable_v<TcpPeer> && std::is_standard_layout_v<TcpPeer>);
 
-// pf's timeout classes (PFTM_*), numbered as on the pfsync wire (docs/pfsync.md 1.11).
-enum class Timeout : uint8_t {
-    tcp_first = 0,
-    tcp_opening,
-    tcp_established,
-    tcp_closing,
-    tcp_finwait,
-    tcp_closed,
-    udp_first,
-    udp_single,
-    udp_multiple,
-    icmp_first,
-    icmp_error,
-    other_first,
-    other_single,
-    other_multiple,
-    frag,
-    interval,
-    count_
-};
+// pf's timeout classes (PFTM_*): config/timeout_class.hpp.
+using Timeout = config::Timeout;
 
 enum class TcpVerdict : uint8_t {
     pass,

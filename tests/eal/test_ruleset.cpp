@@ -626,8 +626,8 @@ TEST_CASE("each rule keeps its action, policy, log, state options and timeouts",
     CHECK(r0.log);
     CHECK(r0.keep_state);
     CHECK(r0.max_states == 100);
-    CHECK(r0.timeouts[std::size_t(config::StateTimeout::tcp_established)] == 3600);
-    CHECK(r0.timeouts[std::size_t(config::StateTimeout::tcp_first)] == 0);
+    CHECK(r0.timeouts[std::size_t(config::Timeout::tcp_established)] == 3600);
+    CHECK(r0.timeouts[std::size_t(config::Timeout::tcp_first)] == 0);
     const auto &r1 = rs->rule(1);
     CHECK(r1.number == 1);
     CHECK(r1.action == config::Action::block);

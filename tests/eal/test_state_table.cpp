@@ -22,7 +22,7 @@ namespace {
 constexpr uint32_t creator = 0x5eed;
 
 int table_names = 0;
-dp::StateTableConfig config(uint32_t capacity, unsigned readers = 1) {
+dp::StateTableConfig table_config(uint32_t capacity, unsigned readers = 1) {
     dp::StateTableConfig c;
     c.name = "st_test" + std::to_string(table_names++);
     c.capacity = capacity;
@@ -87,7 +87,7 @@ struct RecordingSink : dp::StateChangeSink {
 } // namespace
 
 TEST_CASE("a state is found by key and by id, locked, changed and removed", "[eal][state]") {
-    StateTable t(config(64));
+    StateTable t(table_config(64));
     uint32_t slot = StateTable::no_slot;
     REQUIRE(t.insert(make_state(1), 0, &slot) == StateTable::InsertResult::ok);
     REQUIRE(slot < t.slots());
@@ -132,7 +132,7 @@ TEST_CASE("a state is found by key and by id, locked, changed and removed", "[ea
 
 TEST_CASE("a second state with the same key or the same id is refused without leaking",
           "[eal][state]") {
-    StateTable t(config(64));
+    StateTable t(table_config(64));
     uint32_t slot = StateTable::no_slot, other = StateTable::no_slot;
     REQUIRE(t.insert(make_state(1), 0, &slot) == StateTable::InsertResult::ok);
     CHECK(t.insert(make_state(1, 99), 0, &other) == StateTable::InsertResult::exists);
@@ -165,7 +165,7 @@ TEST_CASE("a second state with the same key or the same id is refused without le
 
 TEST_CASE("states planted on a writer's next ids never stop its new states", "[eal][state]") {
     using R = StateTable::InsertResult;
-    StateTable t(config(256));
+    StateTable t(table_config(256));
     uint32_t slot = StateTable::no_slot;
     // A peer sends states with our creatorid and the ids our writer (stride 2) gives out next.
     for (const uint64_t id : {10u, 12u, 14u})
@@ -197,7 +197,7 @@ TEST_CASE("states planted on a writer's next ids never stop its new states", "[e
 }
 
 TEST_CASE("state limit reached and recovered", "[eal][state]") {
-    StateTable t(config(16));
+    StateTable t(table_config(16));
     std::vector<uint32_t> slots;
     for (uint32_t i = 0; i < 16; i++) {
         uint32_t s = StateTable::no_slot;
@@ -224,7 +224,7 @@ TEST_CASE("state limit reached and recovered", "[eal][state]") {
 TEST_CASE(
     "a slot is reused only after every reader passed a quiescent state, with a new generation",
     "[eal][state]") {
-    StateTable t(config(64, 2));
+    StateTable t(table_config(64, 2));
     uint32_t old = StateTable::no_slot, s = StateTable::no_slot;
     REQUIRE(t.insert(make_state(1), 0, &old) == StateTable::InsertResult::ok);
     const uint32_t old_generation = t.generation(old);
@@ -261,7 +261,7 @@ TEST_CASE(
 
 TEST_CASE("a reader that went offline does not hold back reuse until it comes online",
           "[eal][state]") {
-    StateTable t(config(64, 2));
+    StateTable t(table_config(64, 2));
     t.reader_offline(1);
     uint32_t old = StateTable::no_slot, s = StateTable::no_slot;
     REQUIRE(t.insert(make_state(1), 0, &old) == StateTable::InsertResult::ok);
@@ -289,7 +289,7 @@ TEST_CASE("a reader that went offline does not hold back reuse until it comes on
 TEST_CASE("the sweep deletes exactly the expired states, a budget at a time, and the sink hears "
           "every change in order",
           "[eal][state]") {
-    StateTable t(config(256));
+    StateTable t(table_config(256));
     RecordingSink sink;
     t.set_sink(&sink);
     std::vector<uint32_t> slot_of(100);
@@ -348,7 +348,7 @@ TEST_CASE("the sweep deletes exactly the expired states, a budget at a time, and
 }
 
 TEST_CASE("for_each visits every live state once, with a copy", "[eal][state]") {
-    StateTable t(config(64));
+    StateTable t(table_config(64));
     std::vector<uint32_t> slot_of(10);
     for (uint32_t n = 0; n < 10; n++)
         REQUIRE(t.insert(make_state(n), 0, &slot_of[n]) == StateTable::InsertResult::ok);
@@ -366,7 +366,7 @@ TEST_CASE("for_each visits every live state once, with a copy", "[eal][state]") 
 }
 
 TEST_CASE("walk visits a range of slots in order and stops where it is told", "[eal][state]") {
-    StateTable t(config(256));
+    StateTable t(table_config(256));
     std::vector<uint32_t> slot_of(100);
     for (uint32_t n = 0; n < 100; n++)
         REQUIRE(t.insert(make_state(n), 0, &slot_of[n]) == StateTable::InsertResult::ok);
@@ -460,7 +460,7 @@ TEST_CASE("a worker looking states up while the main lcore inserts and deletes t
           "[eal][state][concurrent]") {
     const unsigned worker = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
     REQUIRE(worker < RTE_MAX_LCORE);
-    StateTable t(config(1024));
+    StateTable t(table_config(1024));
     std::atomic<bool> stop{false};
     ChurnReader reader{&t, &stop};
     REQUIRE(rte_eal_remote_launch(churn_reader, &reader, worker) == 0);
@@ -513,7 +513,7 @@ TEST_CASE("a full table finds every state by id through churn, under many creato
     // the table kept full while states are deleted and replaced: the id index never runs out
     // of room and always answers with the state that holds the id.
     constexpr uint32_t capacity = 50000;
-    StateTable t(config(capacity));
+    StateTable t(table_config(capacity));
     std::vector<uint32_t> slot_of(capacity), creator_of(capacity);
     std::vector<uint64_t> id_of(capacity);
     uint64_t next = 0x65000000ull << 32;
@@ -550,7 +550,7 @@ TEST_CASE("a full table finds every state by id through churn, under many creato
 
 TEST_CASE("a twin hint is trusted only while its slot is live and holds the key",
           "[eal][state]") {
-    StateTable t(config(64));
+    StateTable t(table_config(64));
     uint32_t a = StateTable::no_slot, b = StateTable::no_slot;
     REQUIRE(t.insert(make_state(1), 0, &a) == StateTable::InsertResult::ok);
     REQUIRE(t.insert(make_state(2), 0, &b) == StateTable::InsertResult::ok);
@@ -582,7 +582,7 @@ TEST_CASE("a twin hint is trusted only while its slot is live and holds the key"
 }
 
 TEST_CASE("memory per state is reported and plausible", "[eal][state]") {
-    StateTable t(config(100000, 4));
+    StateTable t(table_config(100000, 4));
     const std::size_t bytes = t.bytes_per_state();
     INFO("bytes per state at 100000: " << bytes);
     CHECK(bytes > sizeof(dp::State));
@@ -592,7 +592,7 @@ TEST_CASE("memory per state is reported and plausible", "[eal][state]") {
 }
 
 TEST_CASE("a table that cannot be made says why", "[eal][state]") {
-    auto cfg = config(64);
+    auto cfg = table_config(64);
     StateTable t(cfg);
     try {
         StateTable again(cfg);
@@ -601,9 +601,9 @@ TEST_CASE("a table that cannot be made says why", "[eal][state]") {
         CHECK_THAT(e.what(), Catch::StartsWith("cannot create state table '" + cfg.name +
                                                "' of 64 states: key index: "));
     }
-    auto long_name = config(64);
+    auto long_name = table_config(64);
     long_name.name = "a_state_table_name_too_long";
     CHECK_THROWS_WITH(StateTable(long_name), Catch::Contains("the name must have 1 to 19"));
-    auto empty = config(0);
+    auto empty = table_config(0);
     CHECK_THROWS_WITH(StateTable(empty), Catch::Contains("of 0 states: the capacity must be"));
 }

@@ -319,16 +319,16 @@ TEST_CASE("state options: max and every pf timeout name", "[pfrule]") {
     CHECK(rule.state.keep_state);
     CHECK(rule.state.max_states == 1000);
     for (size_t i = 0; i < state_timeout_count; i++) {
-        CAPTURE(state_timeout_name(StateTimeout(i)));
+        CAPTURE(state_timeout_name(Timeout(i)));
         CHECK(rule.state.timeouts[i] == i + 1);
     }
-    CHECK(state_timeout_name(StateTimeout::tcp_established) == "tcp.established");
-    CHECK(state_timeout_name(StateTimeout::other_multiple) == "other.multiple");
+    CHECK(state_timeout_name(Timeout::tcp_established) == "tcp.established");
+    CHECK(state_timeout_name(Timeout::other_multiple) == "other.multiple");
 
     rule = parse("pass keep state (udp.single 20)");
     CHECK(rule.state.max_states == 0);
-    CHECK(rule.state.timeouts[size_t(StateTimeout::udp_single)] == 20);
-    CHECK(rule.state.timeouts[size_t(StateTimeout::tcp_first)] == 0);
+    CHECK(rule.state.timeouts[size_t(Timeout::udp_single)] == 20);
+    CHECK(rule.state.timeouts[size_t(Timeout::tcp_first)] == 0);
 }
 
 TEST_CASE("labels, quoted or not, with escapes; options in any order", "[pfrule]") {
