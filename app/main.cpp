@@ -13,14 +13,14 @@
 #include <CLI/CLI.hpp>
 #include <rte_eal.h>
 #include <rte_launch.h>
-#include <rte_memory.h>
 #include <rte_lcore.h>
+#include <rte_memory.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
-#include <unistd.h>
 #include <memory>
+#include <unistd.h>
 #include <vector>
 
 using namespace syncwall;
@@ -42,11 +42,12 @@ int run(const config::Config &cfg, const std::vector<std::string> &extra_eal) {
     args.insert(args.end(), cfg.dpdk.eal_args.begin(), cfg.dpdk.eal_args.end());
     args.insert(args.end(), extra_eal.begin(), extra_eal.end());
     std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(a.data());
+    for (auto &a : args)
+        argv.push_back(a.data());
     argv.push_back(nullptr);
     if (rte_eal_init(int(args.size()), argv.data()) < 0) {
-        std::cerr << ctl::log_prefix(3) << "syncwall: EAL initialisation failed (dpdk.eal_args in " << cfg.source_file
-                  << ")\n";
+        std::cerr << ctl::log_prefix(3) << "syncwall: EAL initialisation failed (dpdk.eal_args in "
+                  << cfg.source_file << ")\n";
         return 1;
     }
     int rc = 0;
@@ -71,9 +72,9 @@ int run(const config::Config &cfg, const std::vector<std::string> &extra_eal) {
             std::printf("syncwall: interface %s port %u mac %s%s\n", p.name.c_str(), p.port_id,
                         config::MacAddress{p.mac}.to_string().c_str(), p.is_sync ? " (sync)" : "");
         }
-        std::printf("%ssyncwall: ready (%s, %u worker%s)\n", std::string(ctl::log_prefix(6)).c_str(),
-                    cfg.node.name.c_str(), dp.worker_count(),
-                    dp.worker_count() == 1 ? "" : "s");
+        std::printf("%ssyncwall: ready (%s, %u worker%s)\n",
+                    std::string(ctl::log_prefix(6)).c_str(), cfg.node.name.c_str(),
+                    dp.worker_count(), dp.worker_count() == 1 ? "" : "s");
         std::fflush(stdout);
         ctl::notify_ready(); // systemd Type=notify: the ports are up
         control.run();
@@ -84,12 +85,15 @@ int run(const config::Config &cfg, const std::vector<std::string> &extra_eal) {
         if (sync_engine) {
             const auto &st = sync_engine->core().stats();
             uint64_t errors = 0;
-            for (const auto &e : st.errors) errors += e.load();
-            for (const auto &e : st.decode_errors) errors += e.load();
+            for (const auto &e : st.errors)
+                errors += e.load();
+            for (const auto &e : st.decode_errors)
+                errors += e.load();
             std::printf("sync_tx_packets %llu\nsync_rx_packets %llu\nsync_errors %llu\n"
                         "sync_stale %llu\nsync_ring_full %llu\nsync_bulk %s\n",
-                        (unsigned long long)st.tx_packets.load(), (unsigned long long)st.rx_packets.load(),
-                        (unsigned long long)errors, (unsigned long long)st.stale.load(),
+                        (unsigned long long)st.tx_packets.load(),
+                        (unsigned long long)st.rx_packets.load(), (unsigned long long)errors,
+                        (unsigned long long)st.stale.load(),
                         (unsigned long long)st.ring_full.load(),
                         std::string(sync::name_of(sync_engine->core().bulk_status())).c_str());
         }
@@ -121,12 +125,22 @@ int check_config(const std::string &file) {
     const auto &ea = cfg.dpdk.eal_args;
     for (std::size_t i = 0; i + 1 < ea.size(); i++)
         if (ea[i] == "-m") memory = ea[i + 1];
-    std::vector<std::string> args{"syncwall-check", "--no-huge", "--no-pci", "--no-shconf",
-                                  "--no-telemetry", "-l", "0", "-m", memory,
-                                  "--log-level", "lib.eal:error",
-                                  "--file-prefix", "syncwall-check-" + std::to_string(getpid())};
+    std::vector<std::string> args{"syncwall-check",
+                                  "--no-huge",
+                                  "--no-pci",
+                                  "--no-shconf",
+                                  "--no-telemetry",
+                                  "-l",
+                                  "0",
+                                  "-m",
+                                  memory,
+                                  "--log-level",
+                                  "lib.eal:error",
+                                  "--file-prefix",
+                                  "syncwall-check-" + std::to_string(getpid())};
     std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(a.data());
+    for (auto &a : args)
+        argv.push_back(a.data());
     argv.push_back(nullptr);
     if (rte_eal_init(int(args.size()), argv.data()) < 0) {
         std::cerr << "syncwall: " << file << ": cannot start EAL to compile the rules\n";
@@ -143,13 +157,13 @@ int check_config(const std::string &file) {
             dp::RoutedInterface ri{ic.name, port++, ic.addresses, {}};
             for (const auto &v : cfg.carp.vhosts)
                 if (v.interface == ic.name)
-                    for (const auto &a : v.addresses) ri.virtual_addresses.push_back(a.addr);
+                    for (const auto &a : v.addresses)
+                        ri.virtual_addresses.push_back(a.addr);
             routed.push_back(std::move(ri));
         }
         dp::RouteTable routes("syncwall_check_fib", routed, cfg.routes, SOCKET_ID_ANY);
         std::cout << file << ": ok (" << n << " rule" << (n == 1 ? "" : "s") << ", "
-                  << ruleset.acl_rules() << " ACL entries, " << routes.size()
-                  << " next hops)\n";
+                  << ruleset.acl_rules() << " ACL entries, " << routes.size() << " next hops)\n";
     } catch (const config::ConfigError &e) {
         std::cerr << e.what() << "\n";
         rc = 1;
@@ -173,7 +187,8 @@ int main(int argc, char **argv) {
     std::string check_file;
     std::vector<std::string> extra_eal;
     app.add_option("-c,--config", config_file, "configuration file (YAML)");
-    app.add_option("--check-config", check_file, "validate a configuration file (rules compiled, no ports) and exit 0 or 1");
+    app.add_option("--check-config", check_file,
+                   "validate a configuration file (rules compiled, no ports) and exit 0 or 1");
     app.add_option("--eal", extra_eal, "extra EAL arguments, appended to dpdk.eal_args")
         ->allow_extra_args();
     CLI11_PARSE(app, argc, argv);

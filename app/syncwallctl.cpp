@@ -159,7 +159,8 @@ int main(int argc, char **argv) {
     auto *sync_cmd = app.add_subcommand("sync", "pfsync");
     sync_cmd->require_subcommand(1);
     sync_cmd->fallthrough();
-    auto *sync_resync = sync_cmd->add_subcommand("resync", "ask the peers for every state (bulk update)");
+    auto *sync_resync =
+        sync_cmd->add_subcommand("resync", "ask the peers for every state (bulk update)");
     sync_resync->fallthrough();
     for (auto *sub : {show_states, show_info, show_rules, show_interfaces, show_carp, show_sync,
                       reload, kill_states})

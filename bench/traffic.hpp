@@ -51,11 +51,14 @@ inline uint32_t flow_of(const uint8_t *frame, bool from_client) {
     const uint8_t *ip = frame + eth_len;
     const uint8_t *client = ip + (from_client ? 12 : 16);
     const uint8_t *l4 = ip + ip_len;
-    const uint16_t cport = from_client ? uint16_t(l4[0] << 8 | l4[1]) : uint16_t(l4[2] << 8 | l4[3]);
+    const uint16_t cport =
+        from_client ? uint16_t(l4[0] << 8 | l4[1]) : uint16_t(l4[2] << 8 | l4[3]);
     return uint32_t(client[2]) << 8 | client[3] | uint32_t(cport - 1024) << 16;
 }
 
-inline uint8_t tcp_flags_of(const uint8_t *frame) { return frame[eth_len + ip_len + 13]; }
+inline uint8_t tcp_flags_of(const uint8_t *frame) {
+    return frame[eth_len + ip_len + 13];
+}
 
 // Frames of one size for every flow: the headers are built once, then each packet copies
 // them and patches addresses, ports and the IPv4 checksum.
@@ -93,7 +96,8 @@ class FrameWriter {
 
     // Write the headers of flow `i`'s segment `seg` travelling from `src_mac` to `dst_mac`
     // into `out` (frame_len() bytes long; the payload bytes are left as they are).
-    void write(uint8_t *out, uint32_t i, Segment seg, const Mac &dst_mac, const Mac &src_mac) const {
+    void write(uint8_t *out, uint32_t i, Segment seg, const Mac &dst_mac,
+               const Mac &src_mac) const {
         std::memcpy(out, hdr_.data(), header_len());
         std::memcpy(out, dst_mac.data(), 6);
         std::memcpy(out + 6, src_mac.data(), 6);
@@ -113,9 +117,20 @@ class FrameWriter {
             uint32_t seq = 0, ack = 0;
             uint8_t flags = 0;
             switch (seg) {
-            case Segment::syn: seq = client_isn; flags = 0x02; break;
-            case Segment::syn_ack: seq = server_isn; ack = client_isn + 1; flags = 0x12; break;
-            default: seq = client_isn + 1; ack = server_isn + 1; flags = 0x10; break;
+            case Segment::syn:
+                seq = client_isn;
+                flags = 0x02;
+                break;
+            case Segment::syn_ack:
+                seq = server_isn;
+                ack = client_isn + 1;
+                flags = 0x12;
+                break;
+            default:
+                seq = client_isn + 1;
+                ack = server_isn + 1;
+                flags = 0x10;
+                break;
             }
             dp::store_be32(l4 + 4, seq);
             dp::store_be32(l4 + 8, ack);
@@ -142,7 +157,8 @@ class FrameWriter {
 
   private:
     static void store_checksum(uint8_t *at, uint32_t sum) {
-        while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+        while (sum >> 16)
+            sum = (sum & 0xffff) + (sum >> 16);
         const uint16_t c = uint16_t(~sum);
         at[0] = uint8_t(c >> 8);
         at[1] = uint8_t(c);

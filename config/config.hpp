@@ -123,13 +123,13 @@ struct SyncAuthConfig {
 
 struct SyncConfig {
     bool enabled = false;
-    std::string interface;                  // a name from `interfaces`
-    std::optional<IpAddress> peer;          // unicast peer; unset = multicast 224.0.0.240
-    uint16_t maxupd = 128;                  // updates of one state before it is sent
-    uint32_t interval_ms = 1000;            // longest a change waits before it is sent
-    uint32_t bulk_timeout_ms = 2000;        // a bulk request is repeated after this
-    uint32_t bulk_max_requests = 12;        // then the node gives up waiting and undemotes
-    uint32_t ring_size = 4096;              // per-worker delta ring entries (power of two)
+    std::string interface;           // a name from `interfaces`
+    std::optional<IpAddress> peer;   // unicast peer; unset = multicast 224.0.0.240
+    uint16_t maxupd = 128;           // updates of one state before it is sent
+    uint32_t interval_ms = 1000;     // longest a change waits before it is sent
+    uint32_t bulk_timeout_ms = 2000; // a bulk request is repeated after this
+    uint32_t bulk_max_requests = 12; // then the node gives up waiting and undemotes
+    uint32_t ring_size = 4096;       // per-worker delta ring entries (power of two)
     SyncAuthConfig auth;
 };
 
@@ -137,9 +137,9 @@ struct CarpVhostConfig {
     uint8_t vhid = 0; // 1..255
     std::string interface;
     std::vector<IpPrefix> addresses;
-    uint8_t advbase = 1;  // seconds, 0..255 (0: advskew/256 s, as OpenBSD)
-    uint8_t advskew = 0;  // 0..254
-    std::string pass;     // HMAC passphrase (may be empty)
+    uint8_t advbase = 1; // seconds, 0..255 (0: advskew/256 s, as OpenBSD)
+    uint8_t advskew = 0; // 0..254
+    std::string pass;    // HMAC passphrase (may be empty)
     SourcePos pos;
 };
 

@@ -41,7 +41,6 @@ std::string at_line(const SourcePos &pos) {
     return "line " + std::to_string(pos.line) + ", column " + std::to_string(pos.column);
 }
 
-
 // What the file holds where something else was expected: the "got ..." of a message.
 std::string describe(const YAML::Node &node) {
     switch (node.Type()) {
@@ -250,8 +249,9 @@ class MapReader {
             for (auto name : known)
                 is_known = is_known || entry.name == name;
             if (!is_known)
-                entry.key.error("unknown key " + quote_for_message(entry.name) + " (expected one of: " +
-                                join({known.begin(), known.end()}, ", ") + ")");
+                entry.key.error("unknown key " + quote_for_message(entry.name) +
+                                " (expected one of: " + join({known.begin(), known.end()}, ", ") +
+                                ")");
         }
     }
 
@@ -558,7 +558,8 @@ TimeoutConfig load_timeouts(const Value &value) {
 
 LimitsConfig load_limits(const Value &value) {
     LimitsConfig limits;
-    auto map = value.as_map({"states", "neighbours", "pending_per_neighbour", "punt_ring", "frags"});
+    auto map =
+        value.as_map({"states", "neighbours", "pending_per_neighbour", "punt_ring", "frags"});
     map.read_uint<uint32_t>("states", limits.states, 1, 100000000);
     map.read_uint<uint32_t>("neighbours", limits.neighbours, 1, 16777216);
     map.read_uint<uint32_t>("pending_per_neighbour", limits.pending_per_neighbour, 1, 1024);
@@ -658,9 +659,10 @@ void check_single_document(const std::string &text, const std::string &file) {
         size_t n = starts.size();
         if (n >= 2 && starts[n - 1].pos == starts[n - 2].pos) {
             size_t at = size_t(std::max(starts[n - 1].pos, 0));
-            throw ConfigError(position(file, starts[n - 1]),
-                              "invalid YAML: unexpected " +
-                                  (at < text.size() ? quote_for_message(text.substr(at, 1)) : "input"));
+            throw ConfigError(
+                position(file, starts[n - 1]),
+                "invalid YAML: unexpected " +
+                    (at < text.size() ? quote_for_message(text.substr(at, 1)) : "input"));
         }
     }
     if (starts.empty())

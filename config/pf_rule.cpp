@@ -147,7 +147,6 @@ std::optional<std::string_view> name_of(const Named *table, size_t n, uint16_t n
     return std::nullopt;
 }
 
-
 // A word as it goes into a message unquoted (words have no spaces or control characters).
 std::string shorten(std::string_view word) {
     constexpr size_t max_shown = 64;
@@ -275,7 +274,8 @@ class Parser {
                     if (s[i] == '\\' && i + 1 < s.size() && (s[i + 1] == c || s[i + 1] == '\\'))
                         i++;
                     else if (is_control(s[i]))
-                        fail(i, "unexpected control character " + quote_for_message(std::string(1, s[i])) +
+                        fail(i, "unexpected control character " +
+                                    quote_for_message(std::string(1, s[i])) +
                                     " in a quoted string");
                     content += s[i];
                 }
@@ -387,8 +387,9 @@ class Parser {
             if (at_punct("("))
                 fail(peek(), "options of " + policy.text + " (ttl, icmp code) are not supported");
         } else if (token.kind == TokenKind::word && contains(unsupported_actions, token.text)) {
-            fail(token, quote_for_message(token.text) + " rules are not supported: a rule starts with "
-                                            "\"pass\" or \"block\"");
+            fail(token, quote_for_message(token.text) +
+                            " rules are not supported: a rule starts with "
+                            "\"pass\" or \"block\"");
         } else {
             expected("\"pass\" or \"block\"", token);
         }
@@ -541,7 +542,8 @@ class Parser {
             if (modifier != ":network") {
                 bool known = modifier == ":broadcast" || modifier == ":peer" || modifier == ":0";
                 fail(token.offset + colon,
-                     (known ? "interface modifier " + quote_for_message(modifier) + " is not supported"
+                     (known ? "interface modifier " + quote_for_message(modifier) +
+                                  " is not supported"
                             : "unknown interface modifier " + quote_for_message(modifier)) +
                          " (use " + name + ":network or " + name + ")");
             }
@@ -600,7 +602,8 @@ class Parser {
         size_t colon = token.text.find(':');
         if (colon != std::string::npos) {
             if (colon == 0 || colon + 1 == token.text.size())
-                fail(token, "expected a port range like 1000:2000, got " + quote_for_message(token.text));
+                fail(token,
+                     "expected a port range like 1000:2000, got " + quote_for_message(token.text));
             spec.op = PortOp::range;
             spec.a = port_value(token.text.substr(0, colon), token.offset);
             spec.b = port_value(token.text.substr(colon + 1), token.offset + colon + 1);
@@ -650,9 +653,10 @@ class Parser {
         } else if (word == "label") {
             parse_label();
         } else if (contains(header_words, word)) {
-            fail(token, quote_for_message(word) + " is out of place (the order is: pass or block, in or "
-                                      "out, log, quick, on, inet or inet6, proto, all or "
-                                      "from ... to ..., then the options)");
+            fail(token, quote_for_message(word) +
+                            " is out of place (the order is: pass or block, in or "
+                            "out, log, quick, on, inet or inet6, proto, all or "
+                            "from ... to ..., then the options)");
         } else if (contains(unsupported_options, word)) {
             fail(token, "pf option " + quote_for_message(word) + " is not supported");
         } else if (is_interface(word)) {
@@ -708,8 +712,8 @@ class Parser {
                                     quote_for_message(icmp_keyword_->text));
         uint8_t proto = v6 ? ipproto_icmpv6 : ipproto_icmp;
         if (rule_.protos != std::vector<uint8_t>{proto})
-            fail(keyword,
-                 quote_for_message(keyword.text) + " requires \"proto " + (v6 ? "icmp6" : "icmp") + "\"");
+            fail(keyword, quote_for_message(keyword.text) + " requires \"proto " +
+                              (v6 ? "icmp6" : "icmp") + "\"");
         uint8_t af = v6 ? 6 : 4;
         if (rule_.af != 0 && rule_.af != af)
             fail(keyword, quote_for_message(keyword.text) + " applies to " + family_name(af) +
@@ -771,13 +775,16 @@ class Parser {
 
     void parse_state() {
         const Token &keyword = next();
-        if (!at_word("state")) expected("\"state\" after " + quote_for_message(keyword.text), peek());
+        if (!at_word("state"))
+            expected("\"state\" after " + quote_for_message(keyword.text), peek());
         next();
         if (keyword.text == "modulate" || keyword.text == "synproxy")
-            fail(keyword, quote_for_message(keyword.text + " state") + " is not supported (use \"keep "
-                                                           "state\")");
+            fail(keyword, quote_for_message(keyword.text + " state") +
+                              " is not supported (use \"keep "
+                              "state\")");
         if (state_given_)
-            fail(keyword, quote_for_message(keyword.text + " state") + ": the rule's state is already given");
+            fail(keyword, quote_for_message(keyword.text + " state") +
+                              ": the rule's state is already given");
         state_given_ = true;
         if (keyword.text == "no") {
             rule_.state.keep_state = false;

@@ -19,15 +19,15 @@ template <typename Acceptor, typename OnSocket>
 void accept_connections(Acceptor &acceptor, boost::asio::steady_timer &retry, const bool &listening,
                         OnSocket on_socket) {
     using Socket = typename Acceptor::protocol_type::socket;
-    acceptor.async_accept([&acceptor, &retry, &listening, on_socket](
-                              const boost::system::error_code &ec, Socket socket) mutable {
+    acceptor.async_accept([&acceptor, &retry, &listening,
+                           on_socket](const boost::system::error_code &ec, Socket socket) mutable {
         if (!listening || ec == boost::asio::error::operation_aborted) return;
         if (ec) {
             retry.expires_after(std::chrono::milliseconds(100));
-            retry.async_wait([&acceptor, &retry, &listening,
-                              on_socket](const boost::system::error_code &e) {
-                if (!e && listening) accept_connections(acceptor, retry, listening, on_socket);
-            });
+            retry.async_wait(
+                [&acceptor, &retry, &listening, on_socket](const boost::system::error_code &e) {
+                    if (!e && listening) accept_connections(acceptor, retry, listening, on_socket);
+                });
             return;
         }
         on_socket(std::move(socket));

@@ -93,8 +93,8 @@ Carp::Carp(boost::asio::io_context &io, dp::Dataplane &dp, SlowPath &slow)
     for (const auto &vc : dp_.cfg.carp.vhosts) {
         const int p = index_of(vc.interface);
         if (p < 0 || dp_.ports[std::size_t(p)].is_sync)
-            throw std::runtime_error(vc.pos.to_string() + ": carp vhid " +
-                                     std::to_string(vc.vhid) + ": interface " + vc.interface +
+            throw std::runtime_error(vc.pos.to_string() + ": carp vhid " + std::to_string(vc.vhid) +
+                                     ": interface " + vc.interface +
                                      " is not a data port (the sync port carries no vhids)");
         // The families of the vhid's addresses say where it advertises; carp_advert_sources
         // says from which address (the port's, as OpenBSD's parent interface).
@@ -111,10 +111,9 @@ Carp::Carp(boost::asio::io_context &io, dp::Dataplane &dp, SlowPath &slow)
     }
     if (!configured()) return;
     ifreq_socket_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    slow_.set_multicast_handler(
-        [this](rte_mbuf *m, const dp::PacketDesc &d, uint16_t port) {
-            return handle_multicast(m, d, port);
-        });
+    slow_.set_multicast_handler([this](rte_mbuf *m, const dp::PacketDesc &d, uint16_t port) {
+        return handle_multicast(m, d, port);
+    });
     slow_.set_virtual_address_lookup([this](uint16_t port, uint8_t family, const uint8_t *addr) {
         return owner(port, family, addr);
     });
@@ -128,7 +127,8 @@ Carp::~Carp() {
 
 unsigned Carp::demotion() const {
     unsigned sum = 0;
-    for (const auto &[reason, value] : reasons_) sum += value;
+    for (const auto &[reason, value] : reasons_)
+        sum += value;
     return sum;
 }
 
@@ -153,7 +153,8 @@ void Carp::demotion_changed() {
     if (!started_) return; // start() applies it
     const int total = int(std::min(demotion(), 65535u));
     const auto now = Clock::now();
-    for (auto &v : vhosts_) apply(*v, v->sm.set_demotion(total, now));
+    for (auto &v : vhosts_)
+        apply(*v, v->sm.set_demotion(total, now));
 }
 
 void Carp::set_sync_bulk_pending(bool pending) {
@@ -167,16 +168,20 @@ void Carp::demote(unsigned n) {
     set_reason("operator", std::min(current + n, 1u << 16));
 }
 
-void Carp::promote() { set_reason("operator", 0); }
+void Carp::promote() {
+    set_reason("operator", 0);
+}
 
 // --- running --------------------------------------------------------------------------------
 
 void Carp::start() {
     if (!configured() || started_) return;
     started_ = true;
-    for (uint16_t p : watched_) link_[p] = link_up(p) ? 1 : 0;
+    for (uint16_t p : watched_)
+        link_[p] = link_up(p) ? 1 : 0;
     for (uint16_t p : tracked_)
-        if (link_[p] == 0) reasons_.emplace_back(tracked_reason(dp_.ports[p].name), tracked_link_demotion);
+        if (link_[p] == 0)
+            reasons_.emplace_back(tracked_reason(dp_.ports[p].name), tracked_link_demotion);
     const int total = int(std::min(demotion(), 65535u));
     const auto now = Clock::now();
     for (auto &v : vhosts_) {
@@ -209,7 +214,8 @@ void Carp::apply(Vhost &v, const CarpActions &a) {
             const CarpTransition &t = log.back();
             char peer[128];
             std::snprintf(peer, sizeof peer, ": %s advbase %u advskew %u demote %u",
-                          t.peer.to_string().c_str(), t.peer_advbase, t.peer_advskew, t.peer_demote);
+                          t.peer.to_string().c_str(), t.peer_advbase, t.peer_advskew,
+                          t.peer_demote);
             detail += peer;
         }
         v.last_reason = a.reason ? reason_text(*a.reason) : "";
@@ -248,14 +254,13 @@ void Carp::send_advert(Vhost &v, const CarpAdvert &ad) {
         dp_.send_from_main(v.port, m);
         return true;
     };
-    if (v.src.v4 &&
-        send(carp_advert_v4_frame_len, [&](std::span<uint8_t> out) {
+    if (v.src.v4 && send(carp_advert_v4_frame_len, [&](std::span<uint8_t> out) {
             return build_carp_advert_v4(out, ad, *v.src.v4, ip_id_++);
         }))
         ++v.by_family[0].sent;
-    if (v.src.v6 &&
-        send(carp_advert_v6_frame_len,
-             [&](std::span<uint8_t> out) { return build_carp_advert_v6(out, ad, *v.src.v6); }))
+    if (v.src.v6 && send(carp_advert_v6_frame_len, [&](std::span<uint8_t> out) {
+            return build_carp_advert_v6(out, ad, *v.src.v6);
+        }))
         ++v.by_family[1].sent;
 }
 
@@ -314,7 +319,8 @@ bool Carp::handle_multicast(rte_mbuf *m, const dp::PacketDesc &d, uint16_t port)
     // first) for each vhid that saw it; one for ours is judged by that vhid alone.
     if (match == nullptr) {
         CarpAdvert ad;
-        for (Vhost *v : on_port) (void)v->sm.validate(carp, d.ttl, ad);
+        for (Vhost *v : on_port)
+            (void)v->sm.validate(carp, d.ttl, ad);
     } else {
         CarpAdvert ad;
         if (!match->sm.validate(carp, d.ttl, ad)) {
@@ -403,9 +409,11 @@ Json Carp::status() const {
     for (const auto &v : vhosts_) {
         const CarpVhostCounters &c = v->sm.counters();
         uint64_t transitions = 0;
-        for (uint64_t n : c.transitions) transitions += n;
+        for (uint64_t n : c.transitions)
+            transitions += n;
         Json addresses = Json::array();
-        for (const auto &a : v->cfg.addresses) addresses.push_back(a.to_string());
+        for (const auto &a : v->cfg.addresses)
+            addresses.push_back(a.to_string());
         Json rejected = Json::object();
         for (std::size_t r = 0; r < carp_drop_count; r++)
             rejected[std::string(carp_drop_names[r])] = c.drops[r];
@@ -422,8 +430,8 @@ Json Carp::status() const {
                 a.bytes = *v->src.v6;
             }
             if (a.family != 0) families[name] = a.to_string();
-            by_family[name] = Json{{"sent", v->by_family[f].sent},
-                                   {"received", v->by_family[f].received}};
+            by_family[name] =
+                Json{{"sent", v->by_family[f].sent}, {"received", v->by_family[f].received}};
         }
         vhids.push_back(Json{
             {"vhid", v->cfg.vhid},

@@ -110,9 +110,9 @@ class Carp {
     SlowPath &slow_;
     bool preempt_ = false;
     std::vector<std::unique_ptr<Vhost>> vhosts_;
-    std::vector<uint16_t> tracked_;            // port indices of carp.tracked
-    std::vector<uint16_t> watched_;            // every port whose link is polled
-    std::vector<int8_t> link_;                 // per port: 1 up, 0 down, -1 unknown
+    std::vector<uint16_t> tracked_;                         // port indices of carp.tracked
+    std::vector<uint16_t> watched_;                         // every port whose link is polled
+    std::vector<int8_t> link_;                              // per port: 1 up, 0 down, -1 unknown
     std::vector<std::pair<std::string, unsigned>> reasons_; // demotion, in order added
     boost::asio::steady_timer link_timer_;
     int ifreq_socket_ = -1; // for SIOCGIFFLAGS on net_af_packet's kernel interfaces

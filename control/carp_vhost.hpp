@@ -86,9 +86,8 @@ constexpr std::string_view name_of(CarpRole r) {
     X(stopped, "-> INIT: stopped (a master bows out)")                                             \
     X(link_down, "-> INIT: parent link down, silently")
 
-SYNCWALL_REASON_LIST(CarpTransitionReason, SYNCWALL_CARP_TRANSITIONS,
-                     carp_transition_reason_count, carp_transition_reason_names,
-                     carp_transition_reason_texts)
+SYNCWALL_REASON_LIST(CarpTransitionReason, SYNCWALL_CARP_TRANSITIONS, carp_transition_reason_count,
+                     carp_transition_reason_names, carp_transition_reason_texts)
 
 // What the caller must do after a call, in this order: send `advert`, then announce,
 // then apply the role change.

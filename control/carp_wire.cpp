@@ -193,8 +193,8 @@ std::size_t build_carp_advert_v6(std::span<uint8_t> out, const CarpAdvert &adver
 }
 
 Ip6 ipv6_link_local_of(const Mac &mac) {
-    return Ip6{0xfe, 0x80, 0, 0, 0, 0, 0, 0,
-               uint8_t(mac[0] ^ 0x02), mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]};
+    return Ip6{0xfe,   0x80,   0,    0,    0,      0,      0,     0, uint8_t(mac[0] ^ 0x02),
+               mac[1], mac[2], 0xff, 0xfe, mac[3], mac[4], mac[5]};
 }
 
 config::IpAddress CarpAdvertSources::primary() const {

@@ -33,8 +33,7 @@ constexpr uint32_t main_max_sleep_us = 1000;
 
 ControlLoop::ControlLoop(dp::Dataplane &dp, std::string config_path)
     : dp_(dp), slow_(dp), carp_(io_, dp, slow_), signals_(io_, SIGINT, SIGTERM), hup_(io_, SIGHUP),
-      tick_(io_), stop_timer_(io_),
-      config_path_(std::move(config_path)), mgmt_(io_, dp, *this),
+      tick_(io_), stop_timer_(io_), config_path_(std::move(config_path)), mgmt_(io_, dp, *this),
       obs_(io_, dp.cfg.control, mgmt_) {
     signals_.async_wait([this](const boost::system::error_code &ec, int sig) {
         if (ec) return;
@@ -43,7 +42,7 @@ ControlLoop::ControlLoop(dp::Dataplane &dp, std::string config_path)
     wait_signals();
     arm_tick();
     mgmt_.start(); // throws, naming control.socket, if it cannot listen
-    obs_.start(); // telemetry; throws, naming control.metrics_listen, if it cannot listen
+    obs_.start();  // telemetry; throws, naming control.metrics_listen, if it cannot listen
 }
 
 void ControlLoop::wait_signals() {
@@ -211,7 +210,9 @@ void ControlLoop::arm_tick() {
     });
 }
 
-void ControlLoop::request_stop() { begin_stop("request"); }
+void ControlLoop::request_stop() {
+    begin_stop("request");
+}
 
 void ControlLoop::begin_stop(const char *reason) {
     if (!stop_reason_.empty()) return; // already stopping
@@ -251,7 +252,8 @@ void ControlLoop::run() {
         // before that timer's handler runs, so a late loop is never a master's silence.
         unsigned work = slow_.drain(SlowPath::Clock::now());
         work += unsigned(io_.poll());
-        if (sync_ != nullptr && dp_.cfg.lcores.sync == dp_.cfg.lcores.main) work += sync_->poll_once();
+        if (sync_ != nullptr && dp_.cfg.lcores.sync == dp_.cfg.lcores.main)
+            work += sync_->poll_once();
         if (reload_step()) work++;
         stalls_.record(std::chrono::steady_clock::now() - pass_start);
         if (const uint32_t us = idle.after_poll(work); us != 0) rte_delay_us_sleep(us);
@@ -280,14 +282,14 @@ std::string format_counters(const dp::Dataplane &dp) {
     }
     o << "forwarded " << t.forwarded << "\npunted " << t.punted << "\n";
     const auto st = dp.states->stats();
-    o << "states " << dp.states->count() << "\nstate_inserts " << st.inserts
-      << "\nstate_removals " << st.removals << "\n";
+    o << "states " << dp.states->count() << "\nstate_inserts " << st.inserts << "\nstate_removals "
+      << st.removals << "\n";
     for (std::size_t r = 0; r < dp::drop_reason_count; r++)
         if (t.drops[r] != 0) o << "drop " << dp::drop_reason_names[r] << " " << t.drops[r] << "\n";
     o << "drops_total " << t.total_drops() << "\n";
     o << "pflog_dropped " << t.pflog_dropped << "\n";
-    o << "frag_reassembled " << t.frag_reassembled << "\nfrag_refragmented "
-      << t.frag_refragmented << "\nfrags_held " << t.frags_held << "\n";
+    o << "frag_reassembled " << t.frag_reassembled << "\nfrag_refragmented " << t.frag_refragmented
+      << "\nfrags_held " << t.frags_held << "\n";
     for (std::size_t w = 0; w < dp.worker_counters.size(); w++) {
         const auto &c = dp.worker_counters[w];
         o << "worker " << w << " polls " << c.polls.get() << " idle_polls " << c.idle_polls.get()

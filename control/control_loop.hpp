@@ -107,7 +107,7 @@ class ControlLoop {
     uint64_t reloads_ = 0;
     LoopStallHistogram stalls_;
     sync::SyncEngine *sync_ = nullptr;
-    MgmtServer mgmt_; // uses the members above, and goes before them
+    MgmtServer mgmt_;   // uses the members above, and goes before them
     Observability obs_; // last: it runs mgmt_'s commands, and goes first
 };
 

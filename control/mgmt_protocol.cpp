@@ -241,7 +241,8 @@ ParsedRequest parse_request(std::string_view line) {
             return fail(std::move(error));
     } else if (request.cmd == Command::carp_demote) {
         for (const auto &[key, value] : args.items())
-            if (key != "n") return fail("carp demote: unknown argument \"" + key + "\" (arguments: n)");
+            if (key != "n")
+                return fail("carp demote: unknown argument \"" + key + "\" (arguments: n)");
         const auto n = args.contains("n") ? as_unsigned(args["n"]) : std::nullopt;
         if (!n || *n < 1 || *n > 255)
             return fail("carp demote: \"n\" must be an integer 1..255, got " +

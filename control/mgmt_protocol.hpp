@@ -69,7 +69,7 @@ struct StateFilter {
 
 struct Request {
     Command cmd = Command::show_info;
-    StateFilter filter; // show states, kill states
+    StateFilter filter;  // show states, kill states
     unsigned demote = 0; // carp demote
 };
 

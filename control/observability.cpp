@@ -11,8 +11,8 @@ Observability::Observability(boost::asio::io_context &io, const config::ControlC
                              MgmtServer &mgmt)
     : mgmt_(mgmt), metrics_listen_(cfg.metrics_listen.value_or("")), timer_(io) {
     if (!metrics_listen_.empty())
-        metrics_ = std::make_unique<MetricsServer>(io, metrics_listen_,
-                                                   [this] { return metrics_text(); });
+        metrics_ =
+            std::make_unique<MetricsServer>(io, metrics_listen_, [this] { return metrics_text(); });
 }
 
 Observability::~Observability() {
@@ -26,9 +26,9 @@ void Observability::start() {
     if (metrics_) {
         metrics_->start();
         const auto ep = metrics_->local_endpoint();
-        std::printf("syncwall: metrics on http://%s%s%s:%u/metrics\n", ep.address().is_v6() ? "[" : "",
-                    ep.address().to_string().c_str(), ep.address().is_v6() ? "]" : "",
-                    unsigned(ep.port()));
+        std::printf("syncwall: metrics on http://%s%s%s:%u/metrics\n",
+                    ep.address().is_v6() ? "[" : "", ep.address().to_string().c_str(),
+                    ep.address().is_v6() ? "]" : "", unsigned(ep.port()));
         std::fflush(stdout);
     }
 }

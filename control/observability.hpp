@@ -30,8 +30,7 @@ class Observability {
   public:
     static constexpr std::chrono::milliseconds publish_interval{500};
 
-    Observability(boost::asio::io_context &io, const config::ControlConfig &cfg,
-                  MgmtServer &mgmt);
+    Observability(boost::asio::io_context &io, const config::ControlConfig &cfg, MgmtServer &mgmt);
     ~Observability();
     Observability(const Observability &) = delete;
     Observability &operator=(const Observability &) = delete;

@@ -185,8 +185,7 @@ void info_metrics(Page &page, const Json &info) {
     add(page, "forwarded_packets_total", counter, "Packets forwarded by the workers.", {},
         member(counters, "forwarded"));
     add(page, "punted_packets_total", counter,
-        "Packets handed to the main lcore (ARP, ICMP to us, ...).", {},
-        member(counters, "punted"));
+        "Packets handed to the main lcore (ARP, ICMP to us, ...).", {}, member(counters, "punted"));
     add(page, "pflog_dropped_total", counter,
         "Log entries of `log` rules dropped because the pflog ring was full.", {},
         member(counters, "pflog_dropped"));
@@ -196,7 +195,8 @@ void info_metrics(Page &page, const Json &info) {
         member(states, "limit"));
     add(page, "state_inserts_total", counter, "States inserted.", {}, member(states, "inserts"));
     add(page, "state_removals_total", counter, "States removed.", {}, member(states, "removals"));
-    for (const auto &[reason, key] : {std::pair{"exists", "insert_exists"}, {"full", "insert_full"}})
+    for (const auto &[reason, key] :
+         {std::pair{"exists", "insert_exists"}, {"full", "insert_full"}})
         add(page, "state_insert_failures_total", counter,
             "State inserts refused: the key or id existed, or the table was full.",
             {{"reason", reason}}, member(states, key));
@@ -243,8 +243,8 @@ void sync_metrics(Page &page, const Json &sync) {
             statuses.push_back(current);
         for (const auto &s : statuses)
             page.add("sync_bulk_status", gauge,
-                     "Bulk update this node asked for: 1 for its current status.",
-                     {{"status", s}}, s == current ? "1" : "0");
+                     "Bulk update this node asked for: 1 for its current status.", {{"status", s}},
+                     s == current ? "1" : "0");
     }
     add(page, "sync_bulk_requests_total", counter, "Bulk updates requested by this node.", {},
         member(bulk, "requests"));
@@ -276,10 +276,13 @@ void carp_metrics(Page &page, const Json &carp) {
                             {"interface", label_text(member(&v, "interface")).value_or("")}};
         if (const Json *role = member(&v, "role"); role && role->is_string()) {
             const std::string name = role->get<std::string>();
-            const char *code = name == "init" ? "0" : name == "backup" ? "1" : name == "master" ? "2" : nullptr;
+            const char *code = name == "init"     ? "0"
+                               : name == "backup" ? "1"
+                               : name == "master" ? "2"
+                                                  : nullptr;
             if (code)
-                page.add("carp_role", gauge, "CARP role of a virtual host: 0 init, 1 backup, 2 master.",
-                         labels, code);
+                page.add("carp_role", gauge,
+                         "CARP role of a virtual host: 0 init, 1 backup, 2 master.", labels, code);
         }
         add(page, "carp_advbase_seconds", gauge, "CARP advertisement base interval.", labels,
             member(&v, "advbase"));
@@ -295,12 +298,12 @@ void carp_metrics(Page &page, const Json &carp) {
             labels, member(&v, "effective_advskew"));
         add(page, "carp_demote", gauge, "Demote value this virtual host advertises.", labels,
             member(&v, "demote"));
-        add(page, "carp_transitions_total", counter, "CARP role changes of a virtual host.",
-            labels, member(&v, "transitions"));
+        add(page, "carp_transitions_total", counter, "CARP role changes of a virtual host.", labels,
+            member(&v, "transitions"));
         add(page, "carp_adverts_sent_total", counter, "CARP advertisements sent.", labels,
             member(&v, "adverts_sent"));
-        add(page, "carp_adverts_received_total", counter, "CARP advertisements received.",
-            labels, member(&v, "adverts_received"));
+        add(page, "carp_adverts_received_total", counter, "CARP advertisements received.", labels,
+            member(&v, "adverts_received"));
         add_each(page, "carp_adverts_rejected_total", counter,
                  "CARP advertisements rejected, by reason.", labels, "reason",
                  member(&v, "adverts_rejected"));

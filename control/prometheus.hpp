@@ -38,7 +38,8 @@
 namespace syncwall::ctl {
 
 // The Content-Type of the page.
-inline constexpr std::string_view prometheus_content_type = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr std::string_view prometheus_content_type =
+    "text/plain; version=0.0.4; charset=utf-8";
 
 // The whole exposition from the three results. Never throws on a result's shape.
 std::string prometheus_text(const Json &info, const Json &carp, const Json &sync);

@@ -37,8 +37,8 @@ bool echo_request_to_reply(std::span<uint8_t> frame, const dp::PacketDesc &d);
 // most 576 bytes in all as RFC 1812 says), written at out[0] (no Ethernet header).
 // `extra` is the 32-bit word after the checksum (next-hop MTU for "fragmentation needed").
 std::size_t build_icmp4_error(std::span<uint8_t> out, uint8_t type, uint8_t code, uint32_t extra,
-                              const Ip4 &src, const Ip4 &dst,
-                              std::span<const uint8_t> offending, uint16_t ip_id);
+                              const Ip4 &src, const Ip4 &dst, std::span<const uint8_t> offending,
+                              uint16_t ip_id);
 
 // An ICMPv6 error (at most 1280 bytes in all, RFC 4443), written at out[0].
 std::size_t build_icmp6_error(std::span<uint8_t> out, uint8_t type, uint8_t code, uint32_t extra,
@@ -54,8 +54,8 @@ Mac ipv6_multicast_mac(const Ip6 &group);
 
 // IPv6 neighbour advertisement for `target` (one of ours) with the target link-layer
 // address option; `solicited` sets the S flag, override the O flag.
-std::size_t build_neighbour_advertisement(std::span<uint8_t> out, const Ip6 &target,
-                                          const Ip6 &dst, const Mac &our_mac, bool solicited);
+std::size_t build_neighbour_advertisement(std::span<uint8_t> out, const Ip6 &target, const Ip6 &dst,
+                                          const Mac &our_mac, bool solicited);
 
 // The target address and, when present, the link-layer address option of a parsed
 // neighbour solicitation or advertisement (`icmp` points at the ICMPv6 header).

@@ -29,9 +29,10 @@ bool journal_stream_is(const char *journal_stream, uint64_t dev, uint64_t ino) {
 
 namespace {
 bool stdout_is_journal() {
-    struct stat st{};
+    struct stat st {};
     if (fstat(STDOUT_FILENO, &st) != 0) return false;
-    return journal_stream_is(std::getenv("JOURNAL_STREAM"), uint64_t(st.st_dev), uint64_t(st.st_ino));
+    return journal_stream_is(std::getenv("JOURNAL_STREAM"), uint64_t(st.st_dev),
+                             uint64_t(st.st_ino));
 }
 } // namespace
 

@@ -14,13 +14,13 @@ namespace syncwall::ctl {
 // reaches systemd well inside half the period even when a tick runs late. Pure: time is
 // passed in.
 class WatchdogPacer {
-public:
+  public:
     using Clock = std::chrono::steady_clock;
     explicit WatchdogPacer(std::chrono::microseconds period) : period_(period) {}
     bool enabled() const { return period_.count() > 0; }
     bool due(Clock::time_point now);
 
-private:
+  private:
     std::chrono::microseconds period_;
     Clock::time_point last_{};
     bool sent_ = false;
@@ -35,7 +35,7 @@ bool journal_stream_is(const char *journal_stream, uint64_t dev, uint64_t ino);
 std::string_view log_prefix(int priority);
 std::string_view log_prefix(int priority, bool journal); // the same, told where stdout goes
 
-void notify_ready(); // READY=1 and a STATUS line
+void notify_ready();  // READY=1 and a STATUS line
 void watchdog_tick(); // WATCHDOG=1 when due (paced by WatchdogPacer)
 
 } // namespace syncwall::ctl

@@ -8,8 +8,8 @@ namespace syncwall::ctl {
 namespace {
 
 bool allowed(char c) {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           c == '_' || c == '/';
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           c == '/';
 }
 
 std::string clean(std::string_view name) {
@@ -43,9 +43,11 @@ std::variant<uint64_t, int32_t, std::string> leaf(const Json &j) {
 
 void walk(const Json &j, const std::string &path, std::vector<TelemetryEntry> &out) {
     if (j.is_object()) {
-        for (const auto &[key, value] : j.items()) walk(value, join(path, key), out);
+        for (const auto &[key, value] : j.items())
+            walk(value, join(path, key), out);
     } else if (j.is_array()) {
-        for (std::size_t i = 0; i < j.size(); i++) walk(j[i], join(path, std::to_string(i)), out);
+        for (std::size_t i = 0; i < j.size(); i++)
+            walk(j[i], join(path, std::to_string(i)), out);
     } else {
         out.push_back({path.empty() ? std::string("value") : path, leaf(j)});
     }

@@ -224,14 +224,16 @@ std::string format_availability(std::string_view what, const Json &result) {
 
 std::string format_carp(const Json &result) {
     if (!result.at("available").get<bool>()) return format_availability("carp", result);
-    std::string text = strf("carp: preempt %s, demotion %llu\n",
-                            result.at("preempt").get<bool>() ? "yes" : "no", u64(result, "demotion"));
+    std::string text =
+        strf("carp: preempt %s, demotion %llu\n", result.at("preempt").get<bool>() ? "yes" : "no",
+             u64(result, "demotion"));
     for (const auto &r : result.at("demotion_reasons"))
         text += strf("\tdemoted by %s: %llu\n", r.at("reason").get<std::string>().c_str(),
                      u64(r, "value"));
     for (const auto &v : result.at("vhids")) {
         std::string role = v.at("role").get<std::string>();
-        for (char &c : role) c = char(c - 'a' + 'A');
+        for (char &c : role)
+            c = char(c - 'a' + 'A');
         text += strf("vhid %llu on %s: %s advbase %llu advskew %llu", u64(v, "vhid"),
                      v.at("interface").get<std::string>().c_str(), role.c_str(), u64(v, "advbase"),
                      u64(v, "advskew"));
@@ -285,9 +287,10 @@ std::string format_sync(const Json &result) {
     if (bulk.value("sending", false)) text += ", sending one to a peer";
     text += strf("; %llu states sent in %llu bulk transfers\n", u64(bulk, "sent_states"),
                  u64(bulk, "sends"));
-    text += strf("\tqueue %llu, lag %llu ms (max %llu ms), %llu coalesced, %llu ring full, %llu stale\n",
-                 u64(result, "queue_depth"), u64(result, "lag_ms"), u64(result, "max_lag_ms"),
-                 u64(result, "coalesced"), u64(result, "ring_full"), u64(result, "stale"));
+    text += strf(
+        "\tqueue %llu, lag %llu ms (max %llu ms), %llu coalesced, %llu ring full, %llu stale\n",
+        u64(result, "queue_depth"), u64(result, "lag_ms"), u64(result, "max_lag_ms"),
+        u64(result, "coalesced"), u64(result, "ring_full"), u64(result, "stale"));
     for (const char *dir : {"sent", "received"}) {
         const Json &d = result.at(dir);
         text += strf("\t%-8s %llu packets, %llu bytes:", dir, u64(d, "packets"), u64(d, "bytes"));

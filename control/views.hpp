@@ -5,7 +5,8 @@
 // hand-made result. A result that lacks a field or has one of the wrong type throws a
 // Json exception (syncwallctl reports it as an unreadable reply).
 //
-//   show states      pfctl -ss:   all tcp 198.51.100.10:80 <- 192.0.2.10:40000       ESTABLISHED:ESTABLISHED
+//   show states      pfctl -ss:   all tcp 198.51.100.10:80 <- 192.0.2.10:40000
+//   ESTABLISHED:ESTABLISHED
 //                    with -v also the windows, age/expiry/counters and id lines (pfctl -vvss)
 //   show info        pfctl -si:   Status, per-interface stats, State Table, Counters
 //   show rules       pfctl -vvsr: @N rule text, then [ Matches ... ] lines

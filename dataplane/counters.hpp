@@ -21,7 +21,9 @@ inline constexpr unsigned max_ports = 16;
 // prefix); readers get a relaxed load.
 class OwnedCounter {
   public:
-    void add(uint64_t n) { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+    void add(uint64_t n) {
+        v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+    }
     void inc() { add(1); }
     void set(uint64_t n) { v_.store(n, std::memory_order_relaxed); } // a gauge
     uint64_t get() const { return v_.load(std::memory_order_relaxed); }
@@ -37,12 +39,12 @@ struct PortCounters {
 struct alignas(64) LcoreCounters {
     std::array<PortCounters, max_ports> ports;
     std::array<OwnedCounter, drop_reason_count> drops;
-    OwnedCounter forwarded;   // packets routed and handed to a tx queue
-    OwnedCounter punted;      // packets handed to the main lcore
-    OwnedCounter polls;       // rx polls
-    OwnedCounter idle_polls;  // rx polls that returned nothing
-    OwnedCounter sleeps;      // adaptive idle sleeps taken
-    OwnedCounter pflog_dropped; // `log` entries lost: no free pflog record (packet unharmed)
+    OwnedCounter forwarded;         // packets routed and handed to a tx queue
+    OwnedCounter punted;            // packets handed to the main lcore
+    OwnedCounter polls;             // rx polls
+    OwnedCounter idle_polls;        // rx polls that returned nothing
+    OwnedCounter sleeps;            // adaptive idle sleeps taken
+    OwnedCounter pflog_dropped;     // `log` entries lost: no free pflog record (packet unharmed)
     OwnedCounter frag_reassembled;  // datagrams reassembled from fragments
     OwnedCounter frag_refragmented; // reassembled datagrams sent on in fragments
     OwnedCounter frags_held;        // gauge: fragments waiting for the rest of their datagram
@@ -72,7 +74,8 @@ inline void CounterTotals::add(const LcoreCounters &c) {
         ports[p].tx_packets += c.ports[p].tx_packets.get();
         ports[p].tx_bytes += c.ports[p].tx_bytes.get();
     }
-    for (std::size_t r = 0; r < drop_reason_count; r++) drops[r] += c.drops[r].get();
+    for (std::size_t r = 0; r < drop_reason_count; r++)
+        drops[r] += c.drops[r].get();
     forwarded += c.forwarded.get();
     punted += c.punted.get();
     polls += c.polls.get();
@@ -86,7 +89,8 @@ inline void CounterTotals::add(const LcoreCounters &c) {
 
 inline uint64_t CounterTotals::total_drops() const {
     uint64_t n = 0;
-    for (auto d : drops) n += d;
+    for (auto d : drops)
+        n += d;
     return n;
 }
 

@@ -26,11 +26,15 @@ namespace syncwall::dp {
 
 namespace {
 
-std::string dpdk_error(int err) { return rte_strerror(err < 0 ? -err : err); }
+std::string dpdk_error(int err) {
+    return rte_strerror(err < 0 ? -err : err);
+}
 
 // A symmetric RSS key (0x6d5a repeated) sends both directions of a flow to one queue, so
 // one worker sees every packet of a connection.
-constexpr uint8_t symmetric_rss_byte(unsigned i) { return i % 2 == 0 ? 0x6d : 0x5a; }
+constexpr uint8_t symmetric_rss_byte(unsigned i) {
+    return i % 2 == 0 ? 0x6d : 0x5a;
+}
 
 } // namespace
 
@@ -68,7 +72,8 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
         for (const auto &v : cfg.carp.vhosts) {
             if (v.interface != ports[i].name) continue;
             virtual_macs[i].configure(v.vhid);
-            for (const auto &a : v.addresses) ri.virtual_addresses.push_back(a.addr);
+            for (const auto &a : v.addresses)
+                ri.virtual_addresses.push_back(a.addr);
         }
         routed.push_back(std::move(ri));
     }
@@ -98,16 +103,16 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
     // Without pfsync nobody polls as reader W: keep it from holding up grace periods.
     if (!cfg.sync.enabled) states->reader_offline(worker_count());
     const std::size_t rcu_size = rte_rcu_qsbr_get_memsize(worker_count());
-    config_rcu_ = static_cast<rte_rcu_qsbr *>(rte_zmalloc_socket("syncwall_rcu", rcu_size,
-                                                                 RTE_CACHE_LINE_SIZE, socket));
+    config_rcu_ = static_cast<rte_rcu_qsbr *>(
+        rte_zmalloc_socket("syncwall_rcu", rcu_size, RTE_CACHE_LINE_SIZE, socket));
     if (config_rcu_ == nullptr || rte_rcu_qsbr_init(config_rcu_, worker_count()) != 0)
         throw std::runtime_error("cannot create the RCU variable for ruleset swaps");
     for (unsigned w = 0; w < worker_count(); w++) {
         rte_rcu_qsbr_thread_register(config_rcu_, w);
         rte_rcu_qsbr_thread_online(config_rcu_, w);
     }
-    ruleset.store(new Ruleset(cfg, config::parse_pf_rules(cfg), worker_count(), "syncwall_acl0",
-                              socket));
+    ruleset.store(
+        new Ruleset(cfg, config::parse_pf_rules(cfg), worker_count(), "syncwall_acl0", socket));
 
     for (unsigned w = 0; w < worker_count(); w++) {
         const std::string name = "syncwall_punt" + std::to_string(w);
@@ -179,7 +184,8 @@ void Dataplane::open_port(const config::InterfaceConfig &ic, bool is_sync) {
         conf.rx_adv_conf.rss_conf.rss_hf =
             info.flow_type_rss_offloads & (RTE_ETH_RSS_IP | RTE_ETH_RSS_TCP | RTE_ETH_RSS_UDP);
         if (info.hash_key_size > 0 && info.hash_key_size <= sizeof(rss_key)) {
-            for (unsigned i = 0; i < info.hash_key_size; i++) rss_key[i] = symmetric_rss_byte(i);
+            for (unsigned i = 0; i < info.hash_key_size; i++)
+                rss_key[i] = symmetric_rss_byte(i);
             conf.rx_adv_conf.rss_conf.rss_key = rss_key;
             conf.rx_adv_conf.rss_conf.rss_key_len = info.hash_key_size;
         }
@@ -189,16 +195,18 @@ void Dataplane::open_port(const config::InterfaceConfig &ic, bool is_sync) {
 
     uint16_t nb_rx = cfg.dpdk.rx_desc, nb_tx = cfg.dpdk.tx_desc;
     rte_eth_dev_adjust_nb_rx_tx_desc(port_id, &nb_rx, &nb_tx);
-    const int socket = rte_eth_dev_socket_id(port_id) < 0 ? int(rte_socket_id())
-                                                          : rte_eth_dev_socket_id(port_id);
+    const int socket =
+        rte_eth_dev_socket_id(port_id) < 0 ? int(rte_socket_id()) : rte_eth_dev_socket_id(port_id);
     rte_mempool *rx_pool = pool_for_socket(socket);
     for (uint16_t q = 0; q < queues; q++) {
         rc = rte_eth_rx_queue_setup(port_id, q, nb_rx, socket, nullptr, rx_pool);
         if (rc != 0)
-            throw std::runtime_error(where + ": rx queue " + std::to_string(q) + ": " + dpdk_error(rc));
+            throw std::runtime_error(where + ": rx queue " + std::to_string(q) + ": " +
+                                     dpdk_error(rc));
         rc = rte_eth_tx_queue_setup(port_id, q, nb_tx, socket, nullptr);
         if (rc != 0)
-            throw std::runtime_error(where + ": tx queue " + std::to_string(q) + ": " + dpdk_error(rc));
+            throw std::runtime_error(where + ": tx queue " + std::to_string(q) + ": " +
+                                     dpdk_error(rc));
     }
 
     rte_ether_addr mac{};
@@ -221,7 +229,8 @@ void Dataplane::open_port(const config::InterfaceConfig &ic, bool is_sync) {
     const std::string ring_name = "syncwall_ctx" + std::to_string(ports.size());
     p.ctl_tx = rte_ring_create(ring_name.c_str(), 1024, socket, RING_F_SC_DEQ);
     if (p.ctl_tx == nullptr)
-        throw std::runtime_error(where + ": cannot create control tx ring: " + dpdk_error(rte_errno));
+        throw std::runtime_error(where +
+                                 ": cannot create control tx ring: " + dpdk_error(rte_errno));
 
     if (port_id >= port_index_.size()) port_index_.resize(port_id + 1, -1);
     port_index_[port_id] = int(ports.size());
@@ -240,7 +249,8 @@ void Dataplane::start_ports() {
             throw std::runtime_error("interface " + p.name + ": cannot start: " + dpdk_error(rc));
         // Frames for a CARP virtual MAC are unicast to a MAC the device does not own.
         bool carries_vhid = false;
-        for (const auto &v : cfg.carp.vhosts) carries_vhid = carries_vhid || v.interface == p.name;
+        for (const auto &v : cfg.carp.vhosts)
+            carries_vhid = carries_vhid || v.interface == p.name;
         if (cfg.interfaces[i].promiscuous || p.soft_mac || carries_vhid)
             rte_eth_promiscuous_enable(p.port_id);
         // Link-local multicast (CARP adverts, pfsync, IPv6 ND) reaches the control plane.
@@ -249,7 +259,8 @@ void Dataplane::start_ports() {
 }
 
 void Dataplane::stop_ports() {
-    for (const auto &p : ports) rte_eth_dev_stop(p.port_id);
+    for (const auto &p : ports)
+        rte_eth_dev_stop(p.port_id);
 }
 
 Dataplane::~Dataplane() {
@@ -259,13 +270,15 @@ Dataplane::~Dataplane() {
         rte_eth_dev_close(p.port_id);
         if (p.ctl_tx != nullptr) {
             rte_mbuf *m;
-            while (rte_ring_dequeue(p.ctl_tx, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+            while (rte_ring_dequeue(p.ctl_tx, reinterpret_cast<void **>(&m)) == 0)
+                rte_pktmbuf_free(m);
             rte_ring_free(p.ctl_tx);
         }
     }
     for (auto *r : punt_rings) {
         rte_mbuf *m;
-        while (rte_ring_dequeue(r, reinterpret_cast<void **>(&m)) == 0) rte_pktmbuf_free(m);
+        while (rte_ring_dequeue(r, reinterpret_cast<void **>(&m)) == 0)
+            rte_pktmbuf_free(m);
         rte_ring_free(r);
     }
     routes.reset();
@@ -274,12 +287,14 @@ Dataplane::~Dataplane() {
     delete swap_.old; // a reload still rebinding its states when the loop stopped
     states.reset();
     rte_free(config_rcu_);
-    for (const auto &[s, p] : pools_) rte_mempool_free(p);
+    for (const auto &[s, p] : pools_)
+        rte_mempool_free(p);
 }
 
 CounterTotals Dataplane::totals() const {
     CounterTotals t;
-    for (const auto &c : worker_counters) t.add(c);
+    for (const auto &c : worker_counters)
+        t.add(c);
     t.add(main_counters);
     return t;
 }
@@ -295,7 +310,9 @@ void Dataplane::send_from_main(uint16_t port, rte_mbuf *m) {
 
 namespace syncwall::dp {
 
-uint32_t Dataplane::now() const { return uint32_t((rte_get_tsc_cycles() - tsc_start_) / tsc_hz_); }
+uint32_t Dataplane::now() const {
+    return uint32_t((rte_get_tsc_cycles() - tsc_start_) / tsc_hz_);
+}
 
 void Dataplane::quiescent(unsigned worker) {
     rte_rcu_qsbr_quiescent(config_rcu_, worker);

@@ -2,10 +2,10 @@
 //
 // Theory of operation: app/main initialises EAL, then builds one Dataplane from the loaded
 // Config on the main lcore. It opens every interface (rte_dev_probe of its devargs), makes
-// one mbuf pool per NUMA socket, the per-worker punt rings (worker -> main, single producer/consumer), the
-// per-port control tx rings (main -> the worker that owns queue 0 of the port), the route
-// and neighbour tables and the per-lcore counters, and, when control.pflog names a file, the
-// pflog writer for `log` rules (pflog_writer.hpp). Workers (worker.hpp) and the control
+// one mbuf pool per NUMA socket, the per-worker punt rings (worker -> main, single
+// producer/consumer), the per-port control tx rings (main -> the worker that owns queue 0 of the
+// port), the route and neighbour tables and the per-lcore counters, and, when control.pflog names a
+// file, the pflog writer for `log` rules (pflog_writer.hpp). Workers (worker.hpp) and the control
 // loop (control/) receive a reference to it; there are no globals.
 //
 // Queues: each worker w polls rx queue w and transmits on tx queue w of every data port.
@@ -47,14 +47,14 @@ inline constexpr uint16_t max_burst = 64;
 inline constexpr unsigned max_filter_batch = max_burst;
 
 struct Port {
-    std::string name;          // the interface name from the config
+    std::string name; // the interface name from the config
     std::string devargs;
-    uint16_t port_id = 0;      // DPDK port id
+    uint16_t port_id = 0; // DPDK port id
     Mac mac{};
     std::vector<config::IpPrefix> addresses;
     uint16_t mtu = 1500;
-    bool is_sync = false;      // the dedicated pfsync port: not a data port
-    bool soft_mac = false;     // `mac` is configured but the device could not take it
+    bool is_sync = false;  // the dedicated pfsync port: not a data port
+    bool soft_mac = false; // `mac` is configured but the device could not take it
     uint16_t rx_queues = 0, tx_queues = 0;
     rte_ring *ctl_tx = nullptr; // frames from the main lcore, sent by worker 0
 
@@ -98,14 +98,14 @@ class Dataplane {
     void stop_ports();
 
     const config::Config &cfg;
-    rte_mempool *pool = nullptr;          // on the main lcore's socket, for frames it builds
-    std::vector<Port> ports;              // config order; index = "our port index"
-    std::vector<uint16_t> data_ports;     // indices of data (non-sync) ports
-    int sync_port = -1;                   // index of the sync port, or -1
+    rte_mempool *pool = nullptr;      // on the main lcore's socket, for frames it builds
+    std::vector<Port> ports;          // config order; index = "our port index"
+    std::vector<uint16_t> data_ports; // indices of data (non-sync) ports
+    int sync_port = -1;               // index of the sync port, or -1
     std::unique_ptr<RouteTable> routes;
     std::unique_ptr<NeighbourTable> neighbours;
-    MartianCheck martians; // never filtered nor routed (martian.hpp)
-    std::vector<rte_ring *> punt_rings;   // one per worker
+    MartianCheck martians;              // never filtered nor routed (martian.hpp)
+    std::vector<rte_ring *> punt_rings; // one per worker
     std::vector<LcoreCounters> worker_counters;
     LcoreCounters main_counters;
     std::atomic<bool> stopping{false};

@@ -23,7 +23,9 @@ inline void ipv4_decrement_ttl(uint8_t *ip) {
     ip[11] = uint8_t(hc);
 }
 
-inline void ipv6_decrement_hop_limit(uint8_t *ip6) { ip6[7]--; }
+inline void ipv6_decrement_hop_limit(uint8_t *ip6) {
+    ip6[7]--;
+}
 
 inline void ether_rewrite(uint8_t *frame, const std::array<uint8_t, 6> &dst,
                           const std::array<uint8_t, 6> &src) {

@@ -73,7 +73,8 @@ std::optional<DropReason> fragment_info(std::span<const uint8_t> frame, const Pa
     out = FragmentInfo{};
     out.key.src = d.src;
     out.key.dst = d.dst;
-    auto bad = d.family == 4 ? ipv4_fragment_info(frame, d, out) : ipv6_fragment_info(frame, d, out);
+    auto bad =
+        d.family == 4 ? ipv4_fragment_info(frame, d, out) : ipv6_fragment_info(frame, d, out);
     if (bad) return bad;
     // pf_fillup_fragment's rules: no empty fragments, all but the last a multiple of 8
     // bytes, nothing beyond the largest datagram (here: the largest frame an mbuf holds).
@@ -133,7 +134,9 @@ void FragmentTable::release_all(uint32_t g, DropReason why) {
     live_--;
 }
 
-void FragmentTable::discard(uint32_t datagram, DropReason why) { release_all(datagram, why); }
+void FragmentTable::discard(uint32_t datagram, DropReason why) {
+    release_all(datagram, why);
+}
 
 void FragmentTable::finish(uint32_t g) {
     Datagram &dg = dgrams_[g];
@@ -231,7 +234,8 @@ FragmentTable::Result FragmentTable::add(const FragmentInfo &info, const uint8_t
         const bool inconsistent = (end < total && !info.more) ||
                                   (dg.have_last ? end > total || (end == total && info.more)
                                                 : end == total && !info.more);
-        if (inconsistent) return v6 ? discard_all(DropReason::frag_bad) : refuse(DropReason::frag_bad);
+        if (inconsistent)
+            return v6 ? discard_all(DropReason::frag_bad) : refuse(DropReason::frag_bad);
     }
     dg.max_fragment = std::max<uint16_t>(dg.max_fragment, info.len);
 
@@ -373,7 +377,8 @@ std::size_t ipv4_write_fragment(std::span<const uint8_t> frame, uint16_t l3_offs
     } else {
         std::memcpy(oip, ip, 20);
         hl = 20 + copied_options(ip, ip_header_len, oip + 20);
-        while (hl % 4 != 0) oip[hl++] = 0; // end of options
+        while (hl % 4 != 0)
+            oip[hl++] = 0; // end of options
     }
     oip[0] = uint8_t(0x40 | hl / 4);
     store_be16(oip + 2, uint16_t(hl + len));

@@ -59,10 +59,10 @@ struct FragmentKey {
 // One fragment as the frame shows it, found by fragment_info().
 struct FragmentInfo {
     FragmentKey key;
-    uint32_t offset = 0;       // of this fragment's payload in the datagram's, bytes
-    uint16_t len = 0;          // payload bytes
-    bool more = false;         // MF / M
-    uint16_t payload_at = 0;   // from frame start to the payload
+    uint32_t offset = 0;     // of this fragment's payload in the datagram's, bytes
+    uint16_t len = 0;        // payload bytes
+    bool more = false;       // MF / M
+    uint16_t payload_at = 0; // from frame start to the payload
     // From frame start to where the fragmentable part begins once reassembled: the end of
     // the IPv4 header, or of the IPv6 header and the extension headers before the
     // Fragment header (which reassembly removes).
@@ -107,8 +107,8 @@ class FragmentTable {
     // Offer the fragment `info` whose payload bytes are `payload` (info.len of them) and
     // whose frame is `frame` (for the headers, when it is the first). `handle` goes back
     // through Release or take().
-    Result add(const FragmentInfo &info, const uint8_t *frame, const uint8_t *payload,
-               void *handle, uint32_t now);
+    Result add(const FragmentInfo &info, const uint8_t *frame, const uint8_t *payload, void *handle,
+               uint32_t now);
 
     // A complete datagram: its pieces in order, to be copied; after copying, call finish().
     struct Whole {
@@ -118,8 +118,8 @@ class FragmentTable {
         uint8_t next_header = 0;
         uint8_t family = 0;
         uint32_t id = 0;
-        uint32_t payload_len = 0;   // of the reassembled datagram
-        uint16_t max_fragment = 0;  // largest fragment payload received
+        uint32_t payload_len = 0;  // of the reassembled datagram
+        uint16_t max_fragment = 0; // largest fragment payload received
         unsigned count = 0;
         std::array<FragmentPiece, max_fragments_per_datagram> pieces;
     };
@@ -134,8 +134,8 @@ class FragmentTable {
     // Discard every datagram (shutdown).
     void clear(DropReason why);
 
-    uint32_t held() const { return held_; }          // fragments held
-    uint32_t datagrams() const { return live_; }     // datagrams in progress
+    uint32_t held() const { return held_; }      // fragments held
+    uint32_t datagrams() const { return live_; } // datagrams in progress
 
   private:
     struct Datagram {
@@ -144,10 +144,10 @@ class FragmentTable {
         bool have_last = false;
         bool have_first = false;
         uint32_t created = 0;
-        uint32_t end = 0;          // payload length, once the last fragment is seen
+        uint32_t end = 0; // payload length, once the last fragment is seen
         uint16_t max_fragment = 0;
         uint16_t count = 0;
-        int32_t first_piece = -1;  // list in offset order
+        int32_t first_piece = -1; // list in offset order
         const uint8_t *head = nullptr;
         uint16_t header_len = 0, next_header_at = 0;
         uint8_t next_header = 0;

@@ -23,7 +23,8 @@ class IdleBackoff {
             return 0;
         }
         if (++empty_ < spin_polls_) return 0;
-        sleep_us_ = sleep_us_ == 0 ? first_sleep_us : (sleep_us_ * 2 > max_us_ ? max_us_ : sleep_us_ * 2);
+        sleep_us_ =
+            sleep_us_ == 0 ? first_sleep_us : (sleep_us_ * 2 > max_us_ ? max_us_ : sleep_us_ * 2);
         if (sleep_us_ > max_us_) sleep_us_ = max_us_;
         return sleep_us_;
     }

@@ -28,10 +28,13 @@ NeighbourTable::NeighbourTable(const std::string &name, uint32_t capacity, int s
                                  std::string(rte_strerror(rte_errno)));
     // 20-byte keys would be compared with memcmp() (see key_compare.hpp).
     rte_hash_set_cmp_func(hash_, key_differs<sizeof(NeighbourKey)>);
-    for (uint32_t i = 0; i < capacity; i++) slots_[i].store(0, std::memory_order_relaxed);
+    for (uint32_t i = 0; i < capacity; i++)
+        slots_[i].store(0, std::memory_order_relaxed);
 }
 
-NeighbourTable::~NeighbourTable() { rte_hash_free(hash_); }
+NeighbourTable::~NeighbourTable() {
+    rte_hash_free(hash_);
+}
 
 bool NeighbourTable::lookup(const NeighbourKey &key, Mac &mac) const {
     void *data = nullptr;
@@ -46,7 +49,8 @@ uint64_t NeighbourTable::lookup_bulk(const NeighbourKey *const *keys, Mac *macs,
     uint64_t hits = 0, found = 0;
     if (n == 0) return 0;
     if (n > 64) n = 64;
-    for (unsigned i = 0; i < n; i++) key_ptrs[i] = keys[i];
+    for (unsigned i = 0; i < n; i++)
+        key_ptrs[i] = keys[i];
     rte_hash_lookup_bulk_data(hash_, key_ptrs, n, &hits, data);
     for (unsigned i = 0; i < n; i++) {
         if (!(hits & (1ull << i))) continue;

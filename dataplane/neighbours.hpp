@@ -56,11 +56,13 @@ class NeighbourTable {
   private:
     static uint64_t pack(const Mac &mac) {
         uint64_t v = 1ull << 63;
-        for (int i = 0; i < 6; i++) v |= uint64_t(mac[i]) << (8 * (5 - i));
+        for (int i = 0; i < 6; i++)
+            v |= uint64_t(mac[i]) << (8 * (5 - i));
         return v;
     }
     static bool unpack(uint64_t v, Mac &mac) {
-        for (int i = 0; i < 6; i++) mac[i] = uint8_t(v >> (8 * (5 - i)));
+        for (int i = 0; i < 6; i++)
+            mac[i] = uint8_t(v >> (8 * (5 - i)));
         return (v >> 63) != 0;
     }
 

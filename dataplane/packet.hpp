@@ -52,12 +52,12 @@ struct TcpInfo {
     uint32_t seq = 0, ack = 0; // host order
     uint16_t window = 0;       // host order, unscaled
     uint8_t flags = 0;
-    uint8_t header_len = 0;    // bytes, options included
-    uint16_t payload_len = 0;  // bytes of data after the TCP header
+    uint8_t header_len = 0;   // bytes, options included
+    uint16_t payload_len = 0; // bytes of data after the TCP header
     // Options (valid on any segment that carries them).
-    uint16_t mss = 0;          // 0 = absent
-    int8_t wscale = -1;        // -1 = absent; otherwise the shift as sent (clamped to 14 by
-                               // users; a value above 127 reads as 127)
+    uint16_t mss = 0;   // 0 = absent
+    int8_t wscale = -1; // -1 = absent; otherwise the shift as sent (clamped to 14 by
+                        // users; a value above 127 reads as 127)
     bool sack_permitted = false;
     bool has_sack = false;
     bool has_timestamp = false;
@@ -83,28 +83,28 @@ struct ArpInfo {
 struct PacketDesc {
     // Layer 2
     std::array<uint8_t, 6> dst_mac{}, src_mac{};
-    uint16_t ether_type = 0;   // after any VLAN tag
+    uint16_t ether_type = 0; // after any VLAN tag
     bool has_vlan = false;
     uint16_t vlan_tci = 0;
-    uint16_t l3_offset = 0;    // bytes from frame start to the L3 header
+    uint16_t l3_offset = 0; // bytes from frame start to the L3 header
 
     L3Kind l3 = L3Kind::none;
     uint16_t frame_len = 0;
 
     // Layer 3 (IPv4 or IPv6). Addresses in network byte order; IPv4 uses the first 4 bytes
     // and leaves the rest 0 (state keys copy the 16 bytes whole).
-    uint8_t family = 0;        // 4 or 6
+    uint8_t family = 0; // 4 or 6
     std::array<uint8_t, 16> src{}, dst{};
-    uint8_t proto = 0;         // transport protocol (after IPv6 extension headers)
-    uint8_t ttl = 0;           // TTL or hop limit
-    uint8_t tos = 0;           // IPv4 TOS or IPv6 traffic class
-    uint16_t l3_header_len = 0;// IPv4: IHL*4; IPv6: 40 + extension headers
-    uint16_t l3_total_len = 0; // whole IP datagram as the header says (<= frame bytes left;
-                               // Ethernet padding may follow it)
+    uint8_t proto = 0;          // transport protocol (after IPv6 extension headers)
+    uint8_t ttl = 0;            // TTL or hop limit
+    uint8_t tos = 0;            // IPv4 TOS or IPv6 traffic class
+    uint16_t l3_header_len = 0; // IPv4: IHL*4; IPv6: 40 + extension headers
+    uint16_t l3_total_len = 0;  // whole IP datagram as the header says (<= frame bytes left;
+                                // Ethernet padding may follow it)
     // From frame start to what follows the IP header(s): the transport header when has_l4,
     // else the raw payload (unknown protocol, non-first fragment data, after No Next Header).
     uint16_t l4_offset = 0;
-    bool has_ip_options = false;    // IPv4 IHL > 5
+    bool has_ip_options = false; // IPv4 IHL > 5
     // IPv4: MF set or offset != 0. IPv6: a fragment header with M set or offset != 0 (an
     // "atomic fragment", M = 0 and offset 0, is a whole packet: RFC 6946).
     bool is_fragment = false;

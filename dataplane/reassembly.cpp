@@ -41,7 +41,9 @@ void Reassembly::release(void *ctx, void *handle, DropReason why) {
     rte_pktmbuf_free(static_cast<rte_mbuf *>(handle));
 }
 
-bool Reassembly::is_reassembled(const rte_mbuf *m) const { return m->pool == pool_; }
+bool Reassembly::is_reassembled(const rte_mbuf *m) const {
+    return m->pool == pool_;
+}
 
 const ReassembledInfo &Reassembly::info(const rte_mbuf *m) {
     return *static_cast<const ReassembledInfo *>(rte_mbuf_to_priv(const_cast<rte_mbuf *>(m)));
@@ -79,15 +81,16 @@ rte_mbuf *Reassembly::add(rte_mbuf *m, const PacketDesc &d, uint32_t now) {
             const FragmentPiece &p = whole_.pieces[i];
             std::memcpy(buf + whole_.header_len + p.offset, p.data, p.len);
         }
-        const std::size_t len = finish_reassembled_headers(
-            buf, d.l3_offset, whole_.family, whole_.header_len, whole_.next_header_at,
-            whole_.next_header, whole_.payload_len);
+        const std::size_t len = finish_reassembled_headers(buf, d.l3_offset, whole_.family,
+                                                           whole_.header_len, whole_.next_header_at,
+                                                           whole_.next_header, whole_.payload_len);
         out->data_len = uint16_t(len);
         out->pkt_len = uint32_t(len);
         out->port = m->port;
         auto *ri = static_cast<ReassembledInfo *>(rte_mbuf_to_priv(out));
-        *ri = ReassembledInfo{whole_.header_len, whole_.next_header_at, whole_.max_fragment,
-                              whole_.family, 0, whole_.id};
+        *ri = ReassembledInfo{
+            whole_.header_len, whole_.next_header_at, whole_.max_fragment, whole_.family, 0,
+            whole_.id};
         for (unsigned i = 0; i < whole_.count; i++)
             rte_pktmbuf_free(static_cast<rte_mbuf *>(whole_.pieces[i].handle));
         table_.finish(r.datagram);

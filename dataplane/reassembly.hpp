@@ -31,7 +31,7 @@ struct ReassembledInfo {
     uint16_t max_fragment = 0;   // largest fragment payload received
     uint8_t family = 0;
     uint8_t pad = 0;
-    uint32_t id = 0;             // the fragments' identification
+    uint32_t id = 0; // the fragments' identification
 };
 static_assert(sizeof(ReassembledInfo) == 12);
 

@@ -22,7 +22,9 @@ bool contains(const IpPrefix &p, const IpAddress &a) {
     return true;
 }
 
-IpPrefix host_prefix(const IpAddress &a) { return IpPrefix{a, uint8_t(a.is_v4() ? 32 : 128)}; }
+IpPrefix host_prefix(const IpAddress &a) {
+    return IpPrefix{a, uint8_t(a.is_v4() ? 32 : 128)};
+}
 
 } // namespace
 
@@ -39,8 +41,9 @@ RouteTable::RouteTable(const std::string &name, const std::vector<RoutedInterfac
     c4.dir24_8.num_tbl8 = 256;
     fib4_ = rte_fib_create((name + "4").c_str(), socket_id, &c4);
     if (fib4_ == nullptr)
-        throw std::runtime_error("cannot create IPv4 FIB (32 MiB): " + std::string(rte_strerror(rte_errno)) +
-                                 " (raise -m in dpdk.eal_args)");
+        throw std::runtime_error(
+            "cannot create IPv4 FIB (32 MiB): " + std::string(rte_strerror(rte_errno)) +
+            " (raise -m in dpdk.eal_args)");
 
     rte_fib6_conf c6{};
     c6.type = RTE_FIB6_TRIE;
@@ -51,8 +54,9 @@ RouteTable::RouteTable(const std::string &name, const std::vector<RoutedInterfac
     fib6_ = rte_fib6_create((name + "6").c_str(), socket_id, &c6);
     if (fib6_ == nullptr) {
         rte_fib_free(fib4_);
-        throw std::runtime_error("cannot create IPv6 FIB (32 MiB): " + std::string(rte_strerror(rte_errno)) +
-                                 " (raise -m in dpdk.eal_args)");
+        throw std::runtime_error(
+            "cannot create IPv6 FIB (32 MiB): " + std::string(rte_strerror(rte_errno)) +
+            " (raise -m in dpdk.eal_args)");
     }
 
     try {
@@ -125,7 +129,7 @@ void RouteTable::lookup4(const uint32_t *ips, NextHopId *out, unsigned n) const 
 }
 
 void RouteTable::lookup6(const uint8_t (*ips)[16], NextHopId *out, unsigned n) const {
-    rte_fib6_lookup_bulk(fib6_, const_cast<uint8_t (*)[16]>(ips), out, n);
+    rte_fib6_lookup_bulk(fib6_, const_cast<uint8_t(*)[16]>(ips), out, n);
 }
 
 RouteTable::NextHopId RouteTable::lookup(const IpAddress &a) const {

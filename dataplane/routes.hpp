@@ -21,9 +21,9 @@ namespace syncwall::dp {
 struct NextHop {
     enum class Kind : uint8_t { none, local, forward };
     Kind kind = Kind::none;
-    uint16_t port = 0;           // egress port (forward) or the owning port (local)
-    bool has_gateway = false;    // false: the destination itself is on-link
-    config::IpAddress gateway;   // valid when has_gateway
+    uint16_t port = 0;         // egress port (forward) or the owning port (local)
+    bool has_gateway = false;  // false: the destination itself is on-link
+    config::IpAddress gateway; // valid when has_gateway
 };
 
 // Which port each interface is, as the route builder needs it.
@@ -55,7 +55,9 @@ class RouteTable {
     void lookup6(const uint8_t (*ips)[16], NextHopId *out, unsigned n) const;
     NextHopId lookup(const config::IpAddress &a) const;
 
-    const NextHop &next_hop(NextHopId id) const { return next_hops_[id < next_hops_.size() ? id : 0]; }
+    const NextHop &next_hop(NextHopId id) const {
+        return next_hops_[id < next_hops_.size() ? id : 0];
+    }
     std::size_t size() const { return next_hops_.size() - 1; }
 
     // The routes as installed, for the management API: prefix and next-hop id.

@@ -35,10 +35,10 @@ namespace syncwall::dp {
 // definitions in ruleset.cpp: keep it as is (static_asserts there).
 struct FilterKey4 {
     uint8_t proto;
-    uint8_t iface_dir;   // port index << 1 | (1 = out, 0 = in)
-    uint8_t tcp_flags;   // 0 for non-TCP
+    uint8_t iface_dir; // port index << 1 | (1 = out, 0 = in)
+    uint8_t tcp_flags; // 0 for non-TCP
     uint8_t pad;
-    uint32_t src, dst;   // network byte order (as in the packet)
+    uint32_t src, dst;     // network byte order (as in the packet)
     uint16_t sport, dport; // host order; ICMP: type, code
 };
 static_assert(sizeof(FilterKey4) == 16);
@@ -96,7 +96,9 @@ class Ruleset {
     // Number of ACL rules the pf rules expanded into (v4 + v6), for `show rules`.
     std::size_t acl_rules() const { return acl_rules_; }
 
-    RuleCounters &counters(unsigned lcore, uint32_t rule) { return counters_[lcore * size() + rule]; }
+    RuleCounters &counters(unsigned lcore, uint32_t rule) {
+        return counters_[lcore * size() + rule];
+    }
     // Current states per rule (for `max N` and `show rules`).
     std::atomic<uint32_t> &live_states(uint32_t rule) { return live_states_[rule]; }
 

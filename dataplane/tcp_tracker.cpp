@@ -181,11 +181,11 @@ void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult
     // perfect may instead fall anywhere in the window behind seqlo. An ack of 0 stands for
     // seqlo above but is not perfect (beyond pf): otherwise a blind sender who knows no ack
     // could reset with any sequence number in the window.
-    const bool rst_ok =
-        !rst || orig_seq == src.seqlo || orig_seq == src.seqlo + 1 || orig_seq + 1 == src.seqlo ||
-        (seq_geq(orig_seq, src.seqlo - dst_win) && seq_leq(orig_seq, src.seqlo + 1) &&
-         ackskew == 0 && ack_is_real &&
-         (th.flags & (tcpf::ack | tcpf::rst)) == (tcpf::ack | tcpf::rst));
+    const bool rst_ok = !rst || orig_seq == src.seqlo || orig_seq == src.seqlo + 1 ||
+                        orig_seq + 1 == src.seqlo ||
+                        (seq_geq(orig_seq, src.seqlo - dst_win) &&
+                         seq_leq(orig_seq, src.seqlo + 1) && ackskew == 0 && ack_is_real &&
+                         (th.flags & (tcpf::ack | tcpf::rst)) == (tcpf::ack | tcpf::rst));
 
     const bool fits = seq_geq(src.seqhi, data_end) &&       // last octet inside the window
                       seq_geq(seq, src.seqlo - dst_win) &&  // retransmit: one window back

@@ -10,8 +10,7 @@ using namespace syncwall;
 using namespace syncwall::ctl;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, std::size_t size) {
-    if (size < 2)
-        return 0;
+    if (size < 2) return 0;
     // The unit tests' vector vhost (their seeds carry valid digests for it).
     static const config::IpAddress vip = *config::parse_ip_address("192.0.2.254");
     static const CarpAuth auth("syncwall-example", 1, std::span<const config::IpAddress>(&vip, 1));

@@ -13,8 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, std::size_t size) {
     try {
         (void)load_config_text(text, "fuzz.yaml");
     } catch (const ConfigError &e) {
-        if (std::string(e.what()).empty())
-            __builtin_trap();
+        if (std::string(e.what()).empty()) __builtin_trap();
     }
     return 0;
 }

@@ -10,8 +10,7 @@
 using namespace syncwall::ctl;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, std::size_t size) {
-    if (size < 1)
-        return 0;
+    if (size < 1) return 0;
     // A small line limit so that the too-long path is reached too.
     LineFramer framer(std::size_t(data[0]) * 4 + 1);
     const std::string_view text(reinterpret_cast<const char *>(data + 1), size - 1);

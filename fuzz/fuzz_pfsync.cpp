@@ -30,8 +30,7 @@ class Importer final : public PfsyncHandler {
             // What we imported must export back to a record that passes the same checks.
             PfsyncState again{};
             export_state(st.state, 1000, 60, again);
-            if (check_state(again) != PfsyncError::none)
-                __builtin_trap();
+            if (check_state(again) != PfsyncError::none) __builtin_trap();
         }
     }
 };

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-  build-essential g++ meson ninja-build pkg-config clang libclang-rt-14-dev
+  build-essential g++ meson ninja-build pkg-config clang libclang-rt-14-dev clang-format
   dpdk dpdk-dev libdpdk-dev libyaml-cpp-dev libboost-dev catch2 libssl-dev
   nlohmann-json3-dev libcli11-dev libpcap-dev
   python3 python3-pytest python3-scapy

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: unit (Catch2), the same unit tests and the EAL tests under ASan+UBSan, the
-# state table's concurrent tests under TSan, a short run of every fuzzer, the EAL dataplane
-# tests and the network-namespace lab (pytest). Installs and builds first.
+# state table's concurrent tests under TSan, the formatting check, a short run of every
+# fuzzer, the EAL dataplane tests and the network-namespace lab (pytest). Installs and
+# builds first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -32,12 +33,15 @@ echo "== the state table's concurrent tests under ThreadSanitizer"
 tsan=0
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tests/eal/tsan.supp \
   build-tsan/tests/eal_tests "[concurrent]" || { status=1; tsan=1; }
+echo "== formatting (clang-format 14, .clang-format)"
+format=0
+scripts/check-format.sh || { status=1; format=1; }
 echo "== fuzzers (libFuzzer, ASan + UBSan), 5 s each; longer campaigns: scripts/fuzz.sh SECONDS"
 fuzz=0
 scripts/fuzz.sh 5 || { status=1; fuzz=1; }
 
 # One closing line for every suite: meson's results plus the sanitizer run.
-/usr/bin/python3 - "$asan" "$eal_asan" "$tsan" "$fuzz" <<'PY'
+/usr/bin/python3 - "$asan" "$eal_asan" "$tsan" "$format" "$fuzz" <<'PY'
 import json, sys
 passed = failed = 0
 for line in open("build/meson-logs/testlog.json"):

@@ -48,11 +48,16 @@ uint64_t wall_ns() {
 
 std::string_view name_of(BulkStatus s) {
     switch (s) {
-    case BulkStatus::none: return "none";
-    case BulkStatus::requested: return "requested";
-    case BulkStatus::receiving: return "receiving";
-    case BulkStatus::done: return "done";
-    case BulkStatus::failed: return "failed";
+    case BulkStatus::none:
+        return "none";
+    case BulkStatus::requested:
+        return "requested";
+    case BulkStatus::receiving:
+        return "receiving";
+    case BulkStatus::done:
+        return "done";
+    case BulkStatus::failed:
+        return "failed";
     }
     return "?";
 }
@@ -94,7 +99,7 @@ struct SyncCore::Delta {
     uint32_t creatorid; // remove: the state's creator
     uint32_t slot;
     uint32_t generation;
-    uint32_t kind;      // DeltaKind
+    uint32_t kind; // DeltaKind
 };
 
 // --- packet assembly ---------------------------------------------------------------------
@@ -103,14 +108,13 @@ struct SyncCore::Delta {
 class SyncCore::Packer {
   public:
     explicit Packer(SyncCore &core)
-        : core_(core),
-          auth_(!core.cfg_.auth_key.empty()),
-          buf_(core.cfg_.mtu),
+        : core_(core), auth_(!core.cfg_.auth_key.empty()), buf_(core.cfg_.mtu),
           writer_(std::span<uint8_t>(buf_.data(), payload_capacity()), core.cfg_.mtu) {}
 
     // Capacity for the pfsync message: the MTU less the IP header and the trailer.
     std::size_t payload_capacity() const {
-        const std::size_t room = core_.cfg_.mtu > ipv4_header_len ? core_.cfg_.mtu - ipv4_header_len : 0;
+        const std::size_t room =
+            core_.cfg_.mtu > ipv4_header_len ? core_.cfg_.mtu - ipv4_header_len : 0;
         return auth_ ? (room > auth_trailer_len ? room - auth_trailer_len : 0) : room;
     }
 
@@ -188,13 +192,14 @@ SyncCore::SyncCore(const SyncCoreConfig &cfg, dp::StateTable &table,
     link_prev_ = std::make_unique<uint32_t[]>(table_.slots());
     link_gen_ = std::make_unique<uint32_t[]>(table_.slots());
     link_list_ = std::make_unique<uint32_t[]>(table_.slots()); // zero: on no list
-    lists_.push_back({no_slot, no_slot, 0, false});           // list 0: "none"
+    lists_.push_back({no_slot, no_slot, 0, false});            // list 0: "none"
     packer_ = std::make_unique<Packer>(*this);
     tx_counter_ = wall_ns();
 }
 
 SyncCore::~SyncCore() {
-    for (rte_ring *r : rings_) rte_ring_free(r);
+    for (rte_ring *r : rings_)
+        rte_ring_free(r);
 }
 
 // --- the sink (any lcore) --------------------------------------------------------------------
@@ -251,7 +256,8 @@ void SyncCore::state_changed(unsigned writer, uint32_t slot, uint32_t generation
     }
     if (rte_ring_enqueue_elem(rings_[writer], &d, sizeof(Delta)) != 0) {
         SyncStats::inc(stats_.ring_full);
-        if (change != dp::StateChange::remove) f.fetch_and(uint8_t(~flag_queued), std::memory_order_acq_rel);
+        if (change != dp::StateChange::remove)
+            f.fetch_and(uint8_t(~flag_queued), std::memory_order_acq_rel);
         return;
     }
     SyncStats::inc(stats_.queued);
@@ -264,7 +270,8 @@ void SyncCore::drain(uint64_t now_ms) {
     Delta burst[drain_burst];
     for (rte_ring *r : rings_) {
         if (r == nullptr) continue;
-        const unsigned n = rte_ring_dequeue_burst_elem(r, burst, sizeof(Delta), drain_burst, nullptr);
+        const unsigned n =
+            rte_ring_dequeue_burst_elem(r, burst, sizeof(Delta), drain_burst, nullptr);
         for (unsigned i = 0; i < n; i++) {
             const Delta &d = burst[i];
             if (pending_.empty() && pending_deletes_.empty()) pending_since_ms_ = now_ms;
@@ -272,12 +279,14 @@ void SyncCore::drain(uint64_t now_ms) {
                 pending_deletes_.push_back({d.id, d.creatorid});
             } else {
                 pending_.push_back({d.slot, d.generation});
-                if (flags_[d.slot].load(std::memory_order_relaxed) & flag_insert) pending_inserts_++;
+                if (flags_[d.slot].load(std::memory_order_relaxed) & flag_insert)
+                    pending_inserts_++;
             }
         }
     }
     pending_size_.store(pending_.size() + pending_deletes_.size(), std::memory_order_relaxed);
-    pending_since_shared_.store(pending_size_.load(std::memory_order_relaxed) ? pending_since_ms_ : 0,
+    pending_since_shared_.store(pending_size_.load(std::memory_order_relaxed) ? pending_since_ms_
+                                                                              : 0,
                                 std::memory_order_relaxed);
 }
 
@@ -294,7 +303,8 @@ bool SyncCore::add_full_state(StateAction a, uint32_t slot, uint32_t now_s) {
     table_.unlock(slot);
     if (copy.state_flags & dp::state_flag::nosync) return false;
     const uint32_t remaining = remaining_of(copy, now_s);
-    return packer_->add(Action(a), [&](PfsyncWriter &w) { return w.add_state(a, copy, now_s, remaining); });
+    return packer_->add(Action(a),
+                        [&](PfsyncWriter &w) { return w.add_state(a, copy, now_s, remaining); });
 }
 
 void SyncCore::pack_pending(uint64_t now_ms, uint32_t now_s) {
@@ -321,7 +331,8 @@ void SyncCore::pack_pending(uint64_t now_ms, uint32_t now_s) {
         }
     }
     for (const PendingDelete &d : pending_deletes_)
-        packer_->add(Action::del_c, [&](PfsyncWriter &w) { return w.add_del_c(d.id, d.creatorid); });
+        packer_->add(Action::del_c,
+                     [&](PfsyncWriter &w) { return w.add_del_c(d.id, d.creatorid); });
     pending_.clear();
     pending_deletes_.clear();
     pending_inserts_ = 0;
@@ -342,7 +353,8 @@ void SyncCore::dedupe_replies() {
         v->erase(std::unique(v->begin(), v->end(), same), v->end());
     }
     std::sort(full_updates_.begin(), full_updates_.end());
-    full_updates_.erase(std::unique(full_updates_.begin(), full_updates_.end()), full_updates_.end());
+    full_updates_.erase(std::unique(full_updates_.begin(), full_updates_.end()),
+                        full_updates_.end());
     deduped_size_ = replies_owed();
 }
 
@@ -359,12 +371,15 @@ void SyncCore::pack_requests(uint32_t now_s) {
     dedupe_replies();
     deduped_size_ = 0;
     for (const PendingDelete &r : upd_requests_)
-        packer_->add(Action::upd_req, [&](PfsyncWriter &w) { return w.add_upd_req(r.id, r.creatorid); });
+        packer_->add(Action::upd_req,
+                     [&](PfsyncWriter &w) { return w.add_upd_req(r.id, r.creatorid); });
     upd_requests_.clear();
     for (const PendingDelete &r : ins_acks_)
-        packer_->add(Action::ins_ack, [&](PfsyncWriter &w) { return w.add_ins_ack(r.id, r.creatorid); });
+        packer_->add(Action::ins_ack,
+                     [&](PfsyncWriter &w) { return w.add_ins_ack(r.id, r.creatorid); });
     ins_acks_.clear();
-    for (uint32_t slot : full_updates_) add_full_state(StateAction::upd, slot, now_s);
+    for (uint32_t slot : full_updates_)
+        add_full_state(StateAction::upd, slot, now_s);
     full_updates_.clear();
 }
 
@@ -377,7 +392,8 @@ void SyncCore::bulk_send_step(uint32_t now_s) {
         bulk_start_sent_ = true;
     }
     uint32_t looked = 0, added = 0;
-    while (bulk_cursor_ < table_.slots() && looked < bulk_slots_per_poll && added < bulk_states_per_poll) {
+    while (bulk_cursor_ < table_.slots() && looked < bulk_slots_per_poll &&
+           added < bulk_states_per_poll) {
         if (add_full_state(StateAction::upd, bulk_cursor_, now_s)) {
             added++;
             SyncStats::inc(stats_.bulk_sent_states);
@@ -415,7 +431,8 @@ void SyncCore::start_bulk_request(uint64_t now_ms) {
 
 void SyncCore::bulk_request_timer(uint64_t now_ms) {
     const BulkStatus s = bulk_status();
-    if ((s != BulkStatus::requested && s != BulkStatus::receiving) || now_ms < bulk_deadline_ms_) return;
+    if ((s != BulkStatus::requested && s != BulkStatus::receiving) || now_ms < bulk_deadline_ms_)
+        return;
     if (s == BulkStatus::requested && bulk_tries_ < cfg_.bulk_max_requests) {
         bulk_tries_++;
         bulk_deadline_ms_ = now_ms + cfg_.bulk_timeout_ms;
@@ -435,12 +452,13 @@ unsigned SyncCore::poll(uint64_t now_ms, uint32_t now_s) {
     bulk_request_timer(now_ms);
     if (!pending_.empty() || !pending_deletes_.empty()) {
         const std::size_t upd = pending_.size() - std::min(pending_.size(), pending_inserts_);
-        const std::size_t bytes = sizeof(PfsyncHeader) +
-                                  (pending_inserts_ ? 4 + pending_inserts_ * sizeof(PfsyncState) : 0) +
-                                  (upd ? 4 + upd * sizeof(PfsyncUpdC) : 0) +
-                                  (pending_deletes_.empty() ? 0 : 4 + pending_deletes_.size() * sizeof(PfsyncDelC));
-        if (now_ms - pending_since_ms_ >= cfg_.interval_ms || bytes >= packer_->payload_capacity() ||
-            urgent_.load(std::memory_order_relaxed))
+        const std::size_t bytes =
+            sizeof(PfsyncHeader) +
+            (pending_inserts_ ? 4 + pending_inserts_ * sizeof(PfsyncState) : 0) +
+            (upd ? 4 + upd * sizeof(PfsyncUpdC) : 0) +
+            (pending_deletes_.empty() ? 0 : 4 + pending_deletes_.size() * sizeof(PfsyncDelC));
+        if (now_ms - pending_since_ms_ >= cfg_.interval_ms ||
+            bytes >= packer_->payload_capacity() || urgent_.load(std::memory_order_relaxed))
             pack_pending(now_ms, now_s);
     }
     work += unsigned(replies_owed());
@@ -644,8 +662,12 @@ class SyncCore::Applier : public PfsyncHandler {
             SyncStats::inc(c_.stats_.inserted);
             c_.track(new_slot, s.creatorid);
             break;
-        case dp::StateTable::InsertResult::exists: c_.stats_.error(SyncError::insert_collision); break;
-        case dp::StateTable::InsertResult::full: c_.stats_.error(SyncError::insert_full); break;
+        case dp::StateTable::InsertResult::exists:
+            c_.stats_.error(SyncError::insert_collision);
+            break;
+        case dp::StateTable::InsertResult::full:
+            c_.stats_.error(SyncError::insert_full);
+            break;
         }
     }
 
@@ -699,10 +721,9 @@ bool SyncCore::authenticate(std::span<const uint8_t> &payload, uint64_t now_ms, 
         if (rx_counters_.size() >= max_auth_peers) {
             // Only a peer silent for auth_fresh_ms gives its place up: its old packets are
             // too old to be taken from a stranger by then.
-            auto oldest = std::min_element(rx_counters_.begin(), rx_counters_.end(),
-                                           [](const auto &a, const auto &b) {
-                                               return a.second.heard_ms < b.second.heard_ms;
-                                           });
+            auto oldest = std::min_element(
+                rx_counters_.begin(), rx_counters_.end(),
+                [](const auto &a, const auto &b) { return a.second.heard_ms < b.second.heard_ms; });
             if (now_ms - oldest->second.heard_ms < auth_fresh_ms) {
                 stats_.error(SyncError::auth_peers_full);
                 return false;

@@ -79,16 +79,16 @@ namespace syncwall::sync {
     X(auth_missing, "no or malformed authentication trailer")                                      \
     X(auth_bad_mac, "authentication MAC does not match")                                           \
     X(auth_replay, "authentication counter replayed or too old")                                   \
-    X(auth_peers_full, "authenticated sender not remembered: every replay slot is a live peer")   \
+    X(auth_peers_full, "authenticated sender not remembered: every replay slot is a live peer")    \
     X(insert_full, "state from a peer not inserted: state limit reached")                          \
     X(insert_collision, "state from a peer not inserted: another state has its key")               \
     X(update_unknown, "UPD_C for an unknown state (answered with UPD_REQ)")                        \
     X(delete_unknown, "DEL/DEL_C for an unknown state")                                            \
     X(request_unknown, "UPD_REQ for an unknown state")                                             \
-    X(reply_limit, "UPD_REQ or INS ack not answered: too many replies owed this poll")           \
-    X(bulk_limited, "UPD_REQ(0, 0) ignored: that peer started a bulk send too recently")          \
-    X(bus_unexpected, "BUS start or end not expected, or from another creatorid")                 \
-    X(bus_stale, "BUS end answers a request older than our latest (endtime)")                     \
+    X(reply_limit, "UPD_REQ or INS ack not answered: too many replies owed this poll")             \
+    X(bulk_limited, "UPD_REQ(0, 0) ignored: that peer started a bulk send too recently")           \
+    X(bus_unexpected, "BUS start or end not expected, or from another creatorid")                  \
+    X(bus_stale, "BUS end answers a request older than our latest (endtime)")                      \
     X(clear_own, "CLR naming our own creatorid (ignored)")                                         \
     X(tx_failed, "pfsync packet could not be transmitted")
 
@@ -106,15 +106,15 @@ struct SyncStats {
     ActionCounters sent{}, received{};
     std::array<std::atomic<uint64_t>, sync_error_count> errors{};
     std::array<std::atomic<uint64_t>, pfsync_error_count> decode_errors{};
-    std::atomic<uint64_t> stale{0};      // updates that were behind our copy
-    std::atomic<uint64_t> ring_full{0};  // changes not queued (caught up later)
-    std::atomic<uint64_t> queued{0};     // changes queued by the lcores
-    std::atomic<uint64_t> coalesced{0};  // changes folded into an already queued state
+    std::atomic<uint64_t> stale{0};     // updates that were behind our copy
+    std::atomic<uint64_t> ring_full{0}; // changes not queued (caught up later)
+    std::atomic<uint64_t> queued{0};    // changes queued by the lcores
+    std::atomic<uint64_t> coalesced{0}; // changes folded into an already queued state
     std::atomic<uint64_t> inserted{0}, updated{0}, removed{0}; // applied from peers
     std::atomic<uint64_t> bulk_requests{0}, bulk_received_states{0}, bulk_sent_states{0};
     std::atomic<uint64_t> bulk_sends{0};
     std::atomic<uint64_t> clear_walked{0}; // list entries a CLR looked at
-    std::atomic<uint64_t> max_lag_ms{0}; // longest a change waited before it was packed
+    std::atomic<uint64_t> max_lag_ms{0};   // longest a change waited before it was packed
 
     void error(SyncError e) { errors[std::size_t(e)].fetch_add(1, std::memory_order_relaxed); }
     uint64_t error_count(SyncError e) const {
@@ -126,17 +126,17 @@ struct SyncStats {
 };
 
 struct SyncCoreConfig {
-    std::string name = "sync";  // prefix of the rings' names (unique per process)
-    uint32_t creatorid = 0;     // our hostid
-    unsigned producers = 1;     // lcores that change states: writer ids 0..producers-1
-    unsigned sync_writer = 1;   // the sync lcore's writer id: its changes are not news
-    std::size_t mtu = 1500;     // sync port MTU (IP header included)
+    std::string name = "sync"; // prefix of the rings' names (unique per process)
+    uint32_t creatorid = 0;    // our hostid
+    unsigned producers = 1;    // lcores that change states: writer ids 0..producers-1
+    unsigned sync_writer = 1;  // the sync lcore's writer id: its changes are not news
+    std::size_t mtu = 1500;    // sync port MTU (IP header included)
     uint16_t maxupd = 128;
     uint32_t interval_ms = 1000;
     uint32_t bulk_timeout_ms = 2000;
     uint32_t bulk_max_requests = 12;
     uint32_t ring_size = 4096;
-    std::string auth_key;       // raw key bytes; empty: no authentication
+    std::string auth_key; // raw key bytes; empty: no authentication
     int socket_id = 0;
 };
 
@@ -165,7 +165,8 @@ class SyncCore : public dp::StateChangeSink {
     // Sync lcore: one received pfsync packet (the IP payload). `source` is the sender's
     // IPv4 address: it names the peer for bulk rate limits when packets are not
     // authenticated (replay protection uses the hostid in the trailer, never this).
-    void receive(std::span<const uint8_t> payload, uint32_t source, uint64_t now_ms, uint32_t now_s);
+    void receive(std::span<const uint8_t> payload, uint32_t source, uint64_t now_ms,
+                 uint32_t now_s);
     // Ask the peers for every state (at start, and for `sync resync`).
     void start_bulk_request(uint64_t now_ms);
     // Send everything pending now (tests, shutdown).
@@ -246,8 +247,8 @@ class SyncCore : public dp::StateChangeSink {
     std::atomic<uint64_t> pending_since_shared_{0}; // for lag_ms() from other lcores
 
     // Replies owed to peers, sent on this poll.
-    std::vector<PendingDelete> upd_requests_;   // UPD_REQ(id, creatorid) to send
-    std::vector<uint32_t> full_updates_;        // slots to send as full UPD
+    std::vector<PendingDelete> upd_requests_; // UPD_REQ(id, creatorid) to send
+    std::vector<uint32_t> full_updates_;      // slots to send as full UPD
     std::vector<PendingDelete> ins_acks_;
     std::size_t deduped_size_ = 0; // replies_owed() at the last de-duplication
     std::size_t replies_owed() const {
@@ -262,8 +263,8 @@ class SyncCore : public dp::StateChangeSink {
     bool bulk_again_ = false;
     bool bulk_start_sent_ = false;
     uint32_t bulk_cursor_ = 0;
-    uint32_t bulk_request_at_s_ = 0;   // when the request this pass answers arrived
-    uint32_t bulk_again_at_s_ = 0;     // ...and the one the next pass answers
+    uint32_t bulk_request_at_s_ = 0; // when the request this pass answers arrived
+    uint32_t bulk_again_at_s_ = 0;   // ...and the one the next pass answers
     std::unordered_map<uint64_t, uint64_t> bulk_peers_; // peer -> last bulk start (ms)
     // Bulk request (requester)
     std::atomic<BulkStatus> bulk_status_{BulkStatus::none};
@@ -285,7 +286,7 @@ class SyncCore : public dp::StateChangeSink {
     std::vector<CreatorList> lists_;
     std::vector<uint32_t> free_lists_;
     std::unordered_map<uint32_t, uint32_t> active_lists_; // creator -> list
-    std::deque<uint32_t> clearing_;                        // lists being cleared
+    std::deque<uint32_t> clearing_;                       // lists being cleared
 
     std::unique_ptr<Packer> packer_;
     SyncStats stats_;

@@ -54,7 +54,8 @@ class SyncEngine {
     bool transmit(std::span<const uint8_t> payload);
     void handle_frame(std::span<const uint8_t> frame, uint64_t now_ms);
     void arp_for_peer(uint64_t now_ms);
-    bool send_arp(uint16_t op, const std::array<uint8_t, 6> &tha, const std::array<uint8_t, 4> &tpa);
+    bool send_arp(uint16_t op, const std::array<uint8_t, 6> &tha,
+                  const std::array<uint8_t, 4> &tpa);
     bool send_frame(const std::array<uint8_t, 6> &dst, uint16_t ether_type,
                     std::span<const uint8_t> l3);
 

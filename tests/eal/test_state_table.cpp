@@ -548,8 +548,7 @@ TEST_CASE("a full table finds every state by id through churn, under many creato
     CHECK(t.lookup_id(creator_of[0], next) == StateTable::no_slot);
 }
 
-TEST_CASE("a twin hint is trusted only while its slot is live and holds the key",
-          "[eal][state]") {
+TEST_CASE("a twin hint is trusted only while its slot is live and holds the key", "[eal][state]") {
     StateTable t(table_config(64));
     uint32_t a = StateTable::no_slot, b = StateTable::no_slot;
     REQUIRE(t.insert(make_state(1), 0, &a) == StateTable::InsertResult::ok);

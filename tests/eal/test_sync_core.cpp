@@ -97,7 +97,8 @@ struct Node {
 std::size_t deliver(Node &from, std::vector<Node *> to, uint64_t now_ms = 0, uint32_t now_s = 10) {
     std::size_t n = 0;
     while (!from.outbox.empty()) {
-        for (Node *t : to) t->core->receive(from.outbox.front(), from.hostid, now_ms, now_s);
+        for (Node *t : to)
+            t->core->receive(from.outbox.front(), from.hostid, now_ms, now_s);
         from.outbox.pop_front();
         n++;
     }
@@ -106,7 +107,8 @@ std::size_t deliver(Node &from, std::vector<Node *> to, uint64_t now_ms = 0, uin
 
 // Send everything queued (flush() drains one burst per ring).
 void flush_all(Node &n) {
-    do n.core->flush(0, 10);
+    do
+        n.core->flush(0, 10);
     while (n.core->queue_depth() != 0);
 }
 
@@ -126,8 +128,9 @@ std::vector<uint8_t> signed_packet(const std::string &key, uint32_t hostid, uint
     std::vector<uint8_t> p = packet(fill);
     const std::size_t len = p.size();
     p.resize(len + sync::auth_trailer_len);
-    sync::auth_sign(key, {p.data(), len}, hostid, counter,
-                    std::span<uint8_t, sync::auth_trailer_len>(p.data() + len, sync::auth_trailer_len));
+    sync::auth_sign(
+        key, {p.data(), len}, hostid, counter,
+        std::span<uint8_t, sync::auth_trailer_len>(p.data() + len, sync::auth_trailer_len));
     return p;
 }
 
@@ -193,7 +196,8 @@ TEST_CASE("1000 updates of one state become one UPD_C carrying the last of them"
     const uint32_t slot = a.create(1);
     a.core->flush(0, 10);
     deliver(a, {&b});
-    for (int i = 0; i < 1000; i++) a.advance(slot, 100);
+    for (int i = 0; i < 1000; i++)
+        a.advance(slot, 100);
     CHECK(a.core->stats().coalesced.load() == 999);
     a.core->poll(50, 10);
     CHECK(a.outbox.empty());
@@ -213,10 +217,12 @@ TEST_CASE("maxupd updates of a TCP state send it before the interval", "[sync]")
     const uint32_t slot = a.create(1);
     a.core->flush(0, 10);
     a.outbox.clear();
-    for (int i = 0; i < 100; i++) a.advance(slot, 10);
+    for (int i = 0; i < 100; i++)
+        a.advance(slot, 10);
     a.core->poll(1, 10);
     CHECK(a.outbox.empty());
-    for (int i = 0; i < 40; i++) a.advance(slot, 10);
+    for (int i = 0; i < 40; i++)
+        a.advance(slot, 10);
     a.core->poll(2, 10);
     CHECK(a.outbox.size() == 1);
 }
@@ -266,7 +272,8 @@ TEST_CASE("a stale update is ignored, counted, and answered with our newer copy"
     CHECK(a.copy(slot).src.seqlo == 10000);
 }
 
-TEST_CASE("a removal goes out as DEL_C; a state removed before it was sent is never mentioned", "[sync]") {
+TEST_CASE("a removal goes out as DEL_C; a state removed before it was sent is never mentioned",
+          "[sync]") {
     Node a(0xa, quiet_config()), b(0xb, quiet_config());
     const uint32_t slot = a.create(1);
     a.core->flush(0, 10);
@@ -288,7 +295,8 @@ TEST_CASE("a removal goes out as DEL_C; a state removed before it was sent is ne
 
 TEST_CASE("CLR removes every state of its creator and no other", "[sync]") {
     Node a(0xa, quiet_config()), b(0xb, quiet_config()), c(0xc, quiet_config());
-    for (uint32_t n = 1; n <= 5; n++) a.create(n);
+    for (uint32_t n = 1; n <= 5; n++)
+        a.create(n);
     c.create(100);
     a.core->flush(0, 10);
     c.core->flush(0, 10);
@@ -302,7 +310,8 @@ TEST_CASE("CLR removes every state of its creator and no other", "[sync]") {
 
 TEST_CASE("bulk update: a joining node gets every state, BUS start to BUS end", "[sync]") {
     Node a(0xa, quiet_config()), b(0xb, quiet_config());
-    for (uint32_t n = 1; n <= 500; n++) a.create(n);
+    for (uint32_t n = 1; n <= 500; n++)
+        a.create(n);
     a.core->flush(0, 10);
     a.outbox.clear(); // b was not there
     b.core->start_bulk_request(0);
@@ -310,7 +319,8 @@ TEST_CASE("bulk update: a joining node gets every state, BUS start to BUS end", 
     b.core->poll(0, 10);
     CHECK(b.sent(Action::upd_req) == 1);
     deliver(b, {&a});
-    for (int i = 0; i < 10 && (a.core->bulk_sending() || i == 0); i++) a.core->poll(10, 10);
+    for (int i = 0; i < 10 && (a.core->bulk_sending() || i == 0); i++)
+        a.core->poll(10, 10);
     CHECK_FALSE(a.core->bulk_sending());
     CHECK(a.sent(Action::bus) == 2);
     CHECK(a.sent(Action::upd) == 500);
@@ -339,8 +349,10 @@ TEST_CASE("a bulk request nobody answers is repeated, then given up", "[sync]") 
 
 TEST_CASE("three nodes: every state reaches both others", "[sync]") {
     Node a(0xa, quiet_config()), b(0xb, quiet_config()), c(0xc, quiet_config());
-    for (uint32_t n = 1; n <= 10; n++) a.create(n);
-    for (uint32_t n = 11; n <= 15; n++) b.create(n);
+    for (uint32_t n = 1; n <= 10; n++)
+        a.create(n);
+    for (uint32_t n = 11; n <= 15; n++)
+        b.create(n);
     a.core->flush(0, 10);
     b.core->flush(0, 10);
     deliver(a, {&b, &c});
@@ -384,7 +396,8 @@ TEST_CASE("a full delta ring never blocks: changes are counted and caught up lat
     cfg.ring_size = 64;
     Node a(0xa, cfg), b(0xb, cfg);
     std::vector<uint32_t> slots;
-    for (uint32_t n = 1; n <= 200; n++) slots.push_back(a.create(n));
+    for (uint32_t n = 1; n <= 200; n++)
+        slots.push_back(a.create(n));
     CHECK(a.core->stats().ring_full.load() > 0);
     a.core->flush(0, 10);
     deliver(a, {&b});
@@ -408,15 +421,19 @@ TEST_CASE("garbage and truncated packets change nothing and are counted", "[sync
     b.core->receive({}, 1, 0, 10);
     CHECK(b.table->count() == 0);
     uint64_t errors = 0;
-    for (const auto &e : b.core->stats().decode_errors) errors += e.load();
+    for (const auto &e : b.core->stats().decode_errors)
+        errors += e.load();
     CHECK(errors == 3);
 }
 
 TEST_CASE("a CLR is applied a slice at a time and walks only its creator's states", "[sync]") {
     Node a(0xa, quiet_config()), b(0xb, quiet_config()), c(0xc, quiet_config());
-    for (uint32_t n = 1; n <= 3000; n++) a.create(n);
-    for (uint32_t n = 1; n <= 50; n++) c.create(4000 + n);
-    for (uint32_t n = 1; n <= 20; n++) b.create(5000 + n); // b's own
+    for (uint32_t n = 1; n <= 3000; n++)
+        a.create(n);
+    for (uint32_t n = 1; n <= 50; n++)
+        c.create(4000 + n);
+    for (uint32_t n = 1; n <= 20; n++)
+        b.create(5000 + n); // b's own
     flush_all(a);
     flush_all(c);
     deliver(a, {&b});
@@ -440,7 +457,8 @@ TEST_CASE("a CLR is applied a slice at a time and walks only its creator's state
     const uint32_t after_one = b.table->count();
     CHECK(after_one > 20);
     CHECK(after_one < 3020);
-    for (int i = 0; i < 10; i++) b.core->poll(0, 10);
+    for (int i = 0; i < 10; i++)
+        b.core->poll(0, 10);
     CHECK(b.table->count() == 20);
     CHECK(b.core->stats().clear_walked.load() == 3050);
 }
@@ -448,7 +466,8 @@ TEST_CASE("a CLR is applied a slice at a time and walks only its creator's state
 TEST_CASE("states sent after a CLR outlive the CLR's slices", "[sync]") {
     Node a(0xa, quiet_config()), b(0xb, quiet_config());
     std::vector<uint32_t> old;
-    for (uint32_t n = 1; n <= 2000; n++) old.push_back(a.create(n));
+    for (uint32_t n = 1; n <= 2000; n++)
+        old.push_back(a.create(n));
     flush_all(a);
     deliver(a, {&b});
     REQUIRE(b.table->count() == 2000);
@@ -458,20 +477,23 @@ TEST_CASE("states sent after a CLR outlive the CLR's slices", "[sync]") {
     a.create(3000);
     a.core->flush(0, 10);
     deliver(a, {&b});
-    b.core->receive(packet([&](auto &w) { REQUIRE(w.add_state(sync::StateAction::upd, resent, 10, 100)); }),
-                    0xa, 0, 10);
+    b.core->receive(
+        packet([&](auto &w) { REQUIRE(w.add_state(sync::StateAction::upd, resent, 10, 100)); }),
+        0xa, 0, 10);
     // An update for an old state the slices have not reached finds nothing.
     const dp::State stale = a.copy(old[1900]);
     b.core->receive(packet([&](auto &w) { REQUIRE(w.add_upd_c(stale)); }), 0xa, 0, 10);
     CHECK(b.error(sync::SyncError::update_unknown) == 1);
-    for (int i = 0; i < 10; i++) b.core->poll(0, 10);
+    for (int i = 0; i < 10; i++)
+        b.core->poll(0, 10);
     CHECK(b.table->count() == 2);
     CHECK(b.find(0xa, resent.id) != dp::StateTable::no_slot);
 }
 
 TEST_CASE("a CLR naming our own creatorid leaves our states", "[sync]") {
     Node b(0xb, quiet_config());
-    for (uint32_t n = 1; n <= 5; n++) b.create(n);
+    for (uint32_t n = 1; n <= 5; n++)
+        b.create(n);
     b.core->receive(packet([](auto &w) { REQUIRE(w.add_clr(0xb)); }), 0xa, 0, 10);
     b.core->poll(0, 10);
     CHECK(b.table->count() == 5);
@@ -516,7 +538,8 @@ TEST_CASE("a BUS end whose endtime puts the request before ours is refused", "[s
 TEST_CASE("our BUS end carries the seconds since the request arrived, as OpenBSD's does",
           "[sync]") {
     Node a(0xa, quiet_config()), b(0xb, quiet_config());
-    for (uint32_t n = 1; n <= 300; n++) a.create(n);
+    for (uint32_t n = 1; n <= 300; n++)
+        a.create(n);
     a.core->flush(0, 1000);
     a.outbox.clear();
     b.core->start_bulk_request(0);
@@ -543,7 +566,8 @@ TEST_CASE("identical UPD_REQs in a packet are answered once", "[sync]") {
     a.core->flush(0, 10);
     a.outbox.clear();
     const auto req = packet([&](auto &w) {
-        for (int i = 0; i < 121; i++) REQUIRE(w.add_upd_req(s.id, s.creatorid));
+        for (int i = 0; i < 121; i++)
+            REQUIRE(w.add_upd_req(s.id, s.creatorid));
     });
     a.core->receive(req, 1, 0, 10);
     a.core->receive(req, 1, 0, 10);
@@ -556,7 +580,8 @@ TEST_CASE("identical UPD_REQs in a packet are answered once", "[sync]") {
 TEST_CASE("replies owed are capped; the excess is counted, not queued", "[sync]") {
     Node a(0xa, quiet_config());
     std::vector<dp::State> states;
-    for (uint32_t n = 1; n <= 1200; n++) states.push_back(a.copy(a.create(n)));
+    for (uint32_t n = 1; n <= 1200; n++)
+        states.push_back(a.copy(a.create(n)));
     flush_all(a);
     a.outbox.clear();
     for (std::size_t i = 0; i < states.size(); i += 100)
@@ -572,17 +597,20 @@ TEST_CASE("replies owed are capped; the excess is counted, not queued", "[sync]"
 
 TEST_CASE("UPD_REQ(0, 0) starts a bulk send at most once per bulk_timeout_ms per peer", "[sync]") {
     Node a(0xa, quiet_config()); // bulk_timeout_ms 1000
-    for (uint32_t n = 1; n <= 10; n++) a.create(n);
+    for (uint32_t n = 1; n <= 10; n++)
+        a.create(n);
     a.core->flush(0, 10);
     const auto bulk = packet([](auto &w) { REQUIRE(w.add_upd_req(0, 0)); });
     auto finish = [&](uint64_t now_ms) {
-        for (int i = 0; i < 5; i++) a.core->poll(now_ms, 10);
+        for (int i = 0; i < 5; i++)
+            a.core->poll(now_ms, 10);
         REQUIRE_FALSE(a.core->bulk_sending());
     };
     a.core->receive(bulk, 1, 0, 10);
     finish(0);
     CHECK(a.core->stats().bulk_sends.load() == 1);
-    for (int i = 0; i < 50; i++) a.core->receive(bulk, 1, 10 + i, 10); // the same peer again
+    for (int i = 0; i < 50; i++)
+        a.core->receive(bulk, 1, 10 + i, 10); // the same peer again
     finish(100);
     CHECK(a.core->stats().bulk_sends.load() == 1);
     CHECK(a.error(sync::SyncError::bulk_limited) == 50);
@@ -612,7 +640,8 @@ TEST_CASE("a signed packet replayed from another address is still a replay", "[s
     deliver(a, {&b});
     REQUIRE(b.table->count() == 0);
     // The captured INS, from any other address: the killed state must not come back.
-    for (uint32_t source = 1; source <= 300; source++) b.core->receive(ins, source, 0, 10);
+    for (uint32_t source = 1; source <= 300; source++)
+        b.core->receive(ins, source, 0, 10);
     CHECK(b.table->count() == 0);
     CHECK(b.error(sync::SyncError::auth_replay) == 300);
 }
@@ -630,7 +659,8 @@ TEST_CASE("replay state is per hostid and is never dropped for a live peer", "[s
     b.core->receive(from_a, 1, 0, 10);
     CHECK(b.received(Action::clr) == 1);
     // 300 other signed senders, each from its own address, while 0xa is live.
-    for (uint32_t h = 1; h <= 300; h++) b.core->receive(clr(0x1000 + h, t0 + h), 0x1000 + h, 1000, 10);
+    for (uint32_t h = 1; h <= 300; h++)
+        b.core->receive(clr(0x1000 + h, t0 + h), 0x1000 + h, 1000, 10);
     CHECK(b.error(sync::SyncError::auth_peers_full) == 300 - (sync::max_auth_peers - 1));
     // 0xa's packet again, from anywhere: still a replay.
     b.core->receive(from_a, 2, 2000, 10);

@@ -16,8 +16,12 @@ using config::parse_ip_prefix;
 
 namespace {
 
-config::IpAddress ip(const char *s) { return *parse_ip_address(s); }
-config::IpPrefix pfx(const char *s) { return *parse_ip_prefix(s); }
+config::IpAddress ip(const char *s) {
+    return *parse_ip_address(s);
+}
+config::IpPrefix pfx(const char *s) {
+    return *parse_ip_prefix(s);
+}
 
 std::vector<dp::RoutedInterface> two_interfaces() {
     return {{"lan", 0, {pfx("192.0.2.1/24"), pfx("2001:db8:1::1/64")}},
@@ -32,11 +36,14 @@ config::RouteConfig route(const char *to, const char *via) {
 }
 
 int fib_names = 0;
-std::string fib_name() { return "test_fib" + std::to_string(fib_names++); }
+std::string fib_name() {
+    return "test_fib" + std::to_string(fib_names++);
+}
 
 } // namespace
 
-TEST_CASE("connected networks, our addresses and static routes resolve as expected", "[eal][routes]") {
+TEST_CASE("connected networks, our addresses and static routes resolve as expected",
+          "[eal][routes]") {
     dp::RouteTable rt(fib_name(), two_interfaces(),
                       {route("0.0.0.0/0", "198.51.100.254"), route("203.0.113.0/25", "192.0.2.20"),
                        route("::/0", "2001:db8:2::fe")},
@@ -87,8 +94,9 @@ TEST_CASE("a next hop on no connected network is an error naming the route", "[e
         dp::RouteTable rt(fib_name(), two_interfaces(), {r}, 0);
         FAIL("no error");
     } catch (const std::runtime_error &e) {
-        CHECK(std::string(e.what()) ==
-              "fw.yaml:12:5: route 203.0.113.0/24: next hop 203.0.113.1 is on no connected network");
+        CHECK(
+            std::string(e.what()) ==
+            "fw.yaml:12:5: route 203.0.113.0/24: next hop 203.0.113.1 is on no connected network");
     }
 }
 

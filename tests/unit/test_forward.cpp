@@ -14,13 +14,16 @@ using namespace syncwall;
 namespace {
 
 std::vector<uint8_t> ipv4_header(uint8_t ttl, uint16_t id) {
-    std::vector<uint8_t> h{0x45, 0, 0, 20, uint8_t(id >> 8), uint8_t(id), 0x40, 0, ttl, 17, 0, 0,
-                           192, 0, 2, 10, 203, 0, 113, 5};
+    std::vector<uint8_t> h{
+        0x45, 0, 0,   20, uint8_t(id >> 8), uint8_t(id), 0x40, 0, ttl, 17, 0, 0, 192, 0, 2, 10,
+        203,  0, 113, 5};
     ctl::set_ipv4_checksum(h.data());
     return h;
 }
 
-uint16_t stored_checksum(const std::vector<uint8_t> &h) { return uint16_t(h[10] << 8 | h[11]); }
+uint16_t stored_checksum(const std::vector<uint8_t> &h) {
+    return uint16_t(h[10] << 8 | h[11]);
+}
 
 // A frame with Ethernet header in front of an IP packet, parsed.
 dp::PacketDesc parse(const std::vector<uint8_t> &frame) {
@@ -105,7 +108,8 @@ TEST_CASE("ICMP echo request turns into a valid reply in place", "[replies]") {
 TEST_CASE("ICMP time exceeded quotes the offending datagram", "[replies]") {
     const auto offending = ipv4_header(1, 77);
     std::vector<uint8_t> out(600);
-    const auto n = ctl::build_icmp4_error(out, 11, 0, 0, {192, 0, 2, 1}, {192, 0, 2, 10}, offending, 5);
+    const auto n =
+        ctl::build_icmp4_error(out, 11, 0, 0, {192, 0, 2, 1}, {192, 0, 2, 10}, offending, 5);
     REQUIRE(n == 20 + 8 + offending.size());
     std::vector<uint8_t> f(14, 0);
     f[12] = 0x08;
@@ -146,7 +150,8 @@ TEST_CASE("Neighbour solicitation and advertisement round-trip through parse_nd"
     REQUIRE(ctl::parse_nd(std::span(out).subspan(40, 32), nd));
     CHECK(nd.solicited);
     CHECK(nd.lladdr == mac);
-    CHECK(ctl::ipv6_multicast_mac(ctl::solicited_node(target)) == ctl::Mac{0x33, 0x33, 0xff, 0, 0x12, 0x34});
+    CHECK(ctl::ipv6_multicast_mac(ctl::solicited_node(target)) ==
+          ctl::Mac{0x33, 0x33, 0xff, 0, 0x12, 0x34});
 }
 
 TEST_CASE("parse_nd rejects an option of length zero", "[replies]") {
@@ -168,7 +173,8 @@ TEST_CASE("Adaptive idle backs off after empty polls and wakes on traffic", "[id
     CHECK(idle.after_poll(0) == dp::IdleBackoff::first_sleep_us);
     CHECK(idle.after_poll(0) == 2 * dp::IdleBackoff::first_sleep_us);
     uint32_t last = 0;
-    for (int i = 0; i < 20; i++) last = idle.after_poll(0);
+    for (int i = 0; i < 20; i++)
+        last = idle.after_poll(0);
     CHECK(last == 500);
     CHECK(idle.after_poll(3) == 0);
     CHECK(idle.after_poll(0) == 0);
@@ -176,7 +182,8 @@ TEST_CASE("Adaptive idle backs off after empty polls and wakes on traffic", "[id
 
 TEST_CASE("Busy idle policy never sleeps", "[idle]") {
     dp::IdleBackoff idle(false, 500, 1);
-    for (int i = 0; i < 1000; i++) REQUIRE(idle.after_poll(0) == 0);
+    for (int i = 0; i < 1000; i++)
+        REQUIRE(idle.after_poll(0) == 0);
 }
 
 TEST_CASE("a TCP segment rewritten as a challenge ACK goes back to its sender", "[forward]") {
@@ -188,8 +195,8 @@ TEST_CASE("a TCP segment rewritten as a challenge ACK goes back to its sender", 
     ip[3] = 20 + 20 + 4;
     ctl::set_ipv4_checksum(ip.data());
     f.insert(f.end(), ip.begin(), ip.end());
-    std::vector<uint8_t> tcp{0x9c, 0x40, 0, 80, 0, 0, 0x03, 0xe8, 0, 0, 0, 0, 0x50, 0x02, 0x20, 0,
-                             0, 0, 0, 0, 'd', 'a', 't', 'a'};
+    std::vector<uint8_t> tcp{0x9c, 0x40, 0,    80, 0, 0, 0x03, 0xe8, 0,   0,   0,   0,
+                             0x50, 0x02, 0x20, 0,  0, 0, 0,    0,    'd', 'a', 't', 'a'};
     f.insert(f.end(), tcp.begin(), tcp.end());
     const auto d = parse(f);
     const std::size_t len = dp::tcp_rewrite_as_ack(f, d, 5000, 1234);

@@ -46,7 +46,8 @@ Bytes udp4(std::size_t n, Bytes options = {}, bool df = false) {
     store_be16(&udp[0], 5000);
     store_be16(&udp[2], 53);
     store_be16(&udp[4], uint16_t(8 + n));
-    for (std::size_t i = 0; i < n; i++) udp[8 + i] = uint8_t(i * 7);
+    for (std::size_t i = 0; i < n; i++)
+        udp[8 + i] = uint8_t(i * 7);
     f.insert(f.end(), udp.begin(), udp.end()); // checksum 0: none, as UDP over IPv4 allows
     return f;
 }
@@ -68,12 +69,13 @@ Bytes udp6(std::size_t n) {
     store_be16(&udp[0], 5000);
     store_be16(&udp[2], 53);
     store_be16(&udp[4], uint16_t(8 + n));
-    for (std::size_t i = 0; i < n; i++) udp[8 + i] = uint8_t(i * 7);
+    for (std::size_t i = 0; i < n; i++)
+        udp[8 + i] = uint8_t(i * 7);
     f.insert(f.end(), udp.begin(), udp.end());
     PacketDesc d;
     REQUIRE_FALSE(parse_packet(f, d));
-    const uint16_t sum = internet_checksum({f.data() + d.l4_offset, 8 + n},
-                                           pseudo_header_sum(d, uint32_t(8 + n)));
+    const uint16_t sum =
+        internet_checksum({f.data() + d.l4_offset, 8 + n}, pseudo_header_sum(d, uint32_t(8 + n)));
     store_be16(&f[d.l4_offset + 6], sum);
     return f;
 }
@@ -132,9 +134,10 @@ Bytes assemble(FragmentTable &t, uint32_t datagram) {
     Bytes out(w.header_len + w.payload_len);
     std::memcpy(out.data(), w.head, w.header_len);
     for (unsigned i = 0; i < w.count; i++)
-        std::memcpy(out.data() + w.header_len + w.pieces[i].offset, w.pieces[i].data, w.pieces[i].len);
-    out.resize(finish_reassembled_headers(out.data(), 14, w.family, w.header_len,
-                                          w.next_header_at, w.next_header, w.payload_len));
+        std::memcpy(out.data() + w.header_len + w.pieces[i].offset, w.pieces[i].data,
+                    w.pieces[i].len);
+    out.resize(finish_reassembled_headers(out.data(), 14, w.family, w.header_len, w.next_header_at,
+                                          w.next_header, w.payload_len));
     t.finish(datagram);
     return out;
 }
@@ -397,8 +400,8 @@ TEST_CASE("IPv4 refragmentation keeps DF out, sets offsets and copies only copie
     REQUIRE_FALSE(parse_packet(frags[1], f1));
     CHECK(f0.l3_header_len == 32);
     CHECK(f1.l3_header_len == 24);
-    CHECK(load_be16(&frags[0][14 + 6]) == 0x2000);   // MF, offset 0
-    CHECK(load_be16(&frags[1][14 + 6]) == 104 / 8);  // last, offset 104
+    CHECK(load_be16(&frags[0][14 + 6]) == 0x2000);  // MF, offset 0
+    CHECK(load_be16(&frags[1][14 + 6]) == 104 / 8); // last, offset 104
     CHECK(frags[1][14 + 20] == 148);
     // And they reassemble into the datagram (first fragment's header, options and all).
     Released rel;

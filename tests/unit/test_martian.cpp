@@ -34,11 +34,11 @@ PacketDesc packet(const std::string &src, const std::string &dst) {
 // lan 192.0.2.1/24, wan 198.51.100.1/24, a /31 link, an address of ours in 169.254/16, a
 // CARP address, and IPv6 2001:db8::1/64 plus our own link-local fe80::1.
 MartianCheck firewall() {
-    return MartianCheck(
-        {prefix("192.0.2.1/24"), prefix("198.51.100.1/24"), prefix("203.0.113.8/31"),
-         prefix("169.254.7.1/16"), prefix("2001:db8::1/64"), prefix("fe80::1/64")},
-        {ip("192.0.2.1"), ip("198.51.100.1"), ip("203.0.113.8"), ip("169.254.7.1"),
-         ip("192.0.2.254"), ip("2001:db8::1"), ip("fe80::1")});
+    return MartianCheck({prefix("192.0.2.1/24"), prefix("198.51.100.1/24"),
+                         prefix("203.0.113.8/31"), prefix("169.254.7.1/16"),
+                         prefix("2001:db8::1/64"), prefix("fe80::1/64")},
+                        {ip("192.0.2.1"), ip("198.51.100.1"), ip("203.0.113.8"), ip("169.254.7.1"),
+                         ip("192.0.2.254"), ip("2001:db8::1"), ip("fe80::1")});
 }
 
 std::string why(const MartianCheck &m, const std::string &src, const std::string &dst) {
@@ -69,8 +69,7 @@ TEST_CASE("martian IPv4 sources are refused", "[martian]") {
     CHECK(why(m, "127.3.2.1", "192.0.2.1") == "martian_src_loopback");
 }
 
-TEST_CASE("ordinary IPv4 traffic, our own addresses and /31 ends are not martians",
-          "[martian]") {
+TEST_CASE("ordinary IPv4 traffic, our own addresses and /31 ends are not martians", "[martian]") {
     const MartianCheck m = firewall();
     CHECK(why(m, "192.0.2.5", "198.51.100.7") == "ok");
     CHECK(why(m, "192.0.2.5", "192.0.2.1") == "ok");     // to us

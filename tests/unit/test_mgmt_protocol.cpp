@@ -98,7 +98,8 @@ TEST_CASE("malformed requests get an error naming what is wrong", "[mgmt]") {
     CHECK(error_of(R"({"v":1,"cmd":7})") == "\"cmd\" must be a string, got 7");
     CHECK(error_of(R"({"v":1,"cmd":"show everything"})") ==
           "unknown command \"show everything\" (commands: show states, show info, show rules, "
-          "show interfaces, show carp, show sync, reload, kill states, carp demote, carp promote, sync resync)");
+          "show interfaces, show carp, show sync, reload, kill states, carp demote, carp promote, "
+          "sync resync)");
     CHECK(error_of(R"({"v":1,"cmd":"show info","id":3})") ==
           "unknown field \"id\" (fields: v, cmd, args)");
     CHECK(error_of(R"({"v":1,"cmd":"show info","args":[]})") ==

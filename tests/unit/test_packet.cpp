@@ -46,10 +46,12 @@ void put32(Bytes &b, uint32_t v) {
 // range into a vector grown by push_back with false -Warray-bounds/-Wstringop-overflow
 // (GCC bug 107852), which broke the release build under -Werror.
 template <class C> void put(Bytes &b, const C &c) {
-    for (const auto byte : c) b.push_back(uint8_t(byte));
+    for (const auto byte : c)
+        b.push_back(uint8_t(byte));
 }
 void put(Bytes &b, std::initializer_list<uint8_t> c) {
-    for (const uint8_t byte : c) b.push_back(byte);
+    for (const uint8_t byte : c)
+        b.push_back(byte);
 }
 Bytes cat(std::initializer_list<Bytes> parts) {
     Bytes out;
@@ -1363,18 +1365,26 @@ namespace {
 
 // Fill in the transport checksum of a parsed frame with the reference sum; `at` is the
 // checksum's offset in the transport header.
-void fill_l4_checksum(Bytes &frame, const PacketDesc &d, size_t at, bool pseudo,
-                      uint32_t l4_len) {
+void fill_l4_checksum(Bytes &frame, const PacketDesc &d, size_t at, bool pseudo, uint32_t l4_len) {
     Bytes sum_over;
     if (pseudo) {
         const size_t alen = d.family == 6 ? 16 : 4;
-        for (size_t i = 0; i < alen; i++) sum_over.push_back(d.src[i]);
-        for (size_t i = 0; i < alen; i++) sum_over.push_back(d.dst[i]);
-        if (d.family == 6) put32(sum_over, l4_len); else put16(sum_over, uint16_t(l4_len));
-        if (d.family == 6) put(sum_over, {0, 0, 0, d.proto}); else put(sum_over, {0, d.proto});
+        for (size_t i = 0; i < alen; i++)
+            sum_over.push_back(d.src[i]);
+        for (size_t i = 0; i < alen; i++)
+            sum_over.push_back(d.dst[i]);
+        if (d.family == 6)
+            put32(sum_over, l4_len);
+        else
+            put16(sum_over, uint16_t(l4_len));
+        if (d.family == 6)
+            put(sum_over, {0, 0, 0, d.proto});
+        else
+            put(sum_over, {0, d.proto});
     }
     frame[d.l4_offset + at] = frame[d.l4_offset + at + 1] = 0;
-    for (uint32_t i = 0; i < l4_len; i++) sum_over.push_back(frame[d.l4_offset + i]);
+    for (uint32_t i = 0; i < l4_len; i++)
+        sum_over.push_back(frame[d.l4_offset + i]);
     const uint16_t c = ref_checksum(sum_over);
     frame[d.l4_offset + at] = uint8_t(c >> 8);
     frame[d.l4_offset + at + 1] = uint8_t(c);
@@ -1403,8 +1413,7 @@ TEST_CASE("l4_checksum_ok checks TCP, UDP, ICMP and ICMPv6 over IPv4 and IPv6",
     check_l4_checksum(icmp_echo_frame(), 2, false);
     check_l4_checksum(ipv6_frame({}, tcp({.payload = {'x', 'y'}})), 16, true);
     check_l4_checksum(ipv6_frame({.next = proto_udp}, udp(1, 2, {'a', 'b', 'c'})), 6, true);
-    check_l4_checksum(ipv6_frame({.next = proto_icmpv6}, icmp(128, 0, 0x12340001, {'a'})), 2,
-                      true);
+    check_l4_checksum(ipv6_frame({.next = proto_icmpv6}, icmp(128, 0, 0x12340001, {'a'})), 2, true);
 }
 
 TEST_CASE("a zero UDP checksum means none over IPv4 and is refused over IPv6",

@@ -21,14 +21,25 @@ Json info_result() {
         {"hostid", 167772161},
         {"running", true},
         {"uptime", 42},
-        {"states", {{"current", 3}, {"limit", 1000}, {"inserts", 10}, {"removals", 7},
-                    {"insert_exists", 1}, {"insert_full", 2}}},
+        {"states",
+         {{"current", 3},
+          {"limit", 1000},
+          {"inserts", 10},
+          {"removals", 7},
+          {"insert_exists", 1},
+          {"insert_full", 2}}},
         {"counters", {{"forwarded", 100}, {"punted", 5}, {"drops_total", 9}, {"pflog_dropped", 4}}},
         {"drops", {{"filter_block", 6}, {"no_route", 3}}},
-        {"ports", Json::array({Json{{"name", "lan"}, {"rx_packets", 11}, {"rx_bytes", 1100},
-                                    {"tx_packets", 12}, {"tx_bytes", 1200}},
-                               Json{{"name", "wan"}, {"rx_packets", 21}, {"rx_bytes", 2100},
-                                    {"tx_packets", 22}, {"tx_bytes", 2200}}})},
+        {"ports", Json::array({Json{{"name", "lan"},
+                                    {"rx_packets", 11},
+                                    {"rx_bytes", 1100},
+                                    {"tx_packets", 12},
+                                    {"tx_bytes", 1200}},
+                               Json{{"name", "wan"},
+                                    {"rx_packets", 21},
+                                    {"rx_bytes", 2100},
+                                    {"tx_packets", 22},
+                                    {"tx_bytes", 2200}}})},
     };
 }
 
@@ -41,16 +52,37 @@ Json sync_result() {
         {"creatorid", 7},
         {"queue_depth", 12},
         {"lag_ms", 250},
-        {"sent", {{"packets", 30}, {"bytes", 3000}, {"ins", 5}, {"upd", 0}, {"upd_c", 20},
-                  {"del_c", 4}, {"upd_req", 0}, {"bus", 2}, {"clr", 0}}},
-        {"received", {{"packets", 40}, {"bytes", 4000}, {"ins", 6}, {"upd", 1}, {"upd_c", 25},
-                      {"del_c", 3}, {"del", 0}, {"upd_req", 1}, {"bus", 2}, {"clr", 0},
-                      {"ins_ack", 0}}},
+        {"sent",
+         {{"packets", 30},
+          {"bytes", 3000},
+          {"ins", 5},
+          {"upd", 0},
+          {"upd_c", 20},
+          {"del_c", 4},
+          {"upd_req", 0},
+          {"bus", 2},
+          {"clr", 0}}},
+        {"received",
+         {{"packets", 40},
+          {"bytes", 4000},
+          {"ins", 6},
+          {"upd", 1},
+          {"upd_c", 25},
+          {"del_c", 3},
+          {"del", 0},
+          {"upd_req", 1},
+          {"bus", 2},
+          {"clr", 0},
+          {"ins_ack", 0}}},
         {"errors", {{"bad_ttl", 2}, {"short", 1}}},
         {"stale", 8},
         {"ring_full", 0},
-        {"bulk", {{"status", "receiving"}, {"requests", 1}, {"received_states", 500},
-                  {"sending", false}, {"sent_states", 0}}},
+        {"bulk",
+         {{"status", "receiving"},
+          {"requests", 1},
+          {"received_states", 500},
+          {"sending", false},
+          {"sent_states", 0}}},
     };
 }
 
@@ -59,19 +91,35 @@ Json carp_result() {
         {"available", true},
         {"preempt", true},
         {"demotion", 240},
-        {"demotion_reasons", Json::array({Json{{"reason", "bulk update pending"}, {"value", 240}}})},
-        {"vhids",
-         Json::array({Json{{"vhid", 1}, {"interface", "lan"}, {"role", "master"}, {"advbase", 1},
-                           {"advskew", 0}, {"effective_advskew", 240}, {"demote", 240},
-                           {"addresses", {"192.0.2.1"}}, {"transitions", 3},
-                           {"last_reason", "preempt"}, {"adverts_sent", 100},
-                           {"adverts_received", 50}, {"adverts_rejected", {{"bad_hmac", 2}}}},
-                      Json{{"vhid", 2}, {"interface", "wan"}, {"role", "backup"}, {"advbase", 1},
-                           {"advskew", 100}, {"effective_advskew", 100}, {"demote", 0},
-                           {"addresses", Json::array()}, {"transitions", 1},
-                           {"last_reason", "start"}, {"adverts_sent", 0},
-                           {"adverts_received", 70}, {"adverts_rejected", Json::object()}},
-                      Json{{"vhid", 3}, {"interface", "dmz"}, {"role", "init"}}})},
+        {"demotion_reasons",
+         Json::array({Json{{"reason", "bulk update pending"}, {"value", 240}}})},
+        {"vhids", Json::array({Json{{"vhid", 1},
+                                    {"interface", "lan"},
+                                    {"role", "master"},
+                                    {"advbase", 1},
+                                    {"advskew", 0},
+                                    {"effective_advskew", 240},
+                                    {"demote", 240},
+                                    {"addresses", {"192.0.2.1"}},
+                                    {"transitions", 3},
+                                    {"last_reason", "preempt"},
+                                    {"adverts_sent", 100},
+                                    {"adverts_received", 50},
+                                    {"adverts_rejected", {{"bad_hmac", 2}}}},
+                               Json{{"vhid", 2},
+                                    {"interface", "wan"},
+                                    {"role", "backup"},
+                                    {"advbase", 1},
+                                    {"advskew", 100},
+                                    {"effective_advskew", 100},
+                                    {"demote", 0},
+                                    {"addresses", Json::array()},
+                                    {"transitions", 1},
+                                    {"last_reason", "start"},
+                                    {"adverts_sent", 0},
+                                    {"adverts_received", 70},
+                                    {"adverts_rejected", Json::object()}},
+                               Json{{"vhid", 3}, {"interface", "dmz"}, {"role", "init"}}})},
     };
 }
 
@@ -134,10 +182,14 @@ TEST_CASE("show info becomes interface, drop, state and packet families", "[prom
     CHECK(p.samples.at("syncwall_info{node=\"fw-a\",hostid=\"167772161\"}") == 1);
     CHECK(p.samples.at("syncwall_running") == 1);
     CHECK(p.samples.at("syncwall_uptime_seconds") == 42);
-    CHECK(p.samples.at("syncwall_interface_packets_total{interface=\"lan\",direction=\"rx\"}") == 11);
-    CHECK(p.samples.at("syncwall_interface_packets_total{interface=\"lan\",direction=\"tx\"}") == 12);
-    CHECK(p.samples.at("syncwall_interface_bytes_total{interface=\"wan\",direction=\"rx\"}") == 2100);
-    CHECK(p.samples.at("syncwall_interface_bytes_total{interface=\"wan\",direction=\"tx\"}") == 2200);
+    CHECK(p.samples.at("syncwall_interface_packets_total{interface=\"lan\",direction=\"rx\"}") ==
+          11);
+    CHECK(p.samples.at("syncwall_interface_packets_total{interface=\"lan\",direction=\"tx\"}") ==
+          12);
+    CHECK(p.samples.at("syncwall_interface_bytes_total{interface=\"wan\",direction=\"rx\"}") ==
+          2100);
+    CHECK(p.samples.at("syncwall_interface_bytes_total{interface=\"wan\",direction=\"tx\"}") ==
+          2200);
     CHECK(p.samples.at("syncwall_drops_total{reason=\"filter_block\"}") == 6);
     CHECK(p.samples.at("syncwall_drops_total{reason=\"no_route\"}") == 3);
     CHECK(p.samples.at("syncwall_forwarded_packets_total") == 100);
@@ -168,8 +220,10 @@ TEST_CASE("show sync becomes per-direction, per-action and bulk families", "[pro
     CHECK(p.samples.at("syncwall_sync_packets_total{direction=\"sent\"}") == 30);
     CHECK(p.samples.at("syncwall_sync_bytes_total{direction=\"received\"}") == 4000);
     CHECK(p.samples.at("syncwall_sync_messages_total{direction=\"sent\",action=\"upd_c\"}") == 20);
-    CHECK(p.samples.at("syncwall_sync_messages_total{direction=\"received\",action=\"ins_ack\"}") == 0);
-    CHECK(p.samples.count("syncwall_sync_messages_total{direction=\"sent\",action=\"packets\"}") == 0);
+    CHECK(p.samples.at("syncwall_sync_messages_total{direction=\"received\",action=\"ins_ack\"}") ==
+          0);
+    CHECK(p.samples.count("syncwall_sync_messages_total{direction=\"sent\",action=\"packets\"}") ==
+          0);
     CHECK(p.samples.at("syncwall_sync_errors_total{reason=\"bad_ttl\"}") == 2);
     CHECK(p.samples.at("syncwall_sync_stale_total") == 8);
     CHECK(p.samples.at("syncwall_sync_ring_full_total") == 0);
@@ -195,8 +249,8 @@ TEST_CASE("show carp becomes a role gauge per vhid and demotion", "[prometheus]"
     CHECK(p.samples.at("syncwall_carp_advskew{vhid=\"2\",interface=\"wan\"}") == 100);
     CHECK(p.samples.at("syncwall_carp_transitions_total{vhid=\"1\",interface=\"lan\"}") == 3);
     CHECK(p.samples.at("syncwall_carp_adverts_received_total{vhid=\"2\",interface=\"wan\"}") == 70);
-    CHECK(p.samples.at(
-              "syncwall_carp_adverts_rejected_total{vhid=\"1\",interface=\"lan\",reason=\"bad_hmac\"}") == 2);
+    CHECK(p.samples.at("syncwall_carp_adverts_rejected_total{vhid=\"1\",interface=\"lan\",reason="
+                       "\"bad_hmac\"}") == 2);
     // vhid 3 has only its role: nothing else is made up for it.
     CHECK(p.samples.count("syncwall_carp_advskew{vhid=\"3\",interface=\"dmz\"}") == 0);
 }
@@ -225,8 +279,10 @@ TEST_CASE("missing keys and wrong types drop samples, not the page", "[prometheu
     CHECK(p.samples.count("syncwall_forwarded_packets_total") == 0);
     CHECK(p.samples.count("syncwall_states") == 0);
     CHECK(p.samples.at("syncwall_states_limit") == 1000);
-    CHECK(p.samples.count("syncwall_interface_packets_total{interface=\"lan\",direction=\"rx\"}") == 0);
-    CHECK(p.samples.at("syncwall_interface_packets_total{interface=\"wan\",direction=\"rx\"}") == 21);
+    CHECK(p.samples.count("syncwall_interface_packets_total{interface=\"lan\",direction=\"rx\"}") ==
+          0);
+    CHECK(p.samples.at("syncwall_interface_packets_total{interface=\"wan\",direction=\"rx\"}") ==
+          21);
     CHECK(p.samples.count("syncwall_sync_bulk_status{status=\"none\"}") == 0);
     CHECK(p.samples.count("syncwall_sync_packets_total{direction=\"sent\"}") == 0);
     CHECK(p.samples.at("syncwall_sync_packets_total{direction=\"received\"}") == 40);

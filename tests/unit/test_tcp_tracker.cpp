@@ -519,8 +519,7 @@ TEST_CASE("SYN|ACK after a retransmitted SYN must ack ISN+1", "[tcp][hardening]"
     CHECK(k.c.state == tcps_established);
 }
 
-TEST_CASE("SYN|ACK to a SYN carrying data may ack the SYN alone or its data",
-          "[tcp][hardening]") {
+TEST_CASE("SYN|ACK to a SYN carrying data may ack the SYN alone or its data", "[tcp][hardening]") {
     for (uint32_t ack : {1001u, 1011u}) {
         Conn k;
         k.open({SYN, 1000, 0, 65535, 10}); // 10 bytes of data on the SYN

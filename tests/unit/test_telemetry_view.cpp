@@ -12,22 +12,24 @@ TEST_CASE("nested results flatten to slash-joined names in document order", "[te
                     {"states", {{"current", 3}, {"limit", 1000}}},
                     {"ports", Json::array({Json{{"name", "lan"}, {"rx_packets", 11}}})}};
     const std::vector<TelemetryEntry> want{
-        {"node", std::string("fw-a")},
-        {"running", uint64_t(1)},
-        {"states/current", uint64_t(3)},
-        {"states/limit", uint64_t(1000)},
-        {"ports/0/name", std::string("lan")},
-        {"ports/0/rx_packets", uint64_t(11)},
+        {"node", std::string("fw-a")},        {"running", uint64_t(1)},
+        {"states/current", uint64_t(3)},      {"states/limit", uint64_t(1000)},
+        {"ports/0/name", std::string("lan")}, {"ports/0/rx_packets", uint64_t(11)},
     };
     CHECK(telemetry_entries(info, 256) == want);
 }
 
 TEST_CASE("values keep a type telemetry has", "[telemetry]") {
-    const Json r{{"neg", -5},           {"big_neg", -5000000000LL}, {"frac", 0.25},
-                 {"off", false},        {"none", nullptr},          {"empty", Json::object()},
-                 {"list", Json::array()}, {"max", UINT64_MAX}};
+    const Json r{{"neg", -5},
+                 {"big_neg", -5000000000LL},
+                 {"frac", 0.25},
+                 {"off", false},
+                 {"none", nullptr},
+                 {"empty", Json::object()},
+                 {"list", Json::array()},
+                 {"max", UINT64_MAX}};
     const std::vector<TelemetryEntry> want{
-        {"neg", int32_t(-5)},         {"big_neg", std::string("-5000000000")},
+        {"neg", int32_t(-5)},          {"big_neg", std::string("-5000000000")},
         {"frac", std::string("0.25")}, {"off", uint64_t(0)},
         {"none", std::string("null")}, {"max", uint64_t(UINT64_MAX)},
     };

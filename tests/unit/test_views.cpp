@@ -295,7 +295,8 @@ Json carp_result() {
     rejected["bad_digest"] = 2;
     rejected["looped"] = 1;
     Json untouched = rejected;
-    for (auto &[k, v] : untouched.items()) v = 0;
+    for (auto &[k, v] : untouched.items())
+        v = 0;
     return Json{
         {"available", true},
         {"preempt", true},
@@ -335,18 +336,19 @@ Json carp_result() {
 
 TEST_CASE("show carp prints each vhid as ifconfig carp does, with the demotion's reasons",
           "[mgmt]") {
-    const std::string expected = "carp: preempt yes, demotion 32\n"
-                                 "\tdemoted by pfsync bulk update pending: 32\n"
-                                 "vhid 1 on lan: BACKUP advbase 1 advskew 100 (advertised advskew "
-                                 "132, demote 32)\n"
-                                 "\tinet 192.0.2.254/24\n"
-                                 "\tinet6 2001:db8:1::fe/64\n"
-                                 "\t2 transitions, last: a less demoted master\n"
-                                 "\tadverts: 7 sent, 40 received, 3 rejected (bad_digest 2, looped 1)\n"
-                                 "vhid 2 on wan: MASTER advbase 1 advskew 0\n"
-                                 "\tinet 198.51.100.254/24\n"
-                                 "\t1 transition\n"
-                                 "\tadverts: 1 sent, 0 received, 0 rejected\n";
+    const std::string expected =
+        "carp: preempt yes, demotion 32\n"
+        "\tdemoted by pfsync bulk update pending: 32\n"
+        "vhid 1 on lan: BACKUP advbase 1 advskew 100 (advertised advskew "
+        "132, demote 32)\n"
+        "\tinet 192.0.2.254/24\n"
+        "\tinet6 2001:db8:1::fe/64\n"
+        "\t2 transitions, last: a less demoted master\n"
+        "\tadverts: 7 sent, 40 received, 3 rejected (bad_digest 2, looped 1)\n"
+        "vhid 2 on wan: MASTER advbase 1 advskew 0\n"
+        "\tinet 198.51.100.254/24\n"
+        "\t1 transition\n"
+        "\tadverts: 1 sent, 0 received, 0 rejected\n";
     CHECK(format_result(Command::show_carp, carp_result(), false) == expected);
     // demote and promote answer with the same result, printed the same way.
     CHECK(format_result(Command::carp_demote, carp_result(), false) == expected);
@@ -369,7 +371,8 @@ TEST_CASE("a result without the fields a view needs throws instead of printing j
     CHECK_THROWS_AS(format_kill(Json::array()), Json::exception);
 }
 
-TEST_CASE("show sync prints the peer, the bulk update, the queue and the non-zero counters", "[mgmt]") {
+TEST_CASE("show sync prints the peer, the bulk update, the queue and the non-zero counters",
+          "[mgmt]") {
     const Json result{
         {"available", true},
         {"interface", "sync"},
@@ -386,8 +389,13 @@ TEST_CASE("show sync prints the peer, the bulk update, the queue and the non-zer
         {"sent", {{"packets", 5}, {"bytes", 900}, {"ins", 4}, {"upd_c", 9}, {"del_c", 0}}},
         {"received", {{"packets", 1}, {"bytes", 60}, {"upd_req", 1}, {"bus", 0}}},
         {"errors", {{"bad_ttl", 0}, {"auth_bad_mac", 3}}},
-        {"bulk", {{"status", "done"}, {"requests", 1}, {"received_states", 12}, {"sending", false},
-                  {"sends", 1}, {"sent_states", 7}}},
+        {"bulk",
+         {{"status", "done"},
+          {"requests", 1},
+          {"received_states", 12},
+          {"sending", false},
+          {"sends", 1},
+          {"sent_states", 7}}},
     };
     CHECK(format_result(Command::show_sync, result, false) ==
           "pfsync: on sync to 224.0.0.240, creatorid 0a000001\n"
@@ -397,7 +405,8 @@ TEST_CASE("show sync prints the peer, the bulk update, the queue and the non-zer
           "\treceived 1 packets, 60 bytes: upd_req 1\n"
           "\terrors: auth_bad_mac 3\n");
     const Json off{{"available", false}, {"reason", "pfsync is not configured"}};
-    CHECK(format_result(Command::show_sync, off, false) == "sync: not available: pfsync is not configured\n");
+    CHECK(format_result(Command::show_sync, off, false) ==
+          "sync: not available: pfsync is not configured\n");
 }
 
 TEST_CASE("show info has a Fragments section when the node reports one", "[mgmt]") {
@@ -414,7 +423,11 @@ TEST_CASE("show info has a Fragments section when the node reports one", "[mgmt]
           {"insert_exists", 0},
           {"insert_full", 0}}},
         {"fragments",
-         {{"held", 3}, {"limit", 1024}, {"reassembled", 20}, {"refragmented", 10}, {"timed_out", 1}}},
+         {{"held", 3},
+          {"limit", 1024},
+          {"reassembled", 20},
+          {"refragmented", 10},
+          {"timed_out", 1}}},
         {"counters", {{"forwarded", 0}, {"punted", 0}, {"drops_total", 0}}},
         {"drops", Json::object()},
         {"ports", Json::array()},

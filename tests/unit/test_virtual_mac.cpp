@@ -8,7 +8,9 @@ using syncwall::dp::VirtualMacs;
 using Verdict = VirtualMacs::Verdict;
 
 namespace {
-std::array<uint8_t, 6> vmac(uint8_t vhid) { return {0x00, 0x00, 0x5e, 0x00, 0x01, vhid}; }
+std::array<uint8_t, 6> vmac(uint8_t vhid) {
+    return {0x00, 0x00, 0x5e, 0x00, 0x01, vhid};
+}
 } // namespace
 
 TEST_CASE("a configured vhid's virtual MAC is accepted only while master", "[carp]") {
