@@ -6,11 +6,6 @@
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
 
-#include <net/if.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -39,16 +34,6 @@ std::string reason_text(CarpTransitionReason r) {
 
 std::string role_name(CarpRole r) {
     return r == CarpRole::master ? "master" : r == CarpRole::backup ? "backup" : "init";
-}
-
-// The kernel interface behind a net_af_packet port ("net_af_packet0,iface=fw-lan,..."),
-// or "" for other devices.
-std::string af_packet_iface(const std::string &devargs) {
-    if (devargs.rfind("net_af_packet", 0) != 0) return {};
-    const auto at = devargs.find("iface=");
-    if (at == std::string::npos) return {};
-    const auto end = devargs.find(',', at);
-    return devargs.substr(at + 6, end == std::string::npos ? std::string::npos : end - at - 6);
 }
 
 uint64_t random_cookie() {
@@ -110,7 +95,6 @@ Carp::Carp(boost::asio::io_context &io, dp::Dataplane &dp, SlowPath &slow)
         watch(uint16_t(p));
     }
     if (!configured()) return;
-    ifreq_socket_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     slow_.set_multicast_handler([this](rte_mbuf *m, const dp::PacketDesc &d, uint16_t port) {
         return handle_multicast(m, d, port);
     });
@@ -119,9 +103,7 @@ Carp::Carp(boost::asio::io_context &io, dp::Dataplane &dp, SlowPath &slow)
     });
 }
 
-Carp::~Carp() {
-    if (ifreq_socket_ >= 0) ::close(ifreq_socket_);
-}
+Carp::~Carp() = default;
 
 // --- demotion -------------------------------------------------------------------------------
 
@@ -178,7 +160,7 @@ void Carp::start() {
     if (!configured() || started_) return;
     started_ = true;
     for (uint16_t p : watched_)
-        link_[p] = link_up(p) ? 1 : 0;
+        link_[p] = dp_.link_up(p) ? 1 : 0;
     for (uint16_t p : tracked_)
         if (link_[p] == 0)
             reasons_.emplace_back(tracked_reason(dp_.ports[p].name), tracked_link_demotion);
@@ -351,22 +333,6 @@ SlowPath::VirtualOwner Carp::owner(uint16_t port, uint8_t family, const uint8_t 
 
 // --- links ----------------------------------------------------------------------------------
 
-bool Carp::link_up(uint16_t port) {
-    const dp::Port &p = dp_.ports[port];
-    rte_eth_link link{};
-    if (rte_eth_link_get_nowait(p.port_id, &link) == 0 && link.link_status == RTE_ETH_LINK_DOWN)
-        return false;
-    // net_af_packet reports its link up from start to stop whatever the kernel interface
-    // does, so ask the kernel: administratively up and with carrier (a veth whose peer is
-    // down has none).
-    const std::string ifname = af_packet_iface(p.devargs);
-    if (ifname.empty() || ifreq_socket_ < 0 || ifname.size() >= IFNAMSIZ) return true;
-    ifreq ifr{};
-    std::memcpy(ifr.ifr_name, ifname.c_str(), ifname.size());
-    if (::ioctl(ifreq_socket_, SIOCGIFFLAGS, &ifr) != 0) return false;
-    return (ifr.ifr_flags & IFF_UP) != 0 && (ifr.ifr_flags & IFF_RUNNING) != 0;
-}
-
 void Carp::arm_link_poll() {
     link_timer_.expires_after(link_poll_interval);
     link_timer_.async_wait([this](const boost::system::error_code &ec) {
@@ -379,7 +345,7 @@ void Carp::arm_link_poll() {
 void Carp::poll_links() {
     const auto now = Clock::now();
     for (uint16_t p : watched_) {
-        const int8_t up = link_up(p) ? 1 : 0;
+        const int8_t up = dp_.link_up(p) ? 1 : 0;
         if (up == link_[p]) continue;
         link_[p] = up;
         std::printf("syncwall: carp: interface %s link %s\n", dp_.ports[p].name.c_str(),

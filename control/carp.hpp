@@ -101,7 +101,6 @@ class Carp {
     void announce(const Vhost &v);
     void poll_links();
     void arm_link_poll();
-    bool link_up(uint16_t port);
     void set_reason(const std::string &reason, unsigned value);
     void demotion_changed();
 
@@ -115,7 +114,6 @@ class Carp {
     std::vector<int8_t> link_;                              // per port: 1 up, 0 down, -1 unknown
     std::vector<std::pair<std::string, unsigned>> reasons_; // demotion, in order added
     boost::asio::steady_timer link_timer_;
-    int ifreq_socket_ = -1; // for SIOCGIFFLAGS on net_af_packet's kernel interfaces
     bool started_ = false;
     uint16_t ip_id_ = 1;
 };

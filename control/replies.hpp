@@ -48,6 +48,9 @@ std::size_t build_icmp6_error(std::span<uint8_t> out, uint8_t type, uint8_t code
 // our link-layer address option. Written at out[0] (IPv6 packet, no Ethernet header).
 std::size_t build_neighbour_solicitation(std::span<uint8_t> out, const Ip6 &src, const Ip6 &target,
                                          const Mac &our_mac);
+// An NS or NA as those two write it: IPv6 header (40), ICMPv6 ND message (24) and one
+// link-layer address option (8).
+inline constexpr std::size_t nd_packet_len = 72;
 // Solicited-node multicast address and its Ethernet address.
 Ip6 solicited_node(const Ip6 &target);
 Mac ipv6_multicast_mac(const Ip6 &group);

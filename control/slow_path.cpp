@@ -1,5 +1,6 @@
 #include "control/slow_path.hpp"
 
+#include "dataplane/arp.hpp"
 #include "dataplane/forward.hpp"
 #include "dataplane/mbuf_frame.hpp"
 
@@ -23,6 +24,9 @@ namespace {
 constexpr auto request_interval = std::chrono::seconds(1);
 constexpr unsigned max_requests = 3;
 constexpr double icmp_rate_per_s = 100;
+constexpr std::size_t arp_frame_len = ether_header_len + dp::arp_len; // 42
+// A RST as build_tcp_rst writes it: an IPv6 header (40) and a TCP header (20) at most.
+constexpr std::size_t max_rst_len = 60;
 
 std::array<uint8_t, sizeof(NeighbourKey)> key_bytes(const NeighbourKey &k) {
     std::array<uint8_t, sizeof(NeighbourKey)> b;
@@ -78,7 +82,7 @@ unsigned SlowPath::drain(Clock::time_point now) {
 }
 
 void SlowPath::handle(rte_mbuf *m, Clock::time_point now) {
-    const dp::PuntMeta meta = dp::punt_decode(m->hash.usr);
+    const dp::PuntMeta meta = dp::punt_meta(m);
     PacketDesc d;
     if (meta.in_port >= dp_.ports.size() || !parse(m, d)) {
         drop(m, DropReason::to_us_unhandled);
@@ -93,7 +97,8 @@ void SlowPath::handle(rte_mbuf *m, Clock::time_point now) {
         return;
     case PuntKind::multicast:
         if (d.family == 6 && d.proto == dp::proto_icmpv6 &&
-            (d.icmp.type == 135 || d.icmp.type == 136)) {
+            (d.icmp.type == dp::nd_neighbour_solicitation ||
+             d.icmp.type == dp::nd_neighbour_advertisement)) {
             handle_nd(m, d, meta.in_port, now);
             return;
         }
@@ -109,11 +114,11 @@ void SlowPath::handle(rte_mbuf *m, Clock::time_point now) {
         // Resolved while the packet was on the ring: deliver the held packets too.
         Mac mac;
         if (dp_.neighbours->lookup(key, mac)) {
-            m->hash.usr = 1; // forwarded: still owes its TTL decrement
+            dp::punt_meta(m).owes_ttl_decrement = true; // forwarded
             hold(key, m, now);
             learn(key, mac, now);
         } else {
-            m->hash.usr = 1;
+            dp::punt_meta(m).owes_ttl_decrement = true;
             hold(key, m, now);
         }
         return;
@@ -121,9 +126,9 @@ void SlowPath::handle(rte_mbuf *m, Clock::time_point now) {
     case PuntKind::ttl_exceeded:
         ctr_.drop(DropReason::ttl_exceeded);
         if (d.family == 4)
-            send_icmp_error(m, d, meta.in_port, 11, 0, 0, now);
+            send_icmp_error(m, d, meta.in_port, dp::icmp_time_exceeded, 0, 0, now);
         else
-            send_icmp_error(m, d, meta.in_port, 3, 0, 0, now);
+            send_icmp_error(m, d, meta.in_port, dp::icmp6_time_exceeded, 0, 0, now);
         return;
     case PuntKind::reply: {
         const uint8_t *ip = frame_of(m).data() + d.l3_offset;
@@ -131,16 +136,17 @@ void SlowPath::handle(rte_mbuf *m, Clock::time_point now) {
         return;
     }
     case PuntKind::block_return:
-        block_return(m, d, meta.in_port, config::BlockPolicy(meta.next_hop), now);
+        block_return(m, d, meta.in_port, meta.block_policy, now);
         return;
     case PuntKind::too_big: {
         ctr_.drop(DropReason::too_big);
         const uint16_t mtu = dp_.ports[dp_.routes->next_hop(meta.next_hop).port].mtu;
         const uint8_t *ip = frame_of(m).data() + d.l3_offset;
         if (d.family == 4 && (ip[6] & 0x40) != 0)
-            send_icmp_error(m, d, meta.in_port, 3, 4, mtu, now);
+            send_icmp_error(m, d, meta.in_port, dp::icmp_unreach, dp::icmp_code_need_frag, mtu,
+                            now);
         else if (d.family == 6)
-            send_icmp_error(m, d, meta.in_port, 2, 0, mtu, now);
+            send_icmp_error(m, d, meta.in_port, dp::icmp6_packet_too_big, 0, mtu, now);
         else
             rte_pktmbuf_free(m); // IPv4 without DF: syncwall does not fragment
         return;
@@ -167,18 +173,19 @@ void SlowPath::handle_arp(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock
     if (!zero_spa && !virtual_owner(port, 4, a.spa.data()).is_virtual &&
         (for_us || dp_.neighbours->contains(key) || pending_.count(key_bytes(key))))
         learn(key, a.sha, now);
-    if (a.op != 1 || !for_us) {
+    if (a.op != dp::arp_request || !for_us) {
         rte_pktmbuf_free(m);
         return;
     }
     // Turn the request around in place.
     rte_pktmbuf_reset(m);
-    uint8_t *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 42));
+    uint8_t *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, arp_frame_len));
     if (buf == nullptr) {
         drop(m, DropReason::to_us_unhandled);
         return;
     }
-    build_arp({buf, 42}, 2, a.sha, vip.master ? vip.mac : p.mac, a.tpa, a.sha, a.spa);
+    build_arp({buf, arp_frame_len}, dp::arp_reply, a.sha, vip.master ? vip.mac : p.mac, a.tpa,
+              a.sha, a.spa);
     dp_.send_from_main(port, m);
 }
 
@@ -193,11 +200,11 @@ void SlowPath::handle_nd(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock:
     }
     const VirtualOwner vip = virtual_owner(port, 6, nd.target.data());
     const bool for_us = p.has_address(nd.target.data(), 6) || vip.master;
-    if (nd.has_lladdr && !(d.icmp.type == 136 && vip.is_virtual)) {
+    if (nd.has_lladdr && !(d.icmp.type == dp::nd_neighbour_advertisement && vip.is_virtual)) {
         NeighbourKey key;
         key.port = port;
         key.family = 6;
-        if (d.icmp.type == 135)
+        if (d.icmp.type == dp::nd_neighbour_solicitation)
             key.addr = d.src; // NS: the option is the sender's address
         else
             key.addr = nd.target;
@@ -207,33 +214,36 @@ void SlowPath::handle_nd(rte_mbuf *m, const PacketDesc &d, uint16_t port, Clock:
         // and one without the Override flag changes no known neighbour's address (it says
         // the same, or it loses to the address we have). 7.2.3: an NS for us teaches us
         // its sender, and refreshes a known one.
-        const bool learn_it = d.icmp.type == 136
+        const bool learn_it = d.icmp.type == dp::nd_neighbour_advertisement
                                   ? resolving || (nd.override_flag && dp_.neighbours->contains(key))
                                   : for_us || resolving || dp_.neighbours->contains(key);
         if (std::memcmp(key.addr.data(), zero, 16) != 0 && learn_it) learn(key, nd.lladdr, now);
     }
-    if (d.icmp.type != 135 || !for_us || !nd.has_lladdr) {
+    if (d.icmp.type != dp::nd_neighbour_solicitation || !for_us || !nd.has_lladdr) {
         rte_pktmbuf_free(m);
         return;
     }
     const Ip6 dst = d.src;
     const Mac dst_mac = nd.lladdr;
     rte_pktmbuf_reset(m);
-    uint8_t *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 14 + 72));
+    uint8_t *buf =
+        reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, ether_header_len + nd_packet_len));
     if (buf == nullptr) {
         drop(m, DropReason::to_us_unhandled);
         return;
     }
     const Mac &our_mac = vip.master ? vip.mac : p.mac;
-    write_ether({buf, 14}, dst_mac, our_mac, dp::ether_type_ipv6);
-    build_neighbour_advertisement({buf + 14, 72}, nd.target, dst, our_mac, true);
+    write_ether({buf, ether_header_len}, dst_mac, our_mac, dp::ether_type_ipv6);
+    build_neighbour_advertisement({buf + ether_header_len, nd_packet_len}, nd.target, dst, our_mac,
+                                  true);
     dp_.send_from_main(port, m);
 }
 
 void SlowPath::handle_local(rte_mbuf *m, const PacketDesc &d, uint16_t port,
                             Clock::time_point now) {
     if (d.family == 6 && d.proto == dp::proto_icmpv6 &&
-        (d.icmp.type == 135 || d.icmp.type == 136)) {
+        (d.icmp.type == dp::nd_neighbour_solicitation ||
+         d.icmp.type == dp::nd_neighbour_advertisement)) {
         handle_nd(m, d, port, now);
         return;
     }
@@ -289,21 +299,24 @@ void SlowPath::send_icmp_error(rte_mbuf *m, const PacketDesc &d, uint16_t port, 
         rte_pktmbuf_free(m);
         return;
     }
-    uint8_t *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(e, 14 + 1280));
+    uint8_t *buf =
+        reinterpret_cast<uint8_t *>(rte_pktmbuf_append(e, ether_header_len + dp::ipv6_min_mtu));
     const auto offending = frame_of(m).subspan(d.l3_offset, d.l3_total_len);
     std::size_t len = 0;
     if (buf != nullptr && d.family == 4) {
         Ip4 s, t;
         std::memcpy(s.data(), src, 4);
         std::memcpy(t.data(), d.src.data(), 4);
-        len = build_icmp4_error({buf + 14, 1280}, type, code, extra, s, t, offending, ip_id_++);
-        write_ether({buf, 14}, Mac{}, Mac{}, dp::ether_type_ipv4);
+        len = build_icmp4_error({buf + ether_header_len, dp::ipv6_min_mtu}, type, code, extra, s, t,
+                                offending, ip_id_++);
+        write_ether({buf, ether_header_len}, Mac{}, Mac{}, dp::ether_type_ipv4);
     } else if (buf != nullptr) {
         Ip6 s, t;
         std::memcpy(s.data(), src, 16);
         t = d.src;
-        len = build_icmp6_error({buf + 14, 1280}, type, code, extra, s, t, offending);
-        write_ether({buf, 14}, Mac{}, Mac{}, dp::ether_type_ipv6);
+        len = build_icmp6_error({buf + ether_header_len, dp::ipv6_min_mtu}, type, code, extra, s, t,
+                                offending);
+        write_ether({buf, ether_header_len}, Mac{}, Mac{}, dp::ether_type_ipv6);
     }
     const std::array<uint8_t, 16> dst = d.src;
     rte_pktmbuf_free(m);
@@ -311,7 +324,7 @@ void SlowPath::send_icmp_error(rte_mbuf *m, const PacketDesc &d, uint16_t port, 
         rte_pktmbuf_free(e);
         return;
     }
-    rte_pktmbuf_trim(e, uint16_t(1280 - len));
+    rte_pktmbuf_trim(e, uint16_t(dp::ipv6_min_mtu - len));
     send_ip(e, d.family, dst.data(), now);
 }
 
@@ -325,23 +338,27 @@ void SlowPath::block_return(rte_mbuf *m, const PacketDesc &d, uint16_t port,
         }
         // pf answers with "port unreachable" (ICMPv6: destination unreachable, code 4).
         if (d.family == 4)
-            send_icmp_error(m, d, port, 3, 3, 0, now);
+            send_icmp_error(m, d, port, dp::icmp_unreach, dp::icmp_code_port_unreach, 0, now);
         else
-            send_icmp_error(m, d, port, 1, 4, 0, now);
+            send_icmp_error(m, d, port, dp::icmp6_unreach, dp::icmp6_code_port_unreach, 0, now);
         return;
     }
     rte_mbuf *r = is_unicast_source(d) && icmp_rate_ok(now) ? rte_pktmbuf_alloc(dp_.pool) : nullptr;
     auto *buf =
-        r != nullptr ? reinterpret_cast<uint8_t *>(rte_pktmbuf_append(r, 14 + 60)) : nullptr;
-    const std::size_t len = buf != nullptr ? build_tcp_rst({buf + 14, 60}, d) : 0;
+        r != nullptr
+            ? reinterpret_cast<uint8_t *>(rte_pktmbuf_append(r, ether_header_len + max_rst_len))
+            : nullptr;
+    const std::size_t len =
+        buf != nullptr ? build_tcp_rst({buf + ether_header_len, max_rst_len}, d) : 0;
     const std::array<uint8_t, 16> dst = d.src;
     rte_pktmbuf_free(m);
     if (len == 0) {
         if (r != nullptr) rte_pktmbuf_free(r);
         return;
     }
-    write_ether({buf, 14}, Mac{}, Mac{}, d.family == 4 ? dp::ether_type_ipv4 : dp::ether_type_ipv6);
-    rte_pktmbuf_trim(r, uint16_t(60 - len));
+    write_ether({buf, ether_header_len}, Mac{}, Mac{},
+                d.family == 4 ? dp::ether_type_ipv4 : dp::ether_type_ipv6);
+    rte_pktmbuf_trim(r, uint16_t(max_rst_len - len));
     send_ip(r, d.family, dst.data(), now);
 }
 
@@ -363,7 +380,7 @@ void SlowPath::send_ip(rte_mbuf *m, uint8_t family, const uint8_t *dst, Clock::t
         finish_and_send(m, nh.port, mac);
         return;
     }
-    m->hash.usr = 0; // built here: no TTL decrement owed
+    dp::punt_meta(m).owes_ttl_decrement = false; // built here
     hold(key, m, now);
 }
 
@@ -411,18 +428,19 @@ void SlowPath::request(const NeighbourKey &key) {
             rte_pktmbuf_free(m);
             return;
         }
-        auto *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 42));
-        build_arp({buf, 42}, 1, broadcast_mac, p.mac, spa, Mac{}, tpa);
+        auto *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, arp_frame_len));
+        build_arp({buf, arp_frame_len}, dp::arp_request, broadcast_mac, p.mac, spa, Mac{}, tpa);
     } else {
         Ip6 src{}, target = key.addr;
         if (!source_address(key.port, 6, src.data())) {
             rte_pktmbuf_free(m);
             return;
         }
-        auto *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 14 + 72));
-        write_ether({buf, 14}, ipv6_multicast_mac(solicited_node(target)), p.mac,
+        auto *buf =
+            reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, ether_header_len + nd_packet_len));
+        write_ether({buf, ether_header_len}, ipv6_multicast_mac(solicited_node(target)), p.mac,
                     dp::ether_type_ipv6);
-        build_neighbour_solicitation({buf + 14, 72}, src, target, p.mac);
+        build_neighbour_solicitation({buf + ether_header_len, nd_packet_len}, src, target, p.mac);
     }
     dp_.send_from_main(key.port, m);
 }
@@ -436,7 +454,7 @@ void SlowPath::learn(const NeighbourKey &key, const Mac &mac, Clock::time_point)
         return;
     }
     for (rte_mbuf *m : it->second.second.packets) {
-        if (m->hash.usr == 1) { // a forwarded packet still owes its TTL decrement
+        if (dp::punt_meta(m).owes_ttl_decrement) {
             PacketDesc d;
             if (!parse(m, d)) {
                 drop(m, DropReason::to_us_unhandled);

@@ -20,7 +20,11 @@
 #include <cstring>
 #include <ctime>
 #include <limits>
+#include <net/if.h>
 #include <stdexcept>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 namespace syncwall::dp {
 
@@ -48,6 +52,13 @@ bool Port::has_address(const uint8_t *addr, uint8_t family) const {
 
 Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores.workers.size()) {
     const int socket = int(rte_socket_id());
+    // The same name and size give the same offset to a second Dataplane in this process.
+    static const rte_mbuf_dynfield punt_field = {"syncwall_punt_meta", sizeof(PuntMeta),
+                                                 alignof(PuntMeta), 0};
+    punt_meta_offset = rte_mbuf_dynfield_register(&punt_field);
+    if (punt_meta_offset < 0)
+        throw std::runtime_error("cannot register the punt metadata mbuf field: " +
+                                 dpdk_error(rte_errno));
     if (cfg.interfaces.size() > max_ports)
         throw std::runtime_error("at most " + std::to_string(max_ports) + " interfaces");
     if (cfg.lcores.main != rte_get_main_lcore())
@@ -264,6 +275,7 @@ void Dataplane::stop_ports() {
 }
 
 Dataplane::~Dataplane() {
+    if (ifreq_socket_ >= 0) ::close(ifreq_socket_);
     pflog.reset(); // the workers have stopped: write what they logged, close the file
     for (auto &p : ports) {
         rte_eth_dev_stop(p.port_id);
@@ -297,6 +309,35 @@ CounterTotals Dataplane::totals() const {
         t.add(c);
     t.add(main_counters);
     return t;
+}
+
+namespace {
+
+// The kernel interface behind a net_af_packet port ("net_af_packet0,iface=fw-lan,..."),
+// or "" for other devices.
+std::string af_packet_iface(const std::string &devargs) {
+    if (devargs.rfind("net_af_packet", 0) != 0) return {};
+    const auto at = devargs.find("iface=");
+    if (at == std::string::npos) return {};
+    const auto end = devargs.find(',', at);
+    return devargs.substr(at + 6, end == std::string::npos ? std::string::npos : end - at - 6);
+}
+
+} // namespace
+
+bool Dataplane::link_up(uint16_t port) {
+    const Port &p = ports.at(port);
+    rte_eth_link link{};
+    if (rte_eth_link_get_nowait(p.port_id, &link) == 0 && link.link_status == RTE_ETH_LINK_DOWN)
+        return false;
+    const std::string ifname = af_packet_iface(p.devargs);
+    if (ifname.empty() || ifname.size() >= IFNAMSIZ) return true;
+    if (ifreq_socket_ < 0) ifreq_socket_ = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (ifreq_socket_ < 0) return true; // no way to ask: DPDK's word stands
+    ifreq ifr{};
+    std::memcpy(ifr.ifr_name, ifname.c_str(), ifname.size());
+    if (::ioctl(ifreq_socket_, SIOCGIFFLAGS, &ifr) != 0) return false;
+    return (ifr.ifr_flags & IFF_UP) != 0 && (ifr.ifr_flags & IFF_RUNNING) != 0;
 }
 
 void Dataplane::send_from_main(uint16_t port, rte_mbuf *m) {

@@ -15,12 +15,16 @@
 #pragma once
 
 #include "config/config.hpp"
+#include "config/pf_rule.hpp"
 #include "dataplane/counters.hpp"
 #include "dataplane/martian.hpp"
 #include "dataplane/neighbours.hpp"
 #include "dataplane/routes.hpp"
 #include "dataplane/state_logic.hpp"
 #include "dataplane/virtual_mac.hpp"
+
+#include <rte_mbuf.h>
+#include <rte_mbuf_dyn.h>
 
 #include <array>
 #include <atomic>
@@ -61,8 +65,7 @@ struct Port {
     bool has_address(const uint8_t *addr, uint8_t family) const;
 };
 
-// Why a worker hands a packet to the main lcore. Kept in the mbuf's hash.usr with the
-// ingress port and the next-hop id (see punt_encode).
+// Why a worker hands a packet to the main lcore (PuntMeta::kind).
 enum class PuntKind : uint8_t {
     arp,          // ARP for us or to learn from
     local,        // addressed to one of our addresses
@@ -74,17 +77,22 @@ enum class PuntKind : uint8_t {
     reply,        // a reply the worker built in place (challenge ACK): route and send it
 };
 
+// What travels with a packet handed to the main lcore, in a dynamic field of its mbuf
+// (rte_mbuf_dynfield, registered by the Dataplane; punt_meta()).
 struct PuntMeta {
     PuntKind kind;
-    uint16_t in_port;  // our port index
-    uint32_t next_hop; // route next-hop id (resolve, too_big)
+    uint16_t in_port;                 // our port index it arrived on
+    uint32_t next_hop;                // route next-hop id (resolve, too_big, ttl_exceeded)
+    config::BlockPolicy block_policy; // block_return: what the rule answers with
+    // Held by the main lcore for neighbour resolution: a forwarded packet whose TTL is yet
+    // to be decremented (false for a frame the main lcore built itself).
+    bool owes_ttl_decrement;
 };
 
-inline uint32_t punt_encode(PuntKind k, uint16_t in_port, uint32_t nh) {
-    return uint32_t(k) | uint32_t(in_port & 0xff) << 8 | (nh & 0xffff) << 16;
-}
-inline PuntMeta punt_decode(uint32_t v) {
-    return PuntMeta{PuntKind(v & 0xff), uint16_t((v >> 8) & 0xff), v >> 16};
+// The dynamic field's offset in every mbuf; -1 until a Dataplane registered it.
+inline int punt_meta_offset = -1;
+inline PuntMeta &punt_meta(rte_mbuf *m) {
+    return *RTE_MBUF_DYNFIELD(m, punt_meta_offset, PuntMeta *);
 }
 
 class Dataplane {
@@ -152,6 +160,12 @@ class Dataplane {
     }
     CounterTotals totals() const;
 
+    // Main lcore: is `port`'s (our index) link up? DPDK's word, except for net_af_packet,
+    // which reports its link up from start to stop whatever the kernel interface does:
+    // there the kernel's (administratively up and with carrier; a veth whose peer is down
+    // has none).
+    bool link_up(uint16_t port);
+
     // Queue a frame built by the main lcore for transmission on `port` (our index).
     // Takes ownership of `m` (freed and counted if the ring is full).
     void send_from_main(uint16_t port, rte_mbuf *m);
@@ -171,6 +185,7 @@ class Dataplane {
     RulesetSwap swap_;
     uint64_t tsc_start_ = 0, tsc_hz_ = 1;
     std::vector<int> port_index_;
+    int ifreq_socket_ = -1; // link_up(): SIOCGIFFLAGS on net_af_packet's kernel interfaces
 };
 
 } // namespace syncwall::dp

@@ -29,6 +29,16 @@ inline constexpr uint8_t proto_icmpv6 = 58;
 inline constexpr uint8_t proto_carp = 112;
 inline constexpr uint8_t proto_pfsync = 240;
 
+// ICMP (RFC 792) and ICMPv6 (RFC 4443, RFC 4861) types and codes syncwall sends or answers.
+inline constexpr uint8_t icmp_unreach = 3, icmp_time_exceeded = 11;
+inline constexpr uint8_t icmp_code_port_unreach = 3, icmp_code_need_frag = 4;
+inline constexpr uint8_t icmp6_unreach = 1, icmp6_packet_too_big = 2, icmp6_time_exceeded = 3;
+inline constexpr uint8_t icmp6_code_port_unreach = 4;
+inline constexpr uint8_t nd_neighbour_solicitation = 135, nd_neighbour_advertisement = 136;
+// The IPv6 minimum link MTU (RFC 8200 5): an ICMPv6 error is built to fit in it, and so is
+// ours for IPv4 (RFC 1812 4.3.2.3 allows up to 576; more of the offending packet helps).
+inline constexpr uint16_t ipv6_min_mtu = 1280;
+
 // IPv6 extension headers the parser walks, and "no next header".
 inline constexpr uint8_t ipv6_ext_hop_by_hop = 0;
 inline constexpr uint8_t ipv6_ext_routing = 43;

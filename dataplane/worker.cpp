@@ -103,8 +103,9 @@ void Worker::drop(rte_mbuf *m, DropReason r) {
     rte_pktmbuf_free(m);
 }
 
-void Worker::punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop) {
-    m->hash.usr = punt_encode(kind, in_port, next_hop);
+void Worker::punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop,
+                  config::BlockPolicy policy) {
+    punt_meta(m) = PuntMeta{kind, in_port, next_hop, policy, false};
     if (rte_ring_sp_enqueue(dp_.punt_rings[index_], m) != 0) {
         drop(m, DropReason::punt_ring_full);
         return;
@@ -312,7 +313,7 @@ bool Worker::apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uin
         rte_pktmbuf_free(m); // counted by the filter
         return false;
     case FilterVerdict::Action::block_return:
-        punt(m, PuntKind::block_return, in_port, v.block_policy);
+        punt(m, PuntKind::block_return, in_port, 0, config::BlockPolicy(v.block_policy));
         return false;
     case FilterVerdict::Action::challenge_ack: {
         const std::size_t len =

@@ -51,7 +51,8 @@ class Worker {
     };
 
     void drop(rte_mbuf *m, DropReason r);
-    void punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop = 0);
+    void punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop = 0,
+              config::BlockPolicy policy = config::BlockPolicy::drop);
     void transmit(uint16_t port, rte_mbuf *m);
     // Point the states each forwarded packet matched in and out at each other (twins).
     void link_twins(const uint16_t *out_idx, const FilterVerdict *out_verdict,
