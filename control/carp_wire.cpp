@@ -162,33 +162,21 @@ std::size_t build_carp_advert_v4(std::span<uint8_t> out, const CarpAdvert &adver
                                  uint16_t ip_id, const Ip4 &dst, const Mac &eth_dst) {
     if (out.size() < carp_advert_v4_frame_len) return 0;
     write_ether(out, eth_dst, carp_virtual_mac(advert.vhid), dp::ether_type_ipv4);
-    uint8_t *ip = out.data() + ether_header_len;
-    ip[0] = 0x45;
-    ip[1] = carp_ipv4_tos;
-    dp::store_be16(ip + 2, uint16_t(20 + carp_header_len));
-    dp::store_be16(ip + 4, ip_id);
-    dp::store_be16(ip + 6, 0x4000); // DF
-    ip[8] = carp_ttl;
-    ip[9] = dp::proto_carp;
-    std::memcpy(ip + 12, src.data(), 4);
-    std::memcpy(ip + 16, dst.data(), 4);
-    set_ipv4_checksum(ip);
-    encode_carp(out.subspan(ether_header_len + 20), advert);
+    dp::write_ipv4_header(
+        out.data() + ether_header_len, uint16_t(dp::ipv4_header_len + carp_header_len),
+        dp::proto_carp, src.data(), dst.data(),
+        {.id = ip_id, .ttl = carp_ttl, .tos = carp_ipv4_tos, .dont_fragment = true});
+    encode_carp(out.subspan(ether_header_len + dp::ipv4_header_len), advert);
     return carp_advert_v4_frame_len;
 }
 
 std::size_t build_carp_advert_v6(std::span<uint8_t> out, const CarpAdvert &advert, const Ip6 &src) {
     if (out.size() < carp_advert_v6_frame_len) return 0;
     write_ether(out, carp_group_mac_v6, carp_virtual_mac(advert.vhid), dp::ether_type_ipv6);
-    uint8_t *ip6 = out.data() + ether_header_len;
-    std::memset(ip6, 0, 40);
-    ip6[0] = 0x60; // version 6, traffic class 0, flow label 0 (as OpenBSD)
-    dp::store_be16(ip6 + 4, uint16_t(carp_header_len));
-    ip6[6] = dp::proto_carp;
-    ip6[7] = carp_ttl;
-    std::memcpy(ip6 + 8, src.data(), 16);
-    std::memcpy(ip6 + 24, carp_group_v6.data(), 16);
-    encode_carp(out.subspan(ether_header_len + 40), advert);
+    // Traffic class 0 and flow label 0, as OpenBSD sends them.
+    dp::write_ipv6_header(out.data() + ether_header_len, uint16_t(carp_header_len), dp::proto_carp,
+                          carp_ttl, src.data(), carp_group_v6.data());
+    encode_carp(out.subspan(ether_header_len + dp::ipv6_header_len), advert);
     return carp_advert_v6_frame_len;
 }
 

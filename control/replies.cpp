@@ -22,32 +22,6 @@ uint16_t l4_checksum(uint8_t family, const uint8_t *src, const uint8_t *dst, uin
     return dp::internet_checksum(l4, dp::pseudo_header_sum(d, uint32_t(l4.size())));
 }
 
-std::size_t write_ipv4_header(uint8_t *ip, uint16_t total_len, uint8_t proto, const Ip4 &src,
-                              const Ip4 &dst, uint16_t id) {
-    ip[0] = 0x45;
-    ip[1] = 0;
-    dp::store_be16(ip + 2, total_len);
-    dp::store_be16(ip + 4, id);
-    dp::store_be16(ip + 6, 0);
-    ip[8] = 64;
-    ip[9] = proto;
-    std::memcpy(ip + 12, src.data(), 4);
-    std::memcpy(ip + 16, dst.data(), 4);
-    set_ipv4_checksum(ip);
-    return 20;
-}
-
-std::size_t write_ipv6_header(uint8_t *ip, uint16_t payload_len, uint8_t next, uint8_t hop_limit,
-                              const Ip6 &src, const Ip6 &dst) {
-    dp::store_be32(ip, 0x60000000u);
-    dp::store_be16(ip + 4, payload_len);
-    ip[6] = next;
-    ip[7] = hop_limit;
-    std::memcpy(ip + 8, src.data(), 16);
-    std::memcpy(ip + 24, dst.data(), 16);
-    return 40;
-}
-
 // ICMP and ICMPv6 errors share their shape: type, code, checksum (0 here, the caller sums),
 // a 32-bit word, then the quoted start of the offending datagram.
 void write_icmp_error(uint8_t *icmp, uint8_t type, uint8_t code, uint32_t extra,
@@ -67,18 +41,6 @@ void set_icmp6_checksum(uint8_t *ip6) {
 }
 
 } // namespace
-
-void set_ipv4_checksum(uint8_t *ip) {
-    const std::size_t ihl = std::size_t(ip[0] & 0x0f) * 4;
-    dp::store_be16(ip + 10, 0);
-    dp::store_be16(ip + 10, dp::internet_checksum({ip, ihl}));
-}
-
-void write_ether(std::span<uint8_t> out, const Mac &dst, const Mac &src, uint16_t type) {
-    std::memcpy(out.data(), dst.data(), 6);
-    std::memcpy(out.data() + 6, src.data(), 6);
-    dp::store_be16(out.data() + 12, type);
-}
 
 std::size_t build_arp(std::span<uint8_t> out, uint16_t op, const Mac &eth_dst, const Mac &sha,
                       const Ip4 &spa, const Mac &tha, const Ip4 &tpa) {
@@ -131,7 +93,7 @@ std::size_t build_icmp4_error(std::span<uint8_t> out, uint8_t type, uint8_t code
     uint8_t *icmp = ip + 20;
     write_icmp_error(icmp, type, code, extra, offending.first(quoted));
     dp::store_be16(icmp + 2, dp::internet_checksum({icmp, 8 + quoted}));
-    write_ipv4_header(ip, uint16_t(len), dp::proto_icmp, src, dst, ip_id);
+    dp::write_ipv4_header(ip, uint16_t(len), dp::proto_icmp, src.data(), dst.data(), {.id = ip_id});
     return len;
 }
 
@@ -142,7 +104,7 @@ std::size_t build_icmp6_error(std::span<uint8_t> out, uint8_t type, uint8_t code
     if (out.size() < len) return 0;
     uint8_t *ip = out.data();
     write_icmp_error(ip + 40, type, code, extra, offending.first(quoted));
-    write_ipv6_header(ip, uint16_t(8 + quoted), dp::proto_icmpv6, 64, src, dst);
+    dp::write_ipv6_header(ip, uint16_t(8 + quoted), dp::proto_icmpv6, 64, src.data(), dst.data());
     set_icmp6_checksum(ip);
     return len;
 }
@@ -171,7 +133,8 @@ std::size_t build_neighbour_solicitation(std::span<uint8_t> out, const Ip6 &src,
     icmp[24] = 1; // source link-layer address option
     icmp[25] = 1; // length in units of 8 bytes
     std::memcpy(icmp + 26, our_mac.data(), 6);
-    write_ipv6_header(ip, 32, dp::proto_icmpv6, 255, src, solicited_node(target));
+    const Ip6 group = solicited_node(target);
+    dp::write_ipv6_header(ip, 32, dp::proto_icmpv6, 255, src.data(), group.data());
     set_icmp6_checksum(ip);
     return len;
 }
@@ -189,7 +152,7 @@ std::size_t build_neighbour_advertisement(std::span<uint8_t> out, const Ip6 &tar
     icmp[24] = 2; // target link-layer address option
     icmp[25] = 1;
     std::memcpy(icmp + 26, our_mac.data(), 6);
-    write_ipv6_header(ip, 32, dp::proto_icmpv6, 255, target, dst);
+    dp::write_ipv6_header(ip, 32, dp::proto_icmpv6, 255, target.data(), dst.data());
     set_icmp6_checksum(ip);
     return len;
 }
@@ -218,10 +181,10 @@ std::size_t build_tcp_rst(std::span<uint8_t> out, const dp::PacketDesc &d) {
         Ip4 src, dst;
         std::memcpy(src.data(), d.dst.data(), 4);
         std::memcpy(dst.data(), d.src.data(), 4);
-        write_ipv4_header(ip, 40, dp::proto_tcp, src, dst, 0);
+        dp::write_ipv4_header(ip, 40, dp::proto_tcp, src.data(), dst.data());
         dp::store_be16(tcp + 16, l4_checksum(4, src.data(), dst.data(), dp::proto_tcp, {tcp, 20}));
     } else {
-        write_ipv6_header(ip, 20, dp::proto_tcp, 64, d.dst, d.src);
+        dp::write_ipv6_header(ip, 20, dp::proto_tcp, 64, d.dst.data(), d.src.data());
         dp::store_be16(tcp + 16,
                        l4_checksum(6, d.dst.data(), d.src.data(), dp::proto_tcp, {tcp, 20}));
     }

@@ -5,6 +5,7 @@
 // number of bytes written, or 0 when `out` is too small.
 #pragma once
 
+#include "dataplane/frame_writer.hpp"
 #include "dataplane/packet.hpp"
 
 #include <array>
@@ -14,15 +15,13 @@
 
 namespace syncwall::ctl {
 
-using Mac = std::array<uint8_t, 6>;
+using dp::ether_header_len;
+using dp::Mac;
+using dp::write_ether;
 using Ip4 = std::array<uint8_t, 4>;
 using Ip6 = std::array<uint8_t, 16>;
 
-inline constexpr std::size_t ether_header_len = 14;
 inline constexpr Mac broadcast_mac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-
-// Ethernet header with the given type at out[0..13].
-void write_ether(std::span<uint8_t> out, const Mac &dst, const Mac &src, uint16_t type);
 
 // A whole Ethernet + ARP frame (42 bytes).
 std::size_t build_arp(std::span<uint8_t> out, uint16_t op, const Mac &eth_dst, const Mac &sha,
@@ -77,7 +76,6 @@ bool parse_nd(std::span<const uint8_t> icmp, NdMessage &out);
 // Generation"). Written at out[0] as an IPv4 or IPv6 packet (no Ethernet header).
 std::size_t build_tcp_rst(std::span<uint8_t> out, const dp::PacketDesc &d);
 
-// Fill IPv4 header checksum (header at ip[0], IHL from the header).
-void set_ipv4_checksum(uint8_t *ip);
+using dp::set_ipv4_checksum;
 
 } // namespace syncwall::ctl

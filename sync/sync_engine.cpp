@@ -2,6 +2,7 @@
 
 #include "dataplane/arp.hpp"
 #include "dataplane/byte_order.hpp"
+#include "dataplane/frame_writer.hpp"
 #include "dataplane/idle.hpp"
 #include "dataplane/packet.hpp"
 #include "dataplane/state_table.hpp"
@@ -123,9 +124,7 @@ bool SyncEngine::send_frame(const std::array<uint8_t, 6> &dst, uint16_t ether_ty
         return false;
     }
     std::memset(p, 0, std::max<std::size_t>(len, 60));
-    std::memcpy(p, dst.data(), 6);
-    std::memcpy(p + 6, port_.mac.data(), 6);
-    dp::store_be16(p + 12, ether_type);
+    dp::write_ether({p, dp::ether_header_len}, dst, port_.mac, ether_type);
     std::memcpy(p + RTE_ETHER_HDR_LEN, l3.data(), l3.size());
     if (rte_eth_tx_burst(port_.port_id, 0, &m, 1) != 1) {
         rte_pktmbuf_free(m);
@@ -139,19 +138,10 @@ bool SyncEngine::transmit(std::span<const uint8_t> payload) {
     uint8_t buf[RTE_MBUF_DEFAULT_DATAROOM];
     const std::size_t total = ipv4_header_len + payload.size();
     if (total + RTE_ETHER_HDR_LEN > sizeof(buf)) return false;
-    uint8_t *ip = buf;
-    ip[0] = 0x45;
-    ip[1] = iptos_lowdelay;
-    dp::store_be16(ip + 2, uint16_t(total));
-    dp::store_be16(ip + 4, ip_id_++);
-    dp::store_be16(ip + 6, 0x4000); // DF
-    ip[8] = pfsync_ttl;
-    ip[9] = dp::proto_pfsync;
-    dp::store_be16(ip + 10, 0);
-    std::memcpy(ip + 12, our_addr_.data(), 4);
-    std::memcpy(ip + 16, dst_addr_.data(), 4);
-    dp::store_be16(ip + 10, dp::internet_checksum({ip, ipv4_header_len}));
-    std::memcpy(ip + ipv4_header_len, payload.data(), payload.size());
+    dp::write_ipv4_header(
+        buf, uint16_t(total), dp::proto_pfsync, our_addr_.data(), dst_addr_.data(),
+        {.id = ip_id_++, .ttl = pfsync_ttl, .tos = iptos_lowdelay, .dont_fragment = true});
+    std::memcpy(buf + ipv4_header_len, payload.data(), payload.size());
     return send_frame(dst_mac_, dp::ether_type_ipv4, {buf, total});
 }
 
