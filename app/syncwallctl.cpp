@@ -8,12 +8,12 @@
 //   syncwallctl carp demote N | carp promote
 //
 // Exit status: 0 ok, 1 the daemon answered with an error, 2 usage error, 3 no daemon
-// answering on the socket. The protocol is in control/mgmt_protocol.hpp, the text views in
-// control/views.hpp; this file only parses the command line and moves one line each way.
+// answering on the socket. The protocol is in control/mgmt/mgmt_protocol.hpp, the text views in
+// control/mgmt/views.hpp; this file only parses the command line and moves one line each way.
 #include "config/config.hpp"
-#include "control/mgmt_protocol.hpp"
-#include "control/state_pages.hpp"
-#include "control/views.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
+#include "control/mgmt/state_pages.hpp"
+#include "control/mgmt/views.hpp"
 
 #include <CLI/CLI.hpp>
 #include <boost/asio/connect.hpp>
@@ -269,7 +269,7 @@ int main(int argc, char **argv) {
 
     try {
         if (cmd == ctl::Command::show_states) {
-            // Page by page (control/state_pages.hpp): text is printed as each page comes,
+            // Page by page (control/mgmt/state_pages.hpp): text is printed as each page comes,
             // --json prints the pages joined into one result at the end.
             args.erase("limit");
             ctl::StatesWalk walk(args, limit);

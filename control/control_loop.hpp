@@ -14,11 +14,11 @@
 // loop_stalls(), which `show info` and the metrics page report.
 #pragma once
 
-#include "control/carp.hpp"
+#include "control/carp/carp.hpp"
 #include "control/loop_stall.hpp"
-#include "control/mgmt_server.hpp"
-#include "control/observability.hpp"
-#include "control/slow_path.hpp"
+#include "control/mgmt/mgmt_server.hpp"
+#include "control/mgmt/observability.hpp"
+#include "control/slowpath/slow_path.hpp"
 #include "dataplane/dataplane.hpp"
 #include "sync/sync_engine.hpp"
 

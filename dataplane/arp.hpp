@@ -1,5 +1,5 @@
 // The body of an Ethernet/IPv4 ARP message (RFC 826), written by whoever sends one: the
-// control plane's replies and requests (control/replies.hpp), the sync port resolving a
+// control plane's replies and requests (control/slowpath/replies.hpp), the sync port resolving a
 // unicast peer (sync/sync_engine.cpp). Pure C++.
 #pragma once
 

@@ -1,5 +1,5 @@
 // The one layer that writes link and network headers into a buffer: the slow path's
-// replies (control/replies.cpp), CARP adverts (control/carp_wire.cpp) and pfsync packets
+// replies (control/slowpath/replies.cpp), CARP adverts (control/carp/carp_wire.cpp) and pfsync packets
 // (sync/sync_engine.cpp) all build their frames with these. Pure: no DPDK, no allocation;
 // the caller sizes the buffer.
 #pragma once

@@ -1,6 +1,6 @@
 // libFuzzer harness: CARP advertisement validation (the IP payload of a received advert).
 // The first input byte is the TTL, the second the vhid we expect; the rest is the message.
-#include "control/carp_wire.hpp"
+#include "control/carp/carp_wire.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -4,7 +4,7 @@
 // connection (keep-alive); a request with a body is refused unread, as the listener does.
 // Then the listener's method and target checks. The socket handling itself needs a live
 // io_context and stays with the listener tests.
-#include "control/metrics_server.hpp"
+#include "control/mgmt/metrics_server.hpp"
 
 #include <boost/beast/http.hpp>
 

@@ -1,7 +1,7 @@
 // libFuzzer harness: the management protocol as the daemon reads it (the line framer cut
 // at input-chosen chunk boundaries, then each request line parsed and answered) and as
 // syncwallctl reads the daemon's reply line.
-#include "control/mgmt_protocol.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -121,7 +121,7 @@ def fw(tmp_path_factory):
 # --- DPDK telemetry ----------------------------------------------------------------------
 
 def flatten(value, path="") -> dict:
-    """A management result as syncwall hands it to telemetry (control/telemetry_view.hpp)."""
+    """A management result as syncwall hands it to telemetry (control/mgmt/telemetry_view.hpp)."""
     out = {}
     if isinstance(value, dict):
         for k, v in value.items():

@@ -1,7 +1,7 @@
 // CARP: the wire codec, the HMAC exactly as OpenBSD computes it, the frames, and the
 // per-vhid state machine driven by a manual clock (no test sleeps).
-#include "control/carp_vhost.hpp"
-#include "control/carp_wire.hpp"
+#include "control/carp/carp_vhost.hpp"
+#include "control/carp/carp_wire.hpp"
 #include "dataplane/packet.hpp"
 #include "fuzz_seeds.hpp"
 

@@ -3,11 +3,11 @@
 // reload does off the main lcore.
 #include "config/loader.hpp"
 #include "config/pf_rule.hpp"
-#include "control/carp_vhost.hpp"
+#include "control/carp/carp_vhost.hpp"
 #include "control/loop_stall.hpp"
-#include "control/prometheus.hpp"
-#include "control/telemetry_view.hpp"
-#include "control/views.hpp"
+#include "control/mgmt/prometheus.hpp"
+#include "control/mgmt/telemetry_view.hpp"
+#include "control/mgmt/views.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,5 +1,5 @@
 // Forwarding rewrites, control-plane frame builders and the idle policy.
-#include "control/replies.hpp"
+#include "control/slowpath/replies.hpp"
 #include "dataplane/forward.hpp"
 #include "dataplane/idle.hpp"
 #include "dataplane/packet.hpp"

@@ -2,9 +2,9 @@
 // socket's idle timeout, the slot kept for a new client, handlers that throw, the socket's
 // mode; /metrics' header deadline and its slot kept for a new scraper. The server runs on an
 // io_context of its own thread; the tests are its blocking clients.
-#include "control/line_server.hpp"
-#include "control/metrics_server.hpp"
-#include "control/mgmt_protocol.hpp"
+#include "control/mgmt/line_server.hpp"
+#include "control/mgmt/metrics_server.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,7 +1,7 @@
 // The management protocol without a socket: what each request parses to, the exact error
 // each kind of malformed request gets, line framing with its size bound, state filters,
 // and how syncwallctl reads replies into its exit status.
-#include "control/mgmt_protocol.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,7 +1,7 @@
 // The /metrics page from hand-made management results: the exposition format's rules
 // (HELP and TYPE once per family, samples together, escaped labels) and each family's values,
 // for results shaped as show info, show sync and show carp give them.
-#include "control/prometheus.hpp"
+#include "control/mgmt/prometheus.hpp"
 
 #include <catch2/catch.hpp>
 

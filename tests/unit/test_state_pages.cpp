@@ -1,7 +1,7 @@
 // show states a page at a time: the daemon's pages over a table of 100 000 states (bounded
 // in size and in slots visited, resumable by cursor, each state once) and syncwallctl's walk
 // through them.
-#include "control/state_pages.hpp"
+#include "control/mgmt/state_pages.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
 // Management results flattened for DPDK telemetry: names telemetry accepts, values of the
 // types it has, and the entry limit.
-#include "control/telemetry_view.hpp"
+#include "control/mgmt/telemetry_view.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -1,6 +1,6 @@
 // syncwallctl's text views, from hand-made results: the exact lines an operator sees, in
 // pfctl's shapes (pfctl -ss / -vvss, -si, -vvsr).
-#include "control/views.hpp"
+#include "control/mgmt/views.hpp"
 
 #include <catch2/catch.hpp>
 

@@ -33,9 +33,9 @@
 #pragma once
 
 #include "config/config.hpp"
-#include "control/carp_vhost.hpp"
-#include "control/mgmt_protocol.hpp"
-#include "control/slow_path.hpp"
+#include "control/carp/carp_vhost.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
+#include "control/slowpath/slow_path.hpp"
 #include "dataplane/dataplane.hpp"
 
 #include <boost/asio/io_context.hpp>

@@ -39,7 +39,7 @@
 #pragma once
 
 #include "config/config.hpp"
-#include "control/replies.hpp"
+#include "control/slowpath/replies.hpp"
 #include "dataplane/reason_list.hpp"
 
 #include <array>

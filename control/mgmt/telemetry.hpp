@@ -16,7 +16,7 @@
 // {"available": 0, "reason": ...}.
 #pragma once
 
-#include "control/mgmt_protocol.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
 
 namespace syncwall::ctl {
 

@@ -1,4 +1,4 @@
-#include "control/slow_path.hpp"
+#include "control/slowpath/slow_path.hpp"
 
 #include "dataplane/arp.hpp"
 #include "dataplane/forward.hpp"

@@ -1,4 +1,4 @@
-#include "control/carp_wire.hpp"
+#include "control/carp/carp_wire.hpp"
 
 #include "dataplane/byte_order.hpp"
 #include "dataplane/packet.hpp"

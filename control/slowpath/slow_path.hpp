@@ -19,7 +19,7 @@
 #pragma once
 
 #include "config/pf_rule.hpp"
-#include "control/replies.hpp"
+#include "control/slowpath/replies.hpp"
 #include "dataplane/dataplane.hpp"
 
 #include <chrono>

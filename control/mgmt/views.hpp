@@ -13,7 +13,7 @@
 //   show interfaces  one block per port, ifconfig-like
 #pragma once
 
-#include "control/mgmt_protocol.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
 
 #include <cstdint>
 #include <string>

@@ -1,4 +1,4 @@
-#include "control/telemetry_view.hpp"
+#include "control/mgmt/telemetry_view.hpp"
 
 #include <charconv>
 #include <limits>

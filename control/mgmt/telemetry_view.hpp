@@ -15,7 +15,7 @@
 //   empty objects/arrays  nothing
 #pragma once
 
-#include "control/mgmt_protocol.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
 
 #include <cstddef>
 #include <cstdint>

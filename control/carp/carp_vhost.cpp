@@ -1,4 +1,4 @@
-#include "control/carp_vhost.hpp"
+#include "control/carp/carp_vhost.hpp"
 
 #include <algorithm>
 #include <cstring>

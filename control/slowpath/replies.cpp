@@ -1,4 +1,4 @@
-#include "control/replies.hpp"
+#include "control/slowpath/replies.hpp"
 
 #include "dataplane/arp.hpp"
 #include "dataplane/byte_order.hpp"

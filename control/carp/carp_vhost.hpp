@@ -53,7 +53,7 @@
 #pragma once
 
 #include "config/config.hpp"
-#include "control/carp_wire.hpp"
+#include "control/carp/carp_wire.hpp"
 
 #include <array>
 #include <chrono>

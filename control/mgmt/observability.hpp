@@ -11,9 +11,9 @@
 #pragma once
 
 #include "config/config.hpp"
-#include "control/metrics_server.hpp"
-#include "control/mgmt_protocol.hpp"
-#include "control/telemetry.hpp"
+#include "control/mgmt/metrics_server.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
+#include "control/mgmt/telemetry.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>

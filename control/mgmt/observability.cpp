@@ -1,7 +1,7 @@
-#include "control/observability.hpp"
+#include "control/mgmt/observability.hpp"
 
-#include "control/mgmt_server.hpp"
-#include "control/prometheus.hpp"
+#include "control/mgmt/mgmt_server.hpp"
+#include "control/mgmt/prometheus.hpp"
 
 #include <cstdio>
 

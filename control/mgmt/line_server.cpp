@@ -1,7 +1,7 @@
-#include "control/line_server.hpp"
+#include "control/mgmt/line_server.hpp"
 
-#include "control/accept_loop.hpp"
-#include "control/mgmt_protocol.hpp"
+#include "control/mgmt/accept_loop.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
 
 #include <boost/asio/write.hpp>
 

@@ -1,7 +1,7 @@
-#include "control/metrics_server.hpp"
+#include "control/mgmt/metrics_server.hpp"
 
-#include "control/accept_loop.hpp"
-#include "control/prometheus.hpp"
+#include "control/mgmt/accept_loop.hpp"
+#include "control/mgmt/prometheus.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/beast/core/flat_buffer.hpp>

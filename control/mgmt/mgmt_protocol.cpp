@@ -1,4 +1,4 @@
-#include "control/mgmt_protocol.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
 
 #include <algorithm>
 #include <array>

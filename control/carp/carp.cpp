@@ -1,6 +1,6 @@
-#include "control/carp.hpp"
+#include "control/carp/carp.hpp"
 
-#include "control/replies.hpp"
+#include "control/slowpath/replies.hpp"
 #include "dataplane/mbuf_frame.hpp"
 
 #include <rte_ethdev.h>

@@ -1,4 +1,4 @@
-#include "control/state_pages.hpp"
+#include "control/mgmt/state_pages.hpp"
 
 #include <algorithm>
 #include <stdexcept>

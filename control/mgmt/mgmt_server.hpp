@@ -49,8 +49,8 @@
 //   kill states      {"killed": n}
 #pragma once
 
-#include "control/line_server.hpp"
-#include "control/mgmt_protocol.hpp"
+#include "control/mgmt/line_server.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
 #include "dataplane/dataplane.hpp"
 
 #include <boost/asio/io_context.hpp>

@@ -1,8 +1,8 @@
-#include "control/mgmt_server.hpp"
+#include "control/mgmt/mgmt_server.hpp"
 
 #include "config/pf_rule.hpp"
 #include "control/control_loop.hpp"
-#include "control/state_pages.hpp"
+#include "control/mgmt/state_pages.hpp"
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_table.hpp"
 

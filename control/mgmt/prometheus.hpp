@@ -30,7 +30,7 @@
 //   carp_adverts_received_total, carp_adverts_rejected_total{vhid,interface,reason}
 #pragma once
 
-#include "control/mgmt_protocol.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
 
 #include <string>
 #include <string_view>

@@ -1,4 +1,4 @@
-#include "control/views.hpp"
+#include "control/mgmt/views.hpp"
 
 #include "config/pf_rule.hpp"
 

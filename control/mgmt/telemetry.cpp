@@ -1,6 +1,6 @@
-#include "control/telemetry.hpp"
+#include "control/mgmt/telemetry.hpp"
 
-#include "control/telemetry_view.hpp"
+#include "control/mgmt/telemetry_view.hpp"
 
 #include <rte_telemetry.h>
 

@@ -10,7 +10,7 @@
 // Pure (no DPDK): the table is reached through a SlotWalk, so all of it is unit-tested.
 #pragma once
 
-#include "control/mgmt_protocol.hpp"
+#include "control/mgmt/mgmt_protocol.hpp"
 #include "dataplane/state.hpp"
 
 #include <cstdint>

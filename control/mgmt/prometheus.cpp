@@ -1,4 +1,4 @@
-#include "control/prometheus.hpp"
+#include "control/mgmt/prometheus.hpp"
 
 #include <algorithm>
 #include <charconv>
