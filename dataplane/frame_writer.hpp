@@ -1,7 +1,7 @@
 // The one layer that writes link and network headers into a buffer: the slow path's
-// replies (control/slowpath/replies.cpp), CARP adverts (control/carp/carp_wire.cpp) and pfsync packets
-// (sync/sync_engine.cpp) all build their frames with these. Pure: no DPDK, no allocation;
-// the caller sizes the buffer.
+// replies (control/slowpath/replies.cpp), CARP adverts (control/carp/carp_wire.cpp) and
+// pfsync packets (sync/sync_engine.cpp) all build their frames with these. Pure: no DPDK,
+// no allocation; the caller sizes the buffer.
 #pragma once
 
 #include <array>
