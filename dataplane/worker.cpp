@@ -76,12 +76,7 @@ unsigned Worker::send_control_frames() {
                 dp_.ports[p].ctl_tx, reinterpret_cast<void **>(h.pkts.data()), max_burst, nullptr));
         if (h.n == 0) continue;
         total += h.n;
-        uint64_t bytes = 0;
-        const uint16_t sent = rte_eth_tx_burst(dp_.ports[p].port_id, 0, h.pkts.data(), h.n);
-        for (uint16_t i = 0; i < sent; i++)
-            bytes += h.pkts[i]->pkt_len;
-        ctr_.ports[p].tx_packets.add(sent);
-        ctr_.ports[p].tx_bytes.add(bytes);
+        const uint16_t sent = send_counted(p, 0, h.pkts.data(), h.n);
         std::memmove(h.pkts.data(), h.pkts.data() + sent, (h.n - sent) * sizeof(rte_mbuf *));
         h.n = uint16_t(h.n - sent);
     }
@@ -119,21 +114,26 @@ void Worker::transmit(uint16_t port, rte_mbuf *m) {
     b.pkts[b.n++] = m;
 }
 
+uint16_t Worker::send_counted(uint16_t port, uint16_t queue, rte_mbuf **pkts, uint16_t n) {
+    // Lengths are read before the hand-over: a sent mbuf belongs to the driver.
+    uint64_t bytes = 0;
+    for (uint16_t i = 0; i < n; i++)
+        bytes += pkts[i]->pkt_len;
+    const uint16_t sent = rte_eth_tx_burst(dp_.ports[port].port_id, queue, pkts, n);
+    for (uint16_t i = sent; i < n; i++)
+        bytes -= pkts[i]->pkt_len;
+    ctr_.ports[port].tx_packets.add(sent);
+    ctr_.ports[port].tx_bytes.add(bytes);
+    return sent;
+}
+
 void Worker::flush() {
     for (uint16_t p = 0; p < dp_.ports.size(); p++) {
         TxBuffer &b = tx_[p];
         if (b.n == 0) continue;
-        uint64_t bytes = 0;
-        for (uint16_t i = 0; i < b.n; i++)
-            bytes += b.pkts[i]->pkt_len;
-        const uint16_t sent =
-            rte_eth_tx_burst(dp_.ports[p].port_id, uint16_t(index_), b.pkts.data(), b.n);
-        for (uint16_t i = sent; i < b.n; i++) {
-            bytes -= b.pkts[i]->pkt_len;
+        const uint16_t sent = send_counted(p, uint16_t(index_), b.pkts.data(), b.n);
+        for (uint16_t i = sent; i < b.n; i++)
             drop(b.pkts[i], DropReason::tx_ring_full);
-        }
-        ctr_.ports[p].tx_packets.add(sent);
-        ctr_.ports[p].tx_bytes.add(bytes);
         b.n = 0;
     }
 }

@@ -54,6 +54,9 @@ class Worker {
     void punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop = 0,
               config::BlockPolicy policy = config::BlockPolicy::drop);
     void transmit(uint16_t port, rte_mbuf *m);
+    // Hand pkts[0..n) to queue `queue` of `port` and count what it took (packets, bytes);
+    // returns how many it took, the rest stay the caller's.
+    uint16_t send_counted(uint16_t port, uint16_t queue, rte_mbuf **pkts, uint16_t n);
     // Point the states each forwarded packet matched in and out at each other (twins).
     void link_twins(const uint16_t *out_idx, const FilterVerdict *out_verdict,
                     const uint32_t *in_slot, unsigned nout);
