@@ -253,17 +253,19 @@ void Carp::announce(const Vhost &v) {
         if (m == nullptr) return;
         std::size_t len = 0;
         if (a.addr.is_v4()) {
-            auto *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 42));
+            auto *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, arp_frame_len));
             Ip4 vip;
             std::memcpy(vip.data(), a.addr.bytes.data(), 4);
-            if (buf != nullptr) len = build_carp_garp({buf, 42}, v.cfg.vhid, vip);
+            if (buf != nullptr) len = build_carp_garp({buf, arp_frame_len}, v.cfg.vhid, vip);
         } else {
             // Unsolicited NA with the Override flag to all nodes (RFC 4861 7.2.6).
-            auto *buf = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 14 + 72));
+            auto *buf = reinterpret_cast<uint8_t *>(
+                rte_pktmbuf_append(m, ether_header_len + nd_packet_len));
             if (buf != nullptr) {
-                write_ether({buf, 14}, ipv6_multicast_mac(all_nodes), vmac, dp::ether_type_ipv6);
-                len = build_neighbour_advertisement({buf + 14, 72}, a.addr.bytes, all_nodes, vmac,
-                                                    false);
+                write_ether({buf, ether_header_len}, ipv6_multicast_mac(all_nodes), vmac,
+                            dp::ether_type_ipv6);
+                len = build_neighbour_advertisement({buf + ether_header_len, nd_packet_len},
+                                                    a.addr.bytes, all_nodes, vmac, false);
             }
         }
         if (len == 0) {

@@ -225,7 +225,7 @@ CarpAdvertSources carp_advert_sources(std::span<const config::IpPrefix> vhid_add
 }
 
 std::size_t build_carp_garp(std::span<uint8_t> out, uint8_t vhid, const Ip4 &vip) {
-    return build_arp(out, 1 /* request */, broadcast_mac, carp_virtual_mac(vhid), vip, Mac{}, vip);
+    return build_arp(out, dp::arp_request, broadcast_mac, carp_virtual_mac(vhid), vip, Mac{}, vip);
 }
 
 } // namespace syncwall::ctl

@@ -44,11 +44,10 @@ void set_icmp6_checksum(uint8_t *ip6) {
 
 std::size_t build_arp(std::span<uint8_t> out, uint16_t op, const Mac &eth_dst, const Mac &sha,
                       const Ip4 &spa, const Mac &tha, const Ip4 &tpa) {
-    constexpr std::size_t len = ether_header_len + dp::arp_len;
-    if (out.size() < len) return 0;
+    if (out.size() < arp_frame_len) return 0;
     write_ether(out, eth_dst, sha, dp::ether_type_arp);
     dp::write_arp(out.data() + ether_header_len, op, sha, spa, tha, tpa);
-    return len;
+    return arp_frame_len;
 }
 
 bool echo_request_to_reply(std::span<uint8_t> frame, const dp::PacketDesc &d) {

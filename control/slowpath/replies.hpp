@@ -5,6 +5,7 @@
 // number of bytes written, or 0 when `out` is too small.
 #pragma once
 
+#include "dataplane/arp.hpp"
 #include "dataplane/frame_writer.hpp"
 #include "dataplane/packet.hpp"
 
@@ -24,6 +25,7 @@ using Ip6 = std::array<uint8_t, 16>;
 inline constexpr Mac broadcast_mac{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
 // A whole Ethernet + ARP frame (42 bytes).
+inline constexpr std::size_t arp_frame_len = ether_header_len + dp::arp_len;
 std::size_t build_arp(std::span<uint8_t> out, uint16_t op, const Mac &eth_dst, const Mac &sha,
                       const Ip4 &spa, const Mac &tha, const Ip4 &tpa);
 
@@ -75,6 +77,8 @@ bool parse_nd(std::span<const uint8_t> icmp, NdMessage &out);
 // ack = its seq + length (+1 for SYN, +1 for FIN) and RST|ACK (RFC 793, "Reset
 // Generation"). Written at out[0] as an IPv4 or IPv6 packet (no Ethernet header).
 std::size_t build_tcp_rst(std::span<uint8_t> out, const dp::PacketDesc &d);
+// The most build_tcp_rst writes: an IPv6 header (40) and a TCP header (20).
+inline constexpr std::size_t max_rst_len = 60;
 
 using dp::set_ipv4_checksum;
 

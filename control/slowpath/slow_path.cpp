@@ -24,9 +24,6 @@ namespace {
 constexpr auto request_interval = std::chrono::seconds(1);
 constexpr unsigned max_requests = 3;
 constexpr double icmp_rate_per_s = 100;
-constexpr std::size_t arp_frame_len = ether_header_len + dp::arp_len; // 42
-// A RST as build_tcp_rst writes it: an IPv6 header (40) and a TCP header (20) at most.
-constexpr std::size_t max_rst_len = 60;
 
 std::array<uint8_t, sizeof(NeighbourKey)> key_bytes(const NeighbourKey &k) {
     std::array<uint8_t, sizeof(NeighbourKey)> b;
