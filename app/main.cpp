@@ -3,6 +3,7 @@
 #include "config/loader.hpp"
 #include "config/pf_rule.hpp"
 #include "control/control_loop.hpp"
+#include "control/mgmt/views.hpp"
 #include "control/service_notify.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/routes.hpp"
@@ -80,23 +81,11 @@ int run(const config::Config &cfg, const std::vector<std::string> &extra_eal) {
         control.run();
         rte_eal_mp_wait_lcore();
         dp.stop_ports();
+        // The counters of show info and show sync, one "name value" per line.
         std::printf("syncwall: stopping (%s)\n%s", control.stop_reason().c_str(),
-                    ctl::format_counters(dp).c_str());
-        if (sync_engine) {
-            const auto &st = sync_engine->core().stats();
-            uint64_t errors = 0;
-            for (const auto &e : st.errors)
-                errors += e.load();
-            for (const auto &e : st.decode_errors)
-                errors += e.load();
-            std::printf("sync_tx_packets %llu\nsync_rx_packets %llu\nsync_errors %llu\n"
-                        "sync_stale %llu\nsync_ring_full %llu\nsync_bulk %s\n",
-                        (unsigned long long)st.tx_packets.load(),
-                        (unsigned long long)st.rx_packets.load(), (unsigned long long)errors,
-                        (unsigned long long)st.stale.load(),
-                        (unsigned long long)st.ring_full.load(),
-                        std::string(sync::name_of(sync_engine->core().bulk_status())).c_str());
-        }
+                    ctl::format_exit_counters(control.result_of(ctl::Command::show_info),
+                                              control.result_of(ctl::Command::show_sync))
+                        .c_str());
         std::fflush(stdout);
     } catch (const std::exception &e) {
         std::cerr << ctl::log_prefix(3) << "syncwall: " << e.what() << "\n";

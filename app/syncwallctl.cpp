@@ -1,16 +1,17 @@
 // syncwallctl: ask a running syncwall over its control socket, and print what it says the
 // way pfctl would (or the raw JSON result with --json).
 //
-//   syncwallctl [-s SOCKET] [--json] show states [-v] [--addr A] [--port P] [--proto X] [--limit N]
-//   syncwallctl show info | show rules | show interfaces | show carp | show sync
-//   syncwallctl reload
-//   syncwallctl kill states --addr A [--port P] [--proto X]
-//   syncwallctl carp demote N | carp promote
+//   syncwallctl [-s SOCKET] [--json] [--timeout SECONDS] COMMAND [ARGS]
+//
+// The commands, their arguments and their views come from the command table
+// (control/mgmt/commands.hpp); `syncwallctl --help` lists them.
 //
 // Exit status: 0 ok, 1 the daemon answered with an error, 2 usage error, 3 no daemon
 // answering on the socket. The protocol is in control/mgmt/mgmt_protocol.hpp, the text views in
-// control/mgmt/views.hpp; this file only parses the command line and moves one line each way.
+// control/mgmt/views.hpp; this file only makes the command line from the table and moves one
+// line each way.
 #include "config/config.hpp"
+#include "control/mgmt/commands.hpp"
 #include "control/mgmt/mgmt_protocol.hpp"
 #include "control/mgmt/state_pages.hpp"
 #include "control/mgmt/views.hpp"
@@ -26,8 +27,10 @@
 #include <cstdint>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 using namespace syncwall;
 using ctl::CtlExit;
@@ -133,54 +136,54 @@ int main(int argc, char **argv) {
         ->capture_default_str();
     app.require_subcommand(1);
 
-    auto *show = app.add_subcommand("show", "show states, counters, rules or interfaces");
-    show->require_subcommand(1);
-    show->fallthrough();
-    auto *show_states = show->add_subcommand("states", "list states (pfctl -ss)");
-    auto *show_info = show->add_subcommand("info", "status and counters (pfctl -si)");
-    auto *show_rules = show->add_subcommand("rules", "rules with their counters (pfctl -vsr)");
-    auto *show_interfaces = show->add_subcommand("interfaces", "ports, addresses, counters");
-    auto *show_carp = show->add_subcommand("carp", "CARP virtual hosts");
-    auto *show_sync = show->add_subcommand("sync", "pfsync status");
-    auto *reload = app.add_subcommand("reload", "re-read the configuration's rules and tables");
-    auto *kill = app.add_subcommand("kill", "remove states");
-    kill->require_subcommand(1);
-    kill->fallthrough();
-    auto *kill_states = kill->add_subcommand("states", "remove the states matching --addr/--port");
-    auto *carp = app.add_subcommand("carp", "raise or clear the operator's CARP demotion");
-    carp->require_subcommand(1);
-    carp->fallthrough();
-    unsigned demote_by = 0;
-    auto *carp_demote = carp->add_subcommand("demote", "add N to the demotion of every vhid");
-    carp_demote->add_option("N", demote_by, "1..255")->required()->check(CLI::Range(1, 255));
-    auto *carp_promote = carp->add_subcommand("promote", "remove the operator's demotion");
-    carp_demote->fallthrough();
-    carp_promote->fallthrough();
-    auto *sync_cmd = app.add_subcommand("sync", "pfsync");
-    sync_cmd->require_subcommand(1);
-    sync_cmd->fallthrough();
-    auto *sync_resync =
-        sync_cmd->add_subcommand("resync", "ask the peers for every state (bulk update)");
-    sync_resync->fallthrough();
-    for (auto *sub : {show_states, show_info, show_rules, show_interfaces, show_carp, show_sync,
-                      reload, kill_states})
-        sub->fallthrough();
-
+    // The subcommands, their options and help, from the command table (commands.hpp): "show
+    // states" is `show`, then `states`. Each argument's text is kept to be read as the daemon
+    // reads it.
+    struct Leaf {
+        const ctl::CommandSpec *spec;
+        CLI::App *app;
+        std::vector<std::string> values; // one per spec->args
+    };
+    std::vector<Leaf> leaves;
+    leaves.reserve(ctl::command_table().size());
     bool verbose = false;
-    std::string addr, proto;
-    int port = -1;
-    uint64_t limit = 0;
-    show_states->add_flag("-v,--verbose", verbose, "windows, age, expiry, counters, rule, id");
-    for (auto *sub : {show_states, kill_states}) {
-        sub->add_option("--addr", addr, "either address of the state is A");
-        sub->add_option("--port", port, "either port of the state is P")
-            ->check(CLI::Range(0, 65535));
-        sub->add_option("--proto", proto, "protocol name or number");
+    std::map<std::string, CLI::App *> groups; // "show", "kill", ...
+    for (const ctl::CommandSpec &spec : ctl::command_table()) {
+        const std::string name(spec.name);
+        const auto space = name.find(' ');
+        CLI::App *parent = &app;
+        std::string leaf_name = name;
+        if (space != std::string::npos) {
+            const std::string group = name.substr(0, space);
+            leaf_name = name.substr(space + 1);
+            parent = groups[group];
+            if (parent == nullptr) {
+                std::string members;
+                for (const ctl::CommandSpec &other : ctl::command_table())
+                    if (std::string_view(other.name).starts_with(group + " "))
+                        members += (members.empty() ? "" : ", ") +
+                                   std::string(other.name.substr(group.size() + 1));
+                parent = groups[group] = app.add_subcommand(group, members);
+                parent->require_subcommand(1);
+                parent->fallthrough();
+            }
+        }
+        Leaf &leaf = leaves.emplace_back(
+            Leaf{&spec, parent->add_subcommand(leaf_name, std::string(spec.help)), {}});
+        leaf.app->fallthrough();
+        leaf.values.resize(spec.args.size());
+        if (!spec.verbose_help.empty())
+            leaf.app->add_flag("-v,--verbose", verbose, std::string(spec.verbose_help));
+        for (std::size_t i = 0; i < spec.args.size(); i++) {
+            const ctl::ArgSpec &a = spec.args[i];
+            if (a.option.empty()) continue; // the socket's alone (show states' cursor)
+            auto *opt =
+                leaf.app->add_option(std::string(a.option), leaf.values[i], std::string(a.help));
+            if (a.option.starts_with("-")) opt->type_name(std::string(a.metavar));
+            if (a.required) opt->required();
+        }
     }
-    show_states
-        ->add_option("--limit", limit,
-                     "list at most N states (default: every one, fetched a page at a time)")
-        ->check(CLI::PositiveNumber);
+    app.footer("Commands:\n" + ctl::command_synopsis());
 
     try {
         app.parse(argc, argv);
@@ -189,59 +192,32 @@ int main(int argc, char **argv) {
         return rc == 0 ? 0 : code(CtlExit::usage);
     }
 
-    ctl::Command cmd = ctl::Command::show_info;
-    if (show_states->parsed())
-        cmd = ctl::Command::show_states;
-    else if (show_info->parsed())
-        cmd = ctl::Command::show_info;
-    else if (show_rules->parsed())
-        cmd = ctl::Command::show_rules;
-    else if (show_interfaces->parsed())
-        cmd = ctl::Command::show_interfaces;
-    else if (show_carp->parsed())
-        cmd = ctl::Command::show_carp;
-    else if (show_sync->parsed())
-        cmd = ctl::Command::show_sync;
-    else if (reload->parsed())
-        cmd = ctl::Command::reload;
-    else if (kill_states->parsed())
-        cmd = ctl::Command::kill_states;
-    else if (carp_demote->parsed())
-        cmd = ctl::Command::carp_demote;
-    else if (carp_promote->parsed())
-        cmd = ctl::Command::carp_promote;
-    else if (sync_resync->parsed())
-        cmd = ctl::Command::sync_resync;
-
-    Json args = Json::object();
-    if (cmd == ctl::Command::show_states || cmd == ctl::Command::kill_states) {
-        const std::string name(ctl::command_name(cmd));
-        if (!addr.empty()) {
-            if (!config::parse_ip_address(addr)) {
-                std::cerr << "syncwallctl: " << name << ": --addr " << addr
-                          << " is not an IPv4 or IPv6 address\n";
-                return code(CtlExit::usage);
-            }
-            args["addr"] = addr;
-        }
-        if (port >= 0) args["port"] = port;
-        if (!proto.empty()) {
-            const auto number = ctl::protocol_number(proto);
-            if (!number) {
-                std::cerr << "syncwallctl: " << name << ": unknown protocol " << proto
-                          << " (a name such as tcp, udp, icmp, icmp6, or a number 0..255)\n";
-                return code(CtlExit::usage);
-            }
-            args["proto"] = *number;
-        }
-        if (limit > 0) args["limit"] = limit;
-        if (cmd == ctl::Command::kill_states && addr.empty() && port < 0) {
-            std::cerr << "syncwallctl: kill states: needs --addr or --port\n";
-            return code(CtlExit::usage);
-        }
+    const Leaf *chosen = nullptr;
+    for (const Leaf &leaf : leaves)
+        if (leaf.app->parsed()) chosen = &leaf;
+    if (chosen == nullptr) { // require_subcommand makes this unreachable
+        std::cerr << "syncwallctl: no command\n";
+        return code(CtlExit::usage);
     }
-
-    if (cmd == ctl::Command::carp_demote) args["n"] = demote_by;
+    const ctl::CommandSpec &spec = *chosen->spec;
+    const ctl::Command cmd = spec.cmd;
+    Json args = Json::object();
+    for (std::size_t i = 0; i < spec.args.size(); i++) {
+        const ctl::ArgSpec &a = spec.args[i];
+        if (!a.option.empty() && chosen->app->count(std::string(a.option)) > 0)
+            args[std::string(a.name)] = ctl::arg_from_text(a, chosen->values[i]);
+    }
+    // The daemon's own reading of the request: what it would refuse is a usage error here.
+    if (const auto parsed = ctl::parse_request(ctl::request_line(cmd, args)); !parsed.request) {
+        std::cerr << "syncwallctl: " << parsed.error << "\n";
+        return code(CtlExit::usage);
+    }
+    // A paged command's --limit counts states over every page (state_pages.hpp).
+    uint64_t limit = 0;
+    if (spec.paged && args.contains("limit")) {
+        limit = args["limit"].get<uint64_t>();
+        args.erase("limit");
+    }
 
     std::string error;
     Connection conn(socket_path, std::chrono::milliseconds(int64_t(timeout * 1000)));
@@ -268,10 +244,9 @@ int main(int argc, char **argv) {
     };
 
     try {
-        if (cmd == ctl::Command::show_states) {
+        if (spec.paged) {
             // Page by page (control/mgmt/state_pages.hpp): text is printed as each page comes,
             // --json prints the pages joined into one result at the end.
-            args.erase("limit");
             ctl::StatesWalk walk(args, limit);
             Json all = Json::array();
             while (const auto page_args = walk.next_args()) {

@@ -272,30 +272,4 @@ void ControlLoop::run() {
     io_.poll();
 }
 
-std::string format_counters(const dp::Dataplane &dp) {
-    const dp::CounterTotals t = dp.totals();
-    std::ostringstream o;
-    for (std::size_t i = 0; i < dp.ports.size(); i++) {
-        const auto &p = t.ports[i];
-        o << "port " << dp.ports[i].name << " rx_packets " << p.rx_packets << " rx_bytes "
-          << p.rx_bytes << " tx_packets " << p.tx_packets << " tx_bytes " << p.tx_bytes << "\n";
-    }
-    o << "forwarded " << t.forwarded << "\npunted " << t.punted << "\n";
-    const auto st = dp.states->stats();
-    o << "states " << dp.states->count() << "\nstate_inserts " << st.inserts << "\nstate_removals "
-      << st.removals << "\n";
-    for (std::size_t r = 0; r < dp::drop_reason_count; r++)
-        if (t.drops[r] != 0) o << "drop " << dp::drop_reason_names[r] << " " << t.drops[r] << "\n";
-    o << "drops_total " << t.total_drops() << "\n";
-    o << "pflog_dropped " << t.pflog_dropped << "\n";
-    o << "frag_reassembled " << t.frag_reassembled << "\nfrag_refragmented " << t.frag_refragmented
-      << "\nfrags_held " << t.frags_held << "\n";
-    for (std::size_t w = 0; w < dp.worker_counters.size(); w++) {
-        const auto &c = dp.worker_counters[w];
-        o << "worker " << w << " polls " << c.polls.get() << " idle_polls " << c.idle_polls.get()
-          << " sleeps " << c.sleeps.get() << " forwarded " << c.forwarded.get() << "\n";
-    }
-    return o.str();
-}
-
 } // namespace syncwall::ctl

@@ -64,6 +64,9 @@ class ControlLoop {
     // == lcores.main) run() polls it; either way the tick feeds its bulk-update state to CARP.
     void set_sync(sync::SyncEngine *engine) { sync_ = engine; }
     sync::SyncEngine *sync() { return sync_; }
+    // The result of a command that takes no arguments (show info, show sync), as the
+    // management socket would answer it; also after run() has returned.
+    Json result_of(Command cmd) { return mgmt_.execute(Request{cmd, {}, 0}); }
     // Why the loop stopped ("SIGTERM", "request"); empty while running.
     const std::string &stop_reason() const { return stop_reason_; }
 
@@ -110,8 +113,5 @@ class ControlLoop {
     MgmtServer mgmt_;   // uses the members above, and goes before them
     Observability obs_; // last: it runs mgmt_'s commands, and goes first
 };
-
-// Counters summed over every lcore, as text (one "name value" pair per line, grouped).
-std::string format_counters(const dp::Dataplane &dp);
 
 } // namespace syncwall::ctl

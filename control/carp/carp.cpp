@@ -32,10 +32,6 @@ std::string reason_text(CarpTransitionReason r) {
     return std::string(colon == std::string_view::npos ? t : t.substr(colon + 2));
 }
 
-std::string role_name(CarpRole r) {
-    return r == CarpRole::master ? "master" : r == CarpRole::backup ? "backup" : "init";
-}
-
 uint64_t random_cookie() {
     std::random_device rd;
     return uint64_t(rd()) << 32 | rd();
@@ -366,67 +362,52 @@ void Carp::poll_links() {
 
 // --- management -----------------------------------------------------------------------------
 
-Json Carp::status() const {
-    if (!configured())
-        return Json{{"available", false},
-                    {"reason", "no CARP virtual hosts are configured (carp.vhosts is empty)"}};
-    Json reasons = Json::array();
-    for (const auto &[reason, value] : reasons_)
-        reasons.push_back(Json{{"reason", reason}, {"value", value}});
-    Json vhids = Json::array();
+CarpStatus Carp::status() const {
+    CarpStatus st;
+    st.configured = configured();
+    st.preempt = preempt_;
+    st.demotion = demotion();
+    st.demotion_reasons = reasons_;
     for (const auto &v : vhosts_) {
         const CarpVhostCounters &c = v->sm.counters();
-        uint64_t transitions = 0;
-        for (uint64_t n : c.transitions)
-            transitions += n;
-        Json addresses = Json::array();
+        CarpVhidStatus s;
+        s.vhid = v->cfg.vhid;
+        s.interface = v->cfg.interface;
+        s.role = v->sm.role();
+        s.advbase = v->cfg.advbase;
+        s.advskew = v->cfg.advskew;
+        s.effective_advskew = v->sm.advertised_advskew();
+        // What the advertised skew (demotion included) makes of the timers, in ms.
+        s.advert_interval_ms = carp_ticks_ms(uint32_t(v->sm.advert_interval().count()));
+        s.master_down_ms = carp_ticks_ms(uint32_t(v->sm.master_down_interval().count()));
+        s.demote = v->sm.advertised_demote();
         for (const auto &a : v->cfg.addresses)
-            addresses.push_back(a.to_string());
-        Json rejected = Json::object();
-        for (std::size_t r = 0; r < carp_drop_count; r++)
-            rejected[std::string(carp_drop_names[r])] = c.drops[r];
-        Json families = Json::object();
-        Json by_family = Json::object();
-        for (std::size_t f = 0; f < 2; f++) {
-            const char *name = f == 0 ? "ipv4" : "ipv6";
+            s.addresses.push_back(a.to_string());
+        for (uint64_t n : c.transitions)
+            s.transitions += n;
+        s.last_reason = v->last_reason;
+        s.adverts_sent = c.adverts_sent;
+        s.adverts_received = c.adverts_accepted;
+        s.adverts_rejected = c.drops;
+        if (v->src.v4) {
             config::IpAddress a;
-            if (f == 0 && v->src.v4) {
-                a.family = 4;
-                std::copy(v->src.v4->begin(), v->src.v4->end(), a.bytes.begin());
-            } else if (f == 1 && v->src.v6) {
-                a.family = 6;
-                a.bytes = *v->src.v6;
-            }
-            if (a.family != 0) families[name] = a.to_string();
-            by_family[name] =
-                Json{{"sent", v->by_family[f].sent}, {"received", v->by_family[f].received}};
+            a.family = 4;
+            std::copy(v->src.v4->begin(), v->src.v4->end(), a.bytes.begin());
+            s.source[0] = a.to_string();
         }
-        vhids.push_back(Json{
-            {"vhid", v->cfg.vhid},
-            {"interface", v->cfg.interface},
-            {"role", role_name(v->sm.role())},
-            {"advbase", v->cfg.advbase},
-            {"advskew", v->cfg.advskew},
-            {"effective_advskew", v->sm.advertised_advskew()},
-            // What the advertised skew (demotion included) makes of the timers, in ms.
-            {"advert_interval_ms", carp_ticks_ms(uint32_t(v->sm.advert_interval().count()))},
-            {"master_down_ms", carp_ticks_ms(uint32_t(v->sm.master_down_interval().count()))},
-            {"demote", v->sm.advertised_demote()},
-            {"addresses", addresses},
-            {"transitions", transitions},
-            {"last_reason", v->last_reason},
-            {"adverts_sent", c.adverts_sent},
-            {"adverts_received", c.adverts_accepted},
-            {"adverts_rejected", rejected},
-            {"advert_sources", families},
-            {"adverts_by_family", by_family},
-        });
+        if (v->src.v6) {
+            config::IpAddress a;
+            a.family = 6;
+            a.bytes = *v->src.v6;
+            s.source[1] = a.to_string();
+        }
+        for (std::size_t f = 0; f < 2; f++) {
+            s.sent_by_family[f] = v->by_family[f].sent;
+            s.received_by_family[f] = v->by_family[f].received;
+        }
+        st.vhids.push_back(std::move(s));
     }
-    return Json{{"available", true},
-                {"preempt", preempt_},
-                {"demotion", demotion()},
-                {"demotion_reasons", reasons},
-                {"vhids", vhids}};
+    return st;
 }
 
 } // namespace syncwall::ctl

@@ -34,13 +34,13 @@
 
 #include "config/config.hpp"
 #include "control/carp/carp_vhost.hpp"
-#include "control/mgmt/mgmt_protocol.hpp"
 #include "control/slowpath/slow_path.hpp"
 #include "dataplane/dataplane.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -50,6 +50,34 @@
 struct rte_mbuf;
 
 namespace syncwall::ctl {
+
+// What `show carp` reports, as plain values (mgmt_server.cpp makes the result of them).
+struct CarpVhidStatus {
+    uint8_t vhid = 0;
+    std::string interface;
+    CarpRole role = CarpRole::init;
+    unsigned advbase = 0, advskew = 0;
+    unsigned effective_advskew = 0; // advskew + demotion, as advertised
+    double advert_interval_ms = 0, master_down_ms = 0;
+    unsigned demote = 0; // the demote byte advertised
+    std::vector<std::string> addresses;
+    uint64_t transitions = 0;
+    std::string last_reason;
+    uint64_t adverts_sent = 0, adverts_received = 0;
+    std::array<uint64_t, carp_drop_count> adverts_rejected{};
+    // Per family (0 IPv4, 1 IPv6): the advert source ("" when the vhid has no address of
+    // that family), adverts sent and received.
+    std::array<std::string, 2> source;
+    std::array<uint64_t, 2> sent_by_family{}, received_by_family{};
+};
+
+struct CarpStatus {
+    bool configured = false;
+    bool preempt = false;
+    unsigned demotion = 0;
+    std::vector<std::pair<std::string, unsigned>> demotion_reasons; // in order added
+    std::vector<CarpVhidStatus> vhids;
+};
 
 class Carp {
   public:
@@ -84,8 +112,8 @@ class Carp {
     void promote();
     unsigned demotion() const;
 
-    // The show carp result (mgmt_server.hpp documents it).
-    Json status() const;
+    // What show carp reports.
+    CarpStatus status() const;
 
     // SlowPath's multicast hook: consumes CARP (IPv4 proto 112) on a port with vhids.
     bool handle_multicast(rte_mbuf *m, const dp::PacketDesc &d, uint16_t port);

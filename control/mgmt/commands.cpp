@@ -54,27 +54,53 @@ std::string view_kill(const Json &r, bool) {
 const std::array<CommandSpec, 11> table{{
     {Command::show_states, "show states", "list states, as pfctl -ss (-v: as pfctl -vvss)",
      show_states_args, view_states, "windows, age, expiry, counters, rule, id", true},
-    {Command::show_info, "show info",
-     "status, interface stats, state table, drops by reason (pfctl -si)", {}, view_info},
-    {Command::show_rules, "show rules",
-     "each rule with its matches, packets, bytes and states (pfctl -vvsr)", {}, view_rules},
-    {Command::show_interfaces, "show interfaces", "ports, MACs, addresses, counters", {},
+    {Command::show_info,
+     "show info",
+     "status, interface stats, state table, drops by reason (pfctl -si)",
+     {},
+     view_info},
+    {Command::show_rules,
+     "show rules",
+     "each rule with its matches, packets, bytes and states (pfctl -vvsr)",
+     {},
+     view_rules},
+    {Command::show_interfaces,
+     "show interfaces",
+     "ports, MACs, addresses, counters",
+     {},
      view_interfaces},
-    {Command::show_carp, "show carp", "CARP virtual hosts: role, timers, demotion, adverts", {},
+    {Command::show_carp,
+     "show carp",
+     "CARP virtual hosts: role, timers, demotion, adverts",
+     {},
      view_carp},
-    {Command::show_sync, "show sync", "pfsync: peer, queue and lag, bulk update, counters", {},
+    {Command::show_sync,
+     "show sync",
+     "pfsync: peer, queue and lag, bulk update, counters",
+     {},
      view_sync},
-    {Command::reload, "reload",
+    {Command::reload,
+     "reload",
      "re-read the rules and tables, as SIGHUP does; answers once the new rules are in force",
-     {}, view_reload},
-    {Command::kill_states, "kill states",
-     "remove the states matching --addr and/or --port (one of them is needed)", kill_states_args,
-     view_kill, {}, false, addr_or_port, "it never kills every state"},
+     {},
+     view_reload},
+    {Command::kill_states,
+     "kill states",
+     "remove the states matching --addr and/or --port (one of them is needed)",
+     kill_states_args,
+     view_kill,
+     {},
+     false,
+     addr_or_port,
+     "it never kills every state"},
     {Command::carp_demote, "carp demote", "add N to the operator's demotion of every vhid",
      carp_demote_args, view_carp},
     {Command::carp_promote, "carp promote", "remove the operator's demotion", {}, view_carp},
-    {Command::sync_resync, "sync resync", "ask the pfsync peers for every state (bulk update)",
-     {}, view_sync},
+    {Command::sync_resync,
+     "sync resync",
+     "ask the pfsync peers for every state (bulk update)",
+     {},
+     view_sync},
 }};
 
 bool is_digits(const std::string &text) {
@@ -224,9 +250,9 @@ std::string command_synopsis() {
         for (const ArgSpec &a : spec.args) {
             if (a.option.empty()) continue;
             const bool positional = !a.option.starts_with("-");
-            const std::string text =
-                positional ? std::string(a.metavar)
-                           : std::string(a.option) + " " + std::string(a.metavar);
+            const std::string text = positional
+                                         ? std::string(a.metavar)
+                                         : std::string(a.option) + " " + std::string(a.metavar);
             line += a.required ? " " + text : " [" + text + "]";
         }
         out += line + "\n      " + std::string(spec.help) + "\n";

@@ -1,5 +1,7 @@
 #include "control/mgmt/mgmt_protocol.hpp"
 
+#include "control/mgmt/commands.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -8,20 +10,6 @@
 namespace syncwall::ctl {
 
 namespace {
-
-constexpr auto command_names = std::to_array<std::pair<Command, std::string_view>>({
-    {Command::show_states, "show states"},
-    {Command::show_info, "show info"},
-    {Command::show_rules, "show rules"},
-    {Command::show_interfaces, "show interfaces"},
-    {Command::show_carp, "show carp"},
-    {Command::show_sync, "show sync"},
-    {Command::reload, "reload"},
-    {Command::kill_states, "kill states"},
-    {Command::carp_demote, "carp demote"},
-    {Command::carp_promote, "carp promote"},
-    {Command::sync_resync, "sync resync"},
-});
 
 constexpr std::array<std::pair<uint8_t, std::string_view>, 12> protocol_names{{
     {1, "icmp"},
@@ -37,68 +25,6 @@ constexpr std::array<std::pair<uint8_t, std::string_view>, 12> protocol_names{{
     {132, "sctp"},
     {240, "pfsync"},
 }};
-
-// A value quoted in an error message, cut short so that replies stay small.
-std::string shown(const Json &value) {
-    std::string text = value.dump();
-    if (text.size() > 40) text = text.substr(0, 37) + "...";
-    return text;
-}
-
-std::optional<uint64_t> as_unsigned(const Json &value) {
-    if (value.is_number_unsigned()) return value.get<uint64_t>();
-    if (value.is_number_integer() && value.get<int64_t>() >= 0)
-        return uint64_t(value.get<int64_t>());
-    return std::nullopt;
-}
-
-// Read the arguments of a state-selecting command into `filter`; "" or the error.
-std::string parse_filter(Command cmd, const Json &args, StateFilter &filter) {
-    const std::string name(command_name(cmd));
-    const bool with_limit = cmd == Command::show_states;
-    const std::string allowed =
-        with_limit ? "addr, port, proto, limit, cursor" : "addr, port, proto";
-    for (const auto &[key, value] : args.items()) {
-        if (key == "addr") {
-            std::optional<config::IpAddress> addr;
-            if (value.is_string()) addr = config::parse_ip_address(value.get<std::string>());
-            if (!addr)
-                return name + ": \"addr\" must be an IPv4 or IPv6 address, got " + shown(value);
-            filter.addr = addr;
-        } else if (key == "port") {
-            const auto port = as_unsigned(value);
-            if (!port || *port > 65535)
-                return name + ": \"port\" must be an integer 0..65535, got " + shown(value);
-            filter.port = uint16_t(*port);
-        } else if (key == "proto") {
-            std::optional<uint8_t> proto;
-            if (value.is_string()) {
-                proto = protocol_number(value.get<std::string>());
-            } else if (const auto n = as_unsigned(value); n && *n <= 255) {
-                proto = uint8_t(*n);
-            }
-            if (!proto)
-                return name + ": \"proto\" must be a protocol name or a number 0..255, got " +
-                       shown(value);
-            filter.proto = proto;
-        } else if (key == "limit" && with_limit) {
-            const auto limit = as_unsigned(value);
-            if (!limit) return name + ": \"limit\" must be an integer >= 0, got " + shown(value);
-            filter.limit = limit;
-        } else if (key == "cursor" && with_limit) {
-            const auto cursor = as_unsigned(value);
-            if (!cursor)
-                return name + ": \"cursor\" must be an integer >= 0 (a page's \"next\"), got " +
-                       shown(value);
-            filter.cursor = cursor;
-        } else {
-            return name + ": unknown argument \"" + key + "\" (arguments: " + allowed + ")";
-        }
-    }
-    if (cmd == Command::kill_states && !filter.addr && !filter.port)
-        return name + ": needs \"addr\" or \"port\" (it never kills every state)";
-    return {};
-}
 
 // Json::parse with a bound on nesting, and every failure as text rather than an exception.
 // nlohmann's own DOM builder does the work; this only counts levels around it, and stops
@@ -180,10 +106,17 @@ ParsedRequest fail(std::string error) {
 
 } // namespace
 
-std::string_view command_name(Command cmd) {
-    for (const auto &[c, name] : command_names)
-        if (c == cmd) return name;
-    return "?";
+std::string shown(const Json &value) {
+    std::string text = value.dump();
+    if (text.size() > 40) text = text.substr(0, 37) + "...";
+    return text;
+}
+
+std::optional<uint64_t> as_unsigned(const Json &value) {
+    if (value.is_number_unsigned()) return value.get<uint64_t>();
+    if (value.is_number_integer() && value.get<int64_t>() >= 0)
+        return uint64_t(value.get<int64_t>());
+    return std::nullopt;
 }
 
 bool StateFilter::matches(const dp::StateKey &key) const {
@@ -220,38 +153,23 @@ ParsedRequest parse_request(std::string_view line) {
     if (!req.contains("cmd")) return fail("missing \"cmd\"");
     if (!req["cmd"].is_string()) return fail("\"cmd\" must be a string, got " + shown(req["cmd"]));
     const std::string cmd_text = req["cmd"].get<std::string>();
-    const auto it = std::find_if(command_names.begin(), command_names.end(),
-                                 [&](const auto &c) { return c.second == cmd_text; });
-    if (it == command_names.end()) {
+    const auto cmd = command_by_name(cmd_text);
+    if (!cmd) {
         std::string all;
-        for (const auto &[c, name] : command_names)
-            all += (all.empty() ? "" : ", ") + std::string(name);
+        for (const CommandSpec &spec : command_table())
+            all += (all.empty() ? "" : ", ") + std::string(spec.name);
         return fail("unknown command " + shown(req["cmd"]) + " (commands: " + all + ")");
     }
     Request request;
-    request.cmd = it->first;
+    request.cmd = *cmd;
     Json args = Json::object();
     if (req.contains("args")) {
         if (!req["args"].is_object())
             return fail("\"args\" must be an object, got " + shown(req["args"]));
         args = req["args"];
     }
-    if (request.cmd == Command::show_states || request.cmd == Command::kill_states) {
-        if (std::string error = parse_filter(request.cmd, args, request.filter); !error.empty())
-            return fail(std::move(error));
-    } else if (request.cmd == Command::carp_demote) {
-        for (const auto &[key, value] : args.items())
-            if (key != "n")
-                return fail("carp demote: unknown argument \"" + key + "\" (arguments: n)");
-        const auto n = args.contains("n") ? as_unsigned(args["n"]) : std::nullopt;
-        if (!n || *n < 1 || *n > 255)
-            return fail("carp demote: \"n\" must be an integer 1..255, got " +
-                        (args.contains("n") ? shown(args["n"]) : std::string("nothing")));
-        request.demote = unsigned(*n);
-    } else if (!args.empty()) {
-        return fail(std::string(command_name(request.cmd)) + ": takes no arguments, got \"" +
-                    args.begin().key() + "\"");
-    }
+    if (std::string error = read_args(command_spec(*cmd), args, request); !error.empty())
+        return fail(std::move(error));
     return ParsedRequest{request, {}};
 }
 

@@ -53,8 +53,13 @@ enum class Command : uint8_t {
     sync_resync,  // ask the pfsync peers for a bulk update
 };
 
-// "show states", "kill states", ...: the `cmd` string.
+// "show states", "kill states", ...: the `cmd` string (commands.hpp holds the table).
 std::string_view command_name(Command cmd);
+
+// A value quoted in an error message, cut short so that replies stay small.
+std::string shown(const Json &value);
+// A JSON integer >= 0, or nullopt (a float, a negative number, anything else).
+std::optional<uint64_t> as_unsigned(const Json &value);
 
 // Which states `show states` lists and `kill states` removes. Unset fields match anything.
 struct StateFilter {

@@ -2,6 +2,7 @@
 
 #include "config/pf_rule.hpp"
 #include "control/control_loop.hpp"
+#include "control/mgmt/commands.hpp"
 #include "control/mgmt/state_pages.hpp"
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_table.hpp"
@@ -9,7 +10,9 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <stdexcept>
 
@@ -57,8 +60,18 @@ uint64_t eal_heap_bytes() {
 
 } // namespace
 
+// Every command of the table has its handler, or the daemon does not start.
+dp::Dataplane &MgmtServer::check_handlers(dp::Dataplane &dp) {
+    for (const CommandSpec &spec : command_table())
+        if (std::none_of(handlers.begin(), handlers.end(),
+                         [&](const Handler &h) { return h.cmd == spec.cmd; }))
+            throw std::logic_error("management command \"" + std::string(spec.name) +
+                                   "\" has no handler");
+    return dp;
+}
+
 MgmtServer::MgmtServer(asio::io_context &io, dp::Dataplane &dp, ControlLoop &loop)
-    : dp_(dp), loop_(loop),
+    : dp_(check_handlers(dp)), loop_(loop),
       listener_(io, "control.socket", dp.cfg.control.socket, dp.cfg.control.socket_mode,
                 [this](std::string_view line, LineServer::Reply reply) {
                     handle_line(line, std::move(reply));
@@ -99,45 +112,104 @@ void MgmtServer::handle_line(std::string_view line, std::function<void(std::stri
     start_reload(std::move(reply));
 }
 
+// The handler of each command in the table (commands.hpp); the constructor checks that
+// none is missing.
+const std::array<MgmtServer::Handler, 11> MgmtServer::handlers{{
+    {Command::show_states, [](MgmtServer &m, const Request &r) { return m.show_states(r.filter); }},
+    {Command::show_info, [](MgmtServer &m, const Request &) { return m.show_info(); }},
+    {Command::show_rules, [](MgmtServer &m, const Request &) { return m.show_rules(); }},
+    {Command::show_interfaces, [](MgmtServer &m, const Request &) { return m.show_interfaces(); }},
+    {Command::show_carp, [](MgmtServer &m, const Request &) { return m.show_carp(); }},
+    {Command::show_sync, [](MgmtServer &m, const Request &) { return m.show_sync(); }},
+    {Command::reload,
+     [](MgmtServer &m, const Request &) {
+         // Without a connection to answer later: start it and say so.
+         m.start_reload({});
+         return Json{{"reloading", true}, {"reloads", m.loop_.reloads()}};
+     }},
+    {Command::kill_states, [](MgmtServer &m, const Request &r) { return m.kill_states(r.filter); }},
+    {Command::carp_demote,
+     [](MgmtServer &m, const Request &r) { return m.change_carp_demotion(r); }},
+    {Command::carp_promote,
+     [](MgmtServer &m, const Request &r) { return m.change_carp_demotion(r); }},
+    {Command::sync_resync, [](MgmtServer &m, const Request &) { return m.sync_resync(); }},
+}};
+
 Json MgmtServer::execute(const Request &request) {
-    switch (request.cmd) {
-    case Command::show_states:
-        return show_states(request.filter);
-    case Command::show_info:
-        return show_info();
-    case Command::show_rules:
-        return show_rules();
-    case Command::show_interfaces:
-        return show_interfaces();
-    // CARP lives on this (the main) lcore: nothing to synchronise with.
-    case Command::show_carp:
-        return loop_.carp().status();
-    case Command::carp_demote:
-    case Command::carp_promote:
-        if (!loop_.carp().configured())
-            throw std::runtime_error(std::string(command_name(request.cmd)) +
-                                     ": no CARP virtual hosts are configured");
-        if (request.cmd == Command::carp_demote)
-            loop_.carp().demote(request.demote);
-        else
-            loop_.carp().promote();
-        return loop_.carp().status();
-    case Command::show_sync:
-        return show_sync();
-    case Command::sync_resync:
-        // Handed to the sync lcore through an atomic flag; it sends the request next poll.
-        if (loop_.sync() == nullptr)
-            throw std::runtime_error("sync resync: pfsync is not configured (no sync: section)");
-        loop_.sync()->request_resync();
-        return show_sync();
-    case Command::reload:
-        // Without a connection to answer later: start it and say so.
-        start_reload({});
-        return Json{{"reloading", true}, {"reloads", loop_.reloads()}};
-    case Command::kill_states:
-        return kill_states(request.filter);
+    for (const Handler &h : handlers)
+        if (h.cmd == request.cmd) return h.run(*this, request);
+    throw std::runtime_error(std::string(command_name(request.cmd)) + ": no handler");
+}
+
+// CARP lives on this (the main) lcore: nothing to synchronise with.
+Json MgmtServer::show_carp() {
+    const CarpStatus st = loop_.carp().status();
+    if (!st.configured)
+        return Json{{"available", false},
+                    {"reason", "no CARP virtual hosts are configured (carp.vhosts is empty)"}};
+    Json reasons = Json::array();
+    for (const auto &[reason, value] : st.demotion_reasons)
+        reasons.push_back(Json{{"reason", reason}, {"value", value}});
+    Json vhids = Json::array();
+    for (const CarpVhidStatus &v : st.vhids) {
+        Json rejected = Json::object();
+        for (std::size_t r = 0; r < carp_drop_count; r++)
+            rejected[std::string(carp_drop_names[r])] = v.adverts_rejected[r];
+        Json sources = Json::object();
+        Json by_family = Json::object();
+        for (std::size_t f = 0; f < 2; f++) {
+            const char *family = f == 0 ? "ipv4" : "ipv6";
+            if (!v.source[f].empty()) sources[family] = v.source[f];
+            by_family[family] =
+                Json{{"sent", v.sent_by_family[f]}, {"received", v.received_by_family[f]}};
+        }
+        std::string role(name_of(v.role)); // "MASTER" as logged, "master" in JSON
+        std::transform(role.begin(), role.end(), role.begin(),
+                       [](unsigned char c) { return char(std::tolower(c)); });
+        vhids.push_back(Json{
+            {"vhid", v.vhid},
+            {"interface", v.interface},
+            {"role", role},
+            {"advbase", v.advbase},
+            {"advskew", v.advskew},
+            {"effective_advskew", v.effective_advskew},
+            {"advert_interval_ms", v.advert_interval_ms},
+            {"master_down_ms", v.master_down_ms},
+            {"demote", v.demote},
+            {"addresses", v.addresses},
+            {"transitions", v.transitions},
+            {"last_reason", v.last_reason},
+            {"adverts_sent", v.adverts_sent},
+            {"adverts_received", v.adverts_received},
+            {"adverts_rejected", std::move(rejected)},
+            {"advert_sources", std::move(sources)},
+            {"adverts_by_family", std::move(by_family)},
+        });
     }
-    throw std::runtime_error("unhandled command");
+    return Json{{"available", true},
+                {"preempt", st.preempt},
+                {"demotion", st.demotion},
+                {"demotion_reasons", std::move(reasons)},
+                {"vhids", std::move(vhids)}};
+}
+
+Json MgmtServer::change_carp_demotion(const Request &request) {
+    if (!loop_.carp().configured())
+        throw std::runtime_error(std::string(command_name(request.cmd)) +
+                                 ": no CARP virtual hosts are configured");
+    if (request.cmd == Command::carp_demote)
+        loop_.carp().demote(request.demote);
+    else
+        loop_.carp().promote();
+    return show_carp();
+}
+
+// Handed to the sync lcore through an atomic flag; it sends the request next poll.
+Json MgmtServer::sync_resync() {
+    if (loop_.sync() == nullptr)
+        throw std::runtime_error("sync resync: pfsync is not configured (no sync: section)");
+    loop_.sync()->request_resync();
+    return show_sync();
 }
 
 // Runs alongside the workers: StateTable::walk copies each live state under its slot lock,
@@ -199,6 +271,12 @@ Json MgmtServer::show_info() {
                              {"rx_bytes", t.ports[i].rx_bytes},
                              {"tx_packets", t.ports[i].tx_packets},
                              {"tx_bytes", t.ports[i].tx_bytes}});
+    Json workers = Json::array();
+    for (const dp::LcoreCounters &c : dp_.worker_counters)
+        workers.push_back(Json{{"polls", c.polls.get()},
+                               {"idle_polls", c.idle_polls.get()},
+                               {"sleeps", c.sleeps.get()},
+                               {"forwarded", c.forwarded.get()}});
     return Json{
         {"node", dp_.cfg.node.name},
         {"hostid", dp_.cfg.node.hostid},
@@ -221,6 +299,7 @@ Json MgmtServer::show_info() {
                            {"timed_out", t.drops[std::size_t(dp::DropReason::frag_timeout)]}}},
         {"drops", std::move(drops)},
         {"ports", std::move(ports)},
+        {"workers", std::move(workers)},
         {"main_loop", loop_.loop_stalls().to_json<Json>()},
         {"memory", Json{{"eal_heap_bytes", eal_heap_bytes()}}},
     };

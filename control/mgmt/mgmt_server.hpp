@@ -22,6 +22,8 @@
 //                     {"forwarded", "punted", "drops_total", "pflog_dropped"},
 //                     "drops": {reason: n, ...},
 //                     "ports": [{"name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes"}],
+//                     "workers": [{"polls", "idle_polls", "sleeps", "forwarded"}] (one per
+//                     worker lcore, in order),
 //                     "main_loop": {"passes", "longest_ms", "sum_ms", "buckets": [{"le_ms",
 //                     "count"}]} (loop_stall.hpp), "memory": {"eal_heap_bytes"}}
 //   show rules       {"rules": [{"number", "text", "source", "matches", "packets", "bytes",
@@ -55,6 +57,7 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <array>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -86,11 +89,23 @@ class MgmtServer {
     const std::string &path() const { return listener_.path(); }
 
   private:
+    // A command's handler: runs the parsed request, returns its result or throws with the
+    // error text.
+    struct Handler {
+        Command cmd;
+        Json (*run)(MgmtServer &, const Request &);
+    };
+    static const std::array<Handler, 11> handlers;
+    static dp::Dataplane &check_handlers(dp::Dataplane &dp);
+
     Json show_states(const StateFilter &filter);
     Json show_info();
     Json show_rules();
     Json show_interfaces();
     Json show_sync();
+    Json show_carp();
+    Json change_carp_demotion(const Request &request); // carp demote and carp promote
+    Json sync_resync();
     void start_reload(std::function<void(std::string)> reply);
     Json kill_states(const StateFilter &filter);
 

@@ -1,6 +1,7 @@
 #include "control/mgmt/views.hpp"
 
 #include "config/pf_rule.hpp"
+#include "control/mgmt/commands.hpp"
 
 #include <array>
 #include <cstdarg>
@@ -317,29 +318,45 @@ std::string format_kill(const Json &result) {
     return strf("killed %llu state%s\n", n, n == 1 ? "" : "s");
 }
 
-std::string format_result(Command cmd, const Json &result, bool verbose) {
-    switch (cmd) {
-    case Command::show_states:
-        return format_states(result, verbose);
-    case Command::show_info:
-        return format_info(result);
-    case Command::show_rules:
-        return format_rules(result);
-    case Command::show_interfaces:
-        return format_interfaces(result);
-    case Command::show_carp:
-    case Command::carp_demote:
-    case Command::carp_promote:
-        return format_carp(result);
-    case Command::show_sync:
-    case Command::sync_resync:
-        return format_sync(result);
-    case Command::reload:
-        return format_reload(result);
-    case Command::kill_states:
-        return format_kill(result);
+std::string format_exit_counters(const Json &info, const Json &sync) {
+    std::string o;
+    for (const auto &p : info.at("ports"))
+        o += strf("port %s rx_packets %llu rx_bytes %llu tx_packets %llu tx_bytes %llu\n",
+                  p.at("name").get<std::string>().c_str(), u64(p, "rx_packets"), u64(p, "rx_bytes"),
+                  u64(p, "tx_packets"), u64(p, "tx_bytes"));
+    const Json &counters = info.at("counters");
+    const Json &states = info.at("states");
+    o += strf("forwarded %llu\npunted %llu\nstates %llu\nstate_inserts %llu\nstate_removals %llu\n",
+              u64(counters, "forwarded"), u64(counters, "punted"), u64(states, "current"),
+              u64(states, "inserts"), u64(states, "removals"));
+    for (const auto &[reason, n] : info.at("drops").items())
+        if (n.get<uint64_t>() != 0)
+            o += strf("drop %s %llu\n", reason.c_str(), (unsigned long long)n.get<uint64_t>());
+    o += strf("drops_total %llu\npflog_dropped %llu\n", u64(counters, "drops_total"),
+              u64(counters, "pflog_dropped"));
+    const Json &frags = info.at("fragments");
+    o += strf("frag_reassembled %llu\nfrag_refragmented %llu\nfrags_held %llu\n",
+              u64(frags, "reassembled"), u64(frags, "refragmented"), u64(frags, "held"));
+    const Json &workers = info.at("workers");
+    for (std::size_t w = 0; w < workers.size(); w++)
+        o += strf("worker %zu polls %llu idle_polls %llu sleeps %llu forwarded %llu\n", w,
+                  u64(workers[w], "polls"), u64(workers[w], "idle_polls"),
+                  u64(workers[w], "sleeps"), u64(workers[w], "forwarded"));
+    if (sync.value("available", false)) {
+        unsigned long long errors = 0;
+        for (const auto &[reason, n] : sync.at("errors").items())
+            errors += n.get<unsigned long long>();
+        o += strf("sync_tx_packets %llu\nsync_rx_packets %llu\nsync_errors %llu\nsync_stale "
+                  "%llu\nsync_ring_full %llu\nsync_bulk %s\n",
+                  u64(sync.at("sent"), "packets"), u64(sync.at("received"), "packets"), errors,
+                  u64(sync, "stale"), u64(sync, "ring_full"),
+                  sync.at("bulk").at("status").get<std::string>().c_str());
     }
-    return result.dump(2) + "\n";
+    return o;
+}
+
+std::string format_result(Command cmd, const Json &result, bool verbose) {
+    return command_spec(cmd).view(result, verbose);
 }
 
 } // namespace syncwall::ctl

@@ -45,6 +45,11 @@ std::string format_sync(const Json &result);
 std::string format_reload(const Json &result);
 std::string format_kill(const Json &result);
 
+// What syncwall prints when it stops: show info's and show sync's counters, one "name
+// value" pair per line ("port lan rx_packets N rx_bytes N ...", "drop REASON N", "worker W
+// polls N ...", "sync_tx_packets N"); drops and the sync lines only where there are some.
+std::string format_exit_counters(const Json &info, const Json &sync);
+
 // The view of `cmd`'s result.
 std::string format_result(Command cmd, const Json &result, bool verbose);
 

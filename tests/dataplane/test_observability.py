@@ -163,11 +163,11 @@ def test_telemetry_lists_the_syncwall_commands(fw):
 def test_telemetry_info_has_the_counters_of_show_info(fw):
     # The snapshot is republished every half second; the counters have settled, so the next
     # one (if not this one) agrees exactly with the control socket.
-    # What moves by itself while nothing happens: the clock, the main loop's pass histogram
-    # and the EAL heap (the control thread allocates).
+    # What moves by itself while nothing happens: the clock, the main loop's pass histogram,
+    # the workers' poll counts and the EAL heap (the control thread allocates).
     def settled(flat):
         return {k: v for k, v in flat.items()
-                if k != "uptime" and not k.startswith(("main_loop/", "memory/"))}
+                if k != "uptime" and not k.startswith(("main_loop/", "memory/", "workers/"))}
 
     def same():
         want = flatten(fw.ctl_json("show", "info"))
@@ -259,7 +259,7 @@ def scrape_between_equal_infos(fw):
             samples = parse_prometheus(res.read().decode())
         after = fw.ctl_json("show", "info")
         for info in (before, after):  # what moves while nothing happens
-            for key in ("uptime", "main_loop", "memory"):
+            for key in ("uptime", "main_loop", "memory", "workers"):
                 del info[key]
         return (after, samples) if before == after else None
     return wait_until(steady, 10, interval=0.3, what="counters steady around a scrape")

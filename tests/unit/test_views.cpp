@@ -440,3 +440,41 @@ TEST_CASE("show info has a Fragments section when the node reports one", "[mgmt]
                     "  timed out                              1            0.1/s\n"
                     "Counters\n") != std::string::npos);
 }
+
+TEST_CASE("the exit counters are show info's and show sync's, one name and value per line",
+          "[mgmt]") {
+    Json drops = Json::object();
+    drops["filter_block"] = 3;
+    drops["no_route"] = 0;
+    const Json info{
+        {"states", {{"current", 2}, {"inserts", 5}, {"removals", 3}}},
+        {"counters", {{"forwarded", 20}, {"punted", 4}, {"drops_total", 3}, {"pflog_dropped", 0}}},
+        {"fragments", {{"reassembled", 6}, {"refragmented", 4}, {"held", 0}}},
+        {"drops", drops},
+        {"ports",
+         {{{"name", "lan"},
+           {"rx_packets", 11},
+           {"rx_bytes", 1100},
+           {"tx_packets", 9},
+           {"tx_bytes", 900}}}},
+        {"workers", {{{"polls", 100}, {"idle_polls", 90}, {"sleeps", 7}, {"forwarded", 20}}}},
+    };
+    const std::string counters = "port lan rx_packets 11 rx_bytes 1100 tx_packets 9 tx_bytes 900\n"
+                                 "forwarded 20\npunted 4\nstates 2\nstate_inserts 5\n"
+                                 "state_removals 3\ndrop filter_block 3\ndrops_total 3\n"
+                                 "pflog_dropped 0\nfrag_reassembled 6\nfrag_refragmented 4\n"
+                                 "frags_held 0\nworker 0 polls 100 idle_polls 90 sleeps 7 "
+                                 "forwarded 20\n";
+    CHECK(format_exit_counters(info, Json{{"available", false}, {"reason", "no sync"}}) ==
+          counters);
+    const Json sync{{"available", true},
+                    {"sent", {{"packets", 12}}},
+                    {"received", {{"packets", 10}}},
+                    {"errors", {{"bad_ttl", 1}, {"bad_hmac", 2}}},
+                    {"stale", 5},
+                    {"ring_full", 0},
+                    {"bulk", {{"status", "done"}}}};
+    CHECK(format_exit_counters(info, sync) ==
+          counters + "sync_tx_packets 12\nsync_rx_packets 10\nsync_errors 3\nsync_stale 5\n"
+                     "sync_ring_full 0\nsync_bulk done\n");
+}
