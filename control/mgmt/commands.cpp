@@ -29,26 +29,9 @@ constexpr std::array<std::string_view, 2> addr_or_port{"addr", "port"};
 std::string view_states(const Json &r, bool verbose) {
     return format_states(r, verbose);
 }
-std::string view_info(const Json &r, bool) {
-    return format_info(r);
-}
-std::string view_rules(const Json &r, bool) {
-    return format_rules(r);
-}
-std::string view_interfaces(const Json &r, bool) {
-    return format_interfaces(r);
-}
-std::string view_carp(const Json &r, bool) {
-    return format_carp(r);
-}
-std::string view_sync(const Json &r, bool) {
-    return format_sync(r);
-}
-std::string view_reload(const Json &r, bool) {
-    return format_reload(r);
-}
-std::string view_kill(const Json &r, bool) {
-    return format_kill(r);
+// A view without a longer form, as a command's view.
+template <std::string (*format)(const Json &)> std::string plain(const Json &r, bool) {
+    return format(r);
 }
 
 const std::array<CommandSpec, 11> table{{
@@ -58,49 +41,53 @@ const std::array<CommandSpec, 11> table{{
      "show info",
      "status, interface stats, state table, drops by reason (pfctl -si)",
      {},
-     view_info},
+     plain<format_info>},
     {Command::show_rules,
      "show rules",
      "each rule with its matches, packets, bytes and states (pfctl -vvsr)",
      {},
-     view_rules},
+     plain<format_rules>},
     {Command::show_interfaces,
      "show interfaces",
      "ports, MACs, addresses, counters",
      {},
-     view_interfaces},
+     plain<format_interfaces>},
     {Command::show_carp,
      "show carp",
      "CARP virtual hosts: role, timers, demotion, adverts",
      {},
-     view_carp},
+     plain<format_carp>},
     {Command::show_sync,
      "show sync",
      "pfsync: peer, queue and lag, bulk update, counters",
      {},
-     view_sync},
+     plain<format_sync>},
     {Command::reload,
      "reload",
      "re-read the rules and tables, as SIGHUP does; answers once the new rules are in force",
      {},
-     view_reload},
+     plain<format_reload>},
     {Command::kill_states,
      "kill states",
      "remove the states matching --addr and/or --port (one of them is needed)",
      kill_states_args,
-     view_kill,
+     plain<format_kill>,
      {},
      false,
      addr_or_port,
      "it never kills every state"},
     {Command::carp_demote, "carp demote", "add N to the operator's demotion of every vhid",
-     carp_demote_args, view_carp},
-    {Command::carp_promote, "carp promote", "remove the operator's demotion", {}, view_carp},
+     carp_demote_args, plain<format_carp>},
+    {Command::carp_promote,
+     "carp promote",
+     "remove the operator's demotion",
+     {},
+     plain<format_carp>},
     {Command::sync_resync,
      "sync resync",
      "ask the pfsync peers for every state (bulk update)",
      {},
-     view_sync},
+     plain<format_sync>},
 }};
 
 bool is_digits(const std::string &text) {
