@@ -3,7 +3,9 @@
 # full output goes to bench/results/NAME-N.txt, and bench/results/summary.txt collects the
 # RESULT lines. Then: /usr/bin/python3 bench/plot.py (cycles/packet versus states).
 # Usage: bench/run_matrix.sh [build-dir [scenario...]]   (env: REPEAT, DURATION)
-# Scenarios: est new sync testpmd thp (default: all). thp repeats est's state counts on
+# Scenarios: est new sync testpmd vs-testpmd thp (default: all). vs-testpmd runs
+# bench/vs_testpmd.sh (syncwall's capacity against testpmd's io, macswap and 5tswap on
+# net_null) at 1k and 1M states, alternately. thp repeats est's state counts on
 # 2 MiB pages (--thp); it needs /sys/kernel/mm/transparent_hugepage/shmem_enabled at advise
 # or always (as root: echo advise > ...; this script does not change it).
 set -euo pipefail
@@ -11,7 +13,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build-bench}
 bench="$build/bench/syncwall-bench"
 shift || true
-scenarios=${*:-est new sync testpmd thp}
+scenarios=${*:-est new sync testpmd vs-testpmd thp}
 out=bench/results
 want() { [[ " $scenarios " == *" $1 "* ]]; }
 repeat=${REPEAT:-3}
@@ -54,7 +56,19 @@ fi
 if want sync; then run "sync-1M" --no-forward --sync-bench 1000000; fi
 # dpdk-testpmd io forward on net_null and net_ring.
 want testpmd && for i in $(seq 1 "$repeat"); do
+  sed -i "/ run=testpmd-$i /d" "$out/summary.txt"
   bench/testpmd_baseline.sh 8 | tee "$out/testpmd-$i.txt" | grep RESULT | sed "s/^RESULT /RESULT run=testpmd-$i /" >> "$out/summary.txt"
+done
+# syncwall-bench, then testpmd on net_null, and the ratios (RESULT phase=testpmd_ratio).
+want vs-testpmd && for i in $(seq 1 "$repeat"); do
+  for ns in 1k:1000 1M:1000000; do
+    name=vs-testpmd-${ns%%:*} s=${ns#*:}
+    echo "== $name #$i: --states $s"
+    sed -i "/ run=$name-$i /d" "$out/summary.txt"
+    BENCH="$bench" bench/vs_testpmd.sh --states "$s" --duration "$dur" > "$out/$name-$i.txt" 2>&1 \
+      || { echo "   FAILED"; tail -5 "$out/$name-$i.txt"; continue; }
+    grep '^RESULT' "$out/$name-$i.txt" | sed "s/^RESULT /RESULT run=$name-$i /" | tee -a "$out/summary.txt" | grep 'phase=testpmd_ratio ' || true
+  done
 done
 { echo "# machine"; uname -r; lscpu | grep -E 'Model name|^CPU\(s\)|Hypervisor|L2|L3'; } > "$out/machine.txt"
 echo "done: $out/summary.txt"

@@ -70,10 +70,27 @@ for s in sorted(runs):
     if "memory.bytes_per_state" in runs[s]:
         print(f"memory ({s}): {med(s, 'memory.bytes_per_state'):.0f} B/state, heap {med(s, 'memory.heap_mib'):.0f} MiB, "
               f"peak RSS {med(s, 'memory.peak_rss_mib'):.0f} MiB")
-tp = defaultdict(list)
+tp = defaultdict(list)  # (scenario, vdev, mode) -> pps
 for line in summary.read_text().splitlines():
-    if "phase=testpmd" in line:
+    if " phase=testpmd " in line:
         f = dict(kv.split("=", 1) for kv in line.split()[1:])
-        tp[f["vdev"]].append(float(f["pps"]))
-for vdev, v in tp.items():
-    print(f"testpmd io forward on {vdev}: median {statistics.median(v) / 1e6:.1f} Mpps (runs {[round(x / 1e6, 1) for x in v]})")
+        tp[(f["run"].rsplit("-", 1)[0], f["vdev"], f.get("mode", "io"))].append(float(f["pps"]))
+for (s, vdev, mode), v in sorted(tp.items()):
+    print(f"testpmd {mode} forward on {vdev} ({s}): median {statistics.median(v) / 1e6:.1f} Mpps "
+          f"(runs {[round(x / 1e6, 1) for x in v]})")
+
+# bench/vs_testpmd.sh: syncwall's capacity and testpmd's pps per forwarding core, from the
+# same runs; the ratios are the medians of each run's own ratio.
+vs = [s for s in sorted(runs) if "testpmd_ratio.capacity_pps" in runs[s]]
+if vs:
+    print()
+    print("| scenario | runs | syncwall cycles/pkt | capacity Mpps/worker | testpmd io Mpps | macswap Mpps | "
+          "5tswap Mpps | ratio to io | ratio to macswap | ratio to 5tswap |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for s in vs:
+        r = "testpmd_ratio."
+        print(f"| {s} | {len(runs[s][r + 'capacity_pps'])} | {med(s, r + 'cycles_per_packet'):.1f} | "
+              f"{med(s, r + 'capacity_pps') / 1e6:.2f} | {med(s, r + 'io_pps') / 1e6:.1f} | "
+              f"{med(s, r + 'macswap_pps') / 1e6:.1f} | {med(s, r + '5tswap_pps') / 1e6:.1f} | "
+              f"{med(s, r + 'ratio_io'):.3f} | {med(s, r + 'ratio_macswap'):.3f} | {med(s, r + 'ratio_5tswap'):.3f} |")
+        print(f"  {s} runs: ratio to macswap {runs[s][r + 'ratio_macswap']}, to 5tswap {runs[s][r + 'ratio_5tswap']}")
