@@ -6,9 +6,28 @@
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
 
+#include <cstring>
 #include <stdexcept>
 
 namespace syncwall::dp {
+
+namespace {
+
+// CRC32C of a key, as rte_hash_crc computes it, with its words loaded by memcpy:
+// rte_hash_crc reads through a uint64_t pointer, and a NeighbourKey is only 4-byte aligned
+// (20 bytes; in an array every other one starts off an 8-byte boundary).
+uint32_t neighbour_hash(const void *key, uint32_t /*len*/, uint32_t init) {
+    static_assert(sizeof(NeighbourKey) == 8 + 8 + 4);
+    const auto *p = static_cast<const uint8_t *>(key);
+    uint64_t a, b;
+    uint32_t c;
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + 8, 8);
+    std::memcpy(&c, p + 16, 4);
+    return rte_hash_crc_4byte(c, rte_hash_crc_8byte(b, rte_hash_crc_8byte(a, init)));
+}
+
+} // namespace
 
 NeighbourTable::NeighbourTable(const std::string &name, uint32_t capacity, int socket_id)
     : capacity_(capacity), slots_(new std::atomic<uint64_t>[capacity]), keys_(capacity) {
@@ -18,7 +37,7 @@ NeighbourTable::NeighbourTable(const std::string &name, uint32_t capacity, int s
     p.key_len = sizeof(NeighbourKey);
     // Every forwarded packet looks its next hop up: CRC32C (one instruction per 4 bytes with
     // SSE4.2, as the state table uses) costs a fraction of jhash on these 20-byte keys.
-    p.hash_func = rte_hash_crc;
+    p.hash_func = neighbour_hash;
     p.hash_func_init_val = 0;
     p.socket_id = socket_id;
     p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_EXT_TABLE;

@@ -1,0 +1,294 @@
+// Two workers on one state table (suites "eal" and, for ThreadSanitizer, "[concurrent]"):
+// each connection's client side is received by worker 0 and its server side by worker 1,
+// as on a NIC without symmetric RSS, while the main lcore applies peer states as the sync
+// role does (insert, update, delete) and runs the expiry sweep. Every packet must get pf's
+// verdict (the handshake and the data pass; a server packet without a state is blocked),
+// the counters must add up, and every connection must keep exactly its two states.
+#include "bench/traffic.hpp"
+#include "dataplane/dataplane.hpp"
+#include "dataplane/state_logic.hpp"
+#include "dataplane/state_table.hpp"
+#include "dataplane/worker.hpp"
+
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include <catch2/catch.hpp>
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+using namespace syncwall;
+
+namespace {
+
+constexpr unsigned queues = 2;
+constexpr unsigned ring_size = 2048;
+constexpr uint32_t flows = 400;
+constexpr unsigned rounds = 12;       // data segments per flow and direction
+constexpr uint32_t peer_flows = 3000; // states "from a peer", outside the flows' addresses
+
+struct RingPort {
+    std::array<rte_ring *, queues> rx{}, tx{};
+};
+
+RingPort make_ring_port(const std::string &name) {
+    RingPort p;
+    for (unsigned q = 0; q < queues; q++) {
+        const std::string n = "tw_" + name + std::to_string(q);
+        p.rx[q] = rte_ring_create((n + "_rx").c_str(), ring_size, int(rte_socket_id()),
+                                  RING_F_SP_ENQ | RING_F_SC_DEQ);
+        p.tx[q] = rte_ring_create((n + "_tx").c_str(), ring_size, int(rte_socket_id()),
+                                  RING_F_SP_ENQ | RING_F_SC_DEQ);
+        if (p.rx[q] == nullptr || p.tx[q] == nullptr) throw std::runtime_error("rings of " + n);
+    }
+    if (rte_eth_from_rings(name.c_str(), p.rx.data(), queues, p.tx.data(), queues,
+                           rte_socket_id()) < 0)
+        throw std::runtime_error("rte_eth_from_rings(" + name + ")");
+    return p;
+}
+
+config::Config make_config() {
+    config::Config c;
+    c.source_file = "<eal test>";
+    c.node.hostid = 0x7e58;
+    c.dpdk.mbufs = 8191;
+    c.lcores.main = rte_get_main_lcore();
+    c.lcores.sync = c.lcores.main;
+    unsigned lcore;
+    RTE_LCORE_FOREACH_WORKER(lcore) {
+        if (c.lcores.workers.size() < queues) c.lcores.workers.push_back(lcore);
+    }
+    c.lcores.idle = config::IdlePolicy::adaptive; // the lcores share two CPUs with the test
+    auto prefix = [](const char *s) { return *config::parse_ip_prefix(s, true); };
+    config::InterfaceConfig lan, wan;
+    lan.name = "lan";
+    lan.devargs = "net_ring_twlan";
+    lan.addresses = {prefix("203.0.113.1/24")};
+    lan.pos = {"<eal test>", 1, 1};
+    wan.name = "wan";
+    wan.devargs = "net_ring_twwan";
+    wan.addresses = {prefix("192.0.2.1/24")};
+    wan.pos = {"<eal test>", 2, 1};
+    c.interfaces = {lan, wan};
+    config::RouteConfig to_servers, to_clients;
+    to_servers.to = prefix("198.19.0.0/16");
+    to_servers.via = config::parse_ip_address("192.0.2.2");
+    to_servers.iface = "wan";
+    to_clients.to = prefix("198.18.0.0/16");
+    to_clients.via = config::parse_ip_address("203.0.113.2");
+    to_clients.iface = "lan";
+    c.routes = {to_servers, to_clients};
+    c.rules = {{"block all", {"<eal test>", 3, 1}},
+               {"pass out all", {"<eal test>", 4, 1}},
+               {"pass in on lan proto tcp from 198.18.0.0/16 to any", {"<eal test>", 5, 1}}};
+    c.limits.states = 4 * flows + 2 * peer_flows;
+    c.limits.neighbours = 64;
+    c.control.socket = "";
+    return c;
+}
+
+int run_worker(void *arg) {
+    static_cast<dp::Worker *>(arg)->run();
+    return 0;
+}
+
+// The generator's side: frames onto rx queues, what the workers sent off the tx queues.
+struct Traffic {
+    dp::Dataplane &dp;
+    RingPort &lan, &wan;
+    bench::FrameWriter writer{64, false};
+    const bench::Mac peer{0x02, 0x7e, 0, 0, 0, 2};
+    uint64_t to_wan = 0, to_lan = 0; // frames the workers sent out of each port
+
+    // Flow i's segment onto `port`'s rx queue `q`, addressed to that port's MAC.
+    void put(RingPort &port, unsigned q, uint16_t port_index, uint32_t i, bench::Segment seg) {
+        rte_mbuf *m = rte_pktmbuf_alloc(dp.pool);
+        REQUIRE(m != nullptr);
+        auto *p = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, writer.frame_len()));
+        REQUIRE(p != nullptr);
+        std::fill(p, p + writer.frame_len(), 0);
+        writer.write(p, i, seg, dp.ports[port_index].mac, peer);
+        while (rte_ring_enqueue(port.rx[q], m) != 0)
+            drain(); // the workers are behind: take what they sent meanwhile
+    }
+
+    void drain() {
+        void *out[64];
+        for (unsigned q = 0; q < queues; q++) {
+            for (auto [ring, count] : {std::pair{wan.tx[q], &to_wan}, std::pair{lan.tx[q], &to_lan}}) {
+                const unsigned n = rte_ring_dequeue_burst(ring, out, 64, nullptr);
+                *count += n;
+                for (unsigned k = 0; k < n; k++)
+                    rte_pktmbuf_free(static_cast<rte_mbuf *>(out[k]));
+            }
+        }
+    }
+
+    // Drain until `done` holds, or fail after 20 s; `between` runs alongside.
+    template <class Done, class Between> void wait(Done done, Between between) {
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+        while (!done()) {
+            REQUIRE(std::chrono::steady_clock::now() < deadline);
+            drain();
+            between();
+        }
+    }
+};
+
+// A peer's state as the sync role installs it: UDP between addresses no flow uses, idle
+// long enough that the sweep may take it (its lifetime is udp.first_packet).
+dp::State peer_state(uint32_t n, uint32_t now) {
+    dp::State s;
+    s.key.af = 4;
+    s.key.proto = 17;
+    s.key.addr[0] = {10, 77, uint8_t(n >> 8), uint8_t(n)};
+    s.key.addr[1] = {10, 78, 0, 1};
+    s.key.port[0] = uint16_t(2000 + n % 50000);
+    s.key.port[1] = 53;
+    s.creatorid = 0x5eed;
+    s.id = 0x1000 + n;
+    s.timeout = dp::Timeout::udp_first;
+    s.creation = now - 1000;
+    s.expire = n % 2 == 0 ? now - 1000 : now; // every other one is due
+    s.origin = dp::state_origin::peer;
+    return s;
+}
+
+} // namespace
+
+TEST_CASE("two workers track each connection from both sides while peer states are applied and "
+          "expired",
+          "[eal][workers][concurrent]") {
+    REQUIRE(rte_lcore_count() >= 1 + queues);
+    RingPort lan = make_ring_port("twlan"), wan = make_ring_port("twwan");
+    const config::Config cfg = make_config();
+    REQUIRE(cfg.lcores.workers.size() == queues);
+    dp::Dataplane dp(cfg);
+    for (auto [port, gw] :
+         {std::pair<uint16_t, const char *>{1, "192.0.2.2"}, {0, "203.0.113.2"}}) {
+        dp::NeighbourKey k;
+        k.port = port;
+        k.family = 4;
+        k.addr = config::parse_ip_address(gw)->bytes;
+        dp.neighbours->update(k, bench::Mac{0x02, 0x7e, 0, 0, 0, 2});
+    }
+    dp.start_ports();
+    std::vector<std::unique_ptr<dp::Worker>> workers;
+    for (unsigned w = 0; w < queues; w++) {
+        workers.push_back(std::make_unique<dp::Worker>(dp, w));
+        REQUIRE(rte_eal_remote_launch(run_worker, workers[w].get(), cfg.lcores.workers[w]) == 0);
+    }
+    Traffic t{dp, lan, wan};
+    using bench::Segment;
+
+    // The sync role's work, a step at a time, between the generator's: install a peer
+    // state, update the one before (its peers and expiry, under the slot lock, as an
+    // update from the peer does), delete every fifth; and the expiry sweep.
+    uint32_t next_peer = 0, peer_removed = 0, swept = 0;
+    std::vector<uint32_t> peer_slot(peer_flows, dp::StateTable::no_slot);
+    const auto sync_and_sweep = [&] {
+        if (next_peer < peer_flows) {
+            uint32_t slot = dp::StateTable::no_slot;
+            REQUIRE(dp.states->insert(peer_state(next_peer, dp.now()), dp.sync_writer(), &slot) ==
+                    dp::StateTable::InsertResult::ok);
+            peer_slot[next_peer] = slot;
+            if (next_peer > 0 && dp.states->lock(peer_slot[next_peer - 1])) {
+                dp::State &s = dp.states->state(peer_slot[next_peer - 1]);
+                s.src.state = dp::pseudo_multiple;
+                s.dst.state = dp::pseudo_multiple;
+                dp.states->notify_update(peer_slot[next_peer - 1], dp.sync_writer());
+                dp.states->unlock(peer_slot[next_peer - 1]);
+            }
+            if (next_peer % 5 == 4 && dp.remove_state(slot, dp.sync_writer())) peer_removed++;
+            next_peer++;
+        }
+        swept += dp.expire_states(64);
+        dp.states->reclaim();
+    };
+    const auto idle = [] {};
+
+    // A server packet of a connection nobody opened: no state, `block all`.
+    t.put(wan, 1, 1, flows + 7, Segment::syn_ack);
+    // The handshake, one step at a time (a step's packets all through before the next:
+    // the server's answer must find the state the client's packet made).
+    for (uint32_t i = 0; i < flows; i++)
+        t.put(lan, 0, 0, i, Segment::syn);
+    t.wait([&] { return t.to_wan == flows; }, sync_and_sweep);
+    for (uint32_t i = 0; i < flows; i++)
+        t.put(wan, 1, 1, i, Segment::syn_ack);
+    t.wait([&] { return t.to_lan == flows; }, sync_and_sweep);
+    for (uint32_t i = 0; i < flows; i++)
+        t.put(lan, 0, 0, i, Segment::ack);
+    t.wait([&] { return t.to_wan == 2 * flows; }, sync_and_sweep);
+
+    // Data both ways at once: client segments to worker 0, server segments to worker 1,
+    // interleaved so that both workers track the same states at the same time.
+    for (unsigned r = 0; r < rounds; r++) {
+        for (uint32_t i = 0; i < flows; i++) {
+            t.put(lan, 0, 0, i, Segment::ack);
+            t.put(wan, 1, 1, i, Segment::server_ack);
+        }
+        sync_and_sweep();
+    }
+    const uint64_t want_wan = 2 * flows + uint64_t(rounds) * flows;
+    const uint64_t want_lan = flows + uint64_t(rounds) * flows;
+    t.wait([&] { return t.to_wan == want_wan && t.to_lan == want_lan; }, idle);
+    while (next_peer < peer_flows)
+        sync_and_sweep();
+    dp.stopping = true;
+    rte_eal_mp_wait_lcore();
+    t.drain();
+    dp.stop_ports();
+
+    INFO("to_wan " << t.to_wan << " to_lan " << t.to_lan << " peer removed " << peer_removed
+                   << " swept " << swept);
+    const dp::CounterTotals tot = dp.totals();
+    CHECK(t.to_wan == want_wan);
+    CHECK(t.to_lan == want_lan);
+    CHECK(tot.forwarded == want_wan + want_lan);
+    CHECK(tot.drops[std::size_t(dp::DropReason::filter_block)] == 1);
+    CHECK(tot.total_drops() == 1);
+    // Both workers did their side.
+    CHECK(dp.worker_counters[0].forwarded.get() == 2 * flows + uint64_t(rounds) * flows);
+    CHECK(dp.worker_counters[1].forwarded.get() == flows + uint64_t(rounds) * flows);
+
+    // Every connection kept exactly its two states, established both ways, with every
+    // packet counted once in each.
+    uint32_t checked = 0;
+    for (uint32_t i = 0; i < flows; i++) {
+        for (auto dir : {dp::StateDirection::in, dp::StateDirection::out}) {
+            const uint32_t slot = dp.states->lookup(bench::flow_key(i, false, dir));
+            REQUIRE(slot != dp::StateTable::no_slot);
+            REQUIRE(dp.states->lock(slot));
+            const dp::State s = dp.states->state(slot);
+            dp.states->unlock(slot);
+            INFO("flow " << i << (dir == dp::StateDirection::in ? " in" : " out"));
+            CHECK(s.src.state == dp::tcps_established);
+            CHECK(s.dst.state == dp::tcps_established);
+            // packets[0] counts the packets in the direction that made the state: the
+            // client's (SYN, ACK, its data), in on lan and out on wan alike.
+            CHECK(s.packets[0] == 2 + uint64_t(rounds));
+            CHECK(s.packets[1] == 1 + uint64_t(rounds));
+            checked++;
+        }
+    }
+    CHECK(checked == 2 * flows);
+    // The peer states: the odd ones were never due (and some deleted by the peer), the
+    // even ones went with the sweep; none is left twice or lost besides.
+    uint32_t peer_live = 0;
+    for (uint32_t n = 0; n < peer_flows; n++)
+        peer_live += dp.states->lookup(peer_state(n, 0).key) != dp::StateTable::no_slot ? 1 : 0;
+    uint32_t odd_kept = 0;
+    for (uint32_t n = 1; n < peer_flows; n += 2)
+        odd_kept += n % 5 == 4 ? 0 : 1;
+    CHECK(peer_live == odd_kept);
+    CHECK(dp.states->count() == 2 * flows + peer_live);
+}
