@@ -24,8 +24,9 @@ namespace syncwall::bench {
 
 using Mac = std::array<uint8_t, 6>;
 
-// What a frame is in the connection's life.
-enum class Segment : uint8_t { syn, syn_ack, ack, udp };
+// What a frame is in the connection's life: the client's syn and ack, the server's syn_ack
+// and its own in-window segment after the handshake (server_ack).
+enum class Segment : uint8_t { syn, syn_ack, ack, server_ack, udp };
 
 inline constexpr uint32_t client_isn = 1000, server_isn = 500000;
 inline constexpr uint16_t window = 65535;
@@ -102,7 +103,7 @@ class FrameWriter {
         std::memcpy(out, dst_mac.data(), 6);
         std::memcpy(out + 6, src_mac.data(), 6);
         const FlowTuple t = flow_tuple(i, udp_);
-        const bool from_client = seg != Segment::syn_ack;
+        const bool from_client = seg != Segment::syn_ack && seg != Segment::server_ack;
         uint8_t *ip = out + eth_len;
         std::memcpy(ip + 12, from_client ? t.client.data() : t.server.data(), 4);
         std::memcpy(ip + 16, from_client ? t.server.data() : t.client.data(), 4);
@@ -125,6 +126,11 @@ class FrameWriter {
                 seq = server_isn;
                 ack = client_isn + 1;
                 flags = 0x12;
+                break;
+            case Segment::server_ack:
+                seq = server_isn + 1;
+                ack = client_isn + 1;
+                flags = 0x10;
                 break;
             default:
                 seq = client_isn + 1;

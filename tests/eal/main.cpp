@@ -12,9 +12,10 @@
 
 int main(int argc, char **argv) {
     const std::string prefix = "syncwall-eal-test-" + std::to_string(getpid());
-    std::vector<std::string> eal{
-        "eal_tests", "--no-huge", "--no-pci",        "-m",          "256",          "--file-prefix",
-        prefix,      "--lcores",  "0@(0-1),1@(0-1)", "--log-level", "lib.eal:error"};
+    std::vector<std::string> eal{"eal_tests",   "--no-huge",    "--no-pci",
+                                 "-m",          "256",          "--file-prefix",
+                                 prefix,        "--lcores",     "0@(0-1),1@(0-1),2@(0-1)",
+                                 "--log-level", "lib.eal:error"};
     std::vector<char *> eal_argv;
     for (auto &a : eal)
         eal_argv.push_back(a.data());

@@ -19,6 +19,7 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <stdexcept>
@@ -30,7 +31,8 @@ using namespace syncwall;
 namespace {
 
 constexpr unsigned queues = 2;
-constexpr unsigned ring_size = 2048;
+constexpr unsigned ring_size = 2048;    // rx: what the generator may put ahead
+constexpr unsigned tx_ring_size = 8192; // tx: never full, as the generator drains it often
 constexpr uint32_t flows = 400;
 constexpr unsigned rounds = 12;       // data segments per flow and direction
 constexpr uint32_t peer_flows = 3000; // states "from a peer", outside the flows' addresses
@@ -45,7 +47,7 @@ RingPort make_ring_port(const std::string &name) {
         const std::string n = "tw_" + name + std::to_string(q);
         p.rx[q] = rte_ring_create((n + "_rx").c_str(), ring_size, int(rte_socket_id()),
                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
-        p.tx[q] = rte_ring_create((n + "_tx").c_str(), ring_size, int(rte_socket_id()),
+        p.tx[q] = rte_ring_create((n + "_tx").c_str(), tx_ring_size, int(rte_socket_id()),
                                   RING_F_SP_ENQ | RING_F_SC_DEQ);
         if (p.rx[q] == nullptr || p.tx[q] == nullptr) throw std::runtime_error("rings of " + n);
     }
@@ -59,7 +61,7 @@ config::Config make_config() {
     config::Config c;
     c.source_file = "<eal test>";
     c.node.hostid = 0x7e58;
-    c.dpdk.mbufs = 8191;
+    c.dpdk.mbufs = 16383; // every packet of the test its own mbuf (Traffic::sent)
     c.lcores.main = rte_get_main_lcore();
     c.lcores.sync = c.lcores.main;
     unsigned lcore;
@@ -95,8 +97,18 @@ config::Config make_config() {
     return c;
 }
 
+// A launched worker; `done` is set (release) when its loop has returned, so that the main
+// lcore's acquire of it orders the worker's last writes before what the test reads and
+// frees afterwards (rte_eal_wait_lcore's own hand-over is not visible to ThreadSanitizer).
+struct Launched {
+    std::unique_ptr<dp::Worker> worker;
+    std::atomic<bool> done{false};
+};
+
 int run_worker(void *arg) {
-    static_cast<dp::Worker *>(arg)->run();
+    auto *l = static_cast<Launched *>(arg);
+    l->worker->run();
+    l->done.store(true, std::memory_order_release);
     return 0;
 }
 
@@ -107,6 +119,16 @@ struct Traffic {
     bench::FrameWriter writer{64, false};
     const bench::Mac peer{0x02, 0x7e, 0, 0, 0, 2};
     uint64_t to_wan = 0, to_lan = 0; // frames the workers sent out of each port
+    uint64_t puts = 0;
+    // What the workers sent, kept (not freed) until they have stopped: every mbuf then
+    // passes one way only, generator -> worker -> here, and is never recycled through the
+    // mempool while the workers run (a hand-over ThreadSanitizer cannot see).
+    std::vector<rte_mbuf *> sent;
+
+    ~Traffic() {
+        for (rte_mbuf *m : sent)
+            rte_pktmbuf_free(m);
+    }
 
     // Flow i's segment onto `port`'s rx queue `q`, addressed to that port's MAC.
     void put(RingPort &port, unsigned q, uint16_t port_index, uint32_t i, bench::Segment seg) {
@@ -118,16 +140,20 @@ struct Traffic {
         writer.write(p, i, seg, dp.ports[port_index].mac, peer);
         while (rte_ring_enqueue(port.rx[q], m) != 0)
             drain(); // the workers are behind: take what they sent meanwhile
+        if (++puts % 16 == 0) drain();
     }
 
     void drain() {
         void *out[64];
-        for (unsigned q = 0; q < queues; q++) {
-            for (auto [ring, count] : {std::pair{wan.tx[q], &to_wan}, std::pair{lan.tx[q], &to_lan}}) {
-                const unsigned n = rte_ring_dequeue_burst(ring, out, 64, nullptr);
-                *count += n;
-                for (unsigned k = 0; k < n; k++)
-                    rte_pktmbuf_free(static_cast<rte_mbuf *>(out[k]));
+        for (unsigned q = 0; q < queues; q++) { // until empty: a worker may add as we go
+            for (auto [ring, count] :
+                 {std::pair{wan.tx[q], &to_wan}, std::pair{lan.tx[q], &to_lan}}) {
+                unsigned n;
+                while ((n = rte_ring_dequeue_burst(ring, out, 64, nullptr)) != 0) {
+                    *count += n;
+                    for (unsigned k = 0; k < n; k++)
+                        sent.push_back(static_cast<rte_mbuf *>(out[k]));
+                }
             }
         }
     }
@@ -136,7 +162,17 @@ struct Traffic {
     template <class Done, class Between> void wait(Done done, Between between) {
         const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
         while (!done()) {
-            REQUIRE(std::chrono::steady_clock::now() < deadline);
+            if (std::chrono::steady_clock::now() > deadline) {
+                const dp::CounterTotals tot = dp.totals();
+                std::string drops;
+                for (std::size_t r = 0; r < dp::drop_reason_count; r++)
+                    if (tot.drops[r] != 0)
+                        drops += " " + std::string(dp::drop_reason_names[r]) + " " +
+                                 std::to_string(tot.drops[r]);
+                FAIL("no progress within 20 s: to_wan " << to_wan << " to_lan " << to_lan
+                                                        << " forwarded " << tot.forwarded
+                                                        << " punted " << tot.punted << drops);
+            }
             drain();
             between();
         }
@@ -181,11 +217,24 @@ TEST_CASE("two workers track each connection from both sides while peer states a
         dp.neighbours->update(k, bench::Mac{0x02, 0x7e, 0, 0, 0, 2});
     }
     dp.start_ports();
-    std::vector<std::unique_ptr<dp::Worker>> workers;
+    std::array<Launched, queues> workers;
     for (unsigned w = 0; w < queues; w++) {
-        workers.push_back(std::make_unique<dp::Worker>(dp, w));
-        REQUIRE(rte_eal_remote_launch(run_worker, workers[w].get(), cfg.lcores.workers[w]) == 0);
+        workers[w].worker = std::make_unique<dp::Worker>(dp, w);
+        REQUIRE(rte_eal_remote_launch(run_worker, &workers[w], cfg.lcores.workers[w]) == 0);
     }
+    // Stops the workers however the test ends (a failed REQUIRE unwinds through here).
+    struct StopWorkers {
+        dp::Dataplane &dp;
+        std::array<Launched, queues> &workers;
+        void operator()() {
+            dp.stopping = true;
+            rte_eal_mp_wait_lcore();
+            for (auto &l : workers)
+                while (l.worker && !l.done.load(std::memory_order_acquire)) {
+                }
+        }
+        ~StopWorkers() { (*this)(); }
+    } stop_workers{dp, workers};
     Traffic t{dp, lan, wan};
     using bench::Segment;
 
@@ -243,8 +292,9 @@ TEST_CASE("two workers track each connection from both sides while peer states a
     t.wait([&] { return t.to_wan == want_wan && t.to_lan == want_lan; }, idle);
     while (next_peer < peer_flows)
         sync_and_sweep();
-    dp.stopping = true;
-    rte_eal_mp_wait_lcore();
+    // One whole pass after the last insert: every due state has been seen by the sweep.
+    swept += dp.expire_states(dp.states->slots());
+    stop_workers();
     t.drain();
     dp.stop_ports();
 
@@ -286,9 +336,11 @@ TEST_CASE("two workers track each connection from both sides while peer states a
     uint32_t peer_live = 0;
     for (uint32_t n = 0; n < peer_flows; n++)
         peer_live += dp.states->lookup(peer_state(n, 0).key) != dp::StateTable::no_slot ? 1 : 0;
-    uint32_t odd_kept = 0;
-    for (uint32_t n = 1; n < peer_flows; n += 2)
-        odd_kept += n % 5 == 4 ? 0 : 1;
+    uint32_t odd_kept = 0, even_due = 0;
+    for (uint32_t n = 0; n < peer_flows; n++)
+        (n % 2 == 1 ? odd_kept : even_due) += n % 5 == 4 ? 0 : 1;
     CHECK(peer_live == odd_kept);
+    CHECK(swept == even_due);
+    CHECK(peer_removed == peer_flows / 5);
     CHECK(dp.states->count() == 2 * flows + peer_live);
 }
