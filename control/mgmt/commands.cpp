@@ -186,7 +186,9 @@ std::string read_arg(const CommandSpec &spec, const ArgSpec &arg, const Json &va
 
 std::string read_args(const CommandSpec &spec, const Json &args, Request &request) {
     const std::string name(spec.name);
-    for (const auto &[key, value] : args.items()) {
+    for (const auto &item : args.items()) {
+        const std::string &key = item.key();
+        const Json &value = item.value();
         const auto arg = std::find_if(spec.args.begin(), spec.args.end(),
                                       [&](const ArgSpec &a) { return a.name == key; });
         if (arg == spec.args.end()) {
