@@ -56,10 +56,7 @@ bool echo_request_to_reply(std::span<uint8_t> frame, const dp::PacketDesc &d) {
     uint8_t *icmp = frame.data() + d.l4_offset;
     const std::size_t l4_len = std::size_t(d.l3_offset) + d.l3_total_len - d.l4_offset;
     if (d.family == 4 && d.proto == dp::proto_icmp && d.icmp.type == 8) {
-        uint8_t tmp[4];
-        std::memcpy(tmp, ip + 12, 4);
-        std::memcpy(ip + 12, ip + 16, 4);
-        std::memcpy(ip + 16, tmp, 4);
+        std::swap_ranges(ip + 12, ip + 16, ip + 16); // source <-> destination
         ip[8] = 64;
         set_ipv4_checksum(ip);
         icmp[0] = 0;
@@ -69,10 +66,7 @@ bool echo_request_to_reply(std::span<uint8_t> frame, const dp::PacketDesc &d) {
     }
     if (d.family == 6 && d.proto == dp::proto_icmpv6 && d.icmp.type == 128) {
         // Any extension headers stay; only the addresses, hop limit and type change.
-        uint8_t tmp[16];
-        std::memcpy(tmp, ip + 8, 16);
-        std::memcpy(ip + 8, ip + 24, 16);
-        std::memcpy(ip + 24, tmp, 16);
+        std::swap_ranges(ip + 8, ip + 24, ip + 24); // source <-> destination
         ip[7] = 64;
         icmp[0] = 129;
         dp::store_be16(icmp + 2, 0);
