@@ -23,6 +23,7 @@
 //   SyncCore and applied by a peer, then a bulk transfer of the N states to a third.
 // * Output: periodic lines, testpmd-like final blocks, and one `RESULT key=value ...` line
 //   per phase for scripts (bench/run_matrix.sh, bench/check_smoke.py).
+#include "bench/ring_ports.hpp"
 #include "bench/traffic.hpp"
 #include "config/pf_rule.hpp"
 #include "dataplane/dataplane.hpp"
@@ -237,32 +238,6 @@ double hist_median(const std::vector<WorkerStats> &stats) {
 }
 
 // The two ports' rings: rx rings are filled by the generator, tx rings drained by the sink.
-struct RingPort {
-    std::string name;
-    std::vector<rte_ring *> rx, tx;
-    uint16_t port_id = 0;
-};
-
-RingPort make_ring_port(const std::string &name, unsigned queues) {
-    RingPort p;
-    p.name = name;
-    for (unsigned q = 0; q < queues; q++) {
-        const std::string rx = "b_" + name + "_rx" + std::to_string(q);
-        const std::string tx = "b_" + name + "_tx" + std::to_string(q);
-        p.rx.push_back(rte_ring_create(rx.c_str(), ring_size, int(rte_socket_id()),
-                                       RING_F_SP_ENQ | RING_F_SC_DEQ));
-        p.tx.push_back(rte_ring_create(tx.c_str(), ring_size, int(rte_socket_id()),
-                                       RING_F_SP_ENQ | RING_F_SC_DEQ));
-        if (p.rx.back() == nullptr || p.tx.back() == nullptr)
-            throw std::runtime_error("cannot create rings for port " + name);
-    }
-    const int id =
-        rte_eth_from_rings(name.c_str(), p.rx.data(), queues, p.tx.data(), queues, rte_socket_id());
-    if (id < 0) throw std::runtime_error("rte_eth_from_rings(" + name + ") failed");
-    p.port_id = uint16_t(id);
-    return p;
-}
-
 // The generated pf ruleset: the three rules that decide the traffic (block in, pass out,
 // pass in from the clients), after `n - 3` rules that never match it but that the ACL must
 // still carry: distinct hosts and ports, as a large site's rules would be.
@@ -296,25 +271,7 @@ config::Config make_config(const Options &o, uint32_t capacity) {
         if (c.lcores.workers.size() < o.workers) c.lcores.workers.push_back(lcore);
     }
     c.lcores.idle = config::IdlePolicy::busy;
-    auto prefix = [](const char *s) { return *config::parse_ip_prefix(s, true); };
-    config::InterfaceConfig lan, wan;
-    lan.name = "lan";
-    lan.devargs = "net_ring_lan";
-    lan.addresses = {prefix("203.0.113.1/24")};
-    lan.pos = {"<bench>", 1, 1};
-    wan.name = "wan";
-    wan.devargs = "net_ring_wan";
-    wan.addresses = {prefix("192.0.2.1/24")};
-    wan.pos = {"<bench>", 2, 1};
-    c.interfaces = {lan, wan};
-    config::RouteConfig to_servers, to_clients;
-    to_servers.to = prefix("198.19.0.0/16");
-    to_servers.via = config::parse_ip_address("192.0.2.2");
-    to_servers.iface = "wan";
-    to_clients.to = prefix("198.18.0.0/16");
-    to_clients.via = config::parse_ip_address("203.0.113.2");
-    to_clients.iface = "lan";
-    c.routes = {to_servers, to_clients};
+    bench::add_interfaces_and_routes(c, "lan", "wan", "<bench>");
     c.rules = make_rules(o.rules, o.proto);
     c.limits.states = capacity;
     c.limits.neighbours = 64;
@@ -389,8 +346,8 @@ void preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer) {
 // The generator and sink, on the main lcore.
 class Generator {
   public:
-    Generator(const Options &o, rte_mempool *pool, RingPort &lan, RingPort &wan, bench::Mac lan_mac,
-              bench::Mac wan_mac, uint32_t preloaded_flows)
+    Generator(const Options &o, rte_mempool *pool, bench::RingPort &lan, bench::RingPort &wan,
+              bench::Mac lan_mac, bench::Mac wan_mac, uint32_t preloaded_flows)
         : o_(o), pool_(pool), lan_(lan), wan_(wan), lan_mac_(lan_mac), wan_mac_(wan_mac),
           fw_(o.size, o.proto == "udp"), flows_(preloaded_flows), next_new_(preloaded_flows) {
         udp_ = o.proto == "udp";
@@ -518,7 +475,7 @@ class Generator {
     static constexpr std::size_t max_replies = 65536;
     const Options &o_;
     rte_mempool *pool_;
-    RingPort &lan_, &wan_;
+    bench::RingPort &lan_, &wan_;
     bench::Mac lan_mac_, wan_mac_, peer_mac_{0x02, 0xbe, 0, 0, 0, 2};
     bench::FrameWriter fw_;
     uint32_t flows_, next_new_;
@@ -943,7 +900,8 @@ int run(const Options &o) {
                 bench::FrameWriter(o.size, udp).frame_len(), o.new_share, o.sync ? "on" : "off",
                 rte_get_tsc_hz() / 1e9, ncpu);
 
-    RingPort lan = make_ring_port("lan", o.workers), wan = make_ring_port("wan", o.workers);
+    bench::RingPort lan = bench::make_ring_port("lan", o.workers, ring_size, ring_size),
+                    wan = bench::make_ring_port("wan", o.workers, ring_size, ring_size);
     const config::Config cfg = make_config(o, capacity);
     rte_mempool *pool = rte_pktmbuf_pool_create("bench_gen", 16383, 256, 0,
                                                 RTE_MBUF_DEFAULT_BUF_SIZE, int(rte_socket_id()));
@@ -955,14 +913,7 @@ int run(const Options &o) {
                 dp->ruleset.load()->size());
     ctx.dp = dp.get();
     const bench::Mac peer{0x02, 0xbe, 0, 0, 0, 2};
-    for (auto [port, gw] :
-         {std::pair<uint16_t, const char *>{1, "192.0.2.2"}, {0, "203.0.113.2"}}) {
-        dp::NeighbourKey k;
-        k.port = port;
-        k.family = 4;
-        k.addr = config::parse_ip_address(gw)->bytes;
-        dp->neighbours->update(k, peer);
-    }
+    bench::add_gateway_neighbours(*dp, peer);
     dp->start_ports();
     preload(*dp, flows, udp, dp->main_writer());
     const rte_memseg_list *memory = nohuge_memory();

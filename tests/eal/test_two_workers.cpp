@@ -4,13 +4,13 @@
 // role does (insert, update, delete) and runs the expiry sweep. Every packet must get pf's
 // verdict (the handshake and the data pass; a server packet without a state is blocked),
 // the counters must add up, and every connection must keep exactly its two states.
+#include "bench/ring_ports.hpp"
 #include "bench/traffic.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/state_logic.hpp"
 #include "dataplane/state_table.hpp"
 #include "dataplane/worker.hpp"
 
-#include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -37,25 +37,7 @@ constexpr uint32_t flows = 400;
 constexpr unsigned rounds = 12;       // data segments per flow and direction
 constexpr uint32_t peer_flows = 3000; // states "from a peer", outside the flows' addresses
 
-struct RingPort {
-    std::array<rte_ring *, queues> rx{}, tx{};
-};
-
-RingPort make_ring_port(const std::string &name) {
-    RingPort p;
-    for (unsigned q = 0; q < queues; q++) {
-        const std::string n = "tw_" + name + std::to_string(q);
-        p.rx[q] = rte_ring_create((n + "_rx").c_str(), ring_size, int(rte_socket_id()),
-                                  RING_F_SP_ENQ | RING_F_SC_DEQ);
-        p.tx[q] = rte_ring_create((n + "_tx").c_str(), tx_ring_size, int(rte_socket_id()),
-                                  RING_F_SP_ENQ | RING_F_SC_DEQ);
-        if (p.rx[q] == nullptr || p.tx[q] == nullptr) throw std::runtime_error("rings of " + n);
-    }
-    if (rte_eth_from_rings(name.c_str(), p.rx.data(), queues, p.tx.data(), queues,
-                           rte_socket_id()) < 0)
-        throw std::runtime_error("rte_eth_from_rings(" + name + ")");
-    return p;
-}
+using bench::RingPort;
 
 config::Config make_config() {
     config::Config c;
@@ -69,25 +51,7 @@ config::Config make_config() {
         if (c.lcores.workers.size() < queues) c.lcores.workers.push_back(lcore);
     }
     c.lcores.idle = config::IdlePolicy::adaptive; // the lcores share two CPUs with the test
-    auto prefix = [](const char *s) { return *config::parse_ip_prefix(s, true); };
-    config::InterfaceConfig lan, wan;
-    lan.name = "lan";
-    lan.devargs = "net_ring_twlan";
-    lan.addresses = {prefix("203.0.113.1/24")};
-    lan.pos = {"<eal test>", 1, 1};
-    wan.name = "wan";
-    wan.devargs = "net_ring_twwan";
-    wan.addresses = {prefix("192.0.2.1/24")};
-    wan.pos = {"<eal test>", 2, 1};
-    c.interfaces = {lan, wan};
-    config::RouteConfig to_servers, to_clients;
-    to_servers.to = prefix("198.19.0.0/16");
-    to_servers.via = config::parse_ip_address("192.0.2.2");
-    to_servers.iface = "wan";
-    to_clients.to = prefix("198.18.0.0/16");
-    to_clients.via = config::parse_ip_address("203.0.113.2");
-    to_clients.iface = "lan";
-    c.routes = {to_servers, to_clients};
+    bench::add_interfaces_and_routes(c, "twlan", "twwan", "<eal test>");
     c.rules = {{"block all", {"<eal test>", 3, 1}},
                {"pass out all", {"<eal test>", 4, 1}},
                {"pass in on lan proto tcp from 198.18.0.0/16 to any", {"<eal test>", 5, 1}}};
@@ -204,18 +168,12 @@ TEST_CASE("two workers track each connection from both sides while peer states a
           "expired",
           "[eal][workers][concurrent]") {
     REQUIRE(rte_lcore_count() >= 1 + queues);
-    RingPort lan = make_ring_port("twlan"), wan = make_ring_port("twwan");
+    RingPort lan = bench::make_ring_port("twlan", queues, ring_size, tx_ring_size),
+             wan = bench::make_ring_port("twwan", queues, ring_size, tx_ring_size);
     const config::Config cfg = make_config();
     REQUIRE(cfg.lcores.workers.size() == queues);
     dp::Dataplane dp(cfg);
-    for (auto [port, gw] :
-         {std::pair<uint16_t, const char *>{1, "192.0.2.2"}, {0, "203.0.113.2"}}) {
-        dp::NeighbourKey k;
-        k.port = port;
-        k.family = 4;
-        k.addr = config::parse_ip_address(gw)->bytes;
-        dp.neighbours->update(k, bench::Mac{0x02, 0x7e, 0, 0, 0, 2});
-    }
+    bench::add_gateway_neighbours(dp, bench::Mac{0x02, 0x7e, 0, 0, 0, 2});
     dp.start_ports();
     std::array<Launched, queues> workers;
     for (unsigned w = 0; w < queues; w++) {

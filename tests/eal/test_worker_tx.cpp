@@ -1,10 +1,10 @@
 // A worker on two net_ring ports (suite "eal"): the main lcore's control frames (CARP
 // adverts, ARP and ND answers) reach the port's queue ahead of forwarded traffic, and a
 // full queue makes them wait for the next poll instead of dropping them.
+#include "bench/ring_ports.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/worker.hpp"
 
-#include <rte_eth_ring.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -21,22 +21,6 @@ using namespace syncwall;
 namespace {
 
 constexpr unsigned tx_ring_size = 8; // an rte_ring of 8 holds 7
-
-struct RingPort {
-    rte_ring *rx = nullptr, *tx = nullptr;
-};
-
-RingPort make_ring_port(const std::string &name) {
-    RingPort p;
-    p.rx = rte_ring_create(("wt_" + name + "_rx").c_str(), 64, int(rte_socket_id()),
-                           RING_F_SP_ENQ | RING_F_SC_DEQ);
-    p.tx = rte_ring_create(("wt_" + name + "_tx").c_str(), tx_ring_size, int(rte_socket_id()),
-                           RING_F_SP_ENQ | RING_F_SC_DEQ);
-    if (p.rx == nullptr || p.tx == nullptr) throw std::runtime_error("rings for " + name);
-    if (rte_eth_from_rings(name.c_str(), &p.rx, 1, &p.tx, 1, rte_socket_id()) < 0)
-        throw std::runtime_error("rte_eth_from_rings(" + name + ")");
-    return p;
-}
 
 config::Config make_config() {
     config::Config c;
@@ -78,7 +62,8 @@ rte_mbuf *control_frame(dp::Dataplane &dp, uint8_t tag) {
 } // namespace
 
 TEST_CASE("control frames wait for a full transmit queue instead of being dropped") {
-    RingPort lan = make_ring_port("wtlan"), wan = make_ring_port("wtwan");
+    const bench::RingPort lan = bench::make_ring_port("wtlan", 1, 64, tx_ring_size),
+                          wan = bench::make_ring_port("wtwan", 1, 64, tx_ring_size);
     const config::Config cfg = make_config();
     dp::Dataplane dp(cfg);
     dp.start_ports();
@@ -86,9 +71,9 @@ TEST_CASE("control frames wait for a full transmit queue instead of being droppe
 
     // The lan queue is full: forwarded traffic (seven frames) no one has taken yet.
     std::vector<rte_mbuf *> filler;
-    while (rte_ring_free_count(lan.tx) > 0) {
+    while (rte_ring_free_count(lan.tx[0]) > 0) {
         filler.push_back(control_frame(dp, 0xff));
-        REQUIRE(rte_ring_enqueue(lan.tx, filler.back()) == 0);
+        REQUIRE(rte_ring_enqueue(lan.tx[0], filler.back()) == 0);
     }
     for (uint8_t tag = 1; tag <= 3; tag++)
         dp.send_from_main(0, control_frame(dp, tag));
@@ -103,12 +88,12 @@ TEST_CASE("control frames wait for a full transmit queue instead of being droppe
 
     // The port takes its queue's frames; the next poll sends the three, in order.
     void *out[tx_ring_size];
-    const unsigned n = rte_ring_dequeue_burst(lan.tx, out, tx_ring_size, nullptr);
+    const unsigned n = rte_ring_dequeue_burst(lan.tx[0], out, tx_ring_size, nullptr);
     REQUIRE(n == filler.size());
     for (unsigned i = 0; i < n; i++)
         rte_pktmbuf_free(static_cast<rte_mbuf *>(out[i]));
     w.poll_once();
-    const unsigned sent = rte_ring_dequeue_burst(lan.tx, out, tx_ring_size, nullptr);
+    const unsigned sent = rte_ring_dequeue_burst(lan.tx[0], out, tx_ring_size, nullptr);
     REQUIRE(sent == 3);
     for (unsigned i = 0; i < sent; i++) {
         auto *m = static_cast<rte_mbuf *>(out[i]);
@@ -118,7 +103,7 @@ TEST_CASE("control frames wait for a full transmit queue instead of being droppe
     const auto after = dp.totals();
     CHECK(after.drops[std::size_t(dp::DropReason::tx_ring_full)] == 0);
     CHECK(after.ports[0].tx_packets == 3);
-    CHECK(rte_ring_count(wan.tx) == 0);
+    CHECK(rte_ring_count(wan.tx[0]) == 0);
 
     dp.stop_ports();
 }
