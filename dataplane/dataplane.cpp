@@ -417,11 +417,8 @@ void release_rule_state(std::atomic<uint32_t> &live) {
 } // namespace
 
 bool Dataplane::remove_state(uint32_t slot, unsigned writer) {
-    uint32_t rule = no_rule;
-    if (states->lock(slot)) {
-        rule = states->state(slot).rule;
-        states->unlock(slot);
-    }
+    State copy;
+    const uint32_t rule = states->read(slot, copy) ? copy.rule : no_rule;
     if (!states->remove(slot, writer)) return false;
     Ruleset *rs = ruleset.load(std::memory_order_acquire);
     if (rule < rs->size()) release_rule_state(rs->live_states(rule));

@@ -192,25 +192,23 @@ FilterVerdict Filter::icmp_error(std::span<const uint8_t> frame, const PacketDes
     }
     StateTable &st = *dp_.states;
     const uint32_t slot = st.lookup(q->key);
-    if (slot == StateTable::no_slot || !st.lock(slot)) {
+    State s;
+    if (slot == StateTable::no_slot || !st.read(slot, s)) {
         ctr_.drop(no_state.reason);
         return no_state;
     }
-    bool fits = true;
     if (!q->to_quoted_source) {
         // Matches a state but goes to another host than the one the quoted packet came from.
-        st.unlock(slot);
         const FilterVerdict wrong{FilterVerdict::Action::drop,
                                   DropReason::filter_icmp_wrong_destination};
         ctr_.drop(wrong.reason);
         return wrong;
     }
+    bool fits = true;
     if (q->is_tcp) {
-        const State &s = st.state(slot);
         const bool forward = from_state_src(s, q->dir);
         fits = quoted_tcp_seq_fits(forward ? s.src : s.dst, forward ? s.dst : s.src, q->tcp_seq);
     }
-    st.unlock(slot);
     if (!fits) {
         ctr_.drop(no_state.reason);
         return no_state;

@@ -12,10 +12,18 @@
 //   goes back to free before its position does), an existing key's slot never is.
 // * The (creatorid, id) index (id_index.hpp) names slots: its cell for a state is cleared
 //   when the state is deleted, before the slot's grace period starts.
-// * A slot's lock, status and generation share one 32-bit word (lock_bit, status bits,
-//   generation above), so that a slot is its state and 8 bytes: every change to the word is
-//   an atomic read-modify-write that leaves the other fields as they are, except unlock()
-//   (see there). The generation has 29 bits: it tells a reused slot from its previous life.
+// * A slot's lock, status, write sequence and generation share one 32-bit word, so that a
+//   slot is its state and 8 bytes: every change to the word is an atomic read-modify-write
+//   that leaves the other fields as they are, except unlock() (see there). The generation
+//   (16 bits) tells a reused slot from its previous life; the write sequence (13 bits) tells
+//   read() that a writer came and went during its copy.
+// * read() is a seqlock read (Boehm, "Can seqlocks get along with programming language
+//   memory models?", 2012): the word's acquire load, the copy by relaxed 8-byte atomic
+//   loads, an acquire fence, the word again. The writer's side is lock()'s release fence and
+//   unlock()'s release store. A 13-bit sequence could come round to the same value, but only
+//   after 8 192 writes of the one state (each a lock and an unlock, at most one per packet
+//   of its connection); a copy that took longer than 10 microseconds (a reader preempted
+//   mid-copy) is therefore thrown away and made again, whatever the word says.
 #define ALLOW_EXPERIMENTAL_API 1 // rte_rcu_qsbr_dq_* are experimental in DPDK 22.11
 
 #include "dataplane/state_table.hpp"
@@ -23,6 +31,7 @@
 #include "dataplane/key_compare.hpp"
 
 #include <rte_common.h>
+#include <rte_cycles.h>
 #include <rte_errno.h>
 #include <rte_hash.h>
 #include <rte_hash_crc.h>
@@ -33,6 +42,7 @@
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -75,7 +85,8 @@ bool on_lcore() {
 } // namespace
 
 StateTable::StateTable(const StateTableConfig &cfg)
-    : capacity_(cfg.capacity), readers_(cfg.reader_threads) {
+    : capacity_(cfg.capacity), readers_(cfg.reader_threads),
+      read_limit_cycles_(std::max<uint64_t>(rte_get_tsc_hz() / 100000, 1000)) {
     static_assert(sizeof(Slot) == 8 + sizeof(State), "a slot is its state and 8 bytes");
     const std::string what = "cannot create state table '" + cfg.name + "' of " +
                              std::to_string(cfg.capacity) + " states: ";
@@ -263,6 +274,32 @@ uint32_t StateTable::generation(uint32_t slot) const {
                          : 0;
 }
 
+bool StateTable::read(uint32_t slot, State &out, uint32_t *generation) const {
+    if (slot >= slots_) return false;
+    const Slot &s = slot_array_[slot];
+    static_assert(sizeof(State) % sizeof(uint64_t) == 0 && alignof(State) >= alignof(uint64_t));
+    const auto *from = reinterpret_cast<const uint64_t *>(&s.state);
+    auto *to = reinterpret_cast<uint64_t *>(&out);
+    for (;;) {
+        const uint64_t start = rte_rdtsc();
+        const uint32_t before = s.word.load(std::memory_order_acquire);
+        if (status_of(before) != slot_live) return false;
+        if ((before & lock_bit) != 0) {
+            rte_pause();
+            continue;
+        }
+        for (std::size_t i = 0; i < sizeof(State) / sizeof(uint64_t); i++)
+            to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+        std::atomic_thread_fence(std::memory_order_acquire);
+        const uint32_t after = s.word.load(std::memory_order_relaxed);
+        if (after == before && rte_rdtsc() - start <= read_limit_cycles_) {
+            if (generation != nullptr) *generation = generation_of(before);
+            return true;
+        }
+        rte_pause();
+    }
+}
+
 // --- writers -------------------------------------------------------------------------------
 
 StateTable::InsertResult StateTable::insert(const State &st, unsigned writer, uint32_t *slot_out) {
@@ -436,10 +473,8 @@ uint32_t StateTable::sweep(uint32_t budget, unsigned writer,
         const uint32_t i = sweep_cursor_;
         sweep_cursor_ = i + 1 == slots_ ? 0 : i + 1;
         Slot &s = slot_array_[i];
-        if (s.status(std::memory_order_relaxed) != slot_live || !lock(i)) continue;
-        std::memcpy(static_cast<void *>(&copy), &s.state, sizeof(State));
-        const uint32_t gen = generation(i);
-        unlock(i);
+        uint32_t gen = 0;
+        if (s.status(std::memory_order_relaxed) != slot_live || !read(i, copy, &gen)) continue;
         if (!expired(copy)) continue;
         // Delete only what was judged: a state refreshed (or replaced) since the copy was
         // taken is left for the next round.
@@ -458,9 +493,8 @@ uint32_t StateTable::sweep(uint32_t budget, unsigned writer,
 void StateTable::for_each(const std::function<void(uint32_t, const State &)> &f) {
     State copy;
     for (uint32_t i = 0; i < slots_; i++) {
-        if (slot_array_[i].status(std::memory_order_relaxed) != slot_live || !lock(i)) continue;
-        std::memcpy(static_cast<void *>(&copy), &slot_array_[i].state, sizeof(State));
-        unlock(i);
+        if (slot_array_[i].status(std::memory_order_relaxed) != slot_live || !read(i, copy))
+            continue;
         f(i, copy);
     }
 }
@@ -471,9 +505,8 @@ uint32_t StateTable::walk(uint32_t first, uint32_t count,
     const uint32_t end = count < slots_ - first ? first + count : slots_;
     State copy;
     for (uint32_t i = first; i < end; i++) {
-        if (slot_array_[i].status(std::memory_order_relaxed) != slot_live || !lock(i)) continue;
-        std::memcpy(static_cast<void *>(&copy), &slot_array_[i].state, sizeof(State));
-        unlock(i);
+        if (slot_array_[i].status(std::memory_order_relaxed) != slot_live || !read(i, copy))
+            continue;
         if (!f(i, copy)) return i;
     }
     return end;

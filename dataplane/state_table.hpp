@@ -8,8 +8,12 @@
 // * Writers: workers insert new states and update theirs; the sync lcore inserts, updates
 //   and deletes states from peers; the main lcore's expiry sweep deletes. Mutation of one
 //   state is serialised by the slot's lock (uncontended in practice: symmetric RSS keeps a
-//   flow on one worker). Readers that need a consistent copy (the sync lcore building a
-//   packet, the management API) take the lock too, so nobody sees a torn state.
+//   flow on one worker).
+// * Readers that need a consistent copy (the sync lcore building a packet, the bulk update,
+//   the management API, the sweep's first look) take no lock: read() is a seqlock read.
+//   Every unlock moves the slot word's write sequence on, so a reader that saw the same
+//   unlocked word before and after its copy copied no writer's half-done work. Readers never
+//   hold up a writer (docs/ownership.md, step 2 of the single-owner design).
 // * Reuse: a deleted slot (and its hash positions) goes back to the free pool only after an
 //   RCU grace period (rte_rcu_qsbr): every registered reader thread has passed a quiescent
 //   point since the delete. A worker that just looked a slot up therefore never reads a
@@ -48,9 +52,11 @@ namespace detail {
 
 enum SlotStatus : uint32_t { slot_free = 0, slot_initialising = 1, slot_live = 2, slot_dead = 3 };
 
-// The slot word: bit 0 the lock, bits 1-2 the status, bits 3-31 the generation.
+// The slot word: bit 0 the lock, bits 1-2 the status, bits 3-15 the write sequence (moved
+// on by every unlock, for read()), bits 16-31 the generation (moved on by every reuse).
 constexpr uint32_t lock_bit = 1, status_shift = 1, status_bits = 3u << status_shift,
-                   generation_shift = 3;
+                   sequence_shift = 3, sequence_bits = 0x1fffu << sequence_shift,
+                   generation_shift = 16;
 
 constexpr SlotStatus status_of(uint32_t word) {
     return SlotStatus((word & status_bits) >> status_shift);
@@ -60,6 +66,10 @@ constexpr uint32_t generation_of(uint32_t word) {
 }
 constexpr uint32_t with_status(uint32_t word, SlotStatus st) {
     return (word & ~status_bits) | uint32_t(st) << status_shift;
+}
+// The word with its write sequence moved on by one (wrapping within its 13 bits).
+constexpr uint32_t next_sequence(uint32_t word) {
+    return (word & ~sequence_bits) | ((word + (1u << sequence_shift)) & sequence_bits);
 }
 
 // Compact rather than cache aligned: at a million states every byte counts, and a slot is
@@ -151,10 +161,15 @@ class StateTable {
     bool lock(uint32_t slot);
     void unlock(uint32_t slot);
     // The record; valid to read or write only while locked (or for the inserter before
-    // publish). generation() changes every time the slot is reused.
+    // publish). generation() changes every time the slot is reused (16 bits: it wraps after
+    // 65 536 lives of one slot).
     State &state(uint32_t slot);
     const State &state(uint32_t slot) const;
     uint32_t generation(uint32_t slot) const;
+    // A consistent copy of the live state in `slot`, without the lock (a seqlock read: it
+    // retries while a writer holds the slot or wrote it during the copy). False if the slot
+    // is not live. `*generation` (optional) gets the life the copy belongs to. Any thread.
+    bool read(uint32_t slot, State &out, uint32_t *generation = nullptr) const;
 
     // --- writers ---------------------------------------------------------------------
     enum class InsertResult : uint8_t { ok, exists, full };
@@ -192,7 +207,7 @@ class StateTable {
     // covers the whole table in capacity()/budget calls and never pauses for longer.
     uint32_t sweep(uint32_t budget, unsigned writer,
                    const std::function<bool(const State &)> &expired);
-    // Call f(slot, copy of state) for every live state (copied under the lock).
+    // Call f(slot, copy of state) for every live state (copied with read()).
     void for_each(const std::function<void(uint32_t, const State &)> &f);
     // The same over slots [first, first + count) only (clipped to slots()), until f returns
     // false. Returns the first slot not finished with: f's false one, or the range's end.
@@ -228,6 +243,7 @@ class StateTable {
     std::atomic<uint32_t> count_{0};
     std::atomic<uint64_t> inserts_{0}, removals_{0}, insert_exists_{0}, insert_full_{0};
     uint32_t sweep_cursor_ = 0;
+    uint64_t read_limit_cycles_ = 0; // read(): a copy that took longer is retried
     StateChangeSink *sink_ = nullptr;
     std::size_t memory_bytes_ = 0;
 
@@ -286,6 +302,9 @@ inline bool StateTable::lock(uint32_t slot) {
         s.word.fetch_and(~detail::lock_bit, std::memory_order_release);
         return false;
     }
+    // The state's stores that follow must not be seen before the lock bit by a reader that
+    // copies without the lock (read(): the seqlock's writer side). A compiler barrier on x86.
+    std::atomic_thread_fence(std::memory_order_release);
     return true;
 }
 
@@ -294,9 +313,10 @@ inline void StateTable::unlock(uint32_t slot) {
     // is retired only after this unlock): nobody else writes a locked live or dead slot's
     // word (claims want it free, recycling comes after retire, and only the holder makes it
     // dead), so a plain release store does, and saves a locked instruction per packet and
-    // pass.
+    // pass. The write sequence moves on, so that a reader that copied meanwhile retries.
     std::atomic<uint32_t> &w = slot_array_[slot].word;
-    w.store(w.load(std::memory_order_relaxed) & ~detail::lock_bit, std::memory_order_release);
+    w.store(detail::next_sequence(w.load(std::memory_order_relaxed) & ~detail::lock_bit),
+            std::memory_order_release);
 }
 
 inline State &StateTable::state(uint32_t slot) {

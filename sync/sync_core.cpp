@@ -298,9 +298,8 @@ uint32_t SyncCore::remaining_of(const dp::State &s, uint32_t now_s) const {
 }
 
 bool SyncCore::add_full_state(StateAction a, uint32_t slot, uint32_t now_s) {
-    if (!table_.lock(slot)) return false;
-    const dp::State copy = table_.state(slot);
-    table_.unlock(slot);
+    dp::State copy;
+    if (!table_.read(slot, copy)) return false;
     if (copy.state_flags & dp::state_flag::nosync) return false;
     const uint32_t remaining = remaining_of(copy, now_s);
     return packer_->add(Action(a),
@@ -317,9 +316,8 @@ void SyncCore::pack_pending(uint64_t now_ms, uint32_t now_s) {
         const uint8_t f = flags_[p.slot].exchange(0, std::memory_order_acq_rel);
         updates_[p.slot].store(0, std::memory_order_relaxed);
         if (!(f & flag_queued)) continue; // removed meanwhile (its DEL_C, if any, is queued)
-        if (!table_.lock(p.slot)) continue;
-        const dp::State copy = table_.state(p.slot);
-        table_.unlock(p.slot);
+        dp::State copy;
+        if (!table_.read(p.slot, copy)) continue;
         if (copy.state_flags & dp::state_flag::nosync) continue;
         if (f & flag_insert) {
             const uint32_t remaining = remaining_of(copy, now_s);
@@ -840,13 +838,13 @@ unsigned SyncCore::clear_step() {
         }
         const uint32_t creator = lists_[l].creator;
         // An entry whose slot was reused since (by a worker, say) is a previous life's.
-        const bool same_life = link_gen_[slot] == table_.generation(slot);
+        const uint32_t life = link_gen_[slot];
         unlink(slot);
         walked++;
-        if (!same_life || !table_.lock(slot)) continue;
-        const bool match = table_.state(slot).creatorid == creator;
-        table_.unlock(slot);
-        if (match && remove_(slot)) SyncStats::inc(stats_.removed);
+        dp::State copy;
+        uint32_t gen = 0;
+        if (!table_.read(slot, copy, &gen) || gen != life) continue;
+        if (copy.creatorid == creator && remove_(slot)) SyncStats::inc(stats_.removed);
     }
     if (walked != 0) SyncStats::inc(stats_.clear_walked, walked);
     return walked;

@@ -212,8 +212,9 @@ Json MgmtServer::sync_resync() {
     return show_sync();
 }
 
-// Runs alongside the workers: StateTable::walk copies each live state under its slot lock,
-// so every state listed is consistent in itself; a page is not one instant (states come
+// Runs alongside the workers: StateTable::walk copies each live state with a seqlock read
+// (StateTable::read: no lock, no wait for the workers), so every state listed is consistent
+// in itself; a page is not one instant (states come
 // and go while it is walked), nor are the pages together (state_pages.hpp). The ruleset
 // (for per-rule timeouts) is only ever replaced and freed on this lcore, so reading it here
 // needs no RCU. One page visits at most state_page_scan slots and describes at most
@@ -378,8 +379,8 @@ void MgmtServer::start_reload(std::function<void(std::string)> reply) {
     });
 }
 
-// Runs alongside the workers: matching states are found with for_each (copies under the
-// slot locks) and removed with Dataplane::remove_state as the main lcore's writer
+// Runs alongside the workers: matching states are found with for_each (seqlock copies, no
+// lock) and removed with Dataplane::remove_state as the main lcore's writer
 // (main_writer()), the same path the expiry sweep takes: the state table serialises the
 // removal with the slot's lock, releases the rule's state count, tells the change sink
 // (pfsync will turn it into a delete) and recycles the slot after an RCU grace period. A
@@ -398,10 +399,9 @@ Json MgmtServer::kill_states(const StateFilter &filter) {
     });
     uint64_t killed = 0;
     for (const Victim &v : victims) {
-        if (!dp_.states->lock(v.slot)) continue; // gone meanwhile
-        const dp::State &s = dp_.states->state(v.slot);
+        dp::State s;
+        if (!dp_.states->read(v.slot, s)) continue; // gone meanwhile
         const bool same = s.key == v.key && s.id == v.id && s.creatorid == v.creatorid;
-        dp_.states->unlock(v.slot);
         if (same && dp_.remove_state(v.slot, dp_.main_writer())) killed++;
     }
     dp_.states->reclaim();
