@@ -64,6 +64,24 @@ dp::State make_state(uint32_t n) {
     return make_state(n, n);
 }
 
+// Runs body(arg) on the first lcore after the main one; returns that lcore, for
+// rte_eal_wait_lcore().
+unsigned launch_beside_main(lcore_function_t *body, void *arg) {
+    const unsigned lcore = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
+    REQUIRE(lcore < RTE_MAX_LCORE);
+    REQUIRE(rte_eal_remote_launch(body, arg, lcore) == 0);
+    return lcore;
+}
+
+// The end of a reader lcore's function: offline (it holds up no grace period), then `done`,
+// set last and read once rte_eal_wait_lcore() returned: a happens-before edge
+// ThreadSanitizer can see (EAL's own join is in uninstrumented librte_eal).
+int finish_reader(StateTable &t, std::atomic<bool> &done) {
+    t.reader_offline(0);
+    done.store(true, std::memory_order_release);
+    return 0;
+}
+
 // Let every reader report a quiescent state, then recycle what waited for it.
 void grace_period(StateTable &t, unsigned readers) {
     for (unsigned r = 0; r < readers; r++)
@@ -398,9 +416,7 @@ struct ChurnReader {
     StateTable *table;
     std::atomic<bool> *stop;
     std::atomic<uint64_t> hits{0}, misses{0}, gone{0}, wrong{0}, rounds{0};
-    // Set last by the worker and read once rte_eal_wait_lcore() returned: a happens-before
-    // edge ThreadSanitizer can see (EAL's own join is in uninstrumented librte_eal).
-    std::atomic<bool> done{false};
+    std::atomic<bool> done{false}; // finish_reader()
 };
 
 bool matches(const dp::State &s, uint32_t n) {
@@ -459,21 +475,17 @@ int churn_reader(void *arg) {
         a->wrong.store(wrong, std::memory_order_relaxed);
         a->rounds.store(rounds, std::memory_order_relaxed);
     }
-    t.reader_offline(0);
-    a->done.store(true, std::memory_order_release);
-    return 0;
+    return finish_reader(t, a->done);
 }
 } // namespace
 
 TEST_CASE("a worker looking states up while the main lcore inserts and deletes them never sees "
           "another state's data",
           "[eal][state][concurrent]") {
-    const unsigned worker = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
-    REQUIRE(worker < RTE_MAX_LCORE);
     StateTable t(table_config(1024));
     std::atomic<bool> stop{false};
     ChurnReader reader{&t, &stop};
-    REQUIRE(rte_eal_remote_launch(churn_reader, &reader, worker) == 0);
+    const unsigned worker = launch_beside_main(churn_reader, &reader);
 
     // 200k operations, and on until the worker has read alongside them (on a loaded 2-CPU
     // machine the two lcores may take turns rather than run together), within 1.5 s.
@@ -525,7 +537,7 @@ struct PatternWriter {
     const std::vector<uint32_t> *slots;
     std::atomic<bool> *stop;
     std::atomic<uint64_t> writes{0};
-    std::atomic<bool> done{false};
+    std::atomic<bool> done{false}; // finish_reader()
 };
 
 void write_pattern(dp::State &s, uint32_t v) {
@@ -559,17 +571,13 @@ int pattern_writer(void *arg) {
         t.unlock(slot);
         a->writes.store(++writes, std::memory_order_relaxed);
     }
-    t.reader_offline(0);
-    a->done.store(true, std::memory_order_release);
-    return 0;
+    return finish_reader(t, a->done);
 }
 } // namespace
 
 TEST_CASE("read() copies a state that another lcore keeps writing, never half of one write and "
           "half of another",
           "[eal][state][concurrent]") {
-    const unsigned worker = rte_get_next_lcore(rte_get_main_lcore(), 1, 0);
-    REQUIRE(worker < RTE_MAX_LCORE);
     StateTable t(table_config(64));
     std::vector<uint32_t> slots;
     for (uint32_t n = 0; n < 4; n++) {
@@ -582,7 +590,7 @@ TEST_CASE("read() copies a state that another lcore keeps writing, never half of
     }
     std::atomic<bool> stop{false};
     PatternWriter writer{&t, &slots, &stop};
-    REQUIRE(rte_eal_remote_launch(pattern_writer, &writer, worker) == 0);
+    const unsigned worker = launch_beside_main(pattern_writer, &writer);
 
     // On a loaded 2-CPU machine the two lcores may take turns: read until the writer has
     // written a good many times meanwhile, or 1.5 s.
