@@ -281,13 +281,13 @@ bool StateTable::read(uint32_t slot, State &out, uint32_t *generation) const {
     const auto *from = reinterpret_cast<const uint64_t *>(&s.state);
     auto *to = reinterpret_cast<uint64_t *>(&out);
     for (;;) {
-        const uint64_t start = rte_rdtsc();
         const uint32_t before = s.word.load(std::memory_order_acquire);
-        if (status_of(before) != slot_live) return false;
+        if (status_of(before) != slot_live) return false; // free slots cost no clock read
         if ((before & lock_bit) != 0) {
             rte_pause();
             continue;
         }
+        const uint64_t start = rte_rdtsc();
         for (std::size_t i = 0; i < sizeof(State) / sizeof(uint64_t); i++)
             to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
         std::atomic_thread_fence(std::memory_order_acquire);
@@ -474,7 +474,7 @@ uint32_t StateTable::sweep(uint32_t budget, unsigned writer,
         sweep_cursor_ = i + 1 == slots_ ? 0 : i + 1;
         Slot &s = slot_array_[i];
         uint32_t gen = 0;
-        if (s.status(std::memory_order_relaxed) != slot_live || !read(i, copy, &gen)) continue;
+        if (!read(i, copy, &gen)) continue;
         if (!expired(copy)) continue;
         // Delete only what was judged: a state refreshed (or replaced) since the copy was
         // taken is left for the next round.
@@ -493,9 +493,7 @@ uint32_t StateTable::sweep(uint32_t budget, unsigned writer,
 void StateTable::for_each(const std::function<void(uint32_t, const State &)> &f) {
     State copy;
     for (uint32_t i = 0; i < slots_; i++) {
-        if (slot_array_[i].status(std::memory_order_relaxed) != slot_live || !read(i, copy))
-            continue;
-        f(i, copy);
+        if (read(i, copy)) f(i, copy);
     }
 }
 
@@ -505,9 +503,7 @@ uint32_t StateTable::walk(uint32_t first, uint32_t count,
     const uint32_t end = count < slots_ - first ? first + count : slots_;
     State copy;
     for (uint32_t i = first; i < end; i++) {
-        if (slot_array_[i].status(std::memory_order_relaxed) != slot_live || !read(i, copy))
-            continue;
-        if (!f(i, copy)) return i;
+        if (read(i, copy) && !f(i, copy)) return i;
     }
     return end;
 }

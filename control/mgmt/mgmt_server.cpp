@@ -214,11 +214,11 @@ Json MgmtServer::sync_resync() {
 
 // Runs alongside the workers: StateTable::walk copies each live state with a seqlock read
 // (StateTable::read: no lock, no wait for the workers), so every state listed is consistent
-// in itself; a page is not one instant (states come
-// and go while it is walked), nor are the pages together (state_pages.hpp). The ruleset
-// (for per-rule timeouts) is only ever replaced and freed on this lcore, so reading it here
-// needs no RCU. One page visits at most state_page_scan slots and describes at most
-// max_state_page states: it pauses the main lcore for milliseconds, never the workers.
+// in itself; a page is not one instant (states come and go while it is walked), nor are
+// the pages together (state_pages.hpp). The ruleset (for per-rule timeouts) is only ever
+// replaced and freed on this lcore, so reading it here needs no RCU. One page visits at most
+// state_page_scan slots and describes at most max_state_page states: it pauses the main lcore for
+// milliseconds, never the workers.
 Json MgmtServer::show_states(const StateFilter &filter) {
     const uint32_t now = dp_.now();
     const uint32_t count = dp_.states->count();
