@@ -6,7 +6,7 @@
 // token. Words keep '.', ':' and '/' (addresses, prefixes, port ranges, flags S/SA); a
 // table is the three tokens < name >, as in pf's grammar. The parser reads the tokens
 // once, left to right, in pf.conf's order; the checks that need the whole rule (address
-// family, return-rst) and pf's defaults run at the end.
+// family, return-rst, a translation's state) and pf's defaults run at the end.
 #include "config/pf_rule.hpp"
 
 #include "config/loader.hpp"
@@ -18,6 +18,7 @@
 #include <optional>
 #include <tuple>
 #include <unordered_map>
+#include <utility>
 
 namespace syncwall::config {
 
@@ -108,21 +109,34 @@ constexpr std::string_view timeout_names[state_timeout_count] = {
 
 // Words of the rule's fixed part: met among the options, they are out of order.
 constexpr std::string_view header_words[] = {
-    "pass",  "block", "drop", "return", "return-rst", "return-icmp", "in",   "out", "log",
-    "quick", "on",    "inet", "inet6",  "proto",      "all",         "from", "to",  "port",
+    "pass",  "block", "match", "drop",  "return", "return-rst", "return-icmp", "in", "out",  "log",
+    "quick", "on",    "inet",  "inet6", "proto",  "all",        "from",        "to", "port",
+};
+
+// What may follow a translation's address (pf's pool options), and the methods among them.
+constexpr std::string_view pool_method_words[] = {"round-robin", "random", "source-hash"};
+constexpr PoolMethod pool_methods[] = {PoolMethod::round_robin, PoolMethod::random,
+                                       PoolMethod::source_hash};
+constexpr std::string_view unsupported_pool_options[] = {"bitmask", "sticky-address",
+                                                         "least-states"};
+
+// The pre-4.7 translation rules, which pf replaced with options of pass and match rules.
+constexpr std::pair<std::string_view, std::string_view> old_translation_rules[] = {
+    {"nat", "nat-to"},
+    {"rdr", "rdr-to"},
+    {"binat", "binat-to"},
 };
 
 // pf.conf words that syncwall knows and deliberately does not implement.
 constexpr std::string_view unsupported_actions[] = {
-    "match", "anchor", "antispoof", "scrub", "nat",   "rdr",
-    "binat", "table",  "set",       "load",  "queue", "altq",
+    "anchor", "antispoof", "scrub", "table", "set", "load", "queue", "altq",
 };
 constexpr std::string_view unsupported_options[] = {
-    "user",        "group",     "tag",          "tagged",        "queue",        "rtable",
-    "route-to",    "reply-to",  "dup-to",       "nat-to",        "rdr-to",       "binat-to",
-    "af-to",       "divert-to", "divert-reply", "divert-packet", "probability",  "allow-opts",
-    "fragment",    "once",      "set",          "prio",          "max-pkt-rate", "os",
-    "received-on", "tos",       "scrub",        "return-icmp6",  "sloppy",       "pflow",
+    "user",          "group",        "tag",        "tagged",      "queue",     "rtable",
+    "route-to",      "reply-to",     "dup-to",     "af-to",       "divert-to", "divert-reply",
+    "divert-packet", "probability",  "allow-opts", "fragment",    "once",      "set",
+    "prio",          "max-pkt-rate", "os",         "received-on", "tos",       "scrub",
+    "return-icmp6",  "sloppy",       "pflow",
 };
 constexpr std::string_view unsupported_state_options[] = {
     "no-sync",       "pflow",          "sloppy",       "source-track",
@@ -240,7 +254,10 @@ class Parser {
         if (at_word("all")) {
             next();
         } else {
-            if (at_word("from")) parse_endpoint(rule_.from, from_literals_);
+            if (at_word("from")) {
+                from_hosts_at_ = at_ + 1;
+                parse_endpoint(rule_.from, from_literals_);
+            }
             if (at_word("to")) parse_endpoint(rule_.to, to_literals_);
         }
         while (peek().kind != TokenKind::end)
@@ -359,8 +376,8 @@ class Parser {
 
     void parse_action() {
         const Token &token = next();
-        if (is_word(token, "pass")) {
-            rule_.action = Action::pass;
+        if (is_word(token, "pass") || is_word(token, "match")) {
+            rule_.action = token.text == "pass" ? Action::pass : Action::match;
             const Token &policy = peek();
             if (is_word(policy, "drop") || is_word(policy, "return") ||
                 is_word(policy, "return-rst") || is_word(policy, "return-icmp"))
@@ -389,9 +406,16 @@ class Parser {
         } else if (token.kind == TokenKind::word && contains(unsupported_actions, token.text)) {
             fail(token, quote_for_message(token.text) +
                             " rules are not supported: a rule starts with "
-                            "\"pass\" or \"block\"");
+                            "\"pass\", \"block\" or \"match\"");
+        } else if (auto old = std::find_if(
+                       std::begin(old_translation_rules), std::end(old_translation_rules),
+                       [&](const auto &entry) { return is_word(token, entry.first); });
+                   old != std::end(old_translation_rules)) {
+            fail(token, quote_for_message(token.text) +
+                            " rules are not supported (pf replaced them in OpenBSD 4.7): use " +
+                            quote_for_message(old->second) + " on a pass or match rule");
         } else {
-            expected("\"pass\" or \"block\"", token);
+            expected("\"pass\", \"block\" or \"match\"", token);
         }
     }
 
@@ -640,8 +664,8 @@ class Parser {
     void parse_option() {
         const Token &token = peek();
         if (token.kind != TokenKind::word)
-            expected("an option (flags, icmp-type, icmp6-type, keep state, no state, label) "
-                     "or the end of the rule",
+            expected("an option (flags, icmp-type, icmp6-type, keep state, no state, label, "
+                     "nat-to, rdr-to, binat-to) or the end of the rule",
                      token);
         const std::string &word = token.text;
         if (word == "flags") {
@@ -652,9 +676,15 @@ class Parser {
             parse_state();
         } else if (word == "label") {
             parse_label();
+        } else if (word == "nat-to" || word == "rdr-to" || word == "binat-to") {
+            parse_translation();
+        } else if (word == "static-port" || contains(pool_method_words, word)) {
+            fail(token, quote_for_message(word) +
+                            " is out of place: it goes right after the address (and port) "
+                            "of nat-to or rdr-to");
         } else if (contains(header_words, word)) {
             fail(token, quote_for_message(word) +
-                            " is out of place (the order is: pass or block, in or "
+                            " is out of place (the order is: pass, block or match, in or "
                             "out, log, quick, on, inet or inet6, proto, all or "
                             "from ... to ..., then the options)");
         } else if (contains(unsupported_options, word)) {
@@ -778,6 +808,9 @@ class Parser {
         if (!at_word("state"))
             expected("\"state\" after " + quote_for_message(keyword.text), peek());
         next();
+        if (rule_.action == Action::match)
+            fail(keyword, quote_for_message(keyword.text + " state") +
+                              " cannot be used on match rules: they never keep state");
         if (keyword.text == "modulate" || keyword.text == "synproxy")
             fail(keyword, quote_for_message(keyword.text + " state") +
                               " is not supported (use \"keep "
@@ -787,6 +820,7 @@ class Parser {
                               ": the rule's state is already given");
         state_given_ = true;
         if (keyword.text == "no") {
+            no_state_ = &keyword;
             rule_.state.keep_state = false;
             return;
         }
@@ -854,11 +888,261 @@ class Parser {
         rule_.label = token.text;
     }
 
+    // ---- translations: nat-to, rdr-to, binat-to
+
+    void parse_translation() {
+        const Token &keyword = next();
+        const std::string &word = keyword.text;
+        const bool rdr = word == "rdr-to", binat = word == "binat-to";
+        // pf: each at most once; nat-to and binat-to share the rule's nat.
+        const Token *&slot = rdr ? rdr_keyword_ : nat_keyword_;
+        if (slot)
+            fail(keyword, slot->text == word
+                              ? "duplicate " + quote_for_message(word)
+                              : quote_for_message(word) + " cannot be combined with " +
+                                    quote_for_message(slot->text));
+        const Token *other = binat ? rdr_keyword_
+                             : rdr && nat_keyword_ && nat_keyword_->text == "binat-to"
+                                 ? nat_keyword_
+                                 : nullptr;
+        if (other)
+            fail(keyword, quote_for_message(word) + " cannot be combined with " +
+                              quote_for_message(other->text));
+        slot = &keyword;
+        if (rule_.action == Action::block)
+            fail(keyword, quote_for_message(word) + " applies only to pass and match rules");
+        if (binat) {
+            parse_binat(keyword);
+            return;
+        }
+        if (!rdr && rule_.direction != Direction::out)
+            fail(keyword, "nat-to can only be used on outbound rules (\"out\")");
+        if (rdr && rule_.direction != Direction::in)
+            fail(keyword, "rdr-to can only be used on inbound rules (\"in\")");
+
+        Translation &translation = rdr ? rule_.rdr : rule_.nat;
+        translation.set = true;
+        auto item = [&](const std::string &context) {
+            translation.pool.push_back(parse_pool_item(context));
+        };
+        if (at_punct("{"))
+            parse_list(item);
+        else
+            item("after " + quote_for_message(word));
+        const Token *port = at_word("port") ? &peek() : nullptr;
+        if (port) parse_translation_port(translation, rdr);
+        parse_pool_options(translation, keyword, port);
+    }
+
+    // One entry of a nat-to or rdr-to pool: ADDRESS[/LEN], (IFNAME), IFNAME or <TABLE>.
+    HostSpec parse_pool_item(const std::string &context) {
+        const std::string what = "an address, (interface) or <table>";
+        HostSpec host;
+        const Token &token = peek();
+        if (is_punct(token, "!")) fail(token, "a translation address cannot be negated");
+        if (is_punct(token, "{")) fail(token, "lists cannot be nested");
+        if (is_punct(token, "<")) return parse_table(host);
+        if (is_punct(token, "(")) {
+            next();
+            const Token &name = peek();
+            if (name.kind != TokenKind::word) expected("an interface name after \"(\"", name);
+            if (!is_interface(name.text))
+                fail(name, "unknown interface " + quote_for_message(name.text) +
+                               " (interfaces: " + join(interfaces_) + ")");
+            next();
+            if (!at_punct(")")) expected("\")\" after the interface name", peek());
+            next();
+            host.kind = HostSpec::Kind::iface_address;
+            host.name = name.text;
+            host.dynamic = true;
+            return host;
+        }
+        if (token.kind != TokenKind::word) expected(what + " " + context, token);
+        const std::string &word = token.text;
+        if (word == "any" || word == "self")
+            fail(token, quote_for_message(word) +
+                            " cannot be a translation address (use an address, (interface) or "
+                            "<table>)");
+        if (auto prefix = parse_ip_prefix(word)) {
+            next();
+            host.kind = HostSpec::Kind::prefix;
+            host.prefix = network_of(*prefix);
+            pool_literals_.push_back({prefix->addr.family, token.offset, word});
+            return host;
+        }
+        size_t colon = word.find(':');
+        if (colon != std::string::npos && is_interface(word.substr(0, colon))) {
+            std::string name = word.substr(0, colon);
+            fail(token, quote_for_message(word) + " cannot be a translation address (use (" + name +
+                            ") or " + name + ")");
+        }
+        if (is_interface(word)) {
+            next();
+            host.kind = HostSpec::Kind::iface_address;
+            host.name = word;
+            return host;
+        }
+        if (looks_like_address(word)) fail(token, "bad address " + quote_for_message(word));
+        expected(what + " " + context, token);
+    }
+
+    // `port N` (nat-to, rdr-to) or `port N:M` (nat-to); at "port".
+    void parse_translation_port(Translation &translation, bool rdr) {
+        const Token &keyword = next();
+        if (rdr) {
+            if (rule_.protos.empty())
+                fail(keyword, "rdr-to's port only applies to tcp/udp: add \"proto tcp\" or "
+                              "\"proto udp\"");
+            for (uint8_t proto : rule_.protos)
+                if (proto != ipproto_tcp && proto != ipproto_udp)
+                    fail(keyword,
+                         "rdr-to's port only applies to tcp/udp, not " + proto_text(proto));
+        }
+        const Token &value = peek();
+        if (value.kind != TokenKind::word) expected("a port number or name after \"port\"", value);
+        next();
+        uint16_t lo = 0, hi = 0;
+        size_t colon = value.text.find(':');
+        if (colon != std::string::npos) {
+            if (rdr) fail(value, "rdr-to takes one port, not a range");
+            if (colon == 0 || colon + 1 == value.text.size())
+                fail(value, "expected a port range like 50001:65535, got " +
+                                quote_for_message(value.text));
+            lo = port_value(value.text.substr(0, colon), value.offset);
+            hi = port_value(value.text.substr(colon + 1), value.offset + colon + 1);
+            if (lo > hi) fail(value, "port range " + shorten(value.text) + " is backwards");
+        } else {
+            lo = hi = port_value(value.text, value.offset);
+        }
+        if (lo == 0) fail(value, "port 0 cannot be a translation port (1..65535)");
+        // pf's default range, written out, is the default: keep one form of the rule.
+        if (!rdr && lo == 50001 && hi == 65535) lo = hi = 0;
+        translation.port_lo = lo;
+        translation.port_hi = hi;
+    }
+
+    // static-port and the pool method, in either order, each at most once.
+    void parse_pool_options(Translation &translation, const Token &keyword, const Token *port) {
+        const Token *static_port = nullptr, *method = nullptr;
+        for (;;) {
+            const Token &token = peek();
+            if (token.kind != TokenKind::word) return;
+            const std::string &word = token.text;
+            if (word == "static-port") {
+                if (keyword.text != "nat-to") fail(token, "\"static-port\" applies only to nat-to");
+                if (static_port) fail(token, "duplicate \"static-port\"");
+                if (port)
+                    fail(token, "\"static-port\" cannot be combined with \"port\" (it keeps "
+                                "the source port)");
+                static_port = &token;
+                translation.static_port = true;
+            } else if (auto it = std::find(std::begin(pool_method_words),
+                                           std::end(pool_method_words), word);
+                       it != std::end(pool_method_words)) {
+                if (method)
+                    fail(token, method->text == word
+                                    ? "duplicate " + quote_for_message(word)
+                                    : quote_for_message(word) + " cannot be combined with " +
+                                          quote_for_message(method->text));
+                method = &token;
+                translation.method = pool_methods[it - std::begin(pool_method_words)];
+                next();
+                const Token &key = peek();
+                if (word == "source-hash" &&
+                    (key.kind == TokenKind::string ||
+                     (key.kind == TokenKind::word && key.text.rfind("0x", 0) == 0)))
+                    fail(key, "source-hash keys are not supported (write \"source-hash\" "
+                              "alone)");
+                continue;
+            } else if (contains(unsupported_pool_options, word)) {
+                fail(token, "pool option " + quote_for_message(word) + " is not supported");
+            } else if (word == "port") {
+                fail(token, port ? "duplicate \"port\""
+                                 : "\"port\" goes right after the address of " + keyword.text);
+            } else {
+                return;
+            }
+            next();
+        }
+    }
+
+    // `binat-to ADDRESS` on a rule `on IFNAME from ADDRESS`, no direction; at the address.
+    void parse_binat(const Token &keyword) {
+        if (rule_.direction != Direction::both)
+            fail(keyword, std::string("binat-to translates both directions: leave out \"") +
+                              (rule_.direction == Direction::in ? "in" : "out") + "\"");
+        if (rule_.iface.empty())
+            fail(keyword, "binat-to needs the interface it translates on: add \"on IFNAME\"");
+        if (rule_.iface_negated)
+            fail(keyword, "binat-to cannot be used on \"on ! " + rule_.iface +
+                              "\": name the interface it translates on");
+        const Token *from = from_hosts_at_ < tokens_.size() ? &tokens_[from_hosts_at_] : nullptr;
+        if (!from || is_word(*from, "port"))
+            fail(keyword, "binat-to needs the address it translates: add \"from ADDRESS\"");
+        const std::vector<HostSpec> &sources = rule_.from.hosts;
+        if (sources.size() != 1) fail(*from, "binat-to needs one source address, not a list");
+        if (sources[0].negated) fail(*from, "binat-to cannot translate a negated source");
+        if (sources[0].kind != HostSpec::Kind::prefix)
+            fail(*from, "binat-to needs a source address or prefix (not a table, interface, "
+                        "self or any)");
+
+        const Token &token = peek();
+        if (is_punct(token, "{")) fail(token, "binat-to takes one address, not a list");
+        if (is_punct(token, "<")) fail(token, "binat-to takes an address, not a table");
+        if (is_punct(token, "(")) fail(token, "binat-to takes an address, not an interface");
+        if (is_punct(token, "!")) fail(token, "a translation address cannot be negated");
+        const std::string what = "an address or prefix after \"binat-to\"";
+        if (token.kind != TokenKind::word) expected(what, token);
+        auto prefix = parse_ip_prefix(token.text);
+        if (!prefix) {
+            size_t colon = token.text.find(':');
+            if (is_interface(token.text) ||
+                (colon != std::string::npos && is_interface(token.text.substr(0, colon))))
+                fail(token, "binat-to takes an address, not an interface");
+            if (looks_like_address(token.text))
+                fail(token, "bad address " + quote_for_message(token.text));
+            expected(what, token);
+        }
+        next();
+        const IpPrefix &source = sources[0].prefix;
+        if (prefix->addr.family == source.addr.family && prefix->length != source.length)
+            fail(token, "binat-to " + shorten(token.text) + " is a /" +
+                            std::to_string(prefix->length) + " but the source " +
+                            host_prefix_text(source) + " is a /" + std::to_string(source.length) +
+                            ": they must be as long");
+        pool_literals_.push_back({prefix->addr.family, token.offset, token.text});
+        HostSpec host;
+        host.kind = HostSpec::Kind::prefix;
+        host.prefix = network_of(*prefix);
+        rule_.binat = true;
+        rule_.nat.set = true;
+        rule_.nat.pool = {host};
+
+        const Token &after = peek();
+        if (after.kind == TokenKind::word && (after.text == "port" || after.text == "static-port" ||
+                                              contains(pool_method_words, after.text) ||
+                                              contains(unsupported_pool_options, after.text)))
+            fail(after, quote_for_message(after.text) +
+                            " cannot be used with binat-to (it maps one address, or prefix, "
+                            "to another)");
+    }
+
+    static std::string host_prefix_text(const IpPrefix &prefix) {
+        bool full = prefix.length == (prefix.addr.is_v4() ? 32 : 128);
+        return full ? prefix.addr.to_string() : prefix.to_string();
+    }
+
     // ---- whole-rule checks and pf's defaults
 
     void finish() {
         if (return_rst_ && rule_.protos != std::vector<uint8_t>{ipproto_tcp})
             fail(*return_rst_, "\"return-rst\" applies only to \"proto tcp\" rules");
+        // pfctl: "nat-to and rdr-to require keep state" (binat-to too).
+        if (no_state_ && (nat_keyword_ || rdr_keyword_))
+            fail(*no_state_,
+                 "\"no state\" cannot be used with " +
+                     quote_for_message((nat_keyword_ ? nat_keyword_ : rdr_keyword_)->text) +
+                     ": a translation needs the state");
 
         // Address family: written, implied by icmp-type, or that of every address on one
         // side (pf's decide_address_family); then every address must agree with it.
@@ -874,10 +1158,15 @@ class Parser {
             } else if (uint8_t af = uniform_family(rule_.to, to_literals_)) {
                 rule_.af = af;
                 reason = "the destination addresses are " + std::string(af == 4 ? "IPv4" : "IPv6");
+            } else if (!pool_literals_.empty()) {
+                // A translation address of one family: only that family can be translated.
+                rule_.af = pool_literals_.front().family;
+                reason =
+                    "the translation addresses are " + std::string(rule_.af == 4 ? "IPv4" : "IPv6");
             }
         }
         if (rule_.af != 0)
-            for (const auto *literals : {&from_literals_, &to_literals_})
+            for (const auto *literals : {&from_literals_, &to_literals_, &pool_literals_})
                 for (const auto &literal : *literals)
                     if (literal.family != rule_.af)
                         fail(literal.offset, "address family mismatch: " + shorten(literal.text) +
@@ -910,7 +1199,12 @@ class Parser {
     size_t at_ = 0;
     PfRule rule_;
     std::vector<Literal> from_literals_, to_literals_;
+    std::vector<Literal> pool_literals_; // nat-to, rdr-to and binat-to addresses
+    size_t from_hosts_at_ = std::numeric_limits<size_t>::max(); // token after "from"
     const Token *return_rst_ = nullptr;
+    const Token *no_state_ = nullptr;
+    const Token *nat_keyword_ = nullptr; // nat-to or binat-to
+    const Token *rdr_keyword_ = nullptr;
     const Token *icmp_keyword_ = nullptr;
     bool state_given_ = false;
 };
@@ -931,7 +1225,7 @@ std::string host_text(const HostSpec &host) {
     case HostSpec::Kind::iface_network:
         return out + host.name + ":network";
     case HostSpec::Kind::iface_address:
-        return out + host.name;
+        return out + (host.dynamic ? "(" + host.name + ")" : host.name);
     case HostSpec::Kind::self:
         return out + "self";
     }
@@ -999,6 +1293,32 @@ std::string endpoint_text(const Endpoint &endpoint) {
     std::string out =
         list_text(endpoint.hosts, [](const HostSpec &host, bool) { return host_text(host); });
     if (!endpoint.ports.empty()) out += " port " + list_text(endpoint.ports, port_text);
+    return out;
+}
+
+// POOL [port N[:M]] [static-port] [method], as nat-to and rdr-to take it.
+std::string translation_text(const Translation &translation) {
+    std::string out =
+        list_text(translation.pool, [](const HostSpec &host, bool) { return host_text(host); });
+    if (translation.port_lo != 0 || translation.port_hi != 0) {
+        out += " port " + std::to_string(translation.port_lo);
+        if (translation.port_hi != translation.port_lo)
+            out += ":" + std::to_string(translation.port_hi);
+    }
+    if (translation.static_port) out += " static-port";
+    switch (translation.method) {
+    case PoolMethod::none:
+        break;
+    case PoolMethod::round_robin:
+        out += " round-robin";
+        break;
+    case PoolMethod::random:
+        out += " random";
+        break;
+    case PoolMethod::source_hash:
+        out += " source-hash";
+        break;
+    }
     return out;
 }
 
@@ -1081,7 +1401,7 @@ bool same_filter(const PfRule &a, const PfRule &b) {
     auto fields = [](const PfRule &r) {
         return std::tie(r.action, r.block_policy, r.direction, r.log, r.quick, r.iface,
                         r.iface_negated, r.af, r.protos, r.from, r.to, r.flags, r.flags_mask,
-                        r.icmp_types, r.state, r.label);
+                        r.icmp_types, r.state, r.label, r.nat, r.rdr, r.binat);
     };
     return fields(a) == fields(b);
 }
@@ -1135,7 +1455,9 @@ std::vector<PfRule> parse_pf_rules(const Config &cfg) {
 }
 
 std::string to_string(const PfRule &rule) {
-    std::string out = rule.action == Action::pass ? "pass" : "block";
+    std::string out = rule.action == Action::pass    ? "pass"
+                      : rule.action == Action::block ? "block"
+                                                     : "match";
     if (rule.action == Action::block) {
         switch (rule.block_policy) {
         case BlockPolicy::drop:
@@ -1199,6 +1521,12 @@ std::string to_string(const PfRule &rule) {
             out += c;
         }
         out += "\"";
+    }
+    if (rule.binat) {
+        out += " binat-to " + translation_text(rule.nat);
+    } else {
+        if (rule.nat.set) out += " nat-to " + translation_text(rule.nat);
+        if (rule.rdr.set) out += " rdr-to " + translation_text(rule.rdr);
     }
     return out;
 }

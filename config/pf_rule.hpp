@@ -11,19 +11,31 @@
 // rule. Pure std: no DPDK, no globals.
 //
 // Grammar, in pf.conf(5) order (a word in [] is optional, | separates choices):
-//   pass | block [drop | return | return-rst | return-icmp]
+//   pass | match | block [drop | return | return-rst | return-icmp]
 //   [in | out] [log] [quick] [on [!]IFNAME] [inet | inet6]
 //   [proto PROTO | proto { PROTO ... }]
 //   [all | [from HOSTS [port PORTS]] [to HOSTS [port PORTS]]]
 //   then, in any order, each at most once:
 //   [flags A/B | flags /B | flags any]
 //   [icmp-type TYPE [code CODE] | icmp6-type TYPE [code CODE] | either with a { list }]
-//   [keep state [( max N, tcp.established N, ... )] | no state]
+//   [keep state [( max N, tcp.established N, ... )] | no state]   (not on match rules)
 //   [label "TEXT"]
+//   [nat-to POOL [port N | port N:M] [static-port] [round-robin | random | source-hash]]
+//   [rdr-to POOL [port N] [round-robin | random | source-hash]]
+//   [binat-to ADDRESS[/LEN]]
 // HOSTS is one host or a { list } (commas optional) of: any, self, [!]ADDRESS[/LEN],
 // [!]<TABLE>, [!]IFNAME (its addresses), [!]IFNAME:network. A from/to without hosts
 // ("to port 22") means any. PORTS: N, NAME, = != < <= > >= N, A:B (inclusive), A >< B
 // (strictly between), A <> B (outside), or a { list } of them.
+// POOL is one of, or a { list } of: ADDRESS[/LEN], (IFNAME), IFNAME, <TABLE>; no `!`, any,
+// self or IFNAME:network. static-port and the method follow the port, in either order.
+// Translations (pfctl's rules): only on pass and match rules, and a pass rule must keep
+// state; nat-to only on `out` rules, rdr-to only on `in` rules, and rdr-to's port only with
+// proto tcp/udp; `port 50001:65535` (pf's default) reads as no port; static-port not with
+// a port. binat-to: a rule with no direction, `on IFNAME` and `from` one address or prefix
+// as long as binat-to's; not with nat-to or rdr-to. match rules never keep state and get
+// no default flags. The family of literal translation addresses must be the rule's; a rule
+// with no family of its own (written or from its addresses) takes theirs.
 #pragma once
 
 #include "config/config.hpp"
@@ -38,7 +50,9 @@
 
 namespace syncwall::config {
 
-enum class Action : uint8_t { pass, block };
+// `match` applies its options (translations, log) to every packet it matches without
+// deciding: the last matching pass or block rule decides, as in pf.
+enum class Action : uint8_t { pass, block, match };
 
 // What a block rule does with the packet it drops (pf's block-policy per rule). `return_`
 // answers TCP with a RST and everything else with an ICMP(v6) unreachable.
@@ -58,8 +72,9 @@ struct HostSpec {
     };
     Kind kind = Kind::any;
     bool negated = false;
-    IpPrefix prefix;  // Kind::prefix
-    std::string name; // Kind::table, iface_network, iface_address
+    IpPrefix prefix;      // Kind::prefix
+    std::string name;     // Kind::table, iface_network, iface_address
+    bool dynamic = false; // Kind::iface_address written `(IFNAME)` (translation pools only)
 
     bool operator==(const HostSpec &) const = default;
 };
@@ -131,6 +146,30 @@ inline constexpr uint8_t fin = 0x01, syn = 0x02, rst = 0x04, psh = 0x08, ack = 0
 // IP protocol numbers the grammar treats specially.
 inline constexpr uint8_t ipproto_icmp = 1, ipproto_tcp = 6, ipproto_udp = 17, ipproto_icmpv6 = 58;
 
+// How a translation picks an address from a pool of several (pf's pool options).
+// `none`: the pool is one address (or the method was not written and pf's default applies:
+// round-robin for a list or table, the one address otherwise).
+enum class PoolMethod : uint8_t { none, round_robin, random, source_hash };
+
+// A translation target: `nat-to`, `rdr-to` or `binat-to` and what follows it.
+//   nat-to  POOL [port N | port N:M] [static-port] [round-robin | random | source-hash]
+//   rdr-to  POOL [port N]             [round-robin | random | source-hash]
+//   binat-to ADDRESS                  (one address, or a prefix as long as the source's)
+// POOL is one HostSpec or a { list } of them: an address or prefix (Kind::prefix), an
+// interface's addresses written `(IFNAME)` (Kind::iface_address with `dynamic` set: the
+// interface's CARP virtual addresses when it has any, so that an HA pair translates to an
+// address that moves with mastership; else its own), or <TABLE> (Kind::table).
+struct Translation {
+    bool set = false;           // the option was written
+    std::vector<HostSpec> pool; // never empty when set; no negation, no any/self
+    uint16_t port_lo = 0;       // nat-to: source ports to use (0/0 = 50001:65535, pf's
+    uint16_t port_hi = 0;       //   default); rdr-to: the destination port (lo == hi), 0 = kept
+    bool static_port = false;   // nat-to: keep the source port
+    PoolMethod method = PoolMethod::none;
+
+    bool operator==(const Translation &) const = default;
+};
+
 struct PfRule {
     Action action = Action::pass;
     BlockPolicy block_policy = BlockPolicy::drop; // block rules only
@@ -155,6 +194,13 @@ struct PfRule {
     std::vector<IcmpSpec> icmp_types; // empty = any type
     StateOptions state;
     std::string label; // empty = none; at most 63 bytes
+    // Translations. nat-to only on `out` rules, rdr-to only on `in` rules (as pfctl
+    // insists); `binat-to X` on a rule `on IF from A` is kept as written here (binat set,
+    // nat holding X) and the compiler makes both directions of it: outbound from A nat-to X
+    // (static port), inbound to X rdr-to A.
+    Translation nat; // nat-to (or binat-to's address)
+    Translation rdr; // rdr-to
+    bool binat = false;
 
     // Where the rule came from: not part of what it matches (see same_filter()).
     uint32_t number = 0; // position in the ruleset, 0-based

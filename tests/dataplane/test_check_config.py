@@ -36,7 +36,7 @@ def test_a_valid_file_compiles_and_says_ok(tmp_path):
 
 @pytest.mark.parametrize("rule, message", [
     ("pass in on lan proto tcp to port 80 frobnicate", 'unknown keyword "frobnicate"'),
-    ("match in on lan scrub (no-df)", '"match" rules are not supported'),
+    ("match in on lan scrub (no-df)", 'pf option "scrub" is not supported'),
     ("pass in on lan from <nosuchtable> to any", "nosuchtable"),
 ])
 def test_a_rule_the_daemon_refuses_fails_with_its_position(tmp_path, rule, message):

@@ -47,6 +47,10 @@ HostSpec address(const std::string &text, bool negated = false) {
 HostSpec named(HostSpec::Kind kind, const std::string &name, bool negated = false) {
     return {kind, negated, {}, name};
 }
+// `(name)` in a translation pool.
+HostSpec dynamic_iface(const std::string &name) {
+    return {HostSpec::Kind::iface_address, false, {}, name, true};
+}
 
 PortSpec port(PortOp op, uint16_t a, uint16_t b = 0) {
     return {op, a, b};
@@ -488,6 +492,449 @@ TEST_CASE("same_filter ignores where a rule came from but nothing it matches", "
     CHECK_FALSE(same_filter(a, parse("pass in proto tcp flags any")));
 }
 
+// ---- translations: match rules, nat-to, rdr-to, binat-to
+
+TEST_CASE("match rules apply their options without state, flags defaults or a policy", "[pfrule]") {
+    auto rule = parse("match out log on wan from 192.0.2.0/24 nat-to (wan)");
+    CHECK(rule.action == Action::match);
+    CHECK(rule.direction == Direction::out);
+    CHECK(rule.log);
+    CHECK(rule.iface == "wan");
+    CHECK_FALSE(rule.state.keep_state);
+    CHECK(rule.flags_mask == 0); // pf's S/SA is for pass rules keeping state only
+    CHECK(rule.block_policy == BlockPolicy::drop);
+    CHECK(rule.nat.set);
+    CHECK(rule.nat.pool == std::vector{dynamic_iface("wan")});
+    CHECK_FALSE(rule.rdr.set);
+    CHECK_FALSE(rule.binat);
+
+    auto plain = parse("match in quick proto tcp");
+    CHECK(plain.action == Action::match);
+    CHECK(plain.quick);
+    CHECK_FALSE(plain.state.keep_state);
+    CHECK(plain.flags_mask == 0);
+    CHECK_FALSE(plain.nat.set);
+    CHECK(to_string(plain) == "match in quick proto tcp all");
+
+    auto flags = parse("match proto tcp flags S/SA");
+    CHECK(flags.flags == S);
+    CHECK(flags.flags_mask == (S | A));
+    CHECK(to_string(parse("match")) == "match all");
+}
+
+TEST_CASE("nat-to takes an address, prefix, interface, table or list", "[pfrule]") {
+    auto nat = [](const std::string &rest) { return parse("pass out on wan " + rest).nat; };
+    SECTION("one address: no port range (pf's default), no method") {
+        auto rule = parse("pass out on wan nat-to 198.51.100.1");
+        CHECK(rule.nat.set);
+        CHECK(rule.nat.pool == std::vector{address("198.51.100.1/32")});
+        CHECK(rule.nat.port_lo == 0);
+        CHECK(rule.nat.port_hi == 0);
+        CHECK_FALSE(rule.nat.static_port);
+        CHECK(rule.nat.method == PoolMethod::none);
+        CHECK_FALSE(rule.rdr.set);
+        CHECK_FALSE(rule.binat);
+        CHECK(rule.state.keep_state); // a pass rule still keeps state, with S/SA
+        CHECK(rule.flags_mask == (S | A));
+        CHECK(rule.af == 4); // from the translation address, as pfctl does
+    }
+    SECTION("(interface) is dynamic, a bare interface is not") {
+        CHECK(nat("nat-to (wan)").pool == std::vector{dynamic_iface("wan")});
+        CHECK(nat("nat-to ( dmz )").pool == std::vector{dynamic_iface("dmz")});
+        CHECK(nat("nat-to wan").pool == std::vector{named(HostSpec::Kind::iface_address, "wan")});
+        CHECK_FALSE(nat("nat-to wan").pool[0].dynamic);
+        CHECK(parse("pass out on wan nat-to (wan)").af == 0);
+    }
+    SECTION("a prefix has its host bits cleared") {
+        CHECK(nat("nat-to 198.51.100.7/29").pool == std::vector{address("198.51.100.0/29")});
+    }
+    SECTION("a table") {
+        auto translation = nat("nat-to <web>");
+        CHECK(translation.pool == std::vector{named(HostSpec::Kind::table, "web")});
+        CHECK(translation.method == PoolMethod::none); // the compiler applies pf's default
+        CHECK(parse("pass out nat-to < bad >").nat.pool ==
+              std::vector{named(HostSpec::Kind::table, "bad")});
+    }
+    SECTION("a list, commas optional, of every kind") {
+        auto translation = nat("nat-to { 198.51.100.1, 198.51.100.8/29 (wan) dmz <web> }");
+        CHECK(translation.pool == std::vector{address("198.51.100.1/32"),
+                                              address("198.51.100.8/29"), dynamic_iface("wan"),
+                                              named(HostSpec::Kind::iface_address, "dmz"),
+                                              named(HostSpec::Kind::table, "web")});
+        CHECK(translation.method == PoolMethod::none);
+    }
+    SECTION("port N and port N:M, by number or name") {
+        auto one = nat("nat-to 198.51.100.1 port 4000");
+        CHECK(one.port_lo == 4000);
+        CHECK(one.port_hi == 4000);
+        auto range = nat("nat-to 198.51.100.1 port 1024:2047");
+        CHECK(range.port_lo == 1024);
+        CHECK(range.port_hi == 2047);
+        auto named_port = nat("nat-to 198.51.100.1 port http-alt");
+        CHECK(named_port.port_lo == 8080);
+        CHECK(named_port.port_hi == 8080);
+    }
+    SECTION("pf's default range written out is the default") {
+        auto translation = nat("nat-to (wan) port 50001:65535");
+        CHECK(translation.port_lo == 0);
+        CHECK(translation.port_hi == 0);
+        CHECK(translation == nat("nat-to (wan)"));
+    }
+    SECTION("static-port") {
+        auto translation = nat("nat-to 198.51.100.1 static-port");
+        CHECK(translation.static_port);
+        CHECK(translation.port_lo == 0);
+    }
+    SECTION("each method, before or after static-port") {
+        CHECK(nat("nat-to <web> round-robin").method == PoolMethod::round_robin);
+        CHECK(nat("nat-to <web> random").method == PoolMethod::random);
+        CHECK(nat("nat-to <web> source-hash").method == PoolMethod::source_hash);
+        auto both = nat("nat-to { 198.51.100.1 198.51.100.2 } random static-port");
+        CHECK(both.method == PoolMethod::random);
+        CHECK(both.static_port);
+        CHECK(both == nat("nat-to { 198.51.100.1 198.51.100.2 } static-port random"));
+        auto ported = nat("nat-to 198.51.100.0/28 port 2000:3000 source-hash");
+        CHECK(ported.method == PoolMethod::source_hash);
+        CHECK(ported.port_lo == 2000);
+        CHECK(ported.port_hi == 3000);
+    }
+    SECTION("the other options may come before or after it") {
+        auto rule = parse("pass out on wan proto tcp label x nat-to (wan) round-robin flags any "
+                          "keep state (max 9)");
+        CHECK(rule.label == "x");
+        CHECK(rule.nat.pool == std::vector{dynamic_iface("wan")});
+        CHECK(rule.nat.method == PoolMethod::round_robin);
+        CHECK(rule.flags_explicit);
+        CHECK(rule.state.max_states == 9);
+    }
+    SECTION("IPv6: NAT66 to an address or a prefix") {
+        auto rule = parse("pass out on wan inet6 from fd00::/64 nat-to 2001:db8::1");
+        CHECK(rule.af == 6);
+        CHECK(rule.nat.pool == std::vector{address("2001:db8::1/128")});
+        auto prefixed = parse("match out on wan nat-to 2001:db8:0:1::5/64");
+        CHECK(prefixed.af == 6); // from the translation address
+        CHECK(prefixed.nat.pool == std::vector{address("2001:db8:0:1::/64")});
+    }
+}
+
+TEST_CASE("rdr-to takes a pool and an optional port", "[pfrule]") {
+    auto rule = parse("pass in on wan proto tcp to port 80 rdr-to 10.0.0.10");
+    CHECK(rule.rdr.set);
+    CHECK(rule.rdr.pool == std::vector{address("10.0.0.10/32")});
+    CHECK(rule.rdr.port_lo == 0); // the destination port is kept
+    CHECK(rule.rdr.port_hi == 0);
+    CHECK(rule.rdr.method == PoolMethod::none);
+    CHECK_FALSE(rule.nat.set);
+    CHECK(rule.af == 4);
+    CHECK(rule.state.keep_state);
+
+    auto ported = parse("pass in on wan proto { tcp udp } to port 8080 rdr-to 10.0.0.10 port 80");
+    CHECK(ported.rdr.port_lo == 80);
+    CHECK(ported.rdr.port_hi == 80);
+    CHECK(parse("pass in proto tcp rdr-to 10.0.0.10 port www").rdr.port_lo == 80);
+
+    auto pool =
+        parse("match in on wan proto tcp to port 443 rdr-to { 10.0.0.10 10.0.0.11 } source-hash");
+    CHECK(pool.action == Action::match);
+    CHECK(pool.rdr.pool == std::vector{address("10.0.0.10/32"), address("10.0.0.11/32")});
+    CHECK(pool.rdr.method == PoolMethod::source_hash);
+    CHECK(parse("pass in rdr-to <web> round-robin").rdr.method == PoolMethod::round_robin);
+    CHECK(parse("pass in rdr-to (lan) random").rdr.pool == std::vector{dynamic_iface("lan")});
+    CHECK(parse("pass in inet6 proto tcp rdr-to 2001:db8::10 port 80").rdr.pool ==
+          std::vector{address("2001:db8::10/128")});
+}
+
+TEST_CASE("binat-to maps one source address or prefix on an interface", "[pfrule]") {
+    auto rule = parse("pass on wan from 10.0.0.10 binat-to 198.51.100.10");
+    CHECK(rule.binat);
+    CHECK(rule.nat.set);
+    CHECK(rule.nat.pool == std::vector{address("198.51.100.10/32")});
+    CHECK(rule.nat.port_lo == 0);
+    CHECK_FALSE(rule.nat.static_port); // the compiler makes binat's static port
+    CHECK(rule.nat.method == PoolMethod::none);
+    CHECK_FALSE(rule.rdr.set);
+    CHECK(rule.direction == Direction::both);
+    CHECK(rule.af == 4);
+
+    auto net = parse("match on wan from 10.0.1.0/24 to any binat-to 198.51.100.77/24");
+    CHECK(net.binat);
+    CHECK(net.nat.pool == std::vector{address("198.51.100.0/24")});
+    auto six = parse("pass on wan from { fd00::10 } binat-to 2001:db8::10");
+    CHECK(six.binat);
+    CHECK(six.af == 6);
+    CHECK(six.nat.pool == std::vector{address("2001:db8::10/128")});
+}
+
+TEST_CASE("translations print in canonical form, which parses to the same rule", "[pfrule]") {
+    struct Case {
+        std::string input, canonical;
+    };
+    std::vector<Case> cases = {
+        {"match out on wan from 192.0.2.0/24 nat-to (wan) port 50001:65535 round-robin",
+         "match out on wan inet from 192.0.2.0/24 to any nat-to (wan) round-robin"},
+        {"pass out on wan nat-to 198.51.100.1",
+         "pass out on wan inet all flags S/SA keep state nat-to 198.51.100.1"},
+        {"pass out on wan nat-to wan static-port",
+         "pass out on wan all flags S/SA keep state nat-to wan static-port"},
+        {"match out on wan nat-to 198.51.100.5/28 source-hash",
+         "match out on wan inet all nat-to 198.51.100.0/28 source-hash"},
+        {"match out nat-to < web > random", "match out all nat-to <web> random"},
+        {"match out nat-to { 198.51.100.1 198.51.100.2 } port 1024:2047 round-robin",
+         "match out inet all nat-to { 198.51.100.1, 198.51.100.2 } port 1024:2047 round-robin"},
+        {"match out nat-to 198.51.100.1 port 4000", "match out inet all nat-to 198.51.100.1 port "
+                                                    "4000"},
+        {"match out nat-to { (wan) , <web> }", "match out all nat-to { (wan), <web> }"},
+        {"match out nat-to 198.51.100.1 random static-port",
+         "match out inet all nat-to 198.51.100.1 static-port random"},
+        {"pass out on wan inet6 from fd00::/64 nat-to 2001:db8::1",
+         "pass out on wan inet6 from fd00::/64 to any flags S/SA keep state nat-to 2001:db8::1"},
+        {"match out log quick on wan proto udp nat-to (wan) label nat",
+         "match out log quick on wan proto udp all label \"nat\" nat-to (wan)"},
+        {"pass in on wan proto tcp to port 80 rdr-to 10.0.0.10 port 8080",
+         "pass in on wan inet proto tcp from any to any port = 80 flags S/SA keep state rdr-to "
+         "10.0.0.10 port 8080"},
+        {"match in on wan proto tcp to port 443 rdr-to { 10.0.0.10 10.0.0.11 } source-hash",
+         "match in on wan inet proto tcp from any to any port = 443 rdr-to { 10.0.0.10, "
+         "10.0.0.11 } source-hash"},
+        {"pass in on wan rdr-to 10.0.0.10", "pass in on wan inet all flags S/SA keep state "
+                                            "rdr-to 10.0.0.10"},
+        {"pass in rdr-to (lan) random", "pass in all flags S/SA keep state rdr-to (lan) random"},
+        {"pass on wan from 10.0.0.10 binat-to 198.51.100.10",
+         "pass on wan inet from 10.0.0.10 to any flags S/SA keep state binat-to 198.51.100.10"},
+        {"match on wan from 10.0.1.0/24 binat-to 198.51.100.0/24",
+         "match on wan inet from 10.0.1.0/24 to any binat-to 198.51.100.0/24"},
+        {"match in proto tcp flags S/SA", "match in proto tcp all flags S/SA"},
+    };
+    for (const auto &c : cases) {
+        CAPTURE(c.input);
+        auto rule = parse(c.input);
+        CHECK(to_string(rule) == c.canonical);
+        auto again = parse(to_string(rule));
+        CHECK(same_filter(again, rule));
+        CHECK(to_string(again) == c.canonical);
+    }
+}
+
+TEST_CASE("same_filter tells translations apart", "[pfrule]") {
+    auto a = parse("pass out on wan nat-to 198.51.100.1");
+    CHECK(same_filter(a, parse("pass out on wan nat-to { 198.51.100.1 }")));
+    CHECK_FALSE(same_filter(a, parse("pass out on wan nat-to 198.51.100.2")));
+    CHECK_FALSE(same_filter(a, parse("pass out on wan nat-to 198.51.100.1 port 1024:2047")));
+    CHECK_FALSE(same_filter(a, parse("pass out on wan nat-to 198.51.100.1 static-port")));
+    CHECK_FALSE(same_filter(a, parse("pass out on wan nat-to 198.51.100.1 random")));
+    CHECK_FALSE(same_filter(a, parse("pass out on wan inet")));
+    CHECK_FALSE(
+        same_filter(parse("match out on wan nat-to (wan)"), parse("match out on wan nat-to wan")));
+    CHECK_FALSE(same_filter(parse("match out on wan"), parse("pass out on wan no state")));
+    CHECK_FALSE(same_filter(parse("pass in proto tcp rdr-to 10.0.0.1"),
+                            parse("pass in proto tcp rdr-to 10.0.0.1 port 80")));
+    CHECK_FALSE(same_filter(parse("pass in proto tcp rdr-to 10.0.0.1"),
+                            parse("pass in proto tcp rdr-to 10.0.0.2")));
+    auto binat = parse("pass on wan from 10.0.0.1 binat-to 198.51.100.1");
+    auto cleared = binat;
+    cleared.binat = false;
+    CHECK_FALSE(same_filter(binat, cleared));
+    CHECK(same_filter(binat, parse("pass on wan from 10.0.0.1 binat-to 198.51.100.1/32")));
+}
+
+TEST_CASE("each translation mistake names the token and its column", "[pfrule]") {
+    struct Case {
+        std::string rule, message;
+    };
+    std::vector<Case> cases = {
+        // direction and action
+        {"pass in on lan nat-to 192.0.2.1",
+         "fw.yaml:12:20: rule: nat-to can only be used on outbound rules (\"out\")"},
+        {"pass nat-to 192.0.2.1",
+         "fw.yaml:12:10: rule: nat-to can only be used on outbound rules (\"out\")"},
+        {"pass out on wan rdr-to 192.0.2.1",
+         "fw.yaml:12:21: rule: rdr-to can only be used on inbound rules (\"in\")"},
+        {"block out nat-to 192.0.2.1",
+         "fw.yaml:12:15: rule: \"nat-to\" applies only to pass and match rules"},
+        {"block in on wan rdr-to 10.0.0.1",
+         "fw.yaml:12:21: rule: \"rdr-to\" applies only to pass and match rules"},
+        {"block on wan from 10.0.0.1 binat-to 192.0.2.1",
+         "fw.yaml:12:32: rule: \"binat-to\" applies only to pass and match rules"},
+        // each at most once; binat-to alone
+        {"pass out nat-to 192.0.2.1 nat-to 192.0.2.2", "fw.yaml:12:31: rule: duplicate \"nat-to\""},
+        {"pass in proto tcp rdr-to 10.0.0.1 rdr-to 10.0.0.2",
+         "fw.yaml:12:39: rule: duplicate \"rdr-to\""},
+        {"pass out on wan from 10.0.0.1 nat-to 192.0.2.9 binat-to 192.0.2.1",
+         "fw.yaml:12:52: rule: \"binat-to\" cannot be combined with \"nat-to\""},
+        {"pass on wan from 10.0.0.1 binat-to 192.0.2.1 nat-to 192.0.2.2",
+         "fw.yaml:12:50: rule: \"nat-to\" cannot be combined with \"binat-to\""},
+        {"pass on wan from 10.0.0.1 binat-to 192.0.2.1 rdr-to 10.0.0.2",
+         "fw.yaml:12:50: rule: \"rdr-to\" cannot be combined with \"binat-to\""},
+        {"pass on wan from 10.0.0.1 binat-to 192.0.2.1 binat-to 192.0.2.2",
+         "fw.yaml:12:50: rule: duplicate \"binat-to\""},
+        // the pool
+        {"pass out nat-to port 5", "fw.yaml:12:21: rule: expected an address, (interface) or "
+                                   "<table> after \"nat-to\", got \"port\""},
+        {"pass out nat-to", "fw.yaml:12:20: rule: expected an address, (interface) or <table> "
+                            "after \"nat-to\", got end of rule"},
+        {"pass out nat-to lann", "fw.yaml:12:21: rule: expected an address, (interface) or <table> "
+                                 "after \"nat-to\", got \"lann\""},
+        {"pass out nat-to { 192.0.2.1, lann }", "fw.yaml:12:34: rule: expected an address, "
+                                                "(interface) or <table> in the list, got \"lann\""},
+        {"pass out nat-to any", "fw.yaml:12:21: rule: \"any\" cannot be a translation address (use "
+                                "an address, (interface) or <table>)"},
+        {"pass out nat-to { 192.0.2.1 self }",
+         "fw.yaml:12:33: rule: \"self\" cannot be a translation address (use an address, "
+         "(interface) or <table>)"},
+        {"pass out nat-to ! 192.0.2.1",
+         "fw.yaml:12:21: rule: a translation address cannot be negated"},
+        {"pass out nat-to wan:network",
+         "fw.yaml:12:21: rule: \"wan:network\" cannot be a translation address (use (wan) or wan)"},
+        {"pass out nat-to (wann)",
+         "fw.yaml:12:22: rule: unknown interface \"wann\" (interfaces: lan, wan, dmz)"},
+        {"pass out nat-to (wan",
+         "fw.yaml:12:25: rule: expected \")\" after the interface name, got end of rule"},
+        {"pass out nat-to ()",
+         "fw.yaml:12:22: rule: expected an interface name after \"(\", got \")\""},
+        {"pass out nat-to <webb>", "fw.yaml:12:21: rule: unknown table <webb> (tables: web, bad)"},
+        {"pass out nat-to { 192.0.2.1 { 192.0.2.2 } }",
+         "fw.yaml:12:33: rule: lists cannot be nested"},
+        {"pass out nat-to { 192.0.2.1",
+         "fw.yaml:12:21: rule: unterminated list: \"{\" has no matching \"}\""},
+        {"pass out nat-to 192.0.2.300", "fw.yaml:12:21: rule: bad address \"192.0.2.300\""},
+        // ports, static-port, methods
+        {"pass out nat-to 192.0.2.1 port",
+         "fw.yaml:12:35: rule: expected a port number or name after \"port\", got end of rule"},
+        {"pass out nat-to 192.0.2.1 port 2000:1000",
+         "fw.yaml:12:36: rule: port range 2000:1000 is backwards"},
+        {"pass out nat-to 192.0.2.1 port 0",
+         "fw.yaml:12:36: rule: port 0 cannot be a translation port (1..65535)"},
+        {"pass out nat-to 192.0.2.1 port 1:70000",
+         "fw.yaml:12:38: rule: port 70000 out of range (0..65535)"},
+        {"pass out nat-to 192.0.2.1 port 1000 static-port",
+         "fw.yaml:12:41: rule: \"static-port\" cannot be combined with \"port\" (it keeps the "
+         "source port)"},
+        {"pass out nat-to 192.0.2.1 port 1024:2047 static-port",
+         "fw.yaml:12:46: rule: \"static-port\" cannot be combined with \"port\" (it keeps the "
+         "source port)"},
+        {"pass out nat-to 192.0.2.1 static-port static-port",
+         "fw.yaml:12:43: rule: duplicate \"static-port\""},
+        {"pass out nat-to 192.0.2.1 static-port port 5",
+         "fw.yaml:12:43: rule: \"port\" goes right after the address of nat-to"},
+        {"pass out nat-to 192.0.2.1 port 5 port 6", "fw.yaml:12:38: rule: duplicate \"port\""},
+        {"pass out nat-to { 192.0.2.1 192.0.2.2 } random round-robin",
+         "fw.yaml:12:52: rule: \"round-robin\" cannot be combined with \"random\""},
+        {"pass out nat-to <web> random random", "fw.yaml:12:34: rule: duplicate \"random\""},
+        {"pass out nat-to <web> sticky-address",
+         "fw.yaml:12:27: rule: pool option \"sticky-address\" is not supported"},
+        {"pass out nat-to <web> source-hash 0x0123456789abcdef",
+         "fw.yaml:12:39: rule: source-hash keys are not supported (write \"source-hash\" alone)"},
+        {"pass out static-port", "fw.yaml:12:14: rule: \"static-port\" is out of place: it goes "
+                                 "right after the address (and port) of nat-to or rdr-to"},
+        {"pass out nat-to 192.0.2.1 label x random",
+         "fw.yaml:12:39: rule: \"random\" is out of place: it goes right after the address (and "
+         "port) of nat-to or rdr-to"},
+        {"pass in proto tcp rdr-to 10.0.0.1 static-port",
+         "fw.yaml:12:39: rule: \"static-port\" applies only to nat-to"},
+        {"pass in proto tcp rdr-to 10.0.0.1 port 80:90",
+         "fw.yaml:12:44: rule: rdr-to takes one port, not a range"},
+        {"pass in rdr-to 10.0.0.1 port 80", "fw.yaml:12:29: rule: rdr-to's port only applies to "
+                                            "tcp/udp: add \"proto tcp\" or \"proto udp\""},
+        {"pass in proto { tcp icmp } rdr-to 10.0.0.1 port 80",
+         "fw.yaml:12:48: rule: rdr-to's port only applies to tcp/udp, not icmp"},
+        // state
+        {"pass out nat-to 192.0.2.1 no state", "fw.yaml:12:31: rule: \"no state\" cannot be used "
+                                               "with \"nat-to\": a translation needs the state"},
+        {"pass in proto tcp no state rdr-to 10.0.0.1",
+         "fw.yaml:12:23: rule: \"no state\" cannot be used with \"rdr-to\": a translation needs "
+         "the state"},
+        {"pass on wan from 10.0.0.1 binat-to 192.0.2.1 no state",
+         "fw.yaml:12:50: rule: \"no state\" cannot be used with \"binat-to\": a translation needs "
+         "the state"},
+        {"match out nat-to 192.0.2.1 keep state", "fw.yaml:12:32: rule: \"keep state\" cannot be "
+                                                  "used on match rules: they never keep state"},
+        {"match out no state",
+         "fw.yaml:12:15: rule: \"no state\" cannot be used on match rules: they never keep state"},
+        {"match drop", "fw.yaml:12:11: rule: \"drop\" applies only to block rules"},
+        // address family
+        {"pass out inet6 nat-to 192.0.2.1",
+         "fw.yaml:12:27: rule: address family mismatch: 192.0.2.1 is IPv4, but the rule is inet6"},
+        {"pass out from 192.0.2.0/24 nat-to 2001:db8::1",
+         "fw.yaml:12:39: rule: address family mismatch: 2001:db8::1 is IPv6, but the source "
+         "addresses are IPv4"},
+        {"pass out nat-to { 192.0.2.1 2001:db8::1 }",
+         "fw.yaml:12:33: rule: address family mismatch: 2001:db8::1 is IPv6, but the translation "
+         "addresses are IPv4"},
+        {"pass out proto icmp6 nat-to 192.0.2.1 icmp6-type echoreq",
+         "fw.yaml:12:33: rule: address family mismatch: 192.0.2.1 is IPv4, but icmp6-type is for "
+         "inet6"},
+        {"pass in inet proto tcp rdr-to 2001:db8::1 port 80",
+         "fw.yaml:12:35: rule: address family mismatch: 2001:db8::1 is IPv6, but the rule is inet"},
+        {"pass on wan from 10.0.0.1 binat-to 2001:db8::1",
+         "fw.yaml:12:40: rule: address family mismatch: 2001:db8::1 is IPv6, but the source "
+         "addresses are IPv4"},
+        // binat-to
+        {"pass in on wan from 10.0.0.1 binat-to 192.0.2.1",
+         "fw.yaml:12:34: rule: binat-to translates both directions: leave out \"in\""},
+        {"pass out on wan from 10.0.0.1 binat-to 192.0.2.1",
+         "fw.yaml:12:35: rule: binat-to translates both directions: leave out \"out\""},
+        {"pass from 10.0.0.1 binat-to 192.0.2.1",
+         "fw.yaml:12:24: rule: binat-to needs the interface it translates on: add \"on IFNAME\""},
+        {"pass on ! wan from 10.0.0.1 binat-to 192.0.2.1",
+         "fw.yaml:12:33: rule: binat-to cannot be used on \"on ! wan\": name the interface it "
+         "translates on"},
+        {"pass on wan binat-to 192.0.2.1",
+         "fw.yaml:12:17: rule: binat-to needs the address it translates: add \"from ADDRESS\""},
+        {"pass on wan all binat-to 192.0.2.1",
+         "fw.yaml:12:21: rule: binat-to needs the address it translates: add \"from ADDRESS\""},
+        {"pass on wan proto tcp from port 22 binat-to 192.0.2.1",
+         "fw.yaml:12:40: rule: binat-to needs the address it translates: add \"from ADDRESS\""},
+        {"pass on wan from { 10.0.0.1 10.0.0.2 } binat-to 192.0.2.1",
+         "fw.yaml:12:22: rule: binat-to needs one source address, not a list"},
+        {"pass on wan from <web> binat-to 192.0.2.1",
+         "fw.yaml:12:22: rule: binat-to needs a source address or prefix (not a table, interface, "
+         "self or any)"},
+        {"pass on wan from any binat-to 192.0.2.1",
+         "fw.yaml:12:22: rule: binat-to needs a source address or prefix (not a table, interface, "
+         "self or any)"},
+        {"pass on wan from ! 10.0.0.1 binat-to 192.0.2.1",
+         "fw.yaml:12:22: rule: binat-to cannot translate a negated source"},
+        {"pass on wan from 10.0.0.1 binat-to { 192.0.2.1 }",
+         "fw.yaml:12:40: rule: binat-to takes one address, not a list"},
+        {"pass on wan from 10.0.0.1 binat-to <web>",
+         "fw.yaml:12:40: rule: binat-to takes an address, not a table"},
+        {"pass on wan from 10.0.0.1 binat-to (wan)",
+         "fw.yaml:12:40: rule: binat-to takes an address, not an interface"},
+        {"pass on wan from 10.0.0.1 binat-to wan",
+         "fw.yaml:12:40: rule: binat-to takes an address, not an interface"},
+        {"pass on wan from 10.0.0.1 binat-to",
+         "fw.yaml:12:39: rule: expected an address or prefix after \"binat-to\", got end of rule"},
+        {"pass on wan from 10.0.0.1 binat-to 192.0.2.1.5",
+         "fw.yaml:12:40: rule: bad address \"192.0.2.1.5\""},
+        {"pass on wan from 10.0.0.0/28 binat-to 192.0.2.1",
+         "fw.yaml:12:43: rule: binat-to 192.0.2.1 is a /32 but the source 10.0.0.0/28 is a /28: "
+         "they must be as long"},
+        {"pass on wan from 10.0.0.1 binat-to 192.0.2.1 port 80",
+         "fw.yaml:12:50: rule: \"port\" cannot be used with binat-to (it maps one address, or "
+         "prefix, to another)"},
+        {"pass on wan from 10.0.0.1 binat-to 192.0.2.1 static-port",
+         "fw.yaml:12:50: rule: \"static-port\" cannot be used with binat-to (it maps one address, "
+         "or prefix, to another)"},
+        {"pass on wan from 10.0.0.1 binat-to 192.0.2.1 round-robin",
+         "fw.yaml:12:50: rule: \"round-robin\" cannot be used with binat-to (it maps one address, "
+         "or prefix, to another)"},
+        // pre-4.7 translation rules
+        {"nat on wan from lan:network to any -> (wan)",
+         "fw.yaml:12:5: rule: \"nat\" rules are not supported (pf replaced them in OpenBSD 4.7): "
+         "use \"nat-to\" on a pass or match rule"},
+        {"rdr on wan proto tcp to port 80 -> 10.0.0.1",
+         "fw.yaml:12:5: rule: \"rdr\" rules are not supported (pf replaced them in OpenBSD 4.7): "
+         "use \"rdr-to\" on a pass or match rule"},
+        {"binat on wan from 10.0.0.1 to any -> 192.0.2.1",
+         "fw.yaml:12:5: rule: \"binat\" rules are not supported (pf replaced them in OpenBSD 4.7): "
+         "use \"binat-to\" on a pass or match rule"},
+    };
+    for (const auto &c : cases) {
+        CAPTURE(c.rule);
+        CHECK(error_of(c.rule) == c.message);
+    }
+}
+
 // ---- errors: exact messages, columns at the offending token (rule starts at column 5)
 
 TEST_CASE("each kind of mistake names the token and its column", "[pfrule]") {
@@ -631,28 +1078,33 @@ TEST_CASE("each kind of mistake names the token and its column", "[pfrule]") {
         {"pass proto icmp icmp-type echoreq icmp-type echorep",
          "fw.yaml:12:39: rule: duplicate \"icmp-type\""},
         // the action and the order of things
-        {"", "fw.yaml:12:5: rule: expected \"pass\" or \"block\", got end of rule"},
-        {"allow in", "fw.yaml:12:5: rule: expected \"pass\" or \"block\", got \"allow\""},
-        {"match in all", "fw.yaml:12:5: rule: \"match\" rules are not supported: a rule starts "
-                         "with \"pass\" or \"block\""},
+        {"", "fw.yaml:12:5: rule: expected \"pass\", \"block\" or \"match\", got end of rule"},
+        {"allow in", "fw.yaml:12:5: rule: expected \"pass\", \"block\" or \"match\", got "
+                     "\"allow\""},
+        {"anchor in all", "fw.yaml:12:5: rule: \"anchor\" rules are not supported: a rule "
+                          "starts with \"pass\", \"block\" or \"match\""},
         {"pass drop", "fw.yaml:12:10: rule: \"drop\" applies only to block rules"},
         {"block return-rst all", "fw.yaml:12:11: rule: \"return-rst\" applies only to \"proto "
                                  "tcp\" rules"},
         {"block return-icmp6", "fw.yaml:12:11: rule: \"return-icmp6\" is not supported "
                                "(\"return-icmp\" answers IPv6 with ICMPv6)"},
         {"pass log log", "fw.yaml:12:14: rule: duplicate \"log\""},
-        {"pass on lan quick", "fw.yaml:12:17: rule: \"quick\" is out of place (the order is: pass "
-                              "or block, in or out, log, quick, on, inet or inet6, proto, all or "
-                              "from ... to ..., then the options)"},
-        {"pass all from any", "fw.yaml:12:14: rule: \"from\" is out of place (the order is: pass "
-                              "or block, in or out, log, quick, on, inet or inet6, proto, all or "
-                              "from ... to ..., then the options)"},
-        {"pass proto tcp from any nat-to 10.0.0.1", "fw.yaml:12:29: rule: pf option \"nat-to\" is "
-                                                    "not supported"},
+        {"pass on lan quick", "fw.yaml:12:17: rule: \"quick\" is out of place (the order is: "
+                              "pass, block or match, in or out, log, quick, on, inet or inet6, "
+                              "proto, all or from ... to ..., then the options)"},
+        {"pass all from any", "fw.yaml:12:14: rule: \"from\" is out of place (the order is: "
+                              "pass, block or match, in or out, log, quick, on, inet or inet6, "
+                              "proto, all or from ... to ..., then the options)"},
+        {"pass all match", "fw.yaml:12:14: rule: \"match\" is out of place (the order is: "
+                           "pass, block or match, in or out, log, quick, on, inet or inet6, "
+                           "proto, all or from ... to ..., then the options)"},
+        {"pass proto tcp from any route-to 10.0.0.1", "fw.yaml:12:29: rule: pf option "
+                                                      "\"route-to\" is not supported"},
         {"pass in lan", "fw.yaml:12:13: rule: unexpected interface name \"lan\" (\"on lan\" goes "
                         "right after in/out, log and quick)"},
         {"pass all ,", "fw.yaml:12:14: rule: expected an option (flags, icmp-type, icmp6-type, "
-                       "keep state, no state, label) or the end of the rule, got \",\""},
+                       "keep state, no state, label, nat-to, rdr-to, binat-to) or the end of "
+                       "the rule, got \",\""},
         {"pass all # ssh", "fw.yaml:12:14: rule: unexpected \"#\": a rule line has no comments "
                            "(put a YAML comment after the rule)"},
         {std::string("pass\x01"), "fw.yaml:12:9: rule: unexpected control character \"\\x01\""},
@@ -711,6 +1163,12 @@ const std::vector<std::string> valid_lines = {
     "pass proto icmp icmp-type { echoreq, unreach code port-unr } no state",
     "pass inet6 proto icmp6 icmp6-type neighbrsol label nd",
     "block return-icmp from any to 10.0.0.0/8",
+    "match out log on wan inet from { 192.0.2.0/24 lan:network } to ! <bad> nat-to { (wan) "
+    "198.51.100.0/28 <web> } port 1024:65535 round-robin label nat",
+    "pass in on wan proto tcp to port { 80 443 } rdr-to { 10.0.0.10, 10.0.0.11 } port 8080 "
+    "source-hash keep state (max 50)",
+    "pass out on wan inet6 proto udp from fd00::/64 nat-to 2001:db8::/64 static-port random",
+    "pass on wan from 10.0.0.0/24 to any binat-to 198.51.100.0/24",
 };
 
 } // namespace
@@ -813,6 +1271,16 @@ TEST_CASE("random token soups parse or fail cleanly, and what parses round-trips
         ":",
         "/",
         "::",
+        "match",
+        "nat-to",
+        "rdr-to",
+        "binat-to",
+        "(wan)",
+        "static-port",
+        "round-robin",
+        "random",
+        "source-hash",
+        "50001:65535",
     };
     std::mt19937 random(20240601);
     int parsed = 0;
