@@ -45,6 +45,30 @@ PfsyncError check_peers(const PfsyncStatePeer &src, const PfsyncStatePeer &dst) 
     return PfsyncError::none;
 }
 
+void key_to_wire(const dp::StateKey &k, PfsyncStateKey &w) {
+    std::memset(&w, 0, sizeof w); // rdomain 0
+    for (int i = 0; i < 2; i++) {
+        std::memcpy(w.addr[i].addr, k.addr[i].data(), sizeof w.addr[i].addr);
+        w.port[i].set(k.port[i]);
+    }
+    w.af = wire_af(k.af);
+}
+
+// A key of a record that passed check_state (so its af is the state's, `af`, 2 or 24).
+dp::StateKey key_from_wire(const PfsyncStateKey &w, uint8_t af, uint8_t proto) {
+    dp::StateKey k;
+    const std::size_t n = addr_bytes(af);
+    for (int i = 0; i < 2; i++) {
+        // IPv4: only the first 4 bytes are the address; the key is hashed bytewise, so the
+        // rest must be zero whatever the sender left there.
+        std::memcpy(k.addr[i].data(), w.addr[i].addr, n);
+        k.port[i] = w.port[i].get();
+    }
+    k.af = host_af(af);
+    k.proto = proto;
+    return k;
+}
+
 template <class Record> Record load(const uint8_t *p) {
     static_assert(std::is_trivially_copyable_v<Record>);
     Record r;
@@ -81,21 +105,20 @@ void peer_to_wire(const dp::TcpPeer &p, PfsyncStatePeer &w) {
 
 // --- State <-> pfsync_state ----------------------------------------------------------------
 
-void export_state(const dp::State &s, uint32_t now, uint32_t remaining, PfsyncState &out) {
+void export_state(const dp::State &s, uint32_t now, uint32_t remaining, PfsyncState &out,
+                  const dp::StateKey *other) {
     std::memset(&out, 0, sizeof out);
     out.id.set(s.id);
     static_assert(sizeof(ifname_floating) <= sizeof(out.ifname));
     std::memcpy(out.ifname, ifname_floating, sizeof(ifname_floating));
 
-    PfsyncStateKey k;
-    std::memset(&k, 0, sizeof k);
-    for (int i = 0; i < 2; i++) {
-        std::memcpy(k.addr[i].addr, s.key.addr[i].data(), sizeof k.addr[i].addr);
-        k.port[i].set(s.key.port[i]);
-    }
-    k.af = wire_af(s.key.af);
-    out.key[0] = k; // PF_SK_WIRE
-    out.key[1] = k; // PF_SK_STACK: no NAT, the same key
+    // pf_state_key_setup: State::key is the key before translation, the stack key of an
+    // outbound state and the wire key of an inbound one. Untranslated: one key, twice.
+    const bool out_dir = s.direction == dp::StateDirection::out;
+    const dp::StateKey &wire = other != nullptr && out_dir ? *other : s.key;
+    const dp::StateKey &stack = other != nullptr && !out_dir ? *other : s.key;
+    key_to_wire(wire, out.key[0]);  // PF_SK_WIRE
+    key_to_wire(stack, out.key[1]); // PF_SK_STACK
 
     peer_to_wire(s.src, out.src);
     peer_to_wire(s.dst, out.dst);
@@ -115,7 +138,7 @@ void export_state(const dp::State &s, uint32_t now, uint32_t remaining, PfsyncSt
     out.rtableid[sidx].set(0xffffffffu);
     out.rtableid[1 - sidx].set(0);
     out.max_mss.set(s.max_mss);
-    out.af = k.af;
+    out.af = out.key[0].af; // pf_state_export: the wire key's
     out.proto = s.key.proto;
     out.direction = uint8_t(s.direction);
     out.log = s.log;
@@ -135,14 +158,11 @@ PfsyncError check_state(const PfsyncState &sp) {
     const uint8_t af1 = sp.key[1].af ? sp.key[1].af : sp.af;
     if (!valid_wire_af(af0) || !valid_wire_af(af1) || af0 != sp.af) return PfsyncError::bad_key_af;
 
-    const PfsyncStateKey &kw = sp.key[0], &ks = sp.key[1];
-    const std::size_t n = addr_bytes(sp.af);
-    if (af1 != af0 || std::memcmp(kw.addr[0].addr, ks.addr[0].addr, n) != 0 ||
-        std::memcmp(kw.addr[1].addr, ks.addr[1].addr, n) != 0 ||
-        kw.port[0].get() != ks.port[0].get() || kw.port[1].get() != ks.port[1].get() ||
-        kw.rdomain.get() != ks.rdomain.get())
-        return PfsyncError::keys_differ;
-    if (kw.rdomain.get() != 0) return PfsyncError::nonzero_rdomain;
+    // Keys that differ are a translated (NAT) state and are accepted, unless they are of
+    // different families: af-to, which syncwall cannot translate.
+    if (af1 != af0) return PfsyncError::keys_differ;
+    if (sp.key[0].rdomain.get() != 0 || sp.key[1].rdomain.get() != 0)
+        return PfsyncError::nonzero_rdomain;
 
     if ((sp.proto == dp::proto_icmp && sp.af != wire_af_inet) ||
         (sp.proto == dp::proto_icmpv6 && sp.af != wire_af_inet6))
@@ -155,16 +175,16 @@ PfsyncError import_state(const PfsyncState &sp, ImportedState &out) {
 
     out = ImportedState{};
     dp::State &s = out.state;
-    const PfsyncStateKey &k = sp.key[0];
-    const std::size_t n = addr_bytes(sp.af);
-    for (int i = 0; i < 2; i++) {
-        // IPv4: only the first 4 bytes are the address; the key is hashed bytewise, so the
-        // rest must be zero whatever the sender left there.
-        std::memcpy(s.key.addr[i].data(), k.addr[i].addr, n);
-        s.key.port[i] = k.port[i].get();
-    }
-    s.key.af = host_af(sp.af);
-    s.key.proto = sp.proto;
+    // Both keys are of sp.af (check_state). Compared after conversion, so that bytes past
+    // an IPv4 address or a key af of 0 do not make equal keys differ.
+    const dp::StateKey wire = key_from_wire(sp.key[0], sp.af, sp.proto);
+    const dp::StateKey stack = key_from_wire(sp.key[1], sp.af, sp.proto);
+    out.translated = !(wire == stack);
+    // pf_state_key_setup: the key before translation is the stack key of an outbound state
+    // and the wire key of an inbound one.
+    const bool out_dir = sp.direction == pf_out;
+    s.key = out_dir ? stack : wire;
+    out.other = out_dir ? wire : stack;
 
     s.id = sp.id.get();
     s.creatorid = sp.creatorid.get();
@@ -275,9 +295,9 @@ bool PfsyncWriter::add_state(StateAction a, const PfsyncState &sp) {
 }
 
 bool PfsyncWriter::add_state(StateAction a, const dp::State &s, uint32_t now, uint32_t remaining,
-                             bool ack_requested) {
+                             bool ack_requested, const dp::StateKey *other) {
     PfsyncState sp;
-    export_state(s, now, remaining, sp);
+    export_state(s, now, remaining, sp, other);
     if (ack_requested) sp.state_flags.set(uint16_t(sp.state_flags.get() | pfstate_ack));
     return add_state(a, sp);
 }

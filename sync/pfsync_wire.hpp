@@ -375,7 +375,7 @@ inline constexpr Dialect openbsd_v6{pfsync_version, openbsd_v6_actions};
     X(bad_peer_state, "peer state beyond PF_TCPS_PROXY_DST")                                       \
     X(bad_af, "address family neither inet (2) nor inet6 (24)")                                    \
     X(bad_key_af, "state key address family invalid or not the state's")                           \
-    X(keys_differ, "wire and stack keys differ (NAT or af-to state)")                              \
+    X(keys_differ, "wire and stack keys of different address families (af-to)")                    \
     X(proto_af_mismatch, "ICMP with inet6 or ICMPv6 with inet")                                    \
     X(nonzero_rdomain, "state in a routing domain other than 0")                                   \
     X(bad_bus_status, "bulk update status neither start (1) nor end (2)")
@@ -391,20 +391,39 @@ constexpr bool drops_packet(PfsyncError e) {
 // ---------------------------------------------------------------------------------------
 // State <-> pfsync_state (pf_state_export / pf_state_import, docs/pfsync.md 1.9, 1.10)
 
+// Translated (NAT) states. pf keeps two keys per state, key[PF_SK_WIRE] (key[0]: the packet
+// as it is on the wire) and key[PF_SK_STACK] (key[1]: as the stack sees it); they differ
+// when a rule translated the connection (nat-to, rdr-to, binat-to). syncwall keeps
+// State::key, the key of the state's first packet before translation, and the other key
+// beside it, so that by pf's rule (pf_state_key_setup):
+//   direction out (nat-to): State::key = stack key, other = wire key;
+//   direction in (rdr-to):  State::key = wire key,  other = stack key.
+// Both keys of a state share its protocol and address family; an af-to state, whose keys
+// are of different families, is refused (keys_differ). Each key is laid out like an
+// untranslated one (addr[0] = destination for an outbound state, docs/pfsync.md 1.9).
+
 // Fill `out` from `s` as pf_state_export() does. `now` is the table clock (s.creation's);
 // `remaining` the seconds until `s` expires (the caller's adaptive lifetime minus the idle
-// time; 0 if already expired). Floating ifname "all", key[0] = key[1], scrub zero, anchor
-// and nat_rule 0xffffffff, rtableid as pf sets it (the state's direction routes in table 0,
-// return traffic -1). PFSTATE_ACK is the caller's to OR into out.state_flags when it
-// defers the state's first packet. A key af other than 4/6 goes out as 0 (receivers refuse).
-void export_state(const dp::State &s, uint32_t now, uint32_t remaining, PfsyncState &out);
+// time; 0 if already expired). `other`: the translated state's other key (see above), or
+// nullptr for an untranslated state, whose one key goes out as both key[0] and key[1].
+// With `other`, key[0] = the wire key and key[1] = the stack key by s.direction; its proto
+// is not sent (the record has one: s.key's), and out.af is the wire key's, as pf's.
+// Floating ifname "all", scrub zero, anchor and nat_rule 0xffffffff, rtableid as pf sets
+// it (the state's direction routes in table 0, return traffic -1). PFSTATE_ACK is the
+// caller's to OR into out.state_flags when it defers the state's first packet. A key af
+// other than 4/6 goes out as 0 (receivers refuse).
+void export_state(const dp::State &s, uint32_t now, uint32_t remaining, PfsyncState &out,
+                  const dp::StateKey *other = nullptr);
 
 // The full-state checks a receiver makes before importing (pfsync_in_ins, pf_state_import),
-// plus syncwall's own limits (one key, rdomain 0, timeout classes it has a table for).
+// plus syncwall's own limits (both keys of the state's af, so no af-to; rdomain 0 in both;
+// timeout classes it has a table for). Keys that differ otherwise (NAT) are accepted.
 PfsyncError check_state(const PfsyncState &sp);
 
 struct ImportedState {
     dp::State state;            // creation and expire 0: see imported_times()
+    dp::StateKey other{};       // the other key of a translated state; = state.key if not
+    bool translated = false;    // the record's wire and stack keys differ (NAT)
     uint32_t age = 0;           // seconds since the sender created it
     uint32_t remaining = 0;     // seconds until it expires on the sender (0: no value)
     bool ack_requested = false; // PFSTATE_ACK was set: answer INS with INS_ACK (and the
@@ -412,9 +431,12 @@ struct ImportedState {
 };
 
 // Convert a received pfsync_state. On success returns PfsyncError::none and fills `out`:
-// wire key (addresses kept, IPv4 padding zeroed, ports to host order, af 2/24 -> 4/6),
-// identity, rule number (the caller decides whether to trust it), peers (scrub ignored),
-// counters, direction, log, timeout, state_flags, max_mss; iface floating, origin peer.
+// both keys (addresses kept, IPv4 padding zeroed, ports to host order, af 2/24 -> 4/6,
+// the record's proto); when they differ (compared in that form: only an address's own
+// bytes count), translated = true and state.key / other follow the record's direction as
+// described above; when equal, translated = false and other = state.key. Also identity,
+// rule number (the caller decides whether to trust it), peers (scrub ignored), counters,
+// direction, log, timeout, state_flags, max_mss; iface floating, origin peer.
 // Ignored: ifname, rt/rt_addr, rtableid, anchor, nat_rule, sync_flags, min_ttl, set_tos,
 // set_prio. Otherwise returns why and leaves `out` unspecified.
 PfsyncError import_state(const PfsyncState &sp, ImportedState &out);
@@ -472,8 +494,10 @@ class PfsyncWriter {
     // and to payload.size().
     PfsyncWriter(std::span<uint8_t> payload, std::size_t mtu);
 
+    // export_state() of `s` (and `other`, a translated state's other key), then PFSTATE_ACK
+    // if `ack_requested`.
     bool add_state(StateAction a, const dp::State &s, uint32_t now, uint32_t remaining,
-                   bool ack_requested = false);
+                   bool ack_requested = false, const dp::StateKey *other = nullptr);
     bool add_state(StateAction a, const PfsyncState &sp); // an already exported state
     bool add_upd_c(const dp::State &s);
     bool add_ins_ack(uint64_t id, uint32_t creatorid);

@@ -690,6 +690,367 @@ TEST_CASE("import accepts key af 0 as the state's af", "[pfsync]") {
     CHECK(imp.state.key.af == 4);
 }
 
+// ===================================================================================
+// Translated (NAT) states: two keys
+
+namespace {
+
+// One pfsync_state_key, field by field (docs/pfsync.md 1.9): 0 addr[0], 16 addr[1] (IPv4 in
+// the first 4 bytes, the rest zero), 32 port[0], 34 port[1] (network order), 36 rdomain 0,
+// 38 af, 39 pad.
+Bytes key_bytes(std::initializer_list<uint8_t> addr0, uint16_t port0,
+                std::initializer_list<uint8_t> addr1, uint16_t port1, uint8_t af) {
+    Bytes b;
+    put_bytes(b, addr0);
+    zeros(b, 16 - addr0.size());
+    put_bytes(b, addr1);
+    zeros(b, 16 - addr1.size());
+    put16(b, port0);
+    put16(b, port1);
+    put16(b, 0); // rdomain
+    put8(b, af);
+    put8(b, 0); // pad
+    REQUIRE(b.size() == 40);
+    return b;
+}
+
+// The 264 bytes of a two-key pfsync_state: sample_state()'s identity, counters, age, rule,
+// log and flags, with the given keys (24: key[0] = wire, 64: key[1] = stack), peers (64
+// bytes), af, proto, direction, timeout and remaining lifetime.
+Bytes two_key_state_bytes(const Bytes &wire, const Bytes &stack, const Bytes &peers, uint8_t af,
+                          uint8_t proto, uint8_t direction, uint8_t timeout, uint32_t remaining) {
+    Bytes b;
+    put64(b, 0x0102030405060708ull); //   0 id
+    put_bytes(b, {'a', 'l', 'l'});   //   8 ifname "all"
+    zeros(b, 13);
+    REQUIRE(b.size() == 24);
+    b.insert(b.end(), wire.begin(), wire.end()); //  24 key[0]: PF_SK_WIRE
+    REQUIRE(b.size() == 64);
+    b.insert(b.end(), stack.begin(), stack.end()); //  64 key[1]: PF_SK_STACK
+    REQUIRE(b.size() == 104);
+    b.insert(b.end(), peers.begin(), peers.end()); // 104 src, 136 dst
+    REQUIRE(b.size() == 168);
+    zeros(b, 16);                              // 168 rt_addr
+    put32(b, 3);                               // 184 rule
+    put32(b, 0xffffffff);                      // 188 anchor
+    put32(b, 0xffffffff);                      // 192 nat_rule
+    put32(b, 100);                             // 196 creation: age
+    put32(b, remaining);                       // 200 expire: remaining
+    put32(b, 1);                               // 204 packets[0] hi
+    put32(b, 2);                               //     packets[0] lo
+    put32(b, 0);                               //     packets[1] hi
+    put32(b, 3);                               //     packets[1] lo
+    put32(b, 0xa);                             // 220 bytes[0] hi
+    put32(b, 0xb);                             //     bytes[0] lo
+    put32(b, 0);                               //     bytes[1] hi
+    put32(b, 0x1234);                          //     bytes[1] lo
+    put_bytes(b, {0xde, 0xad, 0xbe, 0xef});    // 236 creatorid
+    put32(b, direction == 1 ? 0xffffffff : 0); // 240 rtableid[0]: -1 for PF_IN (sidx 0)
+    put32(b, direction == 1 ? 0 : 0xffffffff); //     rtableid[1]: -1 for PF_OUT (sidx 1)
+    put16(b, 1400);                            // 248 max_mss
+    put_bytes(b, {af, proto, direction, 1, 0, timeout, 0, 0, 0,
+                  0});    // 250 af proto dir log
+                          //     rt timeout sync_flags updates min_ttl set_tos
+    put16(b, 0x0001);     // 260 state_flags
+    put_bytes(b, {0, 0}); // 262 set_prio
+    REQUIRE(b.size() == 264);
+    return b;
+}
+
+Bytes sample_peer_bytes() {
+    Bytes b;
+    sample_src_bytes(b);
+    sample_dst_bytes(b);
+    return b;
+}
+// src pseudo-state 2 (MULTIPLE), dst 1 (SINGLE), everything else zero.
+Bytes pseudo_peer_bytes() {
+    Bytes b;
+    peer_bytes(b, 0, 0, 0, 0, 0, 2, 0);
+    peer_bytes(b, 0, 0, 0, 0, 0, 1, 0);
+    return b;
+}
+void pseudo_peers(dp::State &s) {
+    s.src = {};
+    s.dst = {};
+    s.src.state = 2;
+    s.dst.state = 1;
+}
+
+dp::StateKey make_key(std::array<uint8_t, 16> a0, uint16_t p0, std::array<uint8_t, 16> a1,
+                      uint16_t p1, uint8_t af, uint8_t proto) {
+    dp::StateKey k;
+    k.addr[0] = a0;
+    k.addr[1] = a1;
+    k.port[0] = p0;
+    k.port[1] = p1;
+    k.af = af;
+    k.proto = proto;
+    return k;
+}
+
+struct NatCase {
+    std::string name;
+    dp::State state;    // as the table holds it: key = the first packet's, untranslated
+    dp::StateKey other; // the key after translation
+    uint32_t remaining;
+    Bytes golden; // the 264-byte record
+};
+
+// pf's key convention in both keys: an outbound state's addr[0] is the destination, an
+// inbound one's addr[0] the source; NAT rewrites the source of an outbound packet
+// (addr[1]), rdr-to the destination of an inbound one (addr[1]).
+std::vector<NatCase> nat_cases() {
+    std::vector<NatCase> v;
+    {
+        // nat-to, out: 192.0.2.10:40000 -> 203.0.113.80:443 leaves as 198.51.100.1:61234.
+        NatCase c;
+        c.name = "IPv4 TCP nat-to";
+        c.state = sample_state();
+        c.state.direction = dp::StateDirection::out;
+        c.state.key = make_key({203, 0, 113, 80}, 443, {192, 0, 2, 10}, 40000, 4, dp::proto_tcp);
+        c.other = make_key({203, 0, 113, 80}, 443, {198, 51, 100, 1}, 61234, 4, dp::proto_tcp);
+        c.remaining = remaining_of(c.state);
+        c.golden = two_key_state_bytes(
+            key_bytes({203, 0, 113, 80}, 443, {198, 51, 100, 1}, 61234, 2), // wire: translated
+            key_bytes({203, 0, 113, 80}, 443, {192, 0, 2, 10}, 40000, 2),   // stack: original
+            sample_peer_bytes(), 2, 6, 2, 2, 86390);
+        v.push_back(c);
+    }
+    {
+        // rdr-to, in: 198.51.100.7:50000 -> 203.0.113.80:80 is redirected to 10.0.0.5:8080.
+        NatCase c;
+        c.name = "IPv4 TCP rdr-to";
+        c.state = sample_state();
+        c.state.direction = dp::StateDirection::in;
+        c.state.key = make_key({198, 51, 100, 7}, 50000, {203, 0, 113, 80}, 80, 4, dp::proto_tcp);
+        c.other = make_key({198, 51, 100, 7}, 50000, {10, 0, 0, 5}, 8080, 4, dp::proto_tcp);
+        c.remaining = remaining_of(c.state);
+        c.golden = two_key_state_bytes(
+            key_bytes({198, 51, 100, 7}, 50000, {203, 0, 113, 80}, 80, 2), // wire: original
+            key_bytes({198, 51, 100, 7}, 50000, {10, 0, 0, 5}, 8080, 2),   // stack: translated
+            sample_peer_bytes(), 2, 6, 1, 2, 86390);
+        v.push_back(c);
+    }
+    {
+        // NAT66 nat-to, out: [fd00::10]:5353 -> [2001:db8:53::1]:53 leaves as
+        // [2001:db8:ffff::1]:62000.
+        const std::array<uint8_t, 16> dns = {0x20, 0x01, 0x0d, 0xb8, 0, 0x53, 0, 0,
+                                             0,    0,    0,    0,    0, 0,    0, 1};
+        const std::array<uint8_t, 16> inside = {0xfd, 0, 0, 0, 0, 0, 0, 0,
+                                                0,    0, 0, 0, 0, 0, 0, 0x10};
+        const std::array<uint8_t, 16> outside = {0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0,
+                                                 0,    0,    0,    0,    0,    0,    0, 1};
+        NatCase c;
+        c.name = "IPv6 UDP nat-to";
+        c.state = sample_state();
+        c.state.direction = dp::StateDirection::out;
+        c.state.timeout = dp::Timeout::udp_multiple;
+        pseudo_peers(c.state);
+        c.state.key = make_key(dns, 53, inside, 5353, 6, dp::proto_udp);
+        c.other = make_key(dns, 53, outside, 62000, 6, dp::proto_udp);
+        c.remaining = 55;
+        c.golden = two_key_state_bytes(
+            key_bytes({0x20, 0x01, 0x0d, 0xb8, 0, 0x53, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 53,
+                      {0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 62000,
+                      24),
+            key_bytes({0x20, 0x01, 0x0d, 0xb8, 0, 0x53, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 53,
+                      {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10}, 5353, 24),
+            pseudo_peer_bytes(), 24, 17, 2, 8, 55);
+        v.push_back(c);
+    }
+    {
+        // ICMP echo nat-to, out: 192.0.2.10 id 0x4242 -> 203.0.113.80 leaves as
+        // 198.51.100.1 id 50000 (0xc350); both ports of a key are the echo id.
+        NatCase c;
+        c.name = "IPv4 ICMP echo nat-to";
+        c.state = sample_state();
+        c.state.direction = dp::StateDirection::out;
+        c.state.timeout = dp::Timeout::icmp_first;
+        pseudo_peers(c.state);
+        c.state.key =
+            make_key({203, 0, 113, 80}, 0x4242, {192, 0, 2, 10}, 0x4242, 4, dp::proto_icmp);
+        c.other = make_key({203, 0, 113, 80}, 0xc350, {198, 51, 100, 1}, 0xc350, 4, dp::proto_icmp);
+        c.remaining = 20;
+        c.golden =
+            two_key_state_bytes(key_bytes({203, 0, 113, 80}, 0xc350, {198, 51, 100, 1}, 0xc350, 2),
+                                key_bytes({203, 0, 113, 80}, 0x4242, {192, 0, 2, 10}, 0x4242, 2),
+                                pseudo_peer_bytes(), 2, 1, 2, 9, 20);
+        v.push_back(c);
+    }
+    return v;
+}
+
+Bytes record_bytes(const PfsyncState &sp) {
+    const auto *p = reinterpret_cast<const uint8_t *>(&sp);
+    return Bytes(p, p + sizeof sp);
+}
+PfsyncState record_of(const Bytes &b) {
+    REQUIRE(b.size() == sizeof(PfsyncState));
+    PfsyncState sp;
+    std::memcpy(&sp, b.data(), sizeof sp);
+    return sp;
+}
+
+} // namespace
+
+TEST_CASE("NAT states export to OpenBSD's two-key records", "[pfsync][nat]") {
+    for (const NatCase &c : nat_cases()) {
+        INFO(c.name);
+        PfsyncState sp;
+        export_state(c.state, now, c.remaining, sp, &c.other);
+        CHECK(record_bytes(sp) == c.golden);
+
+        // The writer passes the other key through (and PFSTATE_ACK on top).
+        Bytes want = header(0);
+        subheader(want, 13, 66, 1);
+        want.insert(want.end(), c.golden.begin(), c.golden.end());
+        want[24 + 261] |= 0x10;
+        want = sealed(want);
+        std::vector<uint8_t> buf(1480);
+        PfsyncWriter w(buf, 1500);
+        REQUIRE(w.add_state(StateAction::ins, c.state, now, c.remaining, true, &c.other));
+        CHECK(written(w, buf) == want);
+    }
+}
+
+TEST_CASE("two-key records import as the state's key and the other key", "[pfsync][nat]") {
+    for (const NatCase &c : nat_cases()) {
+        INFO(c.name);
+        // The golden record passes decode's checks and reaches the handler.
+        Bytes p = header(0);
+        subheader(p, 13, 66, 1);
+        p.insert(p.end(), c.golden.begin(), c.golden.end());
+        const Decoded d = decode_bytes(sealed(p));
+        REQUIRE(d.result == PfsyncError::none);
+        require_no_errors(d.stats);
+        REQUIRE(d.rec.inss.size() == 1);
+
+        ImportedState imp;
+        REQUIRE(import_state(d.rec.inss[0], imp) == PfsyncError::none);
+        CHECK(imp.translated);
+        CHECK(imp.state.direction == c.state.direction);
+        CHECK(imp.state.key == c.state.key);
+        CHECK(imp.other == c.other);
+        CHECK(imp.age == 100);
+        CHECK(imp.remaining == c.remaining);
+
+        imp.state.creation = c.state.creation;
+        imp.state.expire = c.state.expire;
+        dp::State want = c.state;
+        want.iface = dp::floating_iface;
+        want.origin = dp::state_origin::peer;
+        require_same_state(imp.state, want);
+    }
+}
+
+TEST_CASE("a two-key record survives wire -> State -> wire byte for byte", "[pfsync][nat]") {
+    for (const NatCase &c : nat_cases()) {
+        INFO(c.name);
+        ImportedState imp;
+        REQUIRE(import_state(record_of(c.golden), imp) == PfsyncError::none);
+        REQUIRE(imp.translated);
+        // What a receiver's table holds: its own clock, times from the record.
+        const uint32_t clock = 777777;
+        const StateTimes t = imported_times(clock, imp.age, imp.remaining, 86400);
+        imp.state.creation = t.creation;
+        imp.state.expire = t.expire;
+        PfsyncState again;
+        export_state(imp.state, clock, imp.remaining, again, &imp.other);
+        CHECK(record_bytes(again) == c.golden);
+    }
+}
+
+TEST_CASE("a translated state exported without its other key sends one key", "[pfsync][nat]") {
+    const NatCase c = nat_cases()[0];
+    PfsyncState sp;
+    export_state(c.state, now, c.remaining, sp); // as callers that know no NAT do
+    const Bytes got = record_bytes(sp);
+    CHECK(Bytes(got.begin() + 24, got.begin() + 64) == Bytes(got.begin() + 64, got.begin() + 104));
+    CHECK(Bytes(got.begin() + 64, got.begin() + 104) ==
+          key_bytes({203, 0, 113, 80}, 443, {192, 0, 2, 10}, 40000, 2));
+    ImportedState imp;
+    REQUIRE(import_state(sp, imp) == PfsyncError::none);
+    CHECK_FALSE(imp.translated);
+    CHECK(imp.state.key == c.state.key);
+}
+
+TEST_CASE("a record with equal keys imports untranslated", "[pfsync][nat]") {
+    using Mutation = void (*)(PfsyncState &);
+    const Mutation mutations[] = {
+        [](PfsyncState &) {}, // as sent
+        [](PfsyncState &sp) { // bytes past an IPv4 address differ: not part of the key
+            sp.key[1].addr[0].addr[9] = 0x77;
+            sp.key[0].addr[1].addr[15] = 0x01;
+        },
+        [](PfsyncState &sp) { sp.key[1].af = 0; }, // af 0: the state's
+    };
+    for (const auto dir : {dp::StateDirection::in, dp::StateDirection::out}) {
+        for (std::size_t m = 0; m < std::size(mutations); m++) {
+            INFO("direction " << int(dir) << ", mutation " << m);
+            dp::State s = sample_state();
+            s.direction = dir;
+            PfsyncState sp;
+            export_state(s, now, 1, sp);
+            mutations[m](sp);
+            ImportedState imp;
+            REQUIRE(import_state(sp, imp) == PfsyncError::none);
+            CHECK_FALSE(imp.translated);
+            CHECK(imp.state.key == s.key);
+            CHECK(imp.other == s.key);
+        }
+    }
+    // The golden single-key record, too.
+    ImportedState imp;
+    REQUIRE(import_state(record_of(sample_state_bytes()), imp) == PfsyncError::none);
+    CHECK_FALSE(imp.translated);
+    CHECK(imp.other == imp.state.key);
+    CHECK(imp.state.key == sample_state().key);
+}
+
+TEST_CASE("check_state accepts differing keys of one family, refuses af-to", "[pfsync][nat]") {
+    PfsyncState base;
+    export_state(sample_state(), now, 1, base);
+    REQUIRE(check_state(base) == PfsyncError::none);
+
+    auto with = [&](auto mutate) {
+        PfsyncState sp = base;
+        mutate(sp);
+        return sp;
+    };
+    // NAT: a port, an address, or a stack key whose af is 0 (= the state's).
+    for (const PfsyncState &sp :
+         {with([](PfsyncState &s) { s.key[1].port[0].set(1234); }),
+          with([](PfsyncState &s) { s.key[1].addr[1].addr[3] = 99; }), with([](PfsyncState &s) {
+              s.key[0].addr[1].addr[3] = 21;
+              s.key[1].af = 0;
+          })}) {
+        CHECK(check_state(sp) == PfsyncError::none);
+        ImportedState imp;
+        CHECK(import_state(sp, imp) == PfsyncError::none);
+        CHECK(imp.translated);
+    }
+    // af-to: the stack key of another family, whichever the state's is.
+    CHECK(check_state(with([](PfsyncState &s) { s.key[1].af = 24; })) == PfsyncError::keys_differ);
+    CHECK(check_state(with([](PfsyncState &s) {
+              s.af = 24;
+              s.key[0].af = 24;
+              s.key[1].af = 2;
+          })) == PfsyncError::keys_differ);
+    CHECK(check_state(with([](PfsyncState &s) {
+              s.af = 24;
+              s.key[0].af = 0;
+              s.key[1].af = 2;
+          })) == PfsyncError::keys_differ);
+    CHECK(pfsync_error_texts[std::size_t(PfsyncError::keys_differ)] ==
+          "wire and stack keys of different address families (af-to)");
+    // Each key's rdomain must be 0, also when they differ.
+    CHECK(check_state(with([](PfsyncState &s) { s.key[1].rdomain.set(2); })) ==
+          PfsyncError::nonzero_rdomain);
+    CHECK(check_state(with([](PfsyncState &s) { s.key[0].rdomain.set(2); })) ==
+          PfsyncError::nonzero_rdomain);
+}
+
 TEST_CASE("imported times follow pf's back-dating, without a future last activity", "[pfsync]") {
     // remaining 0: pf gives a full lifetime (last activity = now).
     CHECK(imported_times(1000, 10, 0, 60).expire == 1000);
@@ -1024,14 +1385,17 @@ TEST_CASE("full states with invalid values are refused with a reason", "[pfsync]
         require_state_refused([](PfsyncState &s) { s.key[0].af = 24; }, PfsyncError::bad_key_af);
         require_state_refused([](PfsyncState &s) { s.key[1].af = 7; }, PfsyncError::bad_key_af);
     }
-    SECTION("NAT: the two keys differ") {
-        require_state_refused([](PfsyncState &s) { s.key[1].port[0].set(1234); },
-                              PfsyncError::keys_differ);
-        require_state_refused([](PfsyncState &s) { s.key[1].addr[1].addr[3] = 99; },
-                              PfsyncError::keys_differ);
+    SECTION("af-to: the two keys are of different families") {
+        // (Keys that differ within one family are NAT, and accepted: see [nat].)
         require_state_refused(
             [](PfsyncState &s) {
                 s.key[1].af = 24; // af-to
+            },
+            PfsyncError::keys_differ);
+        require_state_refused(
+            [](PfsyncState &s) {
+                s.key[1].af = 24;
+                s.key[1].port[0].set(1234);
             },
             PfsyncError::keys_differ);
     }
@@ -1042,6 +1406,8 @@ TEST_CASE("full states with invalid values are refused with a reason", "[pfsync]
                 s.key[1].rdomain.set(3);
             },
             PfsyncError::nonzero_rdomain);
+        require_state_refused([](PfsyncState &s) { s.key[1].rdomain.set(3); },
+                              PfsyncError::nonzero_rdomain);
     }
     SECTION("protocol and family disagree") {
         require_state_refused([](PfsyncState &s) { s.proto = dp::proto_icmpv6; },
