@@ -118,8 +118,9 @@ void ControlLoop::start_reload_job() {
     const int socket = int(rte_socket_id());
     const unsigned lcores = dp_.worker_count();
     auto job = std::make_unique<CompileJob>();
-    job->run = [this, path = config_path_, names = std::move(names), running, name, socket,
-                lcores] {
+    const bool translations = dp_.states->translations();
+    job->run = [this, path = config_path_, names = std::move(names), running, name, socket, lcores,
+                translations] {
         // The previous reload's configuration and ruleset were freed on the main lcore;
         // hand their pages back to the system here, off the main lcore (a trim walks every
         // malloc arena), so RSS does not climb with reloads.
@@ -136,6 +137,11 @@ void ControlLoop::start_reload_job() {
                 auto rules = config::parse_pf_rules(*next);
                 out->ruleset =
                     std::make_unique<dp::Ruleset>(*next, std::move(rules), lcores, name, socket);
+                if (out->ruleset->translates() && !translations)
+                    throw std::runtime_error(
+                        path + ": the rules translate (nat-to, rdr-to, binat-to) but the state "
+                               "table was made without room for translated states: a restart "
+                               "is needed to apply that");
                 out->remap = config::match_rules(running->rules(), out->ruleset->rules());
                 out->config = std::move(next);
             }

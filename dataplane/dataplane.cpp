@@ -17,6 +17,7 @@
 #include <rte_rcu_qsbr.h>
 #include <rte_ring.h>
 
+#include <algorithm>
 #include <cstring>
 #include <ctime>
 #include <limits>
@@ -106,8 +107,14 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
     tsc_hz_ = rte_get_tsc_hz();
     tsc_start_ = rte_get_tsc_cycles();
     timeouts = TimeoutTable::from_config(cfg.timeouts, cfg.limits.states);
+    std::vector<config::PfRule> rules = config::parse_pf_rules(cfg);
     StateTableConfig stc;
     stc.capacity = cfg.limits.states;
+    // Translated states take a second key each: room for them only where rules translate
+    // (a reload cannot add it; see control_loop.cpp).
+    stc.translations = std::any_of(rules.begin(), rules.end(), [](const config::PfRule &r) {
+        return r.nat.set || r.rdr.set || r.binat;
+    });
     stc.reader_threads = worker_count() + 1; // workers, then the sync lcore
     stc.socket_id = socket;
     states = std::make_unique<StateTable>(stc);
@@ -122,8 +129,7 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
         rte_rcu_qsbr_thread_register(config_rcu_, w);
         rte_rcu_qsbr_thread_online(config_rcu_, w);
     }
-    ruleset.store(
-        new Ruleset(cfg, config::parse_pf_rules(cfg), worker_count(), "syncwall_acl0", socket));
+    ruleset.store(new Ruleset(cfg, std::move(rules), worker_count(), "syncwall_acl0", socket));
 
     for (unsigned w = 0; w < worker_count(); w++) {
         const std::string name = "syncwall_punt" + std::to_string(w);

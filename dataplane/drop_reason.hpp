@@ -72,6 +72,9 @@ namespace syncwall::dp {
     X(filter_synack_bad_ack, "SYN|ACK not acknowledging the SYN it answers")                       \
     X(filter_state_limit, "state limit reached")                                                   \
     X(filter_state_collision, "state with the same key or id created meanwhile")                   \
+    X(nat_exhausted, "translation: no free port or address in the pool")                           \
+    X(nat_no_room, "translation: the state table was made without room for translated states")     \
+    X(nat_family, "translation: the pool has no address of the packet's family")                   \
     X(filter_icmp_no_state, "ICMP error quoting no known connection")                              \
     X(filter_icmp_wrong_destination, "ICMP error not sent to the quoted packet's source")
 

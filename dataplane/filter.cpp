@@ -7,8 +7,10 @@
 #include "dataplane/state_table.hpp"
 
 #include <rte_byteorder.h>
+#include <rte_hash_crc.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
+#include <rte_random.h>
 
 #include <cstring>
 
@@ -113,16 +115,12 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
     for (unsigned k = 0; k < n; k++) {
         const uint32_t slot = slot_of[k];
         if (slot == icmp_error_done) continue;
-        if (slot != StateTable::no_slot) {
-            if (!track(slot, dir, descs[idx[k]], descs[idx[k]].frame_len, now, out[k])) {
-                // A forwarded packet's out pass will most likely lock the twin: start loading
-                // it now, the rest of this pass and routing ahead of its use.
-                if (dir == StateDirection::in) st.prefetch(out[k].twin);
-                continue;
-            }
-            // A new connection on the ports of a closed one: forget the old state and
-            // evaluate the SYN as the first packet of a new connection (pf does the same).
-            st.remove(slot, worker_);
+        if (slot != StateTable::no_slot &&
+            !track(slot, dir, descs[idx[k]], descs[idx[k]].frame_len, now, out[k])) {
+            // A forwarded packet's out pass will most likely lock the twin: start loading
+            // it now, the rest of this pass and routing ahead of its use.
+            if (dir == StateDirection::in) st.prefetch(out[k].twin);
+            continue;
         }
         misses[nm++] = k;
     }
@@ -132,8 +130,27 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
 bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len,
                    uint32_t now, FilterVerdict &v) {
     StateTable &st = *dp_.states;
-    if (!st.lock(slot)) return true; // deleted since the lookup: evaluate as if there were no state
+    bool by_other_key = false;
+    if (!st.lock(slot)) [[unlikely]] {
+        // A translated state's second key, or deleted since the lookup (then evaluate the
+        // packet as if there were no state).
+        const uint32_t of = st.state_of_alias(slot);
+        if (of == StateTable::no_slot || !st.lock(of)) return true;
+        slot = of;
+        by_other_key = true;
+    }
     State &s = st.state(slot);
+    uint32_t nat = StateTable::no_slot;
+    if ((s.local_flags & local_flag::translated) != 0) [[unlikely]] {
+        // Packets in the state's own direction find it by its first key, the others by the
+        // second (pf: inbound by the wire key, outbound by the stack key); each leaves with
+        // the other key's addresses.
+        if (by_other_key == (s.direction == dir)) {
+            st.unlock(slot);
+            return true;
+        }
+        nat = by_other_key ? slot : st.alias_of(slot);
+    }
     const bool forward = from_state_src(s, dir);
     TcpPeer &src = forward ? s.src : s.dst;
     TcpPeer &dst = forward ? s.dst : s.src;
@@ -144,7 +161,10 @@ bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint3
         tcp_track(src, dst, d, r);
         changed = r.changed_for_peer;
         if (r.verdict == TcpVerdict::reuse) {
+            // A new connection on the ports of a closed one: forget the old state and
+            // evaluate the SYN as the first packet of a new connection (pf does the same).
             st.unlock(slot);
+            st.remove(slot, worker_);
             return true;
         }
         if (r.verdict == TcpVerdict::drop_syn_challenge_ack ||
@@ -175,6 +195,7 @@ bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint3
         s.bytes[i] += len;
         v.slot = slot;
         v.twin = st.twin(slot);
+        v.nat = nat;
     }
     if (changed) st.notify_update(slot, worker_);
     st.unlock(slot);
@@ -260,11 +281,32 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
     }
     if (n4 != 0) rs->classify4(p4, r4, n4);
     if (n6 != 0) rs->classify6(p6, r6, n6);
+    // The last matching `match` rule that translates, in a context of its own.
+    uint32_t m4[max_filter_batch], m6[max_filter_batch];
+    const bool matches = rs->has_match_rules();
+    if (matches && n4 != 0) rs->classify_match4(p4, m4, n4);
+    if (matches && n6 != 0) rs->classify_match6(p6, m6, n6);
 
-    auto decide = [&](unsigned k, uint32_t number) {
-        if (number == Ruleset::default_rule) return; // pf's default rule: pass, no state
-        const CompiledRule &rule = rs->rule(number);
+    auto decide = [&](unsigned k, uint32_t number, uint32_t match) {
         const PacketDesc &d = descs[idx[k]];
+        // The translation: the deciding rule's own, else the last matching match rule's
+        // (ignored when a quick rule decided before it: pf stops there).
+        uint16_t tr = CompiledRule::no_translation;
+        const CompiledRule *decider = number == Ruleset::default_rule ? nullptr : &rs->rule(number);
+        if (decider != nullptr) tr = dir == StateDirection::out ? decider->nat : decider->rdr;
+        if (tr == CompiledRule::no_translation && match != Ruleset::default_rule &&
+            !(decider != nullptr && decider->quick && match > number)) {
+            const CompiledRule &m = rs->rule(match);
+            tr = dir == StateDirection::out ? m.nat : m.rdr;
+        }
+        if (decider == nullptr) {
+            // pf's default rule: pass without state, unless a match rule translates (a
+            // translation lives in a state).
+            if (tr != CompiledRule::no_translation)
+                create_state(nullptr, tr, dir, ports[k], d, d.frame_len, now, out[k]);
+            return;
+        }
+        const CompiledRule &rule = *decider;
         const uint32_t len = d.frame_len; // the mbuf's pkt_len: workers take one segment only
         RuleCounters &rc = rs->counters(worker_, number);
         rc.matches.inc();
@@ -281,14 +323,15 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
         }
         rc.packets.inc();
         rc.bytes.add(len);
-        if (rule.keep_state) {
-            if (create_state(rule, dir, ports[k], d, len, now, out[k])) rc.states_created.inc();
+        if (rule.keep_state || tr != CompiledRule::no_translation) {
+            if (create_state(&rule, tr, dir, ports[k], d, len, now, out[k]))
+                rc.states_created.inc();
         }
     };
     for (unsigned j = 0; j < n4; j++)
-        decide(w4[j], r4[j]);
+        decide(w4[j], r4[j], matches ? m4[j] : Ruleset::default_rule);
     for (unsigned j = 0; j < n6; j++)
-        decide(w6[j], r6[j]);
+        decide(w6[j], r6[j], matches ? m6[j] : Ruleset::default_rule);
 }
 
 void Filter::log_packet(const CompiledRule &rule, StateDirection dir, uint16_t port,
@@ -302,8 +345,37 @@ void Filter::log_packet(const CompiledRule &rule, StateDirection dir, uint16_t p
     if (!w->log(meta, d, frame_of(m))) ctr_.pflog_dropped.inc();
 }
 
-bool Filter::create_state(const CompiledRule &rule, StateDirection dir, uint16_t port,
-                          const PacketDesc &d, uint32_t len, uint32_t now, FilterVerdict &v) {
+StateKey Filter::translated_key(const CompiledTranslation &t, const StateKey &key,
+                                const PacketDesc &d, StateDirection dir) {
+    uint64_t n = 0;
+    switch (t.method) {
+    case config::PoolMethod::none:
+        break;
+    case config::PoolMethod::round_robin:
+        n = round_robin_++;
+        break;
+    case config::PoolMethod::random:
+        n = rte_rand();
+        break;
+    case config::PoolMethod::source_hash:
+        n = rte_hash_crc(d.src.data(), 16, 0x5f3759df);
+        break;
+    }
+    StateKey k = key;
+    // nat-to rewrites the packet's source, rdr-to its destination: in the key's convention
+    // (addr[0] is the source inbound, the destination outbound) side 0 or 1 of the key.
+    const bool source = t.kind == CompiledTranslation::Kind::nat;
+    const int side = (dir == StateDirection::in) == source ? 0 : 1;
+    k.addr[side] = t.address(t.size == 0 ? 0 : n % t.size);
+    if (t.kind == CompiledTranslation::Kind::rdr && t.port_lo != 0 &&
+        (key.proto == proto_tcp || key.proto == proto_udp))
+        k.port[side] = t.port_lo;
+    return k;
+}
+
+bool Filter::create_state(const CompiledRule *rule, uint16_t translation, StateDirection dir,
+                          uint16_t port, const PacketDesc &d, uint32_t len, uint32_t now,
+                          FilterVerdict &v) {
     auto refuse = [&](DropReason why) {
         v.action = FilterVerdict::Action::drop;
         v.reason = why;
@@ -311,25 +383,67 @@ bool Filter::create_state(const CompiledRule &rule, StateDirection dir, uint16_t
         return false;
     };
     Ruleset *rs = dp_.ruleset.load(std::memory_order_relaxed);
-    auto &live = rs->live_states(rule.number);
-    if (rule.max_states != 0 && live.load(std::memory_order_relaxed) >= rule.max_states)
+    std::atomic<uint32_t> *live = rule != nullptr ? &rs->live_states(rule->number) : nullptr;
+    if (rule != nullptr && rule->max_states != 0 &&
+        live->load(std::memory_order_relaxed) >= rule->max_states)
         return refuse(DropReason::filter_state_limit);
     State s;
     s.key = state_key(d, dir);
     s.creatorid = dp_.cfg.node.hostid;
-    s.rule = rule.number;
+    s.rule = rule != nullptr ? rule->number : no_rule;
     s.creation = s.expire = now;
     s.iface = port;
     s.direction = dir;
-    s.log = rule.log ? 1 : 0;
+    s.log = rule != nullptr && rule->log ? 1 : 0;
     state_init_peers(s, d);
     s.packets[0] = 1;
     s.bytes[0] = len;
+    StateTable &st = *dp_.states;
     uint32_t slot;
-    switch (dp_.states->insert_new(s, worker_, &slot, next_id_, dp_.worker_count())) {
+    StateTable::InsertResult r = StateTable::InsertResult::exists;
+    if (translation == CompiledRule::no_translation) [[likely]] {
+        r = st.insert_new(s, worker_, &slot, next_id_, dp_.worker_count());
+    } else {
+        const CompiledTranslation &t = rs->translation(translation);
+        if (t.family != d.family) return refuse(DropReason::nat_family);
+        if (!st.translations()) return refuse(DropReason::nat_no_room);
+        StateKey other = translated_key(t, s.key, d, dir);
+        // nat-to picks a source port (an ICMP echo id) from the pool's range that no state
+        // holds with this key: from a random place in this worker's share of the range
+        // (port = lo + worker + k * workers), so that workers never race for one.
+        const bool ports =
+            d.has_l4 && (d.proto == proto_tcp || d.proto == proto_udp ||
+                         ((d.proto == proto_icmp || d.proto == proto_icmpv6) && !d.icmp.is_error));
+        const int side = dir == StateDirection::in ? 0 : 1; // the source's side (nat is out)
+        const bool choose = t.kind == CompiledTranslation::Kind::nat && ports && !t.static_port;
+        const unsigned workers = dp_.worker_count();
+        const uint32_t range = choose ? uint32_t(t.port_hi) - t.port_lo + 1 : 1;
+        const uint32_t share =
+            choose ? (range > worker_ ? (range - worker_ - 1) / workers + 1 : 0) : 1;
+        if (share == 0) return refuse(DropReason::nat_exhausted);
+        constexpr uint32_t max_tries = 256;
+        const uint32_t start = choose ? uint32_t(rte_rand() % share) : 0;
+        const uint32_t tries = share < max_tries ? share : max_tries;
+        bool inserted = false;
+        for (uint32_t j = 0; j < tries && !inserted; j++) {
+            if (choose) {
+                const uint16_t p = uint16_t(t.port_lo + worker_ + ((start + j) % share) * workers);
+                other.port[side] = p;
+                if (d.proto == proto_icmp || d.proto == proto_icmpv6) other.port[1 - side] = p;
+                if (st.lookup(other) != StateTable::no_slot) continue; // in use
+            }
+            bool taken = false;
+            r = st.insert_new(s, worker_, &slot, next_id_, dp_.worker_count(), &other, &taken);
+            if (r == StateTable::InsertResult::exists && taken) continue;
+            inserted = true;
+        }
+        if (!inserted) return refuse(DropReason::nat_exhausted);
+    }
+    switch (r) {
     case StateTable::InsertResult::ok:
         v.slot = slot;
-        live.fetch_add(1, std::memory_order_relaxed);
+        if (translation != CompiledRule::no_translation) v.nat = st.alias_of(slot);
+        if (live != nullptr) live->fetch_add(1, std::memory_order_relaxed);
         return true;
     case StateTable::InsertResult::full:
         return refuse(DropReason::filter_state_limit);

@@ -32,6 +32,8 @@ struct rte_mbuf;
 
 namespace syncwall::dp {
 
+struct CompiledTranslation;
+
 struct FilterVerdict {
     // challenge_ack: dropped, and a bare ACK with `seq`/`ack` goes back to the sender.
     enum class Action : uint8_t { pass, drop, block_return, challenge_ack };
@@ -41,6 +43,7 @@ struct FilterVerdict {
     uint32_t seq = 0, ack = 0; // challenge_ack
     uint32_t slot = no_slot;   // the state matched or made (pass only)
     uint32_t twin = no_slot;   // that state's twin hint (matched states only)
+    uint32_t nat = no_slot;    // translated: rewrite the packet to state(nat).key (nat.hpp)
     static constexpr uint32_t no_slot = 0xffffffffu;
 };
 
@@ -56,17 +59,28 @@ class Filter {
              uint32_t now, const uint32_t *hints = nullptr);
 
   private:
-    // Match a packet against the state in `slot`; the verdict goes into `v`, written field
-    // by field (a returned 12-byte verdict is built on the stack byte-wise and reloaded as
-    // words: a store-forwarding stall per packet). Returns true when the packet is to be
-    // evaluated as the first of a new connection instead (the state is gone or reused).
+    // Match a packet against the state in `slot` (a state's slot or the alias slot of a
+    // translated state's second key); the verdict goes into `v`, written field by field (a
+    // returned 12-byte verdict is built on the stack byte-wise and reloaded as words: a
+    // store-forwarding stall per packet). Returns true when the packet is to be evaluated as
+    // the first of a new connection instead: the state is gone, was reused (and is removed
+    // here), or is a translated state found by the key of the other direction (pf's rule:
+    // inbound packets find wire keys, outbound ones stack keys).
     bool track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len, uint32_t now,
                FilterVerdict &v);
     FilterVerdict icmp_error(std::span<const uint8_t> frame, const PacketDesc &d,
                              StateDirection dir);
     // Returns true when the state was made; otherwise the drop goes into `v` (as track()).
-    bool create_state(const CompiledRule &rule, StateDirection dir, uint16_t port,
-                      const PacketDesc &d, uint32_t len, uint32_t now, FilterVerdict &v);
+    // `rule`: the deciding rule, or nullptr for pf's default rule (a state made only because a
+    // match rule translates). `translation`: the index of the translation to apply, or
+    // CompiledRule::no_translation.
+    bool create_state(const CompiledRule *rule, uint16_t translation, StateDirection dir,
+                      uint16_t port, const PacketDesc &d, uint32_t len, uint32_t now,
+                      FilterVerdict &v);
+    // The translated key of a new state whose untranslated key is `key`, with the address
+    // picked from the pool; the port is the caller's to choose (see create_state).
+    StateKey translated_key(const CompiledTranslation &t, const StateKey &key, const PacketDesc &d,
+                            StateDirection dir);
     void rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
                const uint16_t *idx, const uint16_t *ports, const unsigned *which, unsigned n,
                FilterVerdict *out, uint32_t now);
@@ -78,6 +92,7 @@ class Filter {
     unsigned worker_;
     LcoreCounters &ctr_;
     uint64_t next_id_;
+    uint64_t round_robin_ = 0; // translation pools' round-robin position (this worker's)
 };
 
 } // namespace syncwall::dp

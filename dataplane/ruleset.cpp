@@ -549,7 +549,97 @@ uint32_t result_of(uint32_t userdata) {
     return userdata == 0 ? Ruleset::default_rule : userdata - 1;
 }
 
+// The addresses a translation pool stands for, as address blocks, and its family.
+CompiledTranslation resolve_pool(const config::Config &cfg, const PfRule &rule,
+                                 const config::Translation &t, CompiledTranslation::Kind kind) {
+    auto fail = [&](const std::string &m) -> void { throw ConfigError(rule.pos, "rule: " + m); };
+    auto host_block = [](config::IpPrefix p) {
+        p.length = p.addr.family == 4 ? 32 : 128;
+        return p;
+    };
+    CompiledTranslation c;
+    c.kind = kind;
+    c.method = t.method;
+    c.static_port = t.static_port;
+    c.port_lo = t.port_lo;
+    c.port_hi = t.port_hi;
+    for (const HostSpec &h : t.pool) {
+        switch (h.kind) {
+        case HostSpec::Kind::prefix:
+            c.blocks.push_back(h.prefix);
+            break;
+        case HostSpec::Kind::table: {
+            auto it = std::find_if(cfg.tables.begin(), cfg.tables.end(),
+                                   [&](const auto &tb) { return tb.name == h.name; });
+            if (it == cfg.tables.end()) fail("unknown table <" + h.name + ">");
+            c.blocks.insert(c.blocks.end(), it->entries.begin(), it->entries.end());
+            break;
+        }
+        case HostSpec::Kind::iface_address: {
+            const int index = cfg.interface_index(h.name);
+            if (index < 0) fail("unknown interface \"" + h.name + "\"");
+            // (IFNAME): the interface's CARP addresses when it has any, so that an HA pair
+            // translates to an address that moves with mastership; else its own.
+            std::size_t before = c.blocks.size();
+            if (h.dynamic)
+                for (const auto &v : cfg.carp.vhosts)
+                    if (v.interface == h.name)
+                        for (const auto &a : v.addresses)
+                            c.blocks.push_back(host_block(a));
+            if (c.blocks.size() == before)
+                for (const auto &a : cfg.interfaces[std::size_t(index)].addresses)
+                    c.blocks.push_back(host_block(a));
+            break;
+        }
+        default:
+            fail("a translation pool holds addresses, (interface)s or <table>s only");
+        }
+    }
+    // pfctl takes a rule's family from its pool: one family per pool, the rule's if it has one.
+    std::erase_if(c.blocks, [&](const config::IpPrefix &p) {
+        return rule.af != 0 && p.addr.family != rule.af;
+    });
+    if (c.blocks.empty()) fail("the translation pool has no address of the rule's family");
+    c.family = c.blocks.front().addr.family;
+    for (const auto &b : c.blocks) {
+        if (b.addr.family != c.family)
+            fail("the translation pool mixes IPv4 and IPv6 addresses: write inet or inet6");
+        const int host_bits = (c.family == 4 ? 32 : 128) - b.length;
+        const uint64_t n = host_bits >= 32 ? (uint64_t(1) << 32) : uint64_t(1) << host_bits;
+        c.size = std::min<uint64_t>(c.size + n, uint64_t(1) << 32);
+    }
+    if (kind == CompiledTranslation::Kind::nat && c.port_lo == 0 && !c.static_port) {
+        c.port_lo = 50001; // pf's PF_NAT_PROXY_PORT_LOW..HIGH
+        c.port_hi = 65535;
+    }
+    if (c.method == config::PoolMethod::none && c.size > 1)
+        c.method = config::PoolMethod::round_robin;
+    return c;
+}
+
 } // namespace
+
+std::array<uint8_t, 16> CompiledTranslation::address(uint64_t i) const {
+    for (const auto &b : blocks) {
+        const int host_bits = (family == 4 ? 32 : 128) - b.length;
+        const uint64_t n = host_bits >= 32 ? (uint64_t(1) << 32) : uint64_t(1) << host_bits;
+        if (i >= n) {
+            i -= n;
+            continue;
+        }
+        std::array<uint8_t, 16> a = b.addr.bytes;
+        const int len = family == 4 ? 4 : 16;
+        // Add i to the block's (host-bits-clear) base, from the last byte up.
+        uint64_t carry = i;
+        for (int k = len - 1; k >= 0 && carry != 0; k--) {
+            const uint64_t v = uint64_t(a[std::size_t(k)]) + (carry & 0xff);
+            a[std::size_t(k)] = uint8_t(v);
+            carry = (carry >> 8) + (v >> 8);
+        }
+        return a;
+    }
+    return blocks.empty() ? std::array<uint8_t, 16>{} : blocks.front().addr.bytes;
+}
 
 int32_t acl_priority(uint32_t number, bool quick, std::size_t rule_count) {
     // Quick: MAX .. MAX - n + 1, non-quick: 1 .. n. They do not meet while n < MAX / 2,
@@ -563,25 +653,72 @@ Ruleset::Ruleset(const config::Config &cfg, std::vector<config::PfRule> rules, u
     : rules_(std::move(rules)), lcores_(lcores) {
     if (rules_.size() > max_rules)
         throw std::runtime_error("ruleset: more than " + std::to_string(max_rules) + " rules");
-    std::vector<Acl4Rule> acl4;
-    std::vector<Acl6Rule> acl6;
+    std::vector<Acl4Rule> acl4, match4;
+    std::vector<Acl6Rule> acl6, match6;
     compiled_.reserve(rules_.size());
     for (std::size_t i = 0; i < rules_.size(); i++) {
         PfRule &rule = rules_[i];
         rule.number = uint32_t(i);
-        RuleCompiler compiler(cfg, rule);
-        const Expansion expansion = compiler.expand();
-        const std::size_t entries = entry_count(expansion);
-        if (entries > max_entries_per_rule)
-            compiler.fail("the rule expands into more than " +
-                          std::to_string(max_entries_per_rule) + " entries");
-        if (acl4.size() + acl6.size() + entries > max_entries_total)
-            compiler.fail("the ruleset expands into more than " +
-                          std::to_string(max_entries_total) + " entries at this rule");
-        emit(expansion, acl_priority(rule.number, rule.quick, rules_.size()), rule.number + 1, acl4,
-             acl6);
-
         CompiledRule c;
+        using Kind = CompiledTranslation::Kind;
+        auto add_translation = [&](const PfRule &r, const config::Translation &t, Kind kind) {
+            if (translations_.size() >= CompiledRule::no_translation)
+                throw ConfigError(r.pos, "rule: too many translations in the ruleset");
+            translations_.push_back(resolve_pool(cfg, r, t, kind));
+            return uint16_t(translations_.size() - 1);
+        };
+        // The halves the rule compiles into: itself, or binat-to's outbound nat-to and
+        // inbound rdr-to (pf: "on IF from A to B binat-to X" is "out from A to B nat-to X
+        // static-port" and "in from B to X rdr-to A").
+        std::vector<PfRule> halves;
+        if (rule.binat) {
+            PfRule out = rule, in = rule;
+            out.direction = config::Direction::out;
+            out.nat.static_port = true;
+            c.nat = add_translation(out, out.nat, Kind::nat);
+            in.direction = config::Direction::in;
+            in.nat = {};
+            in.from = rule.to;
+            in.to = config::Endpoint{rule.nat.pool, {}};
+            in.rdr.set = true;
+            in.rdr.pool = rule.from.hosts;
+            c.rdr = add_translation(in, in.rdr, Kind::rdr);
+            in.af = translations_[c.rdr].family;
+            out.af = translations_[c.nat].family;
+            halves.push_back(std::move(out));
+            halves.push_back(std::move(in));
+        } else {
+            PfRule r = rule;
+            if (rule.nat.set) {
+                c.nat = add_translation(rule, rule.nat, Kind::nat);
+                if (r.af == 0) r.af = translations_[c.nat].family;
+            }
+            if (rule.rdr.set) {
+                c.rdr = add_translation(rule, rule.rdr, Kind::rdr);
+                if (r.af == 0) r.af = translations_[c.rdr].family;
+            }
+            halves.push_back(std::move(r));
+        }
+        // Match rules that translate go to the match context; others change nothing here.
+        const bool is_match = rule.action == config::Action::match;
+        const bool emitted = !is_match || c.nat != CompiledRule::no_translation ||
+                             c.rdr != CompiledRule::no_translation;
+        for (const PfRule &half : halves) {
+            if (!emitted) break;
+            RuleCompiler compiler(cfg, half);
+            const Expansion expansion = compiler.expand();
+            const std::size_t entries = entry_count(expansion);
+            if (entries > max_entries_per_rule)
+                compiler.fail("the rule expands into more than " +
+                              std::to_string(max_entries_per_rule) + " entries");
+            if (acl4.size() + acl6.size() + match4.size() + match6.size() + entries >
+                max_entries_total)
+                compiler.fail("the ruleset expands into more than " +
+                              std::to_string(max_entries_total) + " entries at this rule");
+            emit(expansion, acl_priority(rule.number, rule.quick, rules_.size()), rule.number + 1,
+                 is_match ? match4 : acl4, is_match ? match6 : acl6);
+        }
+
         c.number = rule.number;
         c.action = rule.action;
         c.block_policy = rule.block_policy;
@@ -597,19 +734,27 @@ Ruleset::Ruleset(const config::Config &cfg, std::vector<config::PfRule> rules, u
     counters_.reset(new RuleCounters[std::size_t(lcores_) * compiled_.size()]);
     live_states_.reset(new std::atomic<uint32_t>[compiled_.size()]());
 
-    acl4_ = build_context(name + "4", socket_id, acl4, config4());
     try {
+        acl4_ = build_context(name + "4", socket_id, acl4, config4());
         acl6_ = build_context(name + "6", socket_id, acl6, config6());
+        match4_ = build_context(name + "m4", socket_id, match4, config4());
+        match6_ = build_context(name + "m6", socket_id, match6, config6());
     } catch (...) {
-        rte_acl_free(acl4_);
-        acl4_ = nullptr;
+        free_contexts();
         throw;
+    }
+    acl_rules_ += match4.size() + match6.size();
+}
+
+void Ruleset::free_contexts() {
+    for (rte_acl_ctx **c : {&acl4_, &acl6_, &match4_, &match6_}) {
+        rte_acl_free(*c);
+        *c = nullptr;
     }
 }
 
 Ruleset::~Ruleset() {
-    rte_acl_free(acl4_);
-    rte_acl_free(acl6_);
+    free_contexts();
 }
 
 namespace {
@@ -645,6 +790,14 @@ void Ruleset::classify4(const FilterKey4 *const *keys, uint32_t *results, unsign
 
 void Ruleset::classify6(const FilterKey6 *const *keys, uint32_t *results, unsigned n) const {
     classify_keys(acl6_, keys, results, n);
+}
+
+void Ruleset::classify_match4(const FilterKey4 *const *keys, uint32_t *results, unsigned n) const {
+    classify_keys(match4_, keys, results, n);
+}
+
+void Ruleset::classify_match6(const FilterKey6 *const *keys, uint32_t *results, unsigned n) const {
+    classify_keys(match6_, keys, results, n);
 }
 
 Ruleset::RuleTotals Ruleset::totals(uint32_t rule) const {

@@ -53,6 +53,23 @@ struct FilterKey6 {
 };
 static_assert(sizeof(FilterKey6) == 40);
 
+// A translation as the worker applies it (nat-to, rdr-to, each half of binat-to).
+struct CompiledTranslation {
+    enum class Kind : uint8_t { nat, rdr };
+    Kind kind = Kind::nat;
+    config::PoolMethod method = config::PoolMethod::none;
+    bool static_port = false;
+    uint16_t port_lo = 0, port_hi = 0; // nat: source ports; rdr: lo = the new port (0 = kept)
+    uint8_t family = 0;                // of the pool's addresses
+    // The pool, one entry per address block (a /32 or /128 for one address); addresses are
+    // numbered across the blocks in order, `size` of them in all (capped at 2^32).
+    std::vector<config::IpPrefix> blocks;
+    uint64_t size = 0;
+
+    // Address number i (< size) of the pool, into 16 bytes (IPv4 in the first 4).
+    std::array<uint8_t, 16> address(uint64_t i) const;
+};
+
 // What the worker needs of the rule that decided.
 struct CompiledRule {
     uint32_t number = 0;
@@ -64,6 +81,10 @@ struct CompiledRule {
     uint32_t max_states = 0; // 0 = no per-rule limit
     // Per-rule timeouts in seconds indexed by Timeout class; 0 = use the global one.
     std::array<uint32_t, config::state_timeout_count> timeouts{};
+    // Translations (indexes into Ruleset::translation(); no_translation = none): outbound
+    // packets the rule decides get `nat`, inbound ones `rdr`.
+    static constexpr uint16_t no_translation = 0xffff;
+    uint16_t nat = no_translation, rdr = no_translation;
 };
 
 // Per-rule counters: each lcore writes its own row; readers sum. `states` is shared
@@ -89,6 +110,14 @@ class Ruleset {
     // results[i] = number of the deciding rule, or default_rule. n <= 64.
     void classify4(const FilterKey4 *const *keys, uint32_t *results, unsigned n) const;
     void classify6(const FilterKey6 *const *keys, uint32_t *results, unsigned n) const;
+    // The `match` rules that translate, in a context of their own (rte_acl gives one winner
+    // per context): results[i] = number of the last matching one, or default_rule.
+    bool has_match_rules() const { return match4_ != nullptr || match6_ != nullptr; }
+    void classify_match4(const FilterKey4 *const *keys, uint32_t *results, unsigned n) const;
+    void classify_match6(const FilterKey6 *const *keys, uint32_t *results, unsigned n) const;
+    const CompiledTranslation &translation(uint16_t i) const { return translations_[i]; }
+    // Whether any rule translates (the state table must have been made with room for it).
+    bool translates() const { return !translations_.empty(); }
 
     const CompiledRule &rule(uint32_t number) const { return compiled_[number]; }
     std::size_t size() const { return compiled_.size(); }
@@ -113,7 +142,11 @@ class Ruleset {
     std::vector<CompiledRule> compiled_;
     rte_acl_ctx *acl4_ = nullptr;
     rte_acl_ctx *acl6_ = nullptr;
+    rte_acl_ctx *match4_ = nullptr;
+    rte_acl_ctx *match6_ = nullptr;
+    std::vector<CompiledTranslation> translations_;
     std::size_t acl_rules_ = 0;
+    void free_contexts();
     unsigned lcores_ = 0;
     std::unique_ptr<RuleCounters[]> counters_;
     std::unique_ptr<std::atomic<uint32_t>[]> live_states_;

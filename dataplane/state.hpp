@@ -11,8 +11,12 @@
 // built the same way for its own direction, so a reply finds the state of its request and
 // a forwarded connection has one state per interface it crosses, as in pf.
 //
-// syncwall does no NAT, so the stack key (pf's PF_SK_STACK) always equals the wire key and
-// is not stored; pfsync sends the one key in both places.
+// A translated state (NAT) has two keys, pf's wire key (PF_SK_WIRE: the packet as it is on
+// the wire outside) and stack key (PF_SK_STACK: as the host behind the translation sees
+// it). `key` is the one its first packet used, before translation: the stack key of a
+// state made outbound (nat-to), the wire key of one made inbound (rdr-to). The other key is
+// kept by the state table (StateTable::other_key). An untranslated state's two keys are
+// the same, and pfsync sends `key` in both places.
 #pragma once
 
 #include "dataplane/tcp_tracker.hpp"
@@ -47,6 +51,11 @@ namespace state_flag {
 inline constexpr uint16_t nosync = 0x0008;
 } // namespace state_flag
 
+// syncwall's own bits (State::local_flags), never sent.
+namespace local_flag {
+inline constexpr uint16_t translated = 0x0001; // the state has a second key (NAT)
+} // namespace local_flag
+
 // What the table knows about a state beyond pf's fields.
 namespace state_origin {
 inline constexpr uint8_t local = 0; // created here by a rule
@@ -64,7 +73,7 @@ struct State {
     StateDirection direction = StateDirection::in;
     Timeout timeout = Timeout::tcp_first;
     uint16_t state_flags = 0;        // PFSTATE_*
-    StateKey key;                    // wire key (= stack key: no NAT)
+    StateKey key;                    // the key its first packet used (see above)
     uint64_t id = 0;                 // unique on its creator
     uint32_t creatorid = 0;          // node that created it (pfsync hostid), host order
     uint32_t rule = no_rule;         // number of the rule that created it
@@ -73,7 +82,7 @@ struct State {
     uint8_t log = 0;
     uint8_t origin = state_origin::local;
     uint16_t max_mss = 0;
-    uint16_t reserved = 0;
+    uint16_t local_flags = 0; // local_flag::*
 };
 static_assert(sizeof(State) == 152);
 static_assert(offsetof(State, key) == 80, "the per-packet fields fill the first 80 bytes");

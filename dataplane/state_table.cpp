@@ -15,13 +15,17 @@
 // * A slot's lock, status, write sequence and generation share one 32-bit word, so that a
 //   slot is its state and 8 bytes: every change to the word is an atomic read-modify-write
 //   that leaves the other fields as they are, except unlock() (see there). The generation
-//   (16 bits) tells a reused slot from its previous life; the write sequence (13 bits) tells
+//   (16 bits) tells a reused slot from its previous life; the write sequence (12 bits) tells
 //   read() that a writer came and went during its copy.
+// * A translated state's second key takes a position of its own, whose slot becomes an
+//   alias: its state.key is that key and its twin field the state's slot (state_of_alias);
+//   alias_of_[state slot] names the alias. The alias is indexed before the state goes live
+//   and unindexed when it dies, under the same grace period.
 // * read() is a seqlock read (Boehm, "Can seqlocks get along with programming language
 //   memory models?", 2012): the word's acquire load, the copy by relaxed 8-byte atomic
 //   loads, an acquire fence, the word again. The writer's side is lock()'s release fence and
-//   unlock()'s release store. A 13-bit sequence could come round to the same value, but only
-//   after 8 192 writes of the one state (each a lock and an unlock, at most one per packet
+//   unlock()'s release store. A 12-bit sequence could come round to the same value, but only
+//   after 4 096 writes of the one state (each a lock and an unlock, at most one per packet
 //   of its connection); a copy that took longer than 10 microseconds (a reader preempted
 //   mid-copy) is therefore thrown away and made again, whatever the word says.
 #define ALLOW_EXPERIMENTAL_API 1 // rte_rcu_qsbr_dq_* are experimental in DPDK 22.11
@@ -104,8 +108,8 @@ StateTable::StateTable(const StateTableConfig &cfg)
         return fail(std::string(step) + ": " + rte_strerror(rte_errno));
     };
 
-    // rte_hash wants at least one bucket's worth of entries.
-    const uint32_t entries = cfg.capacity < 8 ? 8 : cfg.capacity;
+    // rte_hash wants at least one bucket's worth of entries. Translated states take two.
+    const uint32_t entries = (cfg.capacity < 8 ? 8 : cfg.capacity) * (cfg.translations ? 2 : 1);
     const std::string dq_name = cfg.name + "_dq";
     rte_hash_parameters p{};
     p.entries = entries;
@@ -134,6 +138,14 @@ StateTable::StateTable(const StateTableConfig &cfg)
     if (slot_array_ == nullptr) throw fail("no memory for " + std::to_string(slots_) + " slots");
     for (uint32_t i = 0; i < slots_; i++)
         new (&slot_array_[i]) Slot{};
+    if (cfg.translations) {
+        alias_of_ = static_cast<std::atomic<uint32_t> *>(
+            rte_malloc_socket("syncwall_state_alias", sizeof(std::atomic<uint32_t>) * slots_,
+                              RTE_CACHE_LINE_SIZE, cfg.socket_id));
+        if (alias_of_ == nullptr) throw fail("no memory for the translated states' links");
+        for (uint32_t i = 0; i < slots_; i++)
+            new (&alias_of_[i]) std::atomic<uint32_t>(no_slot);
+    }
     const uint32_t id_buckets = IdIndex::buckets_for(entries);
     const std::size_t id_cells = std::size_t(id_buckets) * IdIndex::bucket_cells;
     id_cells_ = static_cast<std::atomic<uint32_t> *>(
@@ -181,6 +193,7 @@ StateTable::StateTable(const StateTableConfig &cfg)
 
     memory_bytes_ = hash_bytes(keys_, entries, sizeof(StateKey)) + sizeof(uint32_t) * id_cells +
                     sizeof(Slot) * std::size_t(slots_) +
+                    (alias_of_ != nullptr ? sizeof(uint32_t) * std::size_t(slots_) : 0) +
                     (sizeof(uint64_t) + dp.esize) * std::size_t(rte_align32pow2(slots_ + 1)) +
                     rcu_bytes;
 }
@@ -206,6 +219,8 @@ void StateTable::free_resources() {
     rcu_ = nullptr;
     rte_free(slot_array_);
     slot_array_ = nullptr;
+    rte_free(alias_of_);
+    alias_of_ = nullptr;
     rte_free(id_cells_);
     id_cells_ = nullptr;
 }
@@ -215,8 +230,10 @@ void StateTable::free_resources() {
 uint32_t StateTable::lookup(const StateKey &key) const {
     const int32_t pos = rte_hash_lookup(keys_, &key);
     if (pos < 0 || uint32_t(pos) >= slots_) return no_slot;
-    if (slot_array_[pos].status() != slot_live) return no_slot;
-    return uint32_t(pos);
+    const uint32_t slot =
+        slot_array_[pos].status() == slot_alias ? state_of_alias(uint32_t(pos)) : uint32_t(pos);
+    if (slot >= slots_ || slot_array_[slot].status() != slot_live) return no_slot;
+    return slot;
 }
 
 void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsigned n) const {
@@ -244,9 +261,9 @@ void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsig
         rte_prefetch0(p + hot - 1);
     }
     for (unsigned i = 0; i < n; i++) {
-        const bool found =
-            pos[i] >= 0 && uint32_t(pos[i]) < slots_ && slot_array_[pos[i]].status() == slot_live;
-        slots[i] = found ? uint32_t(pos[i]) : no_slot;
+        SlotStatus st = slot_free;
+        if (pos[i] >= 0 && uint32_t(pos[i]) < slots_) st = slot_array_[pos[i]].status();
+        slots[i] = st == slot_live || st == slot_alias ? uint32_t(pos[i]) : no_slot;
     }
 }
 
@@ -300,28 +317,79 @@ bool StateTable::read(uint32_t slot, State &out, uint32_t *generation) const {
     }
 }
 
+bool StateTable::other_key(uint32_t slot, StateKey &out) const {
+    const uint32_t alias = alias_of(slot);
+    if (alias >= slots_) return false;
+    const Slot &a = slot_array_[alias];
+    const uint32_t before = a.word.load(std::memory_order_acquire);
+    if (status_of(before) != slot_alias) return false;
+    const auto *from = reinterpret_cast<const uint64_t *>(&a.state.key);
+    auto *to = reinterpret_cast<uint64_t *>(&out);
+    static_assert(sizeof(StateKey) % sizeof(uint64_t) == 0);
+    for (std::size_t i = 0; i < sizeof(StateKey) / sizeof(uint64_t); i++)
+        to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    // Still the alias of this slot, in the same life: the key was not being rewritten.
+    return a.word.load(std::memory_order_relaxed) == before &&
+           a.twin.load(std::memory_order_relaxed) == slot;
+}
+
 // --- writers -------------------------------------------------------------------------------
 
-StateTable::InsertResult StateTable::insert(const State &st, unsigned writer, uint32_t *slot_out) {
-    bool id_taken = false;
-    return insert_(st, writer, slot_out, &id_taken);
+StateTable::InsertResult StateTable::insert(const State &st, unsigned writer, uint32_t *slot_out,
+                                            const StateKey *other, bool *other_taken) {
+    bool id_taken = false, taken = false;
+    const InsertResult r = insert_(st, writer, slot_out, &id_taken, other, &taken);
+    if (other_taken != nullptr) *other_taken = taken;
+    return r;
 }
 
 StateTable::InsertResult StateTable::insert_new(State &st, unsigned writer, uint32_t *slot_out,
-                                                uint64_t &next_id, uint64_t stride) {
+                                                uint64_t &next_id, uint64_t stride,
+                                                const StateKey *other, bool *other_taken) {
     InsertResult r = InsertResult::exists;
     for (unsigned tries = 0; tries < max_id_tries; tries++) {
         st.id = next_id;
         next_id += stride;
-        bool id_taken = false;
-        r = insert_(st, writer, slot_out, &id_taken);
+        bool id_taken = false, taken = false;
+        r = insert_(st, writer, slot_out, &id_taken, other, &taken);
+        if (other_taken != nullptr) *other_taken = taken;
         if (r != InsertResult::exists || !id_taken) return r;
     }
     return r;
 }
 
+int64_t StateTable::add_alias(const StateKey &key, uint32_t slot) {
+    int32_t pos = rte_hash_add_key(keys_, &key);
+    if (pos == -ENOSPC) {
+        reclaim();
+        pos = rte_hash_add_key(keys_, &key);
+    }
+    if (pos < 0) return -1;
+    if (uint32_t(pos) >= slots_) {
+        rte_hash_del_key(keys_, &key);
+        rte_hash_free_key_with_position(keys_, pos);
+        return -1;
+    }
+    Slot &a = slot_array_[pos];
+    if (!a.claim()) return -2; // another state (or alias) has the key
+    a.state.key = key;
+    a.twin.store(slot, std::memory_order_relaxed);
+    a.set_status(slot_alias);
+    return pos;
+}
+
+void StateTable::drop_alias(uint32_t alias, unsigned writer) {
+    Slot &a = slot_array_[alias];
+    const StateKey key = a.state.key;
+    a.set_status(slot_dead);
+    rte_hash_del_key(keys_, &key);
+    retire(alias, writer);
+}
+
 StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, uint32_t *slot_out,
-                                             bool *id_taken) {
+                                             bool *id_taken, const StateKey *other,
+                                             bool *other_taken) {
     auto refuse = [&](InsertResult r) {
         count_.fetch_sub(1, std::memory_order_relaxed);
         (r == InsertResult::full ? insert_full_ : insert_exists_)
@@ -329,7 +397,8 @@ StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, u
         return r;
     };
     // Reserve the state first, so that racing inserters cannot overshoot the limit together.
-    if (count_.fetch_add(1, std::memory_order_relaxed) >= capacity_ || !on_lcore())
+    if (count_.fetch_add(1, std::memory_order_relaxed) >= capacity_ || !on_lcore() ||
+        (other != nullptr && alias_of_ == nullptr))
         return refuse(InsertResult::full);
     ids_.prefetch(st.creatorid, st.id); // needed after the key index's work below
 
@@ -362,6 +431,26 @@ StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, u
     // (creatorid, id) of every slot a cell names, this one's as soon as its cell is set.
     std::memcpy(static_cast<void *>(&s.state), &st, sizeof(State));
     s.twin.store(no_slot, std::memory_order_relaxed);
+    uint32_t alias = no_slot;
+    if (other != nullptr) {
+        const int64_t a = add_alias(*other, uint32_t(pos));
+        if (a < 0) {
+            *other_taken = a == -2;
+            return undo(a == -2 ? InsertResult::exists : InsertResult::full);
+        }
+        alias = uint32_t(a);
+        s.state.local_flags |= local_flag::translated;
+    } else {
+        s.state.local_flags &= uint16_t(~local_flag::translated);
+    }
+    if (alias_of_ != nullptr) alias_of_[pos].store(alias, std::memory_order_release);
+    auto undo_alias = [&](InsertResult r) {
+        if (alias != no_slot) {
+            alias_of_[pos].store(no_slot, std::memory_order_relaxed);
+            drop_alias(alias, writer);
+        }
+        return undo(r);
+    };
     switch (ids_.add(st.creatorid, st.id, uint32_t(pos), [&](uint32_t other) {
         return other < slots_ && slot_array_[other].status() != slot_free &&
                slot_array_[other].state.creatorid == st.creatorid &&
@@ -371,9 +460,9 @@ StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, u
         break;
     case IdIndex::Add::exists:
         *id_taken = true;
-        return undo(InsertResult::exists);
+        return undo_alias(InsertResult::exists);
     case IdIndex::Add::full:
-        return undo(InsertResult::full);
+        return undo_alias(InsertResult::full);
     }
 
     s.set_status(slot_live);
@@ -407,6 +496,10 @@ void StateTable::remove_locked(uint32_t slot, unsigned writer) {
     // and reports `exists`; once unlinked, it gets a fresh position and cell.
     rte_hash_del_key(keys_, &key);
     ids_.remove(creatorid, id, slot);
+    if (const uint32_t alias = alias_of(slot); alias != no_slot) {
+        alias_of_[slot].store(no_slot, std::memory_order_relaxed);
+        drop_alias(alias, writer);
+    }
     retire(slot, writer);
     count_.fetch_sub(1, std::memory_order_relaxed);
     removals_.fetch_add(1, std::memory_order_relaxed);

@@ -50,12 +50,20 @@ namespace syncwall::dp {
 
 namespace detail {
 
-enum SlotStatus : uint32_t { slot_free = 0, slot_initialising = 1, slot_live = 2, slot_dead = 3 };
+// slot_alias: the slot holds the second key of a translated state (NAT) in its state.key and
+// the state's own slot in its twin field; it is never locked, tracked or walked.
+enum SlotStatus : uint32_t {
+    slot_free = 0,
+    slot_initialising = 1,
+    slot_live = 2,
+    slot_dead = 3,
+    slot_alias = 4
+};
 
-// The slot word: bit 0 the lock, bits 1-2 the status, bits 3-15 the write sequence (moved
+// The slot word: bit 0 the lock, bits 1-3 the status, bits 4-15 the write sequence (moved
 // on by every unlock, for read()), bits 16-31 the generation (moved on by every reuse).
-constexpr uint32_t lock_bit = 1, status_shift = 1, status_bits = 3u << status_shift,
-                   sequence_shift = 3, sequence_bits = 0x1fffu << sequence_shift,
+constexpr uint32_t lock_bit = 1, status_shift = 1, status_bits = 7u << status_shift,
+                   sequence_shift = 4, sequence_bits = 0xfffu << sequence_shift,
                    generation_shift = 16;
 
 constexpr SlotStatus status_of(uint32_t word) {
@@ -67,7 +75,7 @@ constexpr uint32_t generation_of(uint32_t word) {
 constexpr uint32_t with_status(uint32_t word, SlotStatus st) {
     return (word & ~status_bits) | uint32_t(st) << status_shift;
 }
-// The word with its write sequence moved on by one (wrapping within its 13 bits).
+// The word with its write sequence moved on by one (wrapping within its 12 bits).
 constexpr uint32_t next_sequence(uint32_t word) {
     return (word & ~sequence_bits) | ((word + (1u << sequence_shift)) & sequence_bits);
 }
@@ -120,7 +128,11 @@ class StateChangeSink {
 
 struct StateTableConfig {
     std::string name = "syncwall_states";
-    uint32_t capacity = 100000;  // limits.states: inserts beyond it are refused
+    uint32_t capacity = 100000; // limits.states: inserts beyond it are refused
+    // Room for translated states (NAT): each holds a second key, in a slot of its own. With
+    // it the key index has room for 2 * capacity keys; without it, an insert with a second
+    // key is refused as `full`.
+    bool translations = false;
     unsigned reader_threads = 1; // RCU reader ids 0..reader_threads-1 (workers, sync lcore)
     int socket_id = 0;
 };
@@ -135,10 +147,14 @@ class StateTable {
     static constexpr uint32_t no_slot = 0xffffffffu;
 
     // --- lookups (any lcore) -------------------------------------------------------
-    // Slot of the live state with this key, or no_slot.
+    // Slot of the live state with this key (either key of a translated state), or no_slot.
     uint32_t lookup(const StateKey &key) const;
     // Bulk: slots[i] = slot of keys[i] or no_slot. n <= 64. Prefetches the slots found.
+    // A translated state's second key gives its alias slot: see state_of_alias().
     void lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsigned n) const;
+    // The state slot a lookup_bulk() result stands for when it is an alias slot (the second
+    // key of a translated state), or no_slot when `slot` is not an alias (any more).
+    uint32_t state_of_alias(uint32_t slot) const;
     uint32_t lookup_id(uint32_t creatorid, uint64_t id) const;
 
     // --- twins: pf's link from a state key to its reverse ----------------------------
@@ -171,12 +187,27 @@ class StateTable {
     // is not live. `*generation` (optional) gets the life the copy belongs to. Any thread.
     bool read(uint32_t slot, State &out, uint32_t *generation = nullptr) const;
 
+    // --- translated states (NAT) ------------------------------------------------------
+    // A translated state has two keys (pf's wire and stack keys). State::key is the one its
+    // first packet used, before translation; the other one is indexed too, through an alias
+    // slot, and both find the state. By pf's rule a packet travelling in the state's own
+    // direction must find it by State::key, one travelling the other way by the other key.
+    // The second key of the live state in `slot` (a copy, checked against the slot's reuse),
+    // or false when it has none.
+    bool other_key(uint32_t slot, StateKey &out) const;
+    // The alias slot holding it, or no_slot; its key is state(alias).key while `slot` lives.
+    uint32_t alias_of(uint32_t slot) const;
+    bool translations() const { return alias_of_ != nullptr; }
+
     // --- writers ---------------------------------------------------------------------
     enum class InsertResult : uint8_t { ok, exists, full };
     // Insert a copy of `s` (its key and (creatorid, id) must be unique). On `ok`, `*slot`
     // holds the new slot and the sink hears `insert`. `exists`: a live or half-made state
     // has the key or id. `full`: limits.states reached or the hash has no room.
-    InsertResult insert(const State &s, unsigned writer, uint32_t *slot);
+    // `other` (a translated state): its second key, indexed before the state goes live;
+    // `exists` with *other_taken set when another state holds that key (a NAT port in use).
+    InsertResult insert(const State &s, unsigned writer, uint32_t *slot,
+                        const StateKey *other = nullptr, bool *other_taken = nullptr);
     // Insert a new state of our own: it gets the id `next_id`, and `next_id` moves on by
     // `stride` for every id tried, whatever the outcome (pf's ids always move on). An id
     // that another state already holds (a peer's state planted under our creatorid, say) is
@@ -184,7 +215,8 @@ class StateTable {
     // writer from making states. `s.id` is set to the id used.
     static constexpr unsigned max_id_tries = 8;
     InsertResult insert_new(State &s, unsigned writer, uint32_t *slot, uint64_t &next_id,
-                            uint64_t stride);
+                            uint64_t stride, const StateKey *other = nullptr,
+                            bool *other_taken = nullptr);
     // Report that the locked state in `slot` changed in a way peers care about.
     void notify_update(uint32_t slot, unsigned writer);
     // Delete a state (not locked by the caller). The sink hears `remove` before the slot
@@ -237,6 +269,7 @@ class StateTable {
     rte_rcu_qsbr *rcu_ = nullptr;
     rte_rcu_qsbr_dq *dq_ = nullptr;
     Slot *slot_array_ = nullptr;
+    std::atomic<uint32_t> *alias_of_ = nullptr; // per slot; only with translations
     uint32_t slots_ = 0;
     uint32_t capacity_ = 0;
     unsigned readers_ = 0;
@@ -247,8 +280,14 @@ class StateTable {
     StateChangeSink *sink_ = nullptr;
     std::size_t memory_bytes_ = 0;
 
-    // insert(); `*id_taken` says whether an `exists` came from the (creatorid, id) index.
-    InsertResult insert_(const State &s, unsigned writer, uint32_t *slot, bool *id_taken);
+    // insert(); `*id_taken` says whether an `exists` came from the (creatorid, id) index,
+    // `*other_taken` whether it came from the second key.
+    InsertResult insert_(const State &s, unsigned writer, uint32_t *slot, bool *id_taken,
+                         const StateKey *other, bool *other_taken);
+    // Index `key` as the alias of `slot`: the alias slot, or a negative InsertResult-like
+    // failure (-1 full, -2 taken).
+    int64_t add_alias(const StateKey &key, uint32_t slot);
+    void drop_alias(uint32_t alias, unsigned writer);   // unindex and retire an alias slot
     void remove_locked(uint32_t slot, unsigned writer); // slot locked and live; unlocks it
     void retire(uint32_t slot, unsigned writer);        // release(slot) after a grace period
     void release(uint32_t slot);                        // back to the free pool
@@ -317,6 +356,17 @@ inline void StateTable::unlock(uint32_t slot) {
     std::atomic<uint32_t> &w = slot_array_[slot].word;
     w.store(detail::next_sequence(w.load(std::memory_order_relaxed) & ~detail::lock_bit),
             std::memory_order_release);
+}
+
+inline uint32_t StateTable::state_of_alias(uint32_t slot) const {
+    if (slot >= slots_) return no_slot;
+    const Slot &s = slot_array_[slot];
+    return s.status() == detail::slot_alias ? s.twin.load(std::memory_order_relaxed) : no_slot;
+}
+
+inline uint32_t StateTable::alias_of(uint32_t slot) const {
+    return alias_of_ != nullptr && slot < slots_ ? alias_of_[slot].load(std::memory_order_acquire)
+                                                 : no_slot;
 }
 
 inline State &StateTable::state(uint32_t slot) {

@@ -1,5 +1,7 @@
 #include "dataplane/worker.hpp"
 
+#include "dataplane/nat.hpp"
+
 #include "dataplane/byte_order.hpp"
 #include "dataplane/forward.hpp"
 #include "dataplane/fragment.hpp"
@@ -231,6 +233,10 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
         in_slot[i] = verdict[k].slot;
         twin[i] = verdict[k].twin;
         if (!apply(verdict[k], pkts[i], desc_[i], port)) continue;
+        // A translated state: routed by the addresses it leaves with (rdr-to, nat replies).
+        if (verdict[k].nat != FilterVerdict::no_slot) [[unlikely]]
+            translate_packet(rte_pktmbuf_mtod(pkts[i], uint8_t *), desc_[i],
+                             dp_.states->state(verdict[k].nat).key, StateDirection::in);
         const PacketDesc &d = desc_[i];
         if (d.family == 4) {
             v4_addr[n4] = load_be32(d.dst.data());
@@ -274,6 +280,9 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
     for (unsigned k = 0; k < nout; k++) {
         const uint16_t i = out_idx[k];
         if (!apply(verdict[k], pkts[i], desc_[i], port)) continue;
+        if (verdict[k].nat != FilterVerdict::no_slot) [[unlikely]]
+            translate_packet(rte_pktmbuf_mtod(pkts[i], uint8_t *), desc_[i],
+                             dp_.states->state(verdict[k].nat).key, StateDirection::out);
         const NextHop &nh = dp_.routes->next_hop(nh_of[k]);
         NeighbourKey &key = nkeys[nfwd];
         key.port = nh.port;

@@ -301,9 +301,13 @@ bool SyncCore::add_full_state(StateAction a, uint32_t slot, uint32_t now_s) {
     dp::State copy;
     if (!table_.read(slot, copy)) return false;
     if (copy.state_flags & dp::state_flag::nosync) return false;
+    dp::StateKey other;
+    const bool translated = (copy.local_flags & dp::local_flag::translated) != 0;
+    if (translated && !table_.other_key(slot, other)) return false; // ended meanwhile
     const uint32_t remaining = remaining_of(copy, now_s);
-    return packer_->add(Action(a),
-                        [&](PfsyncWriter &w) { return w.add_state(a, copy, now_s, remaining); });
+    return packer_->add(Action(a), [&](PfsyncWriter &w) {
+        return w.add_state(a, copy, now_s, remaining, false, translated ? &other : nullptr);
+    });
 }
 
 void SyncCore::pack_pending(uint64_t now_ms, uint32_t now_s) {
@@ -320,9 +324,13 @@ void SyncCore::pack_pending(uint64_t now_ms, uint32_t now_s) {
         if (!table_.read(p.slot, copy)) continue;
         if (copy.state_flags & dp::state_flag::nosync) continue;
         if (f & flag_insert) {
+            dp::StateKey other;
+            const bool translated = (copy.local_flags & dp::local_flag::translated) != 0;
+            if (translated && !table_.other_key(p.slot, other)) continue; // ended meanwhile
             const uint32_t remaining = remaining_of(copy, now_s);
             packer_->add(Action::ins, [&](PfsyncWriter &w) {
-                return w.add_state(StateAction::ins, copy, now_s, remaining);
+                return w.add_state(StateAction::ins, copy, now_s, remaining, false,
+                                   translated ? &other : nullptr);
             });
         } else {
             packer_->add(Action::upd_c, [&](PfsyncWriter &w) { return w.add_upd_c(copy); });
@@ -655,7 +663,9 @@ class SyncCore::Applier : public PfsyncHandler {
         s.iface = dp::floating_iface;
         s.origin = dp::state_origin::peer;
         uint32_t new_slot;
-        switch (t_.insert(s, c_.cfg_.sync_writer, &new_slot)) {
+        // A translated state comes with both keys, and both find it here too.
+        switch (
+            t_.insert(s, c_.cfg_.sync_writer, &new_slot, imp.translated ? &imp.other : nullptr)) {
         case dp::StateTable::InsertResult::ok:
             SyncStats::inc(c_.stats_.inserted);
             c_.track(new_slot, s.creatorid);

@@ -226,7 +226,7 @@ Json MgmtServer::show_states(const StateFilter &filter) {
     const auto walk = [this](uint32_t first, uint32_t n, const auto &visit) {
         return dp_.states->walk(first, n, visit);
     };
-    const auto describe = [&](const dp::State &s) {
+    const auto describe = [&](uint32_t slot, const dp::State &s) {
         uint32_t override_s = 0;
         const auto c = std::size_t(s.timeout);
         if (s.rule < rs->size() && c < config::state_timeout_count)
@@ -242,6 +242,16 @@ Json MgmtServer::show_states(const StateFilter &filter) {
         j["proto"] = s.key.proto;
         j["addr"] = {address_text(s.key.addr[0], s.key.af), address_text(s.key.addr[1], s.key.af)};
         j["port"] = {s.key.port[0], s.key.port[1]};
+        // A translated state's other key (pf's wire key of an outbound state, stack key of an
+        // inbound one), as pfctl prints it beside the first.
+        dp::StateKey other;
+        if ((s.local_flags & dp::local_flag::translated) != 0 &&
+            dp_.states->other_key(slot, other)) {
+            j["nat"] = {
+                {"addr",
+                 {address_text(other.addr[0], other.af), address_text(other.addr[1], other.af)}},
+                {"port", {other.port[0], other.port[1]}}};
+        }
         j["src"] = peer_json(s.src);
         j["dst"] = peer_json(s.dst);
         j["age"] = now - s.creation;

@@ -15,10 +15,10 @@ Json state_page(const StateFilter &filter, uint32_t slots, const SlotWalk &walk,
     if (first < slots) {
         const uint32_t from = uint32_t(first);
         const uint32_t count = std::min(slots - from, state_page_scan);
-        const uint32_t stopped = walk(from, count, [&](uint32_t, const dp::State &s) {
+        const uint32_t stopped = walk(from, count, [&](uint32_t slot, const dp::State &s) {
             if (!filter.matches(s.key)) return true;
             if (states.size() >= size) return false; // the next page starts here
-            states.push_back(describe(s));
+            states.push_back(describe(slot, s));
             return true;
         });
         if (stopped < slots) next = stopped;

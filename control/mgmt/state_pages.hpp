@@ -29,7 +29,7 @@ inline constexpr uint32_t state_page_scan = 1u << 16;
 using SlotWalk = std::function<uint32_t(
     uint32_t first, uint32_t count, const std::function<bool(uint32_t, const dp::State &)> &visit)>;
 // One state as an element of show states' "states" (mgmt_server.hpp).
-using DescribeState = std::function<Json(const dp::State &)>;
+using DescribeState = std::function<Json(uint32_t slot, const dp::State &)>;
 
 // The show states result for `filter` (its limit and cursor) over a table of `slots` slots:
 // {"states": [...], "truncated": bool, "next": slot | null}; truncated is next != null.

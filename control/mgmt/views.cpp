@@ -90,12 +90,19 @@ std::string format_state(const Json &s, bool verbose) {
     // the peers in the order of the key's sides (so swapped for an inbound state).
     const Json &first = out ? s.at("src") : s.at("dst");
     const Json &second = out ? s.at("dst") : s.at("src");
+    // A translated state: pfctl prints the other key's side, and the state's own in
+    // parentheses where they differ ("198.51.100.1:61234 (192.0.2.10:40000) -> ...").
+    const Json *nat = s.contains("nat") ? &s.at("nat") : nullptr;
+    auto side = [&](int i) {
+        const std::string own = host(addr.at(i).get<std::string>(), port.at(i).get<unsigned>(), af);
+        if (nat == nullptr) return own;
+        const std::string other = host(nat->at("addr").at(i).get<std::string>(),
+                                       nat->at("port").at(i).get<unsigned>(), af);
+        return other == own ? own : other + " (" + own + ")";
+    };
     // States float (pf's "all"): they match on every interface.
-    std::string text = "all " + protocol_name(proto) + " " +
-                       host(addr.at(1).get<std::string>(), port.at(1).get<unsigned>(), af) +
-                       (out ? " -> " : " <- ") +
-                       host(addr.at(0).get<std::string>(), port.at(0).get<unsigned>(), af) +
-                       "       " +
+    std::string text = "all " + protocol_name(proto) + " " + side(1) + (out ? " -> " : " <- ") +
+                       side(0) + "       " +
                        peer_state_names(proto, first.at("state").get<uint8_t>(),
                                         second.at("state").get<uint8_t>()) +
                        "\n";

@@ -148,6 +148,76 @@ TEST_CASE("a state is found by key and by id, locked, changed and removed", "[ea
     CHECK(st.insert_full == 0);
 }
 
+TEST_CASE("a translated state is found by both keys, its second key is taken while it lives, "
+          "and both go with it",
+          "[eal][state][nat]") {
+    dp::StateTableConfig cfg = table_config(8);
+    cfg.translations = true;
+    StateTable t(cfg);
+    const dp::StateKey other = make_key(100);
+    uint32_t slot = StateTable::no_slot;
+    bool taken = true;
+    REQUIRE(t.insert(make_state(1), 0, &slot, &other, &taken) == StateTable::InsertResult::ok);
+    CHECK_FALSE(taken);
+    CHECK(t.count() == 1);
+    CHECK(t.lookup(make_key(1)) == slot);
+    CHECK(t.lookup(other) == slot); // lookup() stands for the state
+    const uint32_t alias = t.alias_of(slot);
+    REQUIRE(alias != StateTable::no_slot);
+    CHECK(alias != slot);
+    CHECK(t.state_of_alias(alias) == slot);
+    CHECK(t.state_of_alias(slot) == StateTable::no_slot);
+    dp::StateKey k;
+    REQUIRE(t.other_key(slot, k));
+    CHECK(k == other);
+    REQUIRE(t.lock(slot));
+    CHECK((t.state(slot).local_flags & dp::local_flag::translated) != 0);
+    t.unlock(slot);
+    CHECK_FALSE(t.lock(alias)); // an alias is never tracked as a state
+    // lookup_bulk gives the alias slot for the second key, the state's for the first.
+    const dp::StateKey k1 = make_key(1);
+    const dp::StateKey *keys[2] = {&k1, &other};
+    uint32_t slots[2] = {0, 0};
+    t.lookup_bulk(keys, slots, 2);
+    CHECK(slots[0] == slot);
+    CHECK(slots[1] == alias);
+    // Walks see one state.
+    unsigned seen = 0;
+    t.for_each([&](uint32_t, const dp::State &) { seen++; });
+    CHECK(seen == 1);
+
+    // Another state cannot take the second key (a NAT port in use), nor the first.
+    uint32_t slot2 = StateTable::no_slot;
+    REQUIRE(t.insert(make_state(2), 0, &slot2, &other, &taken) == StateTable::InsertResult::exists);
+    CHECK(taken);
+    CHECK(t.count() == 1);
+    CHECK(t.lookup(make_key(2)) == StateTable::no_slot); // undone whole
+    REQUIRE(t.insert(make_state(3), 0, &slot2, &k1, &taken) == StateTable::InsertResult::exists);
+    CHECK(taken);
+
+    REQUIRE(t.remove(slot, 0));
+    CHECK(t.count() == 0);
+    CHECK(t.lookup(make_key(1)) == StateTable::no_slot);
+    CHECK(t.lookup(other) == StateTable::no_slot);
+    CHECK(t.state_of_alias(alias) == StateTable::no_slot);
+    CHECK_FALSE(t.other_key(slot, k));
+    // Once the grace period has passed, the key can be had again.
+    t.quiescent(0);
+    t.reclaim();
+    REQUIRE(t.insert(make_state(4), 0, &slot2, &other, &taken) == StateTable::InsertResult::ok);
+    CHECK(t.lookup(other) == slot2);
+}
+
+TEST_CASE("a table made without room for translations refuses a second key", "[eal][state][nat]") {
+    StateTable t(table_config(8));
+    CHECK_FALSE(t.translations());
+    const dp::StateKey other = make_key(100);
+    uint32_t slot = StateTable::no_slot;
+    CHECK(t.insert(make_state(1), 0, &slot, &other) == StateTable::InsertResult::full);
+    CHECK(t.count() == 0);
+    CHECK(t.insert(make_state(1), 0, &slot) == StateTable::InsertResult::ok);
+}
+
 TEST_CASE("a second state with the same key or the same id is refused without leaking",
           "[eal][state]") {
     StateTable t(table_config(64));

@@ -47,7 +47,7 @@ struct FakeTable {
 
     // What the daemon answers to one show states request.
     Json page(const StateFilter &filter) {
-        return state_page(filter, uint32_t(slots.size()), walk(), [](const dp::State &s) {
+        return state_page(filter, uint32_t(slots.size()), walk(), [](uint32_t, const dp::State &s) {
             return Json{{"id", s.id}};
         });
     }

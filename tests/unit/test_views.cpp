@@ -57,6 +57,27 @@ TEST_CASE("an outbound state has the arrow the other way and its peers in key or
           "all tcp 192.0.2.10:40000 <- 198.51.100.10:80       ESTABLISHED:SYN_SENT\n");
 }
 
+TEST_CASE("a translated state prints its other key with its own in parentheses, as pfctl",
+          "[mgmt][nat]") {
+    // nat-to: the state's key is the stack key (inside), the other one the wire key.
+    Json s = tcp_in_state();
+    s["direction"] = "out";
+    s["addr"] = {"203.0.113.80", "192.0.2.10"};
+    s["port"] = {443, 40000};
+    s["nat"] = {{"addr", {"203.0.113.80", "198.51.100.1"}}, {"port", {443, 61234}}};
+    CHECK(format_state(s, false) ==
+          "all tcp 198.51.100.1:61234 (192.0.2.10:40000) -> 203.0.113.80:443       "
+          "ESTABLISHED:ESTABLISHED\n");
+    // rdr-to: the state's key is the wire key, the other one the stack key (inside).
+    Json r = tcp_in_state();
+    r["addr"] = {"203.0.113.9", "198.51.100.1"};
+    r["port"] = {50000, 8080};
+    r["nat"] = {{"addr", {"203.0.113.9", "192.0.2.10"}}, {"port", {50000, 80}}};
+    CHECK(format_state(r, false) ==
+          "all tcp 192.0.2.10:80 (198.51.100.1:8080) <- 203.0.113.9:50000       "
+          "ESTABLISHED:ESTABLISHED\n");
+}
+
 TEST_CASE("-v adds the windows, age, expiry, counters, rule and id lines", "[mgmt]") {
     CHECK(format_state(tcp_in_state(), true) ==
           "all tcp 198.51.100.10:80 <- 192.0.2.10:40000       ESTABLISHED:ESTABLISHED\n"
