@@ -141,7 +141,7 @@ bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint3
     }
     State &s = st.state(slot);
     uint32_t nat = StateTable::no_slot;
-    if ((s.local_flags & local_flag::translated) != 0) [[unlikely]] {
+    if (st.translated(slot)) [[unlikely]] {
         // Packets in the state's own direction find it by its first key, the others by the
         // second (pf: inbound by the wire key, outbound by the stack key); each leaves with
         // the other key's addresses.

@@ -15,7 +15,7 @@
 // * A slot's lock, status, write sequence and generation share one 32-bit word, so that a
 //   slot is its state and 8 bytes: every change to the word is an atomic read-modify-write
 //   that leaves the other fields as they are, except unlock() (see there). The generation
-//   (16 bits) tells a reused slot from its previous life; the write sequence (12 bits) tells
+//   (16 bits) tells a reused slot from its previous life; the write sequence (11 bits) tells
 //   read() that a writer came and went during its copy.
 // * A translated state's second key takes a position of its own, whose slot becomes an
 //   alias: its state.key is that key and its twin field the state's slot (state_of_alias);
@@ -24,8 +24,8 @@
 // * read() is a seqlock read (Boehm, "Can seqlocks get along with programming language
 //   memory models?", 2012): the word's acquire load, the copy by relaxed 8-byte atomic
 //   loads, an acquire fence, the word again. The writer's side is lock()'s release fence and
-//   unlock()'s release store. A 12-bit sequence could come round to the same value, but only
-//   after 4 096 writes of the one state (each a lock and an unlock, at most one per packet
+//   unlock()'s release store. A 11-bit sequence could come round to the same value, but only
+//   after 2 048 writes of the one state (each a lock and an unlock, at most one per packet
 //   of its connection); a copy that took longer than 10 microseconds (a reader preempted
 //   mid-copy) is therefore thrown away and made again, whatever the word says.
 #define ALLOW_EXPERIMENTAL_API 1 // rte_rcu_qsbr_dq_* are experimental in DPDK 22.11
@@ -444,6 +444,7 @@ StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, u
         s.state.local_flags &= uint16_t(~local_flag::translated);
     }
     if (alias_of_ != nullptr) alias_of_[pos].store(alias, std::memory_order_release);
+    if (alias != no_slot) s.word.fetch_or(translated_bit, std::memory_order_relaxed);
     auto undo_alias = [&](InsertResult r) {
         if (alias != no_slot) {
             alias_of_[pos].store(no_slot, std::memory_order_relaxed);

@@ -60,11 +60,13 @@ enum SlotStatus : uint32_t {
     slot_alias = 4
 };
 
-// The slot word: bit 0 the lock, bits 1-3 the status, bits 4-15 the write sequence (moved
-// on by every unlock, for read()), bits 16-31 the generation (moved on by every reuse).
+// The slot word: bit 0 the lock, bits 1-3 the status, bits 4-14 the write sequence (moved
+// on by every unlock, for read()), bit 15 set for a translated state (so that the worker
+// learns it from the word it locks, not from a line of the slot it does not otherwise
+// touch), bits 16-31 the generation (moved on by every reuse).
 constexpr uint32_t lock_bit = 1, status_shift = 1, status_bits = 7u << status_shift,
-                   sequence_shift = 4, sequence_bits = 0xfffu << sequence_shift,
-                   generation_shift = 16;
+                   sequence_shift = 4, sequence_bits = 0x7ffu << sequence_shift,
+                   translated_bit = 1u << 15, generation_shift = 16;
 
 constexpr SlotStatus status_of(uint32_t word) {
     return SlotStatus((word & status_bits) >> status_shift);
@@ -75,7 +77,7 @@ constexpr uint32_t generation_of(uint32_t word) {
 constexpr uint32_t with_status(uint32_t word, SlotStatus st) {
     return (word & ~status_bits) | uint32_t(st) << status_shift;
 }
-// The word with its write sequence moved on by one (wrapping within its 12 bits).
+// The word with its write sequence moved on by one (wrapping within its 11 bits).
 constexpr uint32_t next_sequence(uint32_t word) {
     return (word & ~sequence_bits) | ((word + (1u << sequence_shift)) & sequence_bits);
 }
@@ -197,6 +199,11 @@ class StateTable {
     bool other_key(uint32_t slot, StateKey &out) const;
     // The alias slot holding it, or no_slot; its key is state(alias).key while `slot` lives.
     uint32_t alias_of(uint32_t slot) const;
+    // Whether the state in `slot` (locked by the caller) is translated: from the slot word.
+    bool translated(uint32_t slot) const {
+        return (slot_array_[slot].word.load(std::memory_order_relaxed) & detail::translated_bit) !=
+               0;
+    }
     bool translations() const { return alias_of_ != nullptr; }
 
     // --- writers ---------------------------------------------------------------------
