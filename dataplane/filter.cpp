@@ -212,9 +212,10 @@ FilterVerdict Filter::icmp_error(std::span<const uint8_t> frame, const PacketDes
         return no_state;
     }
     StateTable &st = *dp_.states;
-    const uint32_t slot = st.lookup(q->key);
+    const uint32_t slot = st.lookup(q->key); // either key of a translated state
     State s;
-    if (slot == StateTable::no_slot || !st.read(slot, s)) {
+    uint32_t generation = 0;
+    if (slot == StateTable::no_slot || !st.read(slot, s, &generation)) {
         ctr_.drop(no_state.reason);
         return no_state;
     }
@@ -234,7 +235,19 @@ FilterVerdict Filter::icmp_error(std::span<const uint8_t> frame, const PacketDes
         ctr_.drop(no_state.reason);
         return no_state;
     }
-    return {};
+    FilterVerdict pass;
+    if (st.translated(slot)) [[unlikely]] {
+        // The quote is rewritten to the key it did not match: the other key if it matched
+        // the state's own, the state's own if it matched the other.
+        pass.nat = q->key == s.key ? st.alias_of(slot) : slot;
+        pass.nat_error = true;
+        // A slot reused since the copy: no translation rather than a wrong one.
+        if (pass.nat == StateTable::no_slot || st.generation(slot) != generation) {
+            ctr_.drop(no_state.reason);
+            return no_state;
+        }
+    }
+    return pass;
 }
 
 void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,

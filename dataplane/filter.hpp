@@ -40,6 +40,7 @@ struct FilterVerdict {
     Action action = Action::pass;
     DropReason reason = DropReason::filter_block;
     uint8_t block_policy = 0;  // config::BlockPolicy, for block_return
+    bool nat_error = false;    // `nat` applies to an ICMP error's quote (translate_icmp_error)
     uint32_t seq = 0, ack = 0; // challenge_ack
     uint32_t slot = no_slot;   // the state matched or made (pass only)
     uint32_t twin = no_slot;   // that state's twin hint (matched states only)

@@ -28,7 +28,8 @@ void put16(uint8_t *p, uint16_t v) {
 
 } // namespace
 
-void translate_packet(uint8_t *frame, PacketDesc &d, const StateKey &to, StateDirection dir) {
+void translate_packet(uint8_t *frame, std::size_t len, PacketDesc &d, const StateKey &to,
+                      StateDirection dir) {
     const bool in = dir == StateDirection::in;
     const std::array<uint8_t, 16> &nsrc = to.addr[in ? 0 : 1], &ndst = to.addr[in ? 1 : 0];
     const uint16_t nsport = to.port[in ? 0 : 1], ndport = to.port[in ? 1 : 0];
@@ -62,6 +63,8 @@ void translate_packet(uint8_t *frame, PacketDesc &d, const StateKey &to, StateDi
         default:
             break;
         }
+        // A quoted header may stop before its checksum.
+        if (l4sum != nullptr && std::size_t(l4sum - frame) + 2 > len) l4sum = nullptr;
     }
     auto set_addr = [&](uint8_t *field, const std::array<uint8_t, 16> &value,
                         std::array<uint8_t, 16> &desc) {
@@ -83,6 +86,7 @@ void translate_packet(uint8_t *frame, PacketDesc &d, const StateKey &to, StateDi
         field[0] = n[0];
         field[1] = n[1];
     };
+    if (std::size_t(d.l4_offset) + 8 > len) return; // ports and echo id are in the first 8
     if (d.proto == proto_tcp || d.proto == proto_udp) {
         set_port(l4, nsport);
         set_port(l4 + 2, ndport);
@@ -94,6 +98,46 @@ void translate_packet(uint8_t *frame, PacketDesc &d, const StateKey &to, StateDi
         d.sport = d.dport = nsport;
         d.icmp.id = nsport;
     }
+}
+
+bool translate_icmp_error(uint8_t *frame, std::size_t len, PacketDesc &d, const StateKey &to,
+                          StateDirection dir) {
+    if (!d.has_l4 || !d.icmp.is_error || d.icmp.quoted_len == 0 ||
+        std::size_t(d.icmp.quoted_offset) + d.icmp.quoted_len > len)
+        return false;
+    uint8_t *quote = frame + d.icmp.quoted_offset;
+    PacketDesc q;
+    if (parse_quoted_packet({quote, d.icmp.quoted_len}, q) || q.family != d.family) return false;
+    const std::array<uint8_t, 16> old_src = q.src, old_dst = q.dst;
+    const StateDirection qdir =
+        dir == StateDirection::in ? StateDirection::out : StateDirection::in;
+    translate_packet(quote, d.icmp.quoted_len, q, to, qdir);
+
+    // The outer addresses that were the quoted packet's (the error goes to its source, and
+    // may come from its destination).
+    const unsigned alen = d.family == 4 ? 4 : 16;
+    uint8_t *ip = frame + d.l3_offset;
+    uint8_t *src = ip + (d.family == 4 ? 12 : 8), *dst = src + alen;
+    auto set_addr = [&](uint8_t *field, std::array<uint8_t, 16> &desc,
+                        const std::array<uint8_t, 16> &was, const std::array<uint8_t, 16> &now) {
+        if (desc != was || was == now) return;
+        if (d.family == 4) checksum_replace(ip + 10, field, now.data(), 4);
+        std::memcpy(field, now.data(), alen);
+        desc = now;
+    };
+    set_addr(dst, d.dst, old_src, q.src);
+    set_addr(src, d.src, old_dst, q.dst);
+
+    // The ICMP checksum covers the quote (and, for ICMPv6, the addresses): sum it again.
+    const std::size_t icmp_len = std::size_t(d.l3_total_len) - (d.l4_offset - d.l3_offset);
+    if (std::size_t(d.l4_offset) + icmp_len > len) return true;
+    uint8_t *icmp = frame + d.l4_offset;
+    icmp[2] = icmp[3] = 0;
+    const uint32_t initial = d.proto == proto_icmpv6 ? pseudo_header_sum(d, uint32_t(icmp_len)) : 0;
+    const uint16_t sum = internet_checksum({icmp, icmp_len}, initial);
+    icmp[2] = uint8_t(sum >> 8);
+    icmp[3] = uint8_t(sum);
+    return true;
 }
 
 } // namespace syncwall::dp

@@ -235,8 +235,7 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
         if (!apply(verdict[k], pkts[i], desc_[i], port)) continue;
         // A translated state: routed by the addresses it leaves with (rdr-to, nat replies).
         if (verdict[k].nat != FilterVerdict::no_slot) [[unlikely]]
-            translate_packet(rte_pktmbuf_mtod(pkts[i], uint8_t *), desc_[i],
-                             dp_.states->state(verdict[k].nat).key, StateDirection::in);
+            translate(verdict[k], pkts[i], desc_[i], StateDirection::in);
         const PacketDesc &d = desc_[i];
         if (d.family == 4) {
             v4_addr[n4] = load_be32(d.dst.data());
@@ -281,8 +280,7 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
         const uint16_t i = out_idx[k];
         if (!apply(verdict[k], pkts[i], desc_[i], port)) continue;
         if (verdict[k].nat != FilterVerdict::no_slot) [[unlikely]]
-            translate_packet(rte_pktmbuf_mtod(pkts[i], uint8_t *), desc_[i],
-                             dp_.states->state(verdict[k].nat).key, StateDirection::out);
+            translate(verdict[k], pkts[i], desc_[i], StateDirection::out);
         const NextHop &nh = dp_.routes->next_hop(nh_of[k]);
         NeighbourKey &key = nkeys[nfwd];
         key.port = nh.port;
@@ -312,6 +310,15 @@ void Worker::link_twins(const uint16_t *out_idx, const FilterVerdict *out_verdic
         if (st.twin(a) != b) st.set_twin(a, b);
         if (st.twin(b) != a) st.set_twin(b, a);
     }
+}
+
+void Worker::translate(const FilterVerdict &v, rte_mbuf *m, PacketDesc &d, StateDirection dir) {
+    uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+    const StateKey &to = dp_.states->state(v.nat).key; // a live state's keys never change
+    if (v.nat_error)
+        translate_icmp_error(frame, m->data_len, d, to, dir);
+    else
+        translate_packet(frame, m->data_len, d, to, dir);
 }
 
 bool Worker::apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port) {

@@ -60,6 +60,8 @@ class Worker {
     // Point the states each forwarded packet matched in and out at each other (twins).
     void link_twins(const uint16_t *out_idx, const FilterVerdict *out_verdict,
                     const uint32_t *in_slot, unsigned nout);
+    // Rewrite a packet whose verdict names a translated state (v.nat): nat.hpp.
+    void translate(const FilterVerdict &v, rte_mbuf *m, PacketDesc &d, StateDirection dir);
     // Apply a filter verdict: true if the packet goes on; otherwise it is consumed.
     bool apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port);
     // Route decision for a packet that passed inbound: the egress port if it is to be

@@ -19,7 +19,7 @@ from pcapcfg import one_port_lan, pcap_config
 FW_MAC, IN_MAC, OUT_MAC, WEB_MAC = (
     "02:00:00:00:00:01", "02:00:00:00:0c:01", "02:00:00:00:0d:01", "02:00:00:00:0e:01")
 CLIENT, CLIENT2, CLIENT3, WEB = "192.0.2.10", "192.0.2.11", "192.0.2.12", "192.0.2.20"
-SERVER, NAT = "198.51.100.10", "198.51.100.1"
+SERVER, NAT, ROUTER = "198.51.100.10", "198.51.100.1", "198.51.100.254"
 INSIDE_NET, OUTSIDE_NET = "192.0.2.0/24", "198.51.100.0/24"
 
 
@@ -69,6 +69,9 @@ def result(tmp_path_factory):
         # rdr-to: NAT:8080 from outside reaches WEB:80, and its answer leaves from NAT:8080.
         frm(OUT_MAC, IP(src=SERVER, dst=NAT, id=40) / TCP(sport=50000, dport=8080, flags="S", seq=7000, window=8192)),
         frm(WEB_MAC, IP(src=WEB, dst=SERVER, id=41) / TCP(sport=80, dport=50000, flags="SA", seq=9000, ack=7001, window=8192)),
+        # A router outside says the client's segment was too big, to the NAT address.
+        frm(OUT_MAC, IP(src=ROUTER, dst=NAT, id=50) / ICMP(type=3, code=4, nexthopmtu=1400)
+            / bytes(IP(src=NAT, dst=SERVER, id=1) / TCP(sport=40000, dport=80, flags="S", seq=1000, window=8192))[:28]),
     ]
     wrpcap(str(tmp / "in.pcap"), pkts)
     (tmp / "fw.yaml").write_text(config(tmp))
@@ -145,3 +148,28 @@ def test_rdr_to_forwards_a_port_and_the_answer_leaves_from_it(result):
     assert len(answer) == 1, result["output"]
     assert (answer[0][IP].src, answer[0][TCP].sport, answer[0][IP].dst) == (NAT, 8080, SERVER)
     assert checksums_ok(syn[0]) and checksums_ok(answer[0])
+
+
+def internet_checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return total
+
+
+def test_an_icmp_error_to_the_nat_address_reaches_the_client_translated(result):
+    err = sent(result, 50)
+    assert len(err) == 1, result["output"]
+    ip = err[0][IP]
+    assert (ip.src, ip.dst) == (ROUTER, CLIENT)
+    assert err[0][Ether].dst == IN_MAC
+    quoted = IP(bytes(ip[ICMP].payload))
+    assert (quoted.src, quoted.dst) == (CLIENT, SERVER)
+    assert bytes(quoted)[20:22] == (40000).to_bytes(2, "big")
+    # Every checksum sums to 0xffff: outer IP header, the ICMP message, the quoted header.
+    raw = bytes(ip)
+    assert internet_checksum(raw[:20]) == 0xffff
+    assert internet_checksum(raw[20:ip.len]) == 0xffff
+    assert internet_checksum(raw[28:48]) == 0xffff

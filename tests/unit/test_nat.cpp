@@ -133,7 +133,7 @@ void check_translation(const Spec &before, const Spec &after, StateDirection dir
     std::vector<uint8_t> f = build(before);
     dp::PacketDesc d = parse(f);
     const dp::StateKey to = dp::state_key(parse(build(after)), dir);
-    dp::translate_packet(f.data(), d, to, dir);
+    dp::translate_packet(f.data(), f.size(), d, to, dir);
     CHECK(f == build(after));
     CHECK(d.src == after.src);
     CHECK(d.dst == after.dst);
@@ -142,7 +142,66 @@ void check_translation(const Spec &before, const Spec &after, StateDirection dir
     CHECK(dp::l4_checksum_ok({f.data(), f.size()}, again));
 }
 
+// An IPv4 ICMP error (fragmentation needed) from `from` to `to_addr` quoting the first
+// 28 bytes of `quoted`'s IP packet, every checksum computed whole.
+std::vector<uint8_t> icmp_error(const Addr &from, const Addr &to_addr, const Spec &quoted) {
+    const std::vector<uint8_t> q = build(quoted);
+    const std::size_t qlen = 28;
+    std::vector<uint8_t> f(14 + 20 + 8 + qlen, 0);
+    f[12] = 0x08;
+    uint8_t *ip = f.data() + 14, *icmp = ip + 20;
+    const uint16_t total = uint16_t(20 + 8 + qlen);
+    ip[0] = 0x45;
+    ip[2] = uint8_t(total >> 8);
+    ip[3] = uint8_t(total);
+    ip[8] = 64;
+    ip[9] = dp::proto_icmp;
+    std::memcpy(ip + 12, from.data(), 4);
+    std::memcpy(ip + 16, to_addr.data(), 4);
+    const uint16_t hc = fold(sum_words(ip, 20));
+    ip[10] = uint8_t(hc >> 8);
+    ip[11] = uint8_t(hc);
+    icmp[0] = 3; // unreachable
+    icmp[1] = 4; // fragmentation needed
+    icmp[6] = 0x05;
+    icmp[7] = 0xdc; // next-hop MTU 1500
+    std::memcpy(icmp + 8, q.data() + 14, qlen);
+    const uint16_t c = fold(sum_words(icmp, 8 + qlen));
+    icmp[2] = uint8_t(c >> 8);
+    icmp[3] = uint8_t(c);
+    return f;
+}
+
 } // namespace
+
+TEST_CASE("an ICMP error quoting a translated packet is translated back, quote and all", "[nat]") {
+    // The client's segment left as NAT:61234 -> server; a router on the way says the
+    // segment was too big, to the NAT address. It must reach the client quoting the
+    // segment as the client sent it.
+    const Spec inside{4, dp::proto_tcp, v4(192, 0, 2, 10), v4(203, 0, 113, 80), 40000, 443};
+    Spec outside = inside;
+    outside.src = v4(198, 51, 100, 1);
+    outside.sport = 61234;
+    const Addr router = v4(203, 0, 113, 1);
+    std::vector<uint8_t> f = icmp_error(router, outside.src, outside);
+    dp::PacketDesc d = parse(f);
+    REQUIRE(d.icmp.is_error);
+    // The quoted segment travelled out; its state's key (stack) in that direction's order.
+    const dp::StateKey to = dp::state_key(parse(build(inside)), StateDirection::out);
+    REQUIRE(dp::translate_icmp_error(f.data(), f.size(), d, to, StateDirection::in));
+    CHECK(f == icmp_error(router, inside.src, inside));
+    CHECK(d.dst == inside.src);
+    CHECK(d.src == router);
+    const dp::PacketDesc again = parse(f);
+    CHECK(dp::l4_checksum_ok({f.data(), f.size()}, again));
+    // An unparsable quote is left alone.
+    std::vector<uint8_t> cut = icmp_error(router, outside.src, outside);
+    dp::PacketDesc dc = parse(cut);
+    dc.icmp.quoted_len = 4;
+    const std::vector<uint8_t> before = cut;
+    CHECK_FALSE(dp::translate_icmp_error(cut.data(), cut.size(), dc, to, StateDirection::in));
+    CHECK(cut == before);
+}
 
 TEST_CASE("nat-to rewrites an outbound TCP segment's source, checksums patched", "[nat]") {
     Spec in{4, dp::proto_tcp, v4(192, 0, 2, 10), v4(203, 0, 113, 80), 40000, 443};
