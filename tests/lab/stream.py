@@ -79,7 +79,8 @@ def tcp_sink(args) -> None:
         while conn is None:
             check_stop()
             try:
-                conn, _ = srv.accept()
+                conn, peer = srv.accept()
+                st["peer"] = peer[0]
             except socket.timeout:
                 pass
         conn.settimeout(args.report)
