@@ -27,9 +27,10 @@ class Importer final : public PfsyncHandler {
     static void import(const PfsyncState &sp) {
         ImportedState st;
         if (import_state(sp, st) == PfsyncError::none) {
-            // What we imported must export back to a record that passes the same checks.
+            // What we imported (both keys of a translated state) must export back to a
+            // record that passes the same checks.
             PfsyncState again{};
-            export_state(st.state, 1000, 60, again);
+            export_state(st.state, 1000, 60, again, st.translated ? &st.other : nullptr);
             if (check_state(again) != PfsyncError::none) __builtin_trap();
         }
     }
