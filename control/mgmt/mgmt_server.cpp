@@ -263,7 +263,10 @@ Json MgmtServer::show_states(const StateFilter &filter) {
         j["origin"] = s.origin == dp::state_origin::peer ? "peer" : "local";
         return j;
     };
-    return state_page(filter, dp_.states->slots(), walk, describe);
+    const auto other_key = [this](uint32_t slot, const dp::State &s, dp::StateKey &k) {
+        return (s.local_flags & dp::local_flag::translated) != 0 && dp_.states->other_key(slot, k);
+    };
+    return state_page(filter, dp_.states->slots(), walk, describe, other_key);
 }
 
 // Runs alongside the workers: sums the per-lcore counters (each written by its own lcore
@@ -405,7 +408,11 @@ Json MgmtServer::kill_states(const StateFilter &filter) {
     };
     std::vector<Victim> victims;
     dp_.states->for_each([&](uint32_t slot, const dp::State &s) {
-        if (filter.matches(s.key)) victims.push_back({slot, s.key, s.id, s.creatorid});
+        dp::StateKey other;
+        const bool match =
+            filter.matches(s.key) || ((s.local_flags & dp::local_flag::translated) != 0 &&
+                                      dp_.states->other_key(slot, other) && filter.matches(other));
+        if (match) victims.push_back({slot, s.key, s.id, s.creatorid});
     });
     uint64_t killed = 0;
     for (const Victim &v : victims) {

@@ -7,7 +7,7 @@
 namespace syncwall::ctl {
 
 Json state_page(const StateFilter &filter, uint32_t slots, const SlotWalk &walk,
-                const DescribeState &describe) {
+                const DescribeState &describe, const OtherKey &other_key) {
     const uint64_t size = std::min(filter.limit.value_or(default_state_page), max_state_page);
     const uint64_t first = filter.cursor.value_or(0);
     Json states = Json::array();
@@ -16,7 +16,10 @@ Json state_page(const StateFilter &filter, uint32_t slots, const SlotWalk &walk,
         const uint32_t from = uint32_t(first);
         const uint32_t count = std::min(slots - from, state_page_scan);
         const uint32_t stopped = walk(from, count, [&](uint32_t slot, const dp::State &s) {
-            if (!filter.matches(s.key)) return true;
+            dp::StateKey other;
+            if (!filter.matches(s.key) &&
+                !(other_key && other_key(slot, s, other) && filter.matches(other)))
+                return true;
             if (states.size() >= size) return false; // the next page starts here
             states.push_back(describe(slot, s));
             return true;

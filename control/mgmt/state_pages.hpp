@@ -31,10 +31,14 @@ using SlotWalk = std::function<uint32_t(
 // One state as an element of show states' "states" (mgmt_server.hpp).
 using DescribeState = std::function<Json(uint32_t slot, const dp::State &)>;
 
+// A translated state's other key (NAT), if the state in `slot` has one.
+using OtherKey = std::function<bool(uint32_t slot, const dp::State &, dp::StateKey &)>;
+
 // The show states result for `filter` (its limit and cursor) over a table of `slots` slots:
 // {"states": [...], "truncated": bool, "next": slot | null}; truncated is next != null.
+// A translated state matches when either of its keys does (`other_key`, optional).
 Json state_page(const StateFilter &filter, uint32_t slots, const SlotWalk &walk,
-                const DescribeState &describe);
+                const DescribeState &describe, const OtherKey &other_key = nullptr);
 
 // syncwallctl's walk through the pages of one `show states`, on one connection.
 class StatesWalk {

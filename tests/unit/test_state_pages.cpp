@@ -210,3 +210,21 @@ TEST_CASE("syncwallctl refuses pages that do not move on", "[mgmt][pages]") {
     CHECK(old.take(whole).size() == 1);
     CHECK_FALSE(old.next_args());
 }
+
+TEST_CASE("a translated state is selected by either of its keys", "[mgmt][nat]") {
+    FakeTable t(8, 4);
+    StateFilter f;
+    f.port = 61234; // no state's own key has it
+    const auto describe = [](uint32_t, const dp::State &s) { return Json{{"id", s.id}}; };
+    CHECK(state_page(f, uint32_t(t.slots.size()), t.walk(), describe).at("states").empty());
+    // The state in slot 2 was translated to port 61234 on its other key.
+    const auto other_key = [](uint32_t slot, const dp::State &s, dp::StateKey &k) {
+        if (slot != 2) return false;
+        k = s.key;
+        k.port[1] = 61234;
+        return true;
+    };
+    const Json page = state_page(f, uint32_t(t.slots.size()), t.walk(), describe, other_key);
+    REQUIRE(page.at("states").size() == 1);
+    CHECK(page.at("states")[0].at("id") == t.slots[2]->id);
+}
