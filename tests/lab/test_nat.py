@@ -13,8 +13,8 @@ from __future__ import annotations
 import signal
 import time
 
-from failover import (TAKEOVER_BOUND, TCP_GAP_BOUND, Streams, drops, last_json, node_config,
-                      states_on, wait_master)
+from failover import (PY, STREAM, TAKEOVER_BOUND, TCP_GAP_BOUND, Streams, drops, last_json,
+                      node_config, states_on, wait_master)
 from halab import HaLab, ha_lab
 from netlab import Lab, wait_until
 
@@ -23,6 +23,8 @@ NAT_RULES = """rules:
   - "pass in on lan inet proto { tcp udp icmp } from 192.0.2.0/24 keep state"
   - "pass out on wan inet keep state"
   - "match out on wan inet from 192.0.2.0/24 to any nat-to (wan)"
+  - "pass in on wan inet proto tcp from any to 198.51.100.254 port 8080 rdr-to 192.0.2.10 port 5301"
+  - "pass out on lan inet proto tcp from any to 192.0.2.10 port 5301"
 """
 
 
@@ -83,3 +85,40 @@ def test_without_sync_the_translated_stream_dies():
         time.sleep(TCP_GAP_BOUND + 2)
         assert streams.sink_bytes() == b0, "the stream went on without the translated state"
         assert drops(ha, 1)["filter_block"] > 0
+
+
+def test_a_port_forwarded_by_rdr_to_reaches_the_inside_host_and_survives_failover():
+    """The server connects to the WAN's virtual address, port 8080; rdr-to forwards it to
+    the client's port 5301, which sees the server's own address. The connection's inbound
+    state is translated (wire key: the virtual address; stack key: the client), and it goes
+    on through B after kill -9 of A."""
+    with Lab() as lab:
+        ha = ha_lab(lab, nodes=2)
+        start(ha, sync=True)
+        sink = lab.spawn("rdr-sink", ha.client, [PY, STREAM, "tcp-sink", "0.0.0.0", "5301"])
+        sink.wait_for_line('"listening"', 10)
+        source = lab.spawn("rdr-source", ha.server,
+                           [PY, STREAM, "tcp-source", HaLab.VIP_WAN, "8080", "--rate", "10000",
+                            "--chunk", "1000"])
+        source.wait_for_line('"connected"', 15)
+        wait_until(lambda: last_json(sink).get("bytes", 0) > 0, 5, 0.1, "data through rdr-to")
+        assert last_json(sink).get("peer") == HaLab.SERVER4
+        forwarded = translated(states_on(ha, 0, 8080))
+        assert len(forwarded) == 1 and forwarded[0]["direction"] == "in", forwarded
+        assert forwarded[0]["nat"]["addr"][1] == HaLab.CLIENT4
+        assert forwarded[0]["nat"]["port"][1] == 5301
+        wait_until(lambda: len(translated(states_on(ha, 1, 8080))) == 1, 5, 0.1,
+                   "the forwarded connection's state on B")
+
+        ha.stop(0, signal.SIGKILL)
+        wait_master(ha, 1, TAKEOVER_BOUND + 2)
+        before = last_json(sink).get("bytes", 0)
+        wait_until(lambda: last_json(sink).get("bytes", 0) > before, TCP_GAP_BOUND + 2, 0.1,
+                   "the forwarded connection moving through B")
+        time.sleep(1)
+        got = last_json(sink)
+        print(f"largest gap of the rdr-to connection across the failover: {got['max_gap']:.3f} s")
+        assert not got.get("reset") and got["bad_bytes"] == 0
+        assert got["max_gap"] <= TCP_GAP_BOUND, got
+        source.stop(signal.SIGTERM, timeout=20)
+        sink.stop(signal.SIGTERM)
