@@ -424,9 +424,9 @@ bool Filter::create_state(const CompiledRule *rule, uint16_t translation, StateD
         // nat-to picks a source port (an ICMP echo id) from the pool's range that no state
         // holds with this key: from a random place in this worker's share of the range
         // (port = lo + worker + k * workers), so that workers never race for one.
-        const bool ports =
-            d.has_l4 && (d.proto == proto_tcp || d.proto == proto_udp ||
-                         ((d.proto == proto_icmp || d.proto == proto_icmpv6) && !d.icmp.is_error));
+        // (ICMP errors never reach the rules: icmp_error() takes them.)
+        const bool ports = d.has_l4 && (d.proto == proto_tcp || d.proto == proto_udp ||
+                                        d.proto == proto_icmp || d.proto == proto_icmpv6);
         const int side = dir == StateDirection::in ? 0 : 1; // the source's side (nat is out)
         const bool choose = t.kind == CompiledTranslation::Kind::nat && ports && !t.static_port;
         const unsigned workers = dp_.worker_count();

@@ -85,6 +85,12 @@ struct State {
     uint16_t local_flags = 0; // local_flag::*
 };
 static_assert(sizeof(State) == 152);
+
+// Whether `s` (a state or a copy of one) is translated: its second key is
+// StateTable::other_key().
+inline bool translated(const State &s) {
+    return (s.local_flags & local_flag::translated) != 0;
+}
 static_assert(offsetof(State, key) == 80, "the per-packet fields fill the first 80 bytes");
 static_assert(std::is_trivially_copyable_v<State>);
 

@@ -302,7 +302,7 @@ bool SyncCore::add_full_state(StateAction a, uint32_t slot, uint32_t now_s) {
     if (!table_.read(slot, copy)) return false;
     if (copy.state_flags & dp::state_flag::nosync) return false;
     dp::StateKey other;
-    const bool translated = (copy.local_flags & dp::local_flag::translated) != 0;
+    const bool translated = dp::translated(copy);
     if (translated && !table_.other_key(slot, other)) return false; // ended meanwhile
     const uint32_t remaining = remaining_of(copy, now_s);
     return packer_->add(Action(a), [&](PfsyncWriter &w) {
@@ -325,7 +325,7 @@ void SyncCore::pack_pending(uint64_t now_ms, uint32_t now_s) {
         if (copy.state_flags & dp::state_flag::nosync) continue;
         if (f & flag_insert) {
             dp::StateKey other;
-            const bool translated = (copy.local_flags & dp::local_flag::translated) != 0;
+            const bool translated = dp::translated(copy);
             if (translated && !table_.other_key(p.slot, other)) continue; // ended meanwhile
             const uint32_t remaining = remaining_of(copy, now_s);
             packer_->add(Action::ins, [&](PfsyncWriter &w) {

@@ -22,6 +22,12 @@ namespace asio = boost::asio;
 
 namespace {
 
+// The second key of the translated state copied as `s` from `slot`; false when it has none
+// (or it ended since the copy).
+bool other_key_of(const dp::StateTable &t, uint32_t slot, const dp::State &s, dp::StateKey &k) {
+    return dp::translated(s) && t.other_key(slot, k);
+}
+
 std::string hex64(uint64_t v) {
     char text[17];
     std::snprintf(text, sizeof(text), "%016llx", (unsigned long long)v);
@@ -245,8 +251,7 @@ Json MgmtServer::show_states(const StateFilter &filter) {
         // A translated state's other key (pf's wire key of an outbound state, stack key of an
         // inbound one), as pfctl prints it beside the first.
         dp::StateKey other;
-        if ((s.local_flags & dp::local_flag::translated) != 0 &&
-            dp_.states->other_key(slot, other)) {
+        if (other_key_of(*dp_.states, slot, s, other)) {
             j["nat"] = {
                 {"addr",
                  {address_text(other.addr[0], other.af), address_text(other.addr[1], other.af)}},
@@ -264,7 +269,7 @@ Json MgmtServer::show_states(const StateFilter &filter) {
         return j;
     };
     const auto other_key = [this](uint32_t slot, const dp::State &s, dp::StateKey &k) {
-        return (s.local_flags & dp::local_flag::translated) != 0 && dp_.states->other_key(slot, k);
+        return other_key_of(*dp_.states, slot, s, k);
     };
     return state_page(filter, dp_.states->slots(), walk, describe, other_key);
 }
@@ -409,9 +414,8 @@ Json MgmtServer::kill_states(const StateFilter &filter) {
     std::vector<Victim> victims;
     dp_.states->for_each([&](uint32_t slot, const dp::State &s) {
         dp::StateKey other;
-        const bool match =
-            filter.matches(s.key) || ((s.local_flags & dp::local_flag::translated) != 0 &&
-                                      dp_.states->other_key(slot, other) && filter.matches(other));
+        const bool match = filter.matches(s.key) ||
+                           (other_key_of(*dp_.states, slot, s, other) && filter.matches(other));
         if (match) victims.push_back({slot, s.key, s.id, s.creatorid});
     });
     uint64_t killed = 0;
