@@ -41,6 +41,7 @@ struct alignas(64) LcoreCounters {
     std::array<OwnedCounter, drop_reason_count> drops;
     OwnedCounter forwarded;         // packets routed and handed to a tx queue
     OwnedCounter punted;            // packets handed to the main lcore
+    OwnedCounter handed_off;        // packets handed to the worker that owns their state
     OwnedCounter polls;             // rx polls
     OwnedCounter idle_polls;        // rx polls that returned nothing
     OwnedCounter sleeps;            // adaptive idle sleeps taken
@@ -59,7 +60,7 @@ struct CounterTotals {
     };
     std::array<Port, max_ports> ports{};
     std::array<uint64_t, drop_reason_count> drops{};
-    uint64_t forwarded = 0, punted = 0, polls = 0, idle_polls = 0, sleeps = 0;
+    uint64_t forwarded = 0, punted = 0, handed_off = 0, polls = 0, idle_polls = 0, sleeps = 0;
     uint64_t pflog_dropped = 0;
     uint64_t frag_reassembled = 0, frag_refragmented = 0, frags_held = 0;
 
@@ -78,6 +79,7 @@ inline void CounterTotals::add(const LcoreCounters &c) {
         drops[r] += c.drops[r].get();
     forwarded += c.forwarded.get();
     punted += c.punted.get();
+    handed_off += c.handed_off.get();
     polls += c.polls.get();
     idle_polls += c.idle_polls.get();
     sleeps += c.sleeps.get();

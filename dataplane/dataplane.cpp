@@ -67,6 +67,8 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
                                  " but EAL's main lcore is " +
                                  std::to_string(rte_get_main_lcore()) +
                                  " (check --lcores/-l and --main-lcore in dpdk.eal_args)");
+    if (worker_count() > max_workers) // State::owner is one byte
+        throw std::runtime_error("at most " + std::to_string(max_workers) + " workers");
     for (unsigned w : cfg.lcores.workers)
         if (!rte_lcore_is_enabled(w))
             throw std::runtime_error("worker lcore " + std::to_string(w) +
@@ -138,6 +140,23 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
         if (r == nullptr)
             throw std::runtime_error("cannot create punt ring: " + dpdk_error(rte_errno));
         punt_rings.push_back(r);
+    }
+
+    if (worker_count() > 1) {
+        handoff_rings_ = std::make_unique<HandoffRing[]>(worker_count() * worker_count());
+        for (unsigned from = 0; from < worker_count(); from++) {
+            for (unsigned to = 0; to < worker_count(); to++) {
+                if (from == to) continue;
+                const std::string name =
+                    "syncwall_ho" + std::to_string(from) + "_" + std::to_string(to);
+                rte_ring *r = rte_ring_create(name.c_str(), handoff_ring_size, socket,
+                                              RING_F_SP_ENQ | RING_F_SC_DEQ);
+                if (r == nullptr)
+                    throw std::runtime_error("cannot create hand-off ring: " +
+                                             dpdk_error(rte_errno));
+                handoff(from, to).ring = r;
+            }
+        }
     }
 
     if (cfg.control.pflog_file)
@@ -293,7 +312,10 @@ Dataplane::~Dataplane() {
             rte_ring_free(p.ctl_tx);
         }
     }
-    for (auto *r : punt_rings) {
+    std::vector<rte_ring *> rings = punt_rings;
+    for (unsigned i = 0; handoff_rings_ && i < worker_count() * worker_count(); i++)
+        if (handoff_rings_[i].ring != nullptr) rings.push_back(handoff_rings_[i].ring);
+    for (auto *r : rings) {
         rte_mbuf *m;
         while (rte_ring_dequeue(r, reinterpret_cast<void **>(&m)) == 0)
             rte_pktmbuf_free(m);
@@ -307,6 +329,15 @@ Dataplane::~Dataplane() {
     rte_free(config_rcu_);
     for (const auto &[s, p] : pools_)
         rte_mempool_free(p);
+}
+
+void Dataplane::free_handed_packets() {
+    for (unsigned i = 0; handoff_rings_ && i < worker_count() * worker_count(); i++) {
+        rte_mbuf *m;
+        while (handoff_rings_[i].ring != nullptr &&
+               rte_ring_dequeue(handoff_rings_[i].ring, reinterpret_cast<void **>(&m)) == 0)
+            rte_pktmbuf_free(m);
+    }
 }
 
 CounterTotals Dataplane::totals() const {

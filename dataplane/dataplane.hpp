@@ -95,6 +95,31 @@ inline PuntMeta &punt_meta(rte_mbuf *m) {
     return *RTE_MBUF_DYNFIELD(m, punt_meta_offset, PuntMeta *);
 }
 
+// What travels with a packet one worker hands to another (the state's owner: worker.hpp),
+// in the same dynamic field as PuntMeta: a packet is handed or punted, never both at once.
+struct HandoffMeta {
+    uint16_t in_port; // our port index it arrived on
+    // Its inbound pass is done (the state it matched there, if any, is the receiver's): the
+    // owner routes it and filters it outbound only. Otherwise the owner filters it from the
+    // inbound pass on.
+    bool inbound_done;
+};
+static_assert(sizeof(HandoffMeta) <= sizeof(PuntMeta));
+inline HandoffMeta &handoff_meta(rte_mbuf *m) {
+    return *RTE_MBUF_DYNFIELD(m, punt_meta_offset, HandoffMeta *);
+}
+
+// One direction between two workers: a single-producer, single-consumer ring of packets.
+// The producer publishes how many it has put in after each enqueue (a release store), and
+// the consumer takes no more than that (after an acquire load): the packets' bytes are
+// ordered before their use by an atomic the C++ memory model (and ThreadSanitizer) sees,
+// not only by the ring's own, which Debian's uninstrumented DPDK hides.
+struct HandoffRing {
+    rte_ring *ring = nullptr;
+    alignas(64) std::atomic<uint64_t> produced{0};
+};
+inline constexpr unsigned handoff_ring_size = 1024; // packets; a full ring drops (counted)
+
 class Dataplane {
   public:
     explicit Dataplane(const config::Config &cfg); // EAL must be initialised
@@ -114,6 +139,13 @@ class Dataplane {
     std::unique_ptr<NeighbourTable> neighbours;
     MartianCheck martians;              // never filtered nor routed (martian.hpp)
     std::vector<rte_ring *> punt_rings; // one per worker
+    // With more than one worker: handoff(from, to) for every ordered pair (from != to).
+    HandoffRing &handoff(unsigned from, unsigned to) {
+        return handoff_rings_[from * worker_count() + to];
+    }
+    // Free every packet left in the hand-off rings. Once every worker has stopped, and
+    // before any is destroyed (a reassembled datagram's buffer is its receiver's).
+    void free_handed_packets();
     std::vector<LcoreCounters> worker_counters;
     LcoreCounters main_counters;
     std::atomic<bool> stopping{false};
@@ -185,6 +217,7 @@ class Dataplane {
     RulesetSwap swap_;
     uint64_t tsc_start_ = 0, tsc_hz_ = 1;
     std::vector<int> port_index_;
+    std::unique_ptr<HandoffRing[]> handoff_rings_; // W * W, the diagonal unused
     int ifreq_socket_ = -1; // link_up(): SIOCGIFFLAGS on net_af_packet's kernel interfaces
 };
 

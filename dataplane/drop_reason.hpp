@@ -64,6 +64,7 @@ namespace syncwall::dp {
     X(neighbour_hold_full, "packets held for next-hop resolution reached their total cap")         \
     X(neighbour_unresolved, "next hop did not answer address resolution")                          \
     X(punt_ring_full, "slow-path ring to the main lcore full")                                     \
+    X(handoff_ring_full, "ring to the worker that owns the packet's state full")                   \
     X(to_us_unhandled, "packet for one of our addresses with no local service")                    \
     X(tx_ring_full, "transmit queue full")                                                         \
     X(proto_cksum, "transport checksum wrong (pf's PFRES_PROTCKSUM)")                              \

@@ -66,7 +66,7 @@ bool l4_checksum_good(const rte_mbuf *m, const PacketDesc &d) {
 } // namespace
 
 Filter::Filter(Dataplane &dp, unsigned worker)
-    : dp_(dp), worker_(worker), ctr_(dp.worker_counters.at(worker)),
+    : dp_(dp), worker_(worker), owners_(dp.worker_count() > 1), ctr_(dp.worker_counters.at(worker)),
       // pf seeds its state ids with the boot time in the high 32 bits, so that a restarted
       // node never reuses an id its peers still hold; the low bits are this worker's.
       next_id_((dp.start_time << 32) + worker) {}
@@ -150,6 +150,16 @@ bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint3
             return true;
         }
         nat = by_other_key ? slot : st.alias_of(slot);
+    }
+    if (owners_ && s.owner != worker_) [[unlikely]] {
+        if (s.owner >= dp_.worker_count()) { // no_owner
+            s.owner = uint8_t(worker_);      // a peer's state: claimed, under the lock
+        } else {
+            v.action = FilterVerdict::Action::hand_off;
+            v.owner = s.owner;
+            st.unlock(slot);
+            return false;
+        }
     }
     const bool forward = from_state_src(s, dir);
     TcpPeer &src = forward ? s.src : s.dst;
@@ -402,6 +412,7 @@ bool Filter::create_state(const CompiledRule *rule, uint16_t translation, StateD
         return refuse(DropReason::filter_state_limit);
     State s;
     s.key = state_key(d, dir);
+    s.owner = uint8_t(worker_);
     s.creatorid = dp_.cfg.node.hostid;
     s.rule = rule != nullptr ? rule->number : no_rule;
     s.creation = s.expire = now;

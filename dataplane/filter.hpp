@@ -18,6 +18,12 @@
 // rest of the pass runs and the packet is routed. The worker links the two states once both
 // passes have seen them.
 //
+// Owners (state.hpp, State::owner): with more than one worker, a matched state that another
+// worker owns is not tracked here; the verdict says `hand_off` and the worker passes the
+// packet to the owner. A state nobody owns yet (a peer's) is claimed by the first worker
+// that matches it. The owner check is made under the slot lock, so two claimants have one
+// winner. ICMP errors read the state they quote without writing it: any worker passes them.
+//
 // Runs on the worker's lcore only; touches shared structures through the state table's
 // per-state lock and the ruleset read under RCU.
 #pragma once
@@ -36,11 +42,14 @@ struct CompiledTranslation;
 
 struct FilterVerdict {
     // challenge_ack: dropped, and a bare ACK with `seq`/`ack` goes back to the sender.
-    enum class Action : uint8_t { pass, drop, block_return, challenge_ack };
+    // hand_off: the state belongs to worker `owner`, which is to filter the packet (the
+    // packet is untouched, nothing was counted).
+    enum class Action : uint8_t { pass, drop, block_return, challenge_ack, hand_off };
     Action action = Action::pass;
     DropReason reason = DropReason::filter_block;
     uint8_t block_policy = 0;  // config::BlockPolicy, for block_return
     bool nat_error = false;    // `nat` applies to an ICMP error's quote (translate_icmp_error)
+    uint8_t owner = 0;         // hand_off: the owning worker
     uint32_t seq = 0, ack = 0; // challenge_ack
     uint32_t slot = no_slot;   // the state matched or made (pass only)
     uint32_t twin = no_slot;   // that state's twin hint (matched states only)
@@ -91,6 +100,7 @@ class Filter {
 
     Dataplane &dp_;
     unsigned worker_;
+    bool owners_; // more than one worker: states are tracked by their owner only
     LcoreCounters &ctr_;
     uint64_t next_id_;
     uint64_t round_robin_ = 0; // translation pools' round-robin position (this worker's)

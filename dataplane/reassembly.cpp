@@ -21,8 +21,7 @@ Reassembly::Reassembly(unsigned worker, uint32_t capacity, uint32_t timeout, int
                        LcoreCounters &ctr)
     : ctr_(ctr), table_(capacity, timeout, &Reassembly::release, this) {
     const std::string name = "syncwall_reasm" + std::to_string(worker);
-    pool_ = rte_pktmbuf_pool_create(name.c_str(), reassembly_buffers, 0,
-                                    RTE_ALIGN(sizeof(ReassembledInfo), RTE_MBUF_PRIV_ALIGN),
+    pool_ = rte_pktmbuf_pool_create(name.c_str(), reassembly_buffers, 0, info_size,
                                     uint16_t(max_reassembled_ip_len), socket);
     if (pool_ == nullptr)
         throw std::runtime_error("cannot create the reassembly pool of worker " +
@@ -41,8 +40,12 @@ void Reassembly::release(void *ctx, void *handle, DropReason why) {
     rte_pktmbuf_free(static_cast<rte_mbuf *>(handle));
 }
 
-bool Reassembly::is_reassembled(const rte_mbuf *m) const {
-    return m->pool == pool_;
+static_assert(Reassembly::info_size == RTE_ALIGN(sizeof(ReassembledInfo), RTE_MBUF_PRIV_ALIGN));
+
+bool Reassembly::is_reassembled(const rte_mbuf *m) {
+    // Any worker's: a datagram may be handed to the worker that owns its state. Only the
+    // reassembly pools give their mbufs a private area.
+    return m->priv_size == info_size;
 }
 
 const ReassembledInfo &Reassembly::info(const rte_mbuf *m) {

@@ -55,8 +55,12 @@ class Reassembly {
         }
     }
 
-    bool is_reassembled(const rte_mbuf *m) const;
+    // Whether `m` is a reassembled datagram (made by any worker's Reassembly).
+    static bool is_reassembled(const rte_mbuf *m);
     static const ReassembledInfo &info(const rte_mbuf *m);
+
+    // The private area of a reassembled datagram's mbuf (ReassembledInfo, aligned).
+    static constexpr uint16_t info_size = (sizeof(ReassembledInfo) + 7) & ~7u;
 
   private:
     static void release(void *ctx, void *handle, DropReason why);

@@ -56,6 +56,14 @@ namespace local_flag {
 inline constexpr uint16_t translated = 0x0001; // the state has a second key (NAT)
 } // namespace local_flag
 
+// State::owner: the worker (0..W-1) that tracks the state's packets, written under the
+// slot lock. A worker owns the states it creates; a state from a peer has no owner until
+// the first worker that matches one of its packets claims it. A packet that matches a state
+// another worker owns is handed to that worker (worker.hpp), so that one worker writes a
+// state's tracking fields (docs/ownership.md).
+inline constexpr uint8_t no_owner = 0xff;
+inline constexpr unsigned max_workers = no_owner; // owners 0..254
+
 // What the table knows about a state beyond pf's fields.
 namespace state_origin {
 inline constexpr uint8_t local = 0; // created here by a rule
@@ -72,7 +80,8 @@ struct State {
     uint32_t expire = 0; // last activity (pf's st->expire), seconds
     StateDirection direction = StateDirection::in;
     Timeout timeout = Timeout::tcp_first;
-    uint16_t state_flags = 0;        // PFSTATE_*
+    uint8_t owner = no_owner; // the worker that tracks it (see below)
+    uint8_t reserved = 0;
     StateKey key;                    // the key its first packet used (see above)
     uint64_t id = 0;                 // unique on its creator
     uint32_t creatorid = 0;          // node that created it (pfsync hostid), host order
@@ -83,6 +92,7 @@ struct State {
     uint8_t origin = state_origin::local;
     uint16_t max_mss = 0;
     uint16_t local_flags = 0; // local_flag::*
+    uint16_t state_flags = 0; // PFSTATE_*
 };
 static_assert(sizeof(State) == 152);
 

@@ -33,7 +33,12 @@ Worker::Worker(Dataplane &dp, unsigned index)
       // limits.frags is shared out among the workers, as each holds its own fragments.
       reasm_(index,
              std::max<uint32_t>(dp.cfg.limits.frags / std::max<uint32_t>(dp.worker_count(), 1), 1),
-             dp.cfg.timeouts.frag, int(rte_socket_id()), ctr_) {}
+             dp.cfg.timeouts.frag, int(rte_socket_id()), ctr_),
+      handed_in_(dp.worker_count(), 0) {}
+
+Worker::~Worker() {
+    dp_.free_handed_packets();
+}
 
 void Worker::run() {
     while (!dp_.stopping.load(std::memory_order_relaxed)) {
@@ -50,6 +55,7 @@ void Worker::run() {
 
 unsigned Worker::poll_once() {
     unsigned total = index_ == 0 ? send_control_frames() : 0;
+    if (dp_.worker_count() > 1) total += receive_handed();
     rte_mbuf *pkts[max_burst];
     for (uint16_t p : dp_.data_ports) {
         const Port &port = dp_.ports[p];
@@ -93,6 +99,53 @@ void Worker::release_control_frames() {
             drop(h.pkts[i], DropReason::tx_ring_full);
         h.n = 0;
     }
+}
+
+unsigned Worker::receive_handed() {
+    unsigned total = 0;
+    for (unsigned from = 0; from < dp_.worker_count(); from++) {
+        if (from == index_) continue;
+        HandoffRing &r = dp_.handoff(from, index_);
+        // No more than the producer has published: their bytes are ordered before ours.
+        const uint64_t ready = r.produced.load(std::memory_order_acquire) - handed_in_[from];
+        if (ready == 0) continue;
+        rte_mbuf *pkts[max_burst];
+        const unsigned n =
+            rte_ring_sc_dequeue_burst(r.ring, reinterpret_cast<void **>(pkts),
+                                      unsigned(std::min<uint64_t>(ready, max_burst)), nullptr);
+        handed_in_[from] += n;
+        total += n;
+        // In runs of one ingress port and one stage; the descriptors were the sender's.
+        uint16_t idx[max_burst];
+        for (unsigned i = 0; i < n;) {
+            const HandoffMeta meta = handoff_meta(pkts[i]);
+            unsigned nip = 0, j = i;
+            for (; j < n; j++) {
+                const HandoffMeta &mj = handoff_meta(pkts[j]);
+                if (mj.in_port != meta.in_port || mj.inbound_done != meta.inbound_done) break;
+                rte_mbuf *m = pkts[j];
+                if (auto bad =
+                        parse_packet({rte_pktmbuf_mtod(m, const uint8_t *), m->data_len}, desc_[j]))
+                    drop(m, *bad);
+                else
+                    idx[nip++] = uint16_t(j);
+            }
+            if (nip != 0) filter_and_forward(meta.in_port, pkts, idx, nip, meta.inbound_done);
+            i = j;
+        }
+    }
+    return total;
+}
+
+void Worker::hand_off(rte_mbuf *m, unsigned owner, uint16_t in_port, bool inbound_done) {
+    handoff_meta(m) = HandoffMeta{in_port, inbound_done};
+    HandoffRing &r = dp_.handoff(index_, owner);
+    if (rte_ring_sp_enqueue(r.ring, m) != 0) {
+        drop(m, DropReason::handoff_ring_full);
+        return;
+    }
+    r.produced.store(r.produced.load(std::memory_order_relaxed) + 1, std::memory_order_release);
+    ctr_.handed_off.inc();
 }
 
 void Worker::drop(rte_mbuf *m, DropReason r) {
@@ -142,7 +195,7 @@ void Worker::flush() {
 
 void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
     const Port &in = dp_.ports[port];
-    uint16_t ip_idx[max_burst], ip_port[max_burst];
+    uint16_t ip_idx[max_burst];
     unsigned nip = 0;
     uint64_t rx_bytes = 0;
 
@@ -212,17 +265,23 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
                 continue;
             }
         }
-        ip_idx[nip] = i;
-        ip_port[nip++] = port;
+        ip_idx[nip++] = i;
     }
     ctr_.ports[port].rx_packets.add(n);
     ctr_.ports[port].rx_bytes.add(rx_bytes);
-    if (nip == 0) return;
+    if (nip != 0) filter_and_forward(port, pkts, ip_idx, nip, false);
+}
 
+void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *ip_idx,
+                                unsigned nip, bool inbound_done) {
     // Stage 3: the filter, inbound on the ingress port.
     const uint32_t now = dp_.now();
+    uint16_t ip_port[max_burst];
+    for (unsigned k = 0; k < nip; k++)
+        ip_port[k] = port;
     FilterVerdict verdict[max_burst];
-    filter_.run(StateDirection::in, pkts, desc_.data(), ip_idx, ip_port, nip, verdict, now);
+    if (!inbound_done)
+        filter_.run(StateDirection::in, pkts, desc_.data(), ip_idx, ip_port, nip, verdict, now);
     uint32_t v4_addr[max_burst];
     uint8_t v6_addr[max_burst][16];
     uint16_t v4_idx[max_burst], v6_idx[max_burst];
@@ -230,12 +289,17 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
     unsigned n4 = 0, n6 = 0;
     for (unsigned k = 0; k < nip; k++) {
         const uint16_t i = ip_idx[k];
-        in_slot[i] = verdict[k].slot;
-        twin[i] = verdict[k].twin;
-        if (!apply(verdict[k], pkts[i], desc_[i], port)) continue;
-        // A translated state: routed by the addresses it leaves with (rdr-to, nat replies).
-        if (verdict[k].nat != FilterVerdict::no_slot) [[unlikely]]
-            translate(verdict[k], pkts[i], desc_[i], StateDirection::in);
+        if (inbound_done) [[unlikely]] {
+            in_slot[i] = twin[i] = FilterVerdict::no_slot;
+        } else {
+            in_slot[i] = verdict[k].slot;
+            twin[i] = verdict[k].twin;
+            if (!apply(verdict[k], pkts[i], desc_[i], port, false)) continue;
+            // A translated state: routed by the addresses it leaves with (rdr-to, nat
+            // replies).
+            if (verdict[k].nat != FilterVerdict::no_slot) [[unlikely]]
+                translate(verdict[k], pkts[i], desc_[i], StateDirection::in);
+        }
         const PacketDesc &d = desc_[i];
         if (d.family == 4) {
             v4_addr[n4] = load_be32(d.dst.data());
@@ -278,7 +342,7 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
     unsigned nfwd = 0;
     for (unsigned k = 0; k < nout; k++) {
         const uint16_t i = out_idx[k];
-        if (!apply(verdict[k], pkts[i], desc_[i], port)) continue;
+        if (!apply(verdict[k], pkts[i], desc_[i], port, true)) continue;
         if (verdict[k].nat != FilterVerdict::no_slot) [[unlikely]]
             translate(verdict[k], pkts[i], desc_[i], StateDirection::out);
         const NextHop &nh = dp_.routes->next_hop(nh_of[k]);
@@ -321,10 +385,14 @@ void Worker::translate(const FilterVerdict &v, rte_mbuf *m, PacketDesc &d, State
         translate_packet(frame, m->data_len, d, to, dir);
 }
 
-bool Worker::apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port) {
+bool Worker::apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
+                   bool inbound_done) {
     switch (v.action) {
     case FilterVerdict::Action::pass:
         return true;
+    case FilterVerdict::Action::hand_off:
+        hand_off(m, v.owner, in_port, inbound_done);
+        return false;
     case FilterVerdict::Action::drop:
         rte_pktmbuf_free(m); // counted by the filter
         return false;

@@ -15,6 +15,13 @@
 //   4. bulk FIB lookups; local destinations to the punt ring; TTL and MTU checks;
 //   5. the filter again, outbound on the egress port; neighbour, rewrite, tx buffer (a
 //      reassembled datagram leaves refragmented where it must).
+//
+// Owners (docs/ownership.md): with several workers, a packet whose state another worker
+// owns (a flow whose directions arrive on different queues, a NAT reply, a peer's state
+// claimed elsewhere) is handed to that worker, untouched, on the ring from this worker to
+// it (Dataplane::handoff), at stage 3 or, when only its outbound state is the other's, at
+// stage 5. Each poll starts with the packets handed to this worker: parsed again and
+// filtered from the stage they were handed at, as if received here.
 #pragma once
 
 #include "dataplane/dataplane.hpp"
@@ -25,6 +32,7 @@
 
 #include <array>
 #include <cstdint>
+#include <vector>
 
 struct rte_mbuf;
 
@@ -33,6 +41,11 @@ namespace syncwall::dp {
 class Worker {
   public:
     Worker(Dataplane &dp, unsigned index);
+    // Frees the packets still in the hand-off rings: destroy workers only once every worker
+    // has stopped.
+    ~Worker();
+    Worker(const Worker &) = delete;
+    Worker &operator=(const Worker &) = delete;
 
     // Poll until dp.stopping is set. Runs on the worker's lcore.
     void run();
@@ -50,6 +63,15 @@ class Worker {
         std::array<rte_mbuf *, 2 * max_burst> pkts{};
     };
 
+    // Stages 3-5 for pkts[idx[0..n)], parsed into desc_, received on `port`; stage 3 is
+    // skipped for packets handed over after their inbound pass (`inbound_done`).
+    void filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *idx, unsigned n,
+                            bool inbound_done);
+    // Pass `m` to worker `owner`, which owns its state; counted (handed_off, or the drop).
+    void hand_off(rte_mbuf *m, unsigned owner, uint16_t in_port, bool inbound_done);
+    // Take what the other workers handed to this one (at most a burst from each); returns
+    // how many packets.
+    unsigned receive_handed();
     void drop(rte_mbuf *m, DropReason r);
     void punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop = 0,
               config::BlockPolicy policy = config::BlockPolicy::drop);
@@ -63,7 +85,9 @@ class Worker {
     // Rewrite a packet whose verdict names a translated state (v.nat): nat.hpp.
     void translate(const FilterVerdict &v, rte_mbuf *m, PacketDesc &d, StateDirection dir);
     // Apply a filter verdict: true if the packet goes on; otherwise it is consumed.
-    bool apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port);
+    // `inbound_done`: the verdict is the outbound pass's (for a hand-off).
+    bool apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
+               bool inbound_done);
     // Route decision for a packet that passed inbound: the egress port if it is to be
     // forwarded; otherwise -1, and the packet is consumed (punted or dropped). (An int, not an
     // optional: GCC builds a returned optional<uint16_t> on the stack from two narrow stores
@@ -96,6 +120,8 @@ class Worker {
     std::array<TxBuffer, max_ports> tx_{};
     std::array<TxBuffer, max_ports> held_ctl_{};
     std::array<PacketDesc, max_burst> desc_{};
+    // Per other worker: packets taken from its ring to this one (HandoffRing::produced).
+    std::vector<uint64_t> handed_in_;
 };
 
 } // namespace syncwall::dp

@@ -295,7 +295,8 @@ Json MgmtServer::show_info() {
         workers.push_back(Json{{"polls", c.polls.get()},
                                {"idle_polls", c.idle_polls.get()},
                                {"sleeps", c.sleeps.get()},
-                               {"forwarded", c.forwarded.get()}});
+                               {"forwarded", c.forwarded.get()},
+                               {"handed_off", c.handed_off.get()}});
     return Json{
         {"node", dp_.cfg.node.name},
         {"hostid", dp_.cfg.node.hostid},
@@ -309,6 +310,7 @@ Json MgmtServer::show_info() {
                         {"insert_full", st.insert_full}}},
         {"counters", Json{{"forwarded", t.forwarded},
                           {"punted", t.punted},
+                          {"handed_off", t.handed_off},
                           {"drops_total", t.total_drops()},
                           {"pflog_dropped", t.pflog_dropped}}},
         {"fragments", Json{{"reassembled", t.frag_reassembled},

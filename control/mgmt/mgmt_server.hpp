@@ -19,7 +19,7 @@
 //                    (the key, peers and counters as in state.hpp)
 //   show info        {"node", "hostid", "running", "uptime": s, "states": {"current", "limit",
 //                     "inserts", "removals", "insert_exists", "insert_full"}, "counters":
-//                     {"forwarded", "punted", "drops_total", "pflog_dropped"},
+//                     {"forwarded", "punted", "handed_off", "drops_total", "pflog_dropped"},
 //                     "drops": {reason: n, ...},
 //                     "ports": [{"name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes"}],
 //                     "workers": [{"polls", "idle_polls", "sleeps", "forwarded"}] (one per

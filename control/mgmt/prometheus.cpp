@@ -186,6 +186,9 @@ void info_metrics(Page &page, const Json &info) {
         member(counters, "forwarded"));
     add(page, "punted_packets_total", counter,
         "Packets handed to the main lcore (ARP, ICMP to us, ...).", {}, member(counters, "punted"));
+    add(page, "handed_off_packets_total", counter,
+        "Packets a worker handed to the worker that owns their state.", {},
+        member(counters, "handed_off"));
     add(page, "pflog_dropped_total", counter,
         "Log entries of `log` rules dropped because the pflog ring was full.", {},
         member(counters, "pflog_dropped"));

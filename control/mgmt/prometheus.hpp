@@ -16,7 +16,8 @@
 // Families (all prefixed syncwall_):
 //   info{node,hostid} 1, running, uptime_seconds
 //   interface_packets_total{interface,direction="rx"|"tx"}, interface_bytes_total{...}
-//   drops_total{reason}, forwarded_packets_total, punted_packets_total, pflog_dropped_total
+//   drops_total{reason}, forwarded_packets_total, punted_packets_total,
+//   handed_off_packets_total, pflog_dropped_total
 //   states, states_limit, state_inserts_total, state_removals_total,
 //   state_insert_failures_total{reason="exists"|"full"}
 //   sync_enabled, sync_packets_total{direction="sent"|"received"}, sync_bytes_total{...},

@@ -171,6 +171,7 @@ std::string format_info(const Json &r) {
     const auto &c = r.at("counters");
     text += counter_row("forwarded", u64(c, "forwarded"), uptime);
     text += counter_row("punted", u64(c, "punted"), uptime);
+    if (c.contains("handed_off")) text += counter_row("handed off", u64(c, "handed_off"), uptime);
     for (const auto &[reason, count] : r.at("drops").items())
         text += counter_row(reason, count.get<unsigned long long>(), uptime);
     if (r.contains("main_loop")) {
@@ -336,6 +337,8 @@ std::string format_exit_counters(const Json &info, const Json &sync) {
     o += strf("forwarded %llu\npunted %llu\nstates %llu\nstate_inserts %llu\nstate_removals %llu\n",
               u64(counters, "forwarded"), u64(counters, "punted"), u64(states, "current"),
               u64(states, "inserts"), u64(states, "removals"));
+    if (counters.contains("handed_off"))
+        o += strf("handed_off %llu\n", u64(counters, "handed_off"));
     for (const auto &[reason, n] : info.at("drops").items())
         if (n.get<uint64_t>() != 0)
             o += strf("drop %s %llu\n", reason.c_str(), (unsigned long long)n.get<uint64_t>());
@@ -345,10 +348,14 @@ std::string format_exit_counters(const Json &info, const Json &sync) {
     o += strf("frag_reassembled %llu\nfrag_refragmented %llu\nfrags_held %llu\n",
               u64(frags, "reassembled"), u64(frags, "refragmented"), u64(frags, "held"));
     const Json &workers = info.at("workers");
-    for (std::size_t w = 0; w < workers.size(); w++)
-        o += strf("worker %zu polls %llu idle_polls %llu sleeps %llu forwarded %llu\n", w,
+    for (std::size_t w = 0; w < workers.size(); w++) {
+        o += strf("worker %zu polls %llu idle_polls %llu sleeps %llu forwarded %llu", w,
                   u64(workers[w], "polls"), u64(workers[w], "idle_polls"),
                   u64(workers[w], "sleeps"), u64(workers[w], "forwarded"));
+        if (workers[w].contains("handed_off"))
+            o += strf(" handed_off %llu", u64(workers[w], "handed_off"));
+        o += "\n";
+    }
     if (sync.value("available", false)) {
         unsigned long long errors = 0;
         for (const auto &[reason, n] : sync.at("errors").items())
