@@ -233,10 +233,12 @@ def parse_counters(output: str) -> dict[str, int]:
     return out
 
 
-def eal_args(prefix: str, mem_mb: int = 256) -> str:
-    """EAL arguments for a lab instance: no hugepages, no PCI, both lcores float on both CPUs."""
+def eal_args(prefix: str, mem_mb: int = 256, lcores: int = 2) -> str:
+    """EAL arguments for a lab instance: no hugepages, no PCI, lcores 0..lcores-1 all float
+    on both CPUs."""
+    mapping = ",".join(f"{i}@(0-1)" for i in range(lcores))
     return (f'["--no-huge", "--no-pci", "-m", "{mem_mb}", "--file-prefix", "{prefix}", '
-            f'"--lcores", "0@(0-1),1@(0-1)", "--log-level", "lib.eal:error"]')
+            f'"--lcores", "{mapping}", "--log-level", "lib.eal:error"]')
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.2, what: str = "condition"):
@@ -264,33 +266,36 @@ class RoutedLab:
     CLIENT6, SERVER6 = "2001:db8:1::10", "2001:db8:2::10"
     FW_LAN6, FW_WAN6 = "2001:db8:1::1", "2001:db8:2::1"
 
-    def config(self, extra: str = "", idle: str = "adaptive") -> str:
+    def config(self, extra: str = "", idle: str = "adaptive", workers: int = 1) -> str:
         # Each instance gets its own control socket unless the test names one.
         control = "" if "control:" in extra else f"control: {{ socket: {self.lab.tmp}/fw.sock }}"
+        # One queue pair per worker (net_af_packet's sockets join one kernel fanout group,
+        # which spreads flows over them by a hash of their addresses and ports).
+        queues = f",qpairs={workers}" if workers > 1 else ""
         return f"""
 node:
   name: fw-{self.lab.tag}
   hostid: 0x0a000001
 dpdk:
-  eal_args: {eal_args(f"sw{self.lab.tag}-fw")}
-  mbufs: 4095
+  eal_args: {eal_args(f"sw{self.lab.tag}-fw", lcores=1 + workers)}
+  mbufs: {4095 * workers}
 lcores:
   main: 0
-  workers: [1]
+  workers: {list(range(1, 1 + workers))}
   idle: {idle}
 interfaces:
   lan:
-    devargs: "net_af_packet0,iface=fw-lan,framecnt=4096"
+    devargs: "net_af_packet0,iface=fw-lan,framecnt=4096{queues}"
     addresses: [{self.FW_LAN4}/24, "{self.FW_LAN6}/64"]
   wan:
-    devargs: "net_af_packet1,iface=fw-wan,framecnt=4096"
+    devargs: "net_af_packet1,iface=fw-wan,framecnt=4096{queues}"
     addresses: [{self.FW_WAN4}/24, "{self.FW_WAN6}/64"]
 {control}
 {extra}
 """
 
-    def start(self, extra: str = "") -> Process:
-        self.fw_proc = self.lab.syncwall("fw", self.fw, self.config(extra))
+    def start(self, extra: str = "", workers: int = 1) -> Process:
+        self.fw_proc = self.lab.syncwall("fw", self.fw, self.config(extra, workers=workers))
         return self.fw_proc
 
 
