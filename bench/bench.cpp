@@ -17,6 +17,14 @@
 //   for a forwarded connection) with the keys the traffic looks up, so the established
 //   path runs against a table of that size. New connections (`--new-share`, or
 //   `--traffic handshake`) take fresh flows and create states through the rules.
+// * NAT (`--nat`): a `match out on wan ... nat-to` rule translates the clients' addresses.
+//   The preloaded states are then made by the worker itself (a handshake per flow, before
+//   the phases), so that each connection's outbound state holds its second key as
+//   create_state makes it, and established traffic runs both ways (the servers' segments
+//   come in on wan to the NAT address and port). Every frame carries its flow's index in
+//   its payload (traffic.hpp), by which the sink knows translated frames; it learns each
+//   flow's NAT address and port and checks a sample of the frames the worker sends for
+//   their translation and checksums.
 // * Sync (`--sync`): a SyncCore is the table's sink, as in syncwall; the main lcore polls it
 //   and hands its packets to a peer SyncCore on its own table in this process.
 //   `--sync-bench N` measures the sync role alone: N inserts and N updates encoded by one
@@ -89,6 +97,10 @@ struct Options {
     bool no_prefault = false;
     bool thp = false;
     uint32_t thp_memory_mb = 0; // -m chosen by --thp's re-exec
+    bool nat = false;
+    std::string nat_to = "(wan) port 1024:65535"; // what follows nat-to in --nat's rule
+    std::string direction;                        // lan-wan or both ("": both with --nat)
+    bool both_ways() const { return direction == "both"; }
 };
 
 // With --no-huge, EAL's memory is a memfd of 4 KiB pages that the kernel allocates and zeroes
@@ -237,11 +249,19 @@ double hist_median(const std::vector<WorkerStats> &stats) {
     return 0;
 }
 
+// The source NAT rule of --nat: the clients' addresses leave on wan as the pool's.
+std::string nat_rule(const Options &o) {
+    return "match out on wan inet from 198.18.0.0/16 to any nat-to " + o.nat_to;
+}
+
 // The two ports' rings: rx rings are filled by the generator, tx rings drained by the sink.
 // The generated pf ruleset: the three rules that decide the traffic (block in, pass out,
 // pass in from the clients), after `n - 3` rules that never match it but that the ACL must
-// still carry: distinct hosts and ports, as a large site's rules would be.
-std::vector<config::RuleLine> make_rules(uint32_t n, const std::string &proto) {
+// still carry: distinct hosts and ports, as a large site's rules would be. With --nat the
+// translating match rule comes last, beyond the n.
+std::vector<config::RuleLine> make_rules(const Options &o) {
+    const uint32_t n = o.rules;
+    const std::string &proto = o.proto;
     std::vector<config::RuleLine> rules;
     const uint32_t filler = n > 3 ? n - 3 : 0;
     for (uint32_t i = 0; i < filler; i++) {
@@ -255,6 +275,7 @@ std::vector<config::RuleLine> make_rules(uint32_t n, const std::string &proto) {
     rules.push_back({"pass out all", {"<bench>", int(filler + 2), 1}});
     rules.push_back({"pass in on lan proto " + proto + " from 198.18.0.0/16 to any",
                      {"<bench>", int(filler + 3), 1}});
+    if (o.nat) rules.push_back({nat_rule(o), {"<bench>", int(filler + 4), 1}});
     return rules;
 }
 
@@ -272,7 +293,7 @@ config::Config make_config(const Options &o, uint32_t capacity) {
     }
     c.lcores.idle = config::IdlePolicy::busy;
     bench::add_interfaces_and_routes(c, "lan", "wan", "<bench>");
-    c.rules = make_rules(o.rules, o.proto);
+    c.rules = make_rules(o);
     c.limits.states = capacity;
     c.limits.neighbours = 64;
     c.control.socket = "";
@@ -343,15 +364,118 @@ void preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer) {
                 flows * 2, flows, dt, flows * 2 / dt / 1e6);
 }
 
+// --nat: the pool of the bench's translation, what each flow was translated to (learned by
+// the sink from the first of the flow's frames it checks on wan), and the sink's checks of
+// translated frames.
+struct NatView {
+    dp::CompiledTranslation pool;
+    bool udp = false;
+    std::vector<std::array<uint8_t, 4>> addr; // per flow, valid where port != 0
+    std::vector<uint16_t> port;
+    uint64_t checked = 0, wrong = 0, learned = 0, unknown = 0;
+    unsigned reported = 0;
+
+    NatView(const dp::CompiledTranslation &t, bool is_udp, uint32_t flows)
+        : pool(t), udp(is_udp), addr(flows), port(flows) {}
+
+    bool in_pool(const uint8_t *a) const {
+        for (const auto &b : pool.blocks) {
+            const unsigned bits = std::min<unsigned>(b.length, 32);
+            uint32_t mask = bits == 0 ? 0 : ~uint32_t(0) << (32 - bits);
+            if ((dp::load_be32(a) & mask) == (dp::load_be32(b.addr.bytes.data()) & mask))
+                return true;
+        }
+        return false;
+    }
+    bool port_fits(uint16_t p, uint16_t client_port) const {
+        return pool.static_port ? p == client_port : p >= pool.port_lo && p <= pool.port_hi;
+    }
+    void complain(const char *what, uint32_t flow, const uint8_t *f) {
+        wrong++;
+        if (reported++ >= 5) return;
+        const uint8_t *ip = f + bench::eth_len, *l4 = ip + bench::ip_len;
+        std::fprintf(stderr,
+                     "syncwall-bench: nat check: flow %u: %s (%u.%u.%u.%u:%u -> %u.%u.%u.%u:%u)\n",
+                     flow, what, ip[12], ip[13], ip[14], ip[15], l4[0] << 8 | l4[1], ip[16], ip[17],
+                     ip[18], ip[19], l4[2] << 8 | l4[3]);
+    }
+    // A frame the worker sent on wan (the client's, translated): from the pool, to the
+    // flow's server, the same translation as the flow's first, checksums right. The flow,
+    // or ~0u when the frame is wrong.
+    uint32_t check_out(const bench::FrameWriter &fw, const uint8_t *f, std::size_t len) {
+        checked++;
+        const uint32_t flow = fw.tag_of(f);
+        if (flow >= port.size()) {
+            complain("no flow of ours in the payload", flow, f);
+            return ~0u;
+        }
+        const bench::FlowTuple t = bench::flow_tuple(flow, udp);
+        const uint8_t *ip = f + bench::eth_len, *l4 = ip + bench::ip_len;
+        const uint16_t sport = uint16_t(l4[0] << 8 | l4[1]), dport = uint16_t(l4[2] << 8 | l4[3]);
+        const char *bad = nullptr;
+        if (!in_pool(ip + 12))
+            bad = "source not translated to the pool";
+        else if (!port_fits(sport, t.client_port))
+            bad = "source port outside the pool's range";
+        else if (std::memcmp(ip + 16, t.server.data(), 4) != 0 || dport != t.server_port)
+            bad = "destination changed";
+        else if (!bench::checksums_ok(f, len))
+            bad = "checksum wrong after translation";
+        else if (port[flow] == 0) {
+            std::memcpy(addr[flow].data(), ip + 12, 4);
+            port[flow] = sport;
+            learned++;
+        } else if (port[flow] != sport || std::memcmp(addr[flow].data(), ip + 12, 4) != 0)
+            bad = "translated otherwise than the flow's earlier frames";
+        if (bad != nullptr) {
+            complain(bad, flow, f);
+            return ~0u;
+        }
+        return flow;
+    }
+    // A frame the worker sent on lan (the server's, translated back): to the flow's client
+    // address and port again, from its server, checksums right.
+    uint32_t check_back(const bench::FrameWriter &fw, const uint8_t *f, std::size_t len) {
+        checked++;
+        const uint32_t flow = fw.tag_of(f);
+        if (flow >= port.size()) {
+            complain("no flow of ours in the payload", flow, f);
+            return ~0u;
+        }
+        const bench::FlowTuple t = bench::flow_tuple(flow, udp);
+        const uint8_t *ip = f + bench::eth_len, *l4 = ip + bench::ip_len;
+        const uint16_t sport = uint16_t(l4[0] << 8 | l4[1]), dport = uint16_t(l4[2] << 8 | l4[3]);
+        const char *bad = nullptr;
+        if (std::memcmp(ip + 16, t.client.data(), 4) != 0 || dport != t.client_port)
+            bad = "reply not translated back to the client";
+        else if (std::memcmp(ip + 12, t.server.data(), 4) != 0 || sport != t.server_port)
+            bad = "reply's source changed";
+        else if (!bench::checksums_ok(f, len))
+            bad = "checksum wrong after translation back";
+        if (bad != nullptr) {
+            complain(bad, flow, f);
+            return ~0u;
+        }
+        return flow;
+    }
+};
+
 // The generator and sink, on the main lcore.
 class Generator {
   public:
+    // `nat`: translated traffic (--nat): frames carry their flow's index, the servers' go to
+    // the flow's NAT address and port, and the sink checks what comes out (`check`: not in
+    // the io phase, which translates nothing).
     Generator(const Options &o, rte_mempool *pool, bench::RingPort &lan, bench::RingPort &wan,
-              bench::Mac lan_mac, bench::Mac wan_mac, uint32_t preloaded_flows)
+              bench::Mac lan_mac, bench::Mac wan_mac, uint32_t preloaded_flows,
+              NatView *nat = nullptr, bool check = false)
         : o_(o), pool_(pool), lan_(lan), wan_(wan), lan_mac_(lan_mac), wan_mac_(wan_mac),
-          fw_(o.size, o.proto == "udp"), flows_(preloaded_flows), next_new_(preloaded_flows) {
+          fw_(o.size, o.proto == "udp", nat != nullptr), flows_(preloaded_flows),
+          next_new_(preloaded_flows), nat_(nat), check_(check) {
         udp_ = o.proto == "udp";
         handshake_ = o.traffic == "handshake";
+        both_ = o.both_ways();
+        if (nat_ != nullptr && handshake_) stage_.resize(std::size_t(flows_) + o.max_new);
         new_threshold_ = uint32_t(o.new_share * 4294967295.0);
         if (flows_ == 0 && !handshake_) new_threshold_ = 0xffffffffu; // nothing to re-send
     }
@@ -361,9 +485,63 @@ class Generator {
         for (unsigned q = 0; q < lan_.rx.size(); q++) {
             drain(lan_.tx[q], false);
             drain(wan_.tx[q], true);
-            if (!replies_wan_.empty()) send(wan_.rx[q], true);
-            if (!replies_lan_.empty() || !exhausted()) send(lan_.rx[q], false);
+            if (paced_ && in_flight() + 2 * burst + 2 * burst > ring_size - 1) continue;
+            if (!replies_wan_.empty() || !retry_wan_.empty() || (both_ && flows_ != 0))
+                send(wan_.rx[q], true);
+            if (!replies_lan_.empty() || !retry_lan_.empty() || !exhausted())
+                send(lan_.rx[q], false);
         }
+    }
+
+    // Lossless (--nat's preload): send only while everything in flight, the worker's two
+    // bursts included, fits one tx ring, so that the worker never finds one full and no
+    // handshake needs retry().
+    void set_paced() { paced_ = true; }
+    unsigned in_flight() const {
+        unsigned n = 0;
+        for (const auto *port : {&lan_, &wan_})
+            for (unsigned q = 0; q < port->rx.size(); q++)
+                n += rte_ring_count(port->rx[q]) + rte_ring_count(port->tx[q]);
+        return n;
+    }
+
+    // --nat's handshakes: queue the next frame of every handshake that stopped short (one of
+    // its frames dropped by the worker: a full tx ring while the sink was descheduled, say).
+    // Returns how many were queued. A SYN that passed the filter but was lost after it
+    // cannot be helped so: our SYNs carry the frame's payload (10 bytes at 64 bytes), and
+    // after the SYN is seen twice syncwall's tracker takes only a SYN-ACK that acknowledges
+    // that data (filter_synack_bad_ack), which the emulated server does not send.
+    std::size_t retry() {
+        for (uint32_t f = flows_; f < next_new_ && f < stage_.size(); f++) {
+            switch (stage_[f]) {
+            case 0:
+                retry_lan_.push_back({f, udp_ ? bench::Segment::udp : bench::Segment::syn});
+                break;
+            case 1:
+                retry_wan_.push_back(
+                    {f, udp_ ? bench::Segment::udp_reply : bench::Segment::syn_ack});
+                break;
+            case 2:
+                retry_lan_.push_back({f, bench::Segment::ack});
+                break;
+            default:
+                break;
+            }
+        }
+        return retry_lan_.size() + retry_wan_.size();
+    }
+
+    // How many of the handshakes not done stopped at which stage (for the preload's error).
+    std::string stages() const {
+        uint64_t n[4] = {};
+        for (uint32_t f = flows_; f < next_new_ && f < stage_.size(); f++)
+            n[std::min<uint8_t>(stage_[f], 3)]++;
+        char text[160];
+        std::snprintf(text, sizeof text,
+                      "nothing seen %" PRIu64 ", first frame out on wan %" PRIu64
+                      ", SYN-ACK out on lan %" PRIu64,
+                      n[0], n[1], n[2]);
+        return text;
     }
 
     bool exhausted() const {
@@ -408,10 +586,18 @@ class Generator {
             bench::Segment seg;
             if (!pick(to_wan, &flow, &seg)) break;
             uint8_t *data = rte_pktmbuf_mtod(m[n], uint8_t *);
-            if (to_wan)
+            if (to_wan && nat_ != nullptr) {
+                // The server answers the address and port the client's frames came from.
+                bench::FlowTuple t = bench::flow_tuple(flow, udp_);
+                t.client = nat_->addr[flow];
+                t.client_port = nat_->port[flow];
+                if (t.client_port == 0) nat_->unknown++;
+                fw_.write(data, t, flow, seg, wan_mac_, peer_mac_);
+            } else if (to_wan) {
                 fw_.write(data, flow, seg, wan_mac_, peer_mac_);
-            else
+            } else {
                 fw_.write(data, flow, seg, lan_mac_, peer_mac_);
+            }
             m[n]->data_len = m[n]->pkt_len = fw_.frame_len();
         }
         const unsigned done =
@@ -421,16 +607,34 @@ class Generator {
     }
 
     // The next segment for a ring: replies owed by the emulated end first, then new flows
-    // at their share, then established traffic on the preloaded flows.
+    // at their share, then established traffic on the preloaded flows (on wan: the
+    // servers' segments of the preloaded flows, with --direction both).
     bool pick(bool to_wan, uint32_t *flow, bench::Segment *seg) {
+        auto &retries = to_wan ? retry_wan_ : retry_lan_;
+        if (!retries.empty()) [[unlikely]] {
+            *flow = retries.front().first;
+            *seg = retries.front().second;
+            retries.pop_front();
+            return true;
+        }
         auto &replies = to_wan ? replies_wan_ : replies_lan_;
         if (!replies.empty()) {
             *flow = replies.front();
             replies.pop_front();
-            *seg = to_wan ? bench::Segment::syn_ack : bench::Segment::ack;
+            *seg = !to_wan ? bench::Segment::ack
+                   : udp_  ? bench::Segment::udp_reply
+                           : bench::Segment::syn_ack;
             return true;
         }
-        if (to_wan) return false;
+        if (to_wan) {
+            if (!both_ || flows_ == 0) return false;
+            rng_ ^= rng_ << 13;
+            rng_ ^= rng_ >> 7;
+            rng_ ^= rng_ << 17;
+            *flow = uint32_t((uint64_t(uint32_t(rng_ >> 32)) * flows_) >> 32);
+            *seg = udp_ ? bench::Segment::udp_reply : bench::Segment::server_ack;
+            return true;
+        }
         rng_ ^= rng_ << 13;
         rng_ ^= rng_ >> 7;
         rng_ ^= rng_ << 17;
@@ -457,7 +661,9 @@ class Generator {
             rte_ring_sc_dequeue_burst(ring, reinterpret_cast<void **>(m), 64, nullptr);
         if (n == 0) return;
         received += n;
-        if (handshake_) {
+        if (nat_ != nullptr) {
+            if (check_) inspect(m, n, from_wan);
+        } else if (handshake_) {
             for (unsigned i = 0; i < n; i++) {
                 const uint8_t *f = rte_pktmbuf_mtod(m[i], const uint8_t *);
                 const uint8_t flags = bench::tcp_flags_of(f);
@@ -472,6 +678,32 @@ class Generator {
         rte_pktmbuf_free_bulk(m, n);
     }
 
+    // --nat: check the translation of what the worker sent (every frame of a handshake, whose
+    // flow the replies need; else one in 16), learn each flow's NAT address and port, and
+    // answer a handshake as drain() does, keeping how far each one came (retry()).
+    void inspect(rte_mbuf *const *m, unsigned n, bool from_wan) {
+        for (unsigned i = 0; i < n; i++) {
+            if (!handshake_ && (sampled_++ & 15) != 0) continue;
+            const uint8_t *f = rte_pktmbuf_mtod(m[i], const uint8_t *);
+            const uint32_t flow = from_wan ? nat_->check_out(fw_, f, m[i]->data_len)
+                                           : nat_->check_back(fw_, f, m[i]->data_len);
+            if (!handshake_ || flow == ~0u || flow >= stage_.size()) continue;
+            uint8_t &stage = stage_[flow];
+            // udp: the client's datagram out on wan, the server's answer on lan.
+            const uint8_t flags = udp_ ? 0 : bench::tcp_flags_of(f);
+            if (from_wan && (udp_ || flags == 0x02)) {
+                if (stage == 0) replies_wan_.push_back(flow);
+                stage = std::max<uint8_t>(stage, 1);
+            } else if (!from_wan && !udp_ && flags == 0x12) {
+                if (stage < 2) replies_lan_.push_back(flow);
+                stage = std::max<uint8_t>(stage, 2);
+            } else if ((from_wan && flags == 0x10) || (!from_wan && udp_)) {
+                if (stage != 3) established++;
+                stage = 3;
+            }
+        }
+    }
+
     static constexpr std::size_t max_replies = 65536;
     const Options &o_;
     rte_mempool *pool_;
@@ -480,7 +712,14 @@ class Generator {
     bench::FrameWriter fw_;
     uint32_t flows_, next_new_;
     uint32_t new_threshold_ = 0;
-    bool udp_ = false, handshake_ = false;
+    NatView *nat_;
+    bool check_;
+    // --nat handshakes: per new flow 0 (nothing seen), 1 (the client's first frame out on
+    // wan), 2 (the SYN-ACK out on lan), 3 (done); frames to send again (retry()).
+    std::vector<uint8_t> stage_;
+    std::deque<std::pair<uint32_t, bench::Segment>> retry_wan_, retry_lan_;
+    bool udp_ = false, handshake_ = false, both_ = false, paced_ = false;
+    uint64_t sampled_ = 0;
     uint64_t rng_ = 0x9e3779b97f4a7c15ull;
     std::deque<uint32_t> replies_wan_, replies_lan_;
 };
@@ -504,6 +743,9 @@ struct Context {
     Options o;
     dp::Dataplane *dp = nullptr;
     std::vector<WorkerStats> stats;
+    // Each worker lcore's Worker, made on its first forwarding phase and kept for the next
+    // (its filter hands out state ids in sequence, as a running syncwall's does).
+    std::vector<std::unique_ptr<dp::Worker>> workers;
     std::atomic<bool> stop{false};
     bool io_mode = true;
 };
@@ -545,7 +787,9 @@ int worker_main(void *arg) {
             if ((polls & 63) == 0) publish();
         }
     } else {
-        dp::Worker w(*ctx.dp, index);
+        auto &made = ctx.workers[index];
+        if (!made) made = std::make_unique<dp::Worker>(*ctx.dp, index);
+        dp::Worker &w = *made;
         while (!ctx.stop.load(std::memory_order_relaxed)) {
             const uint64_t t0 = rte_rdtsc();
             const unsigned n = w.poll_once();
@@ -572,6 +816,7 @@ struct SyncPair {
         dp::StateTableConfig tc;
         tc.name = "bench_peer";
         tc.capacity = capacity;
+        tc.translations = dp.states->translations(); // the peer runs the same rules (--nat)
         tc.reader_threads = 0;
         peer_table = std::make_unique<dp::StateTable>(tc);
         peer_timeouts = dp::TimeoutTable::from_config(config::TimeoutConfig{}, capacity);
@@ -723,17 +968,23 @@ void print_phase(const Context &ctx, const Phase &p, const Phase *base) {
     const double ratio = base != nullptr && base->capacity_mpps() > 0
                              ? p.capacity_mpps() / base->capacity_mpps()
                              : 1.0;
+    // Fields that a plain run (the scripts' format) does not print.
+    const std::string extra =
+        ctx.o.nat || ctx.o.both_ways()
+            ? " nat=" + std::to_string(ctx.o.nat ? 1 : 0) + " direction=" + ctx.o.direction
+            : "";
     std::printf(
         "RESULT phase=%s states=%u rules=%u size=%u workers=%u traffic=%s proto=%s new_share=%.3f "
         "sync=%d seconds=%.3f generated=%" PRIu64 " forwarded=%" PRIu64 " drops=%" PRIu64
         " pps=%.0f cycles_per_packet=%.2f mean_cycles_per_packet=%.2f mpps_per_worker=%.4f "
-        "states_created=%" PRIu64
-        " new_states_per_s_per_worker=%.0f new_states_capacity_per_worker=%.0f ratio_to_io=%.4f\n",
+        "states_created=%" PRIu64 " new_states_per_s_per_worker=%.0f "
+        "new_states_capacity_per_worker=%.0f ratio_to_io=%.4f%s\n",
         p.name.c_str(), ctx.o.states, ctx.o.rules, ctx.o.size, w, ctx.o.traffic.c_str(),
         ctx.o.proto.c_str(), ctx.o.new_share, ctx.o.sync ? 1 : 0, p.seconds, p.gen_sent,
         p.sink_received, p.gen_sent - std::min(p.gen_sent, p.sink_received),
         p.sink_received / p.seconds, p.cycles_per_packet(), p.mean_cycles(), p.capacity_mpps() / w,
-        p.states_created, busy_s > 0 ? p.states_created / busy_s / w : 0.0, new_capacity, ratio);
+        p.states_created, busy_s > 0 ? p.states_created / busy_s / w : 0.0, new_capacity, ratio,
+        extra.c_str());
 }
 
 // --- the sync role alone ----------------------------------------------------------------
@@ -883,6 +1134,102 @@ void sync_bench(uint32_t n) {
         got, dt, got / dt, c.core->bulk_status() == sync::BulkStatus::done ? 1 : 0);
 }
 
+// " name=count" for each drop reason counted since `before` (" none" if none).
+std::string drop_reasons_since(const dp::CounterTotals &now, const dp::CounterTotals *before) {
+    std::string out;
+    for (std::size_t r = 0; r < dp::drop_reason_count; r++) {
+        const uint64_t n = now.drops[r] - (before != nullptr ? before->drops[r] : 0);
+        if (n == 0) continue;
+        out.append(" ").append(dp::drop_reason_names[r]).append("=").append(std::to_string(n));
+    }
+    return out.empty() ? " none" : out;
+}
+
+// --nat: the preloaded connections made by the worker itself, as a firewall makes them:
+// each flow's SYN, SYN-ACK and ACK (UDP: a datagram each way) through the rules, so that
+// every outbound state holds its second key as create_state chose it. The sink learns each
+// flow's NAT address and port on the way and checks every frame.
+void preload_through_worker(Context &ctx, Generator &gen, uint32_t flows, NatView &nat) {
+    auto &dp = *ctx.dp;
+    const bool udp = ctx.o.proto == "udp";
+    const uint64_t inserts0 = dp.states->stats().inserts;
+    const dp::CounterTotals totals0 = dp.totals();
+    ctx.io_mode = false;
+    ctx.stop.store(false);
+    for (unsigned w : dp.cfg.lcores.workers)
+        rte_eal_remote_launch(worker_main, &ctx, w);
+    const double t0 = now_s();
+    double progress_at = t0;
+    uint64_t done = 0, retried = 0;
+    unsigned polls = 0, rounds = 0;
+    while (gen.established < flows) {
+        gen.step();
+        if ((++polls & 1023) != 0) continue;
+        const double t = now_s();
+        if (gen.established != done) {
+            done = gen.established;
+            progress_at = t;
+        } else if (t - progress_at > 0.2) {
+            // Handshakes whose frame the worker dropped (tx_ring_full while the sink was off
+            // the CPU): send their next frame again, a few times at most.
+            if (gen.exhausted() && rounds++ < 5) {
+                retried += gen.retry();
+                progress_at = t;
+            } else if (t - progress_at > 2) {
+                break; // stuck: reported below
+            }
+        }
+    }
+    ctx.stop.store(true);
+    rte_eal_mp_wait_lcore();
+    const double dt = now_s() - t0;
+    gen.drain_tx();
+    gen.purge_rx();
+    const uint64_t made = dp.states->stats().inserts - inserts0;
+    std::printf("preloaded %" PRIu64 " states (%u flows) through the worker in %.2f s (%s, "
+                "%.2f M connections/s): %" PRIu64 " established, %" PRIu64
+                " translations learned, %" PRIu64 " frames sent again; table holds %u states; "
+                "drops:%s\n",
+                made, flows, dt, udp ? "a datagram each way" : "SYN, SYN-ACK, ACK",
+                flows / dt / 1e6, gen.established, nat.learned, retried, dp.states->count(),
+                drop_reasons_since(dp.totals(), &totals0).c_str());
+    if (gen.established < flows)
+        std::printf("  handshakes stopped short: %s\n", gen.stages().c_str());
+    // The states as the dataplane made them: the inbound one on lan plain, the outbound one
+    // on wan translated, its second key the wire key the sink saw (a sample of the flows).
+    uint64_t sampled = 0, bad = 0;
+    const uint32_t step = std::max<uint32_t>(1, flows / 1000);
+    for (uint32_t i = 0; i < flows; i += step) {
+        sampled++;
+        const uint32_t in = dp.states->lookup(bench::flow_key(i, udp, dp::StateDirection::in));
+        const dp::StateKey out_key = bench::flow_key(i, udp, dp::StateDirection::out);
+        const uint32_t out = dp.states->lookup(out_key);
+        dp::State s_in, s_out;
+        dp::StateKey wire;
+        if (in == dp::StateTable::no_slot || out == dp::StateTable::no_slot ||
+            !dp.states->read(in, s_in) || !dp.states->read(out, s_out) || dp::translated(s_in) ||
+            !dp::translated(s_out) || !(s_out.key == out_key) || !dp.states->other_key(out, wire)) {
+            bad++;
+            continue;
+        }
+        dp::StateKey expect = out_key; // out: addr[1], port[1] are the source's
+        std::memcpy(expect.addr[1].data(), nat.addr[i].data(), 4);
+        expect.port[1] = nat.port[i];
+        if (!(wire == expect) || dp.states->lookup(wire) != out) bad++; // either key finds it
+    }
+    std::printf("RESULT phase=nat_preload flows=%u established=%" PRIu64 " states_created=%" PRIu64
+                " seconds=%.3f learned=%" PRIu64 " checked=%" PRIu64 " wrong=%" PRIu64
+                " resent=%" PRIu64 " states_sampled=%" PRIu64 " states_wrong=%" PRIu64 "\n",
+                flows, gen.established, made, dt, nat.learned, nat.checked, nat.wrong, retried,
+                sampled, bad);
+    if (gen.established < flows || bad != 0 || nat.wrong != 0)
+        throw std::runtime_error("--nat preload: " + std::to_string(gen.established) + " of " +
+                                 std::to_string(flows) + " handshakes completed, " +
+                                 std::to_string(bad) + " of " + std::to_string(sampled) +
+                                 " sampled flows' states not as create_state makes them, " +
+                                 std::to_string(nat.wrong) + " frames translated wrongly");
+}
+
 int run(const Options &o) {
     const bool udp = o.proto == "udp";
     const uint32_t flows = o.states / 2;
@@ -893,12 +1240,18 @@ int run(const Options &o) {
     Context ctx;
     ctx.o = o;
     ctx.stats = std::vector<WorkerStats>(o.workers);
+    ctx.workers.resize(o.workers);
     const unsigned ncpu = unsigned(sysconf(_SC_NPROCESSORS_ONLN));
     std::printf("syncwall-bench: %u worker(s), %u states preloaded, table capacity %u, %u rules, "
                 "%s %s, %u-byte frames, new-share %.2f, sync %s, TSC %.2f GHz, %u CPUs\n",
                 o.workers, flows * 2, capacity, o.rules, o.proto.c_str(), o.traffic.c_str(),
                 bench::FrameWriter(o.size, udp).frame_len(), o.new_share, o.sync ? "on" : "off",
                 rte_get_tsc_hz() / 1e9, ncpu);
+    if (o.nat || o.both_ways())
+        std::printf("translation: %s; established traffic: %s\n",
+                    o.nat ? nat_rule(o).c_str() : "none",
+                    o.both_ways() ? "both ways (clients' segments in on lan, servers' in on wan)"
+                                  : "lan to wan");
 
     bench::RingPort lan = bench::make_ring_port("lan", o.workers, ring_size, ring_size),
                     wan = bench::make_ring_port("wan", o.workers, ring_size, ring_size);
@@ -915,7 +1268,36 @@ int run(const Options &o) {
     const bench::Mac peer{0x02, 0xbe, 0, 0, 0, 2};
     bench::add_gateway_neighbours(*dp, peer);
     dp->start_ports();
-    preload(*dp, flows, udp, dp->main_writer());
+    std::unique_ptr<NatView> nat;
+    if (o.nat) {
+        const dp::Ruleset &rs = *dp->ruleset.load();
+        if (!rs.translates() || !dp->states->translations())
+            throw std::runtime_error("--nat: the ruleset does not translate");
+        const dp::CompiledTranslation &t = rs.translation(0);
+        if (t.family != 4) throw std::runtime_error("--nat: the pool must be IPv4");
+        // Flows the phases may use: the preloaded ones, then the new ones.
+        nat = std::make_unique<NatView>(t, udp, flows + (makes_states ? o.max_new : 0) + 1);
+        std::printf(
+            "nat pool: %" PRIu64 " address%s from %u.%u.%u.%u, %s\n", t.size,
+            t.size == 1 ? "" : "es", t.address(0)[0], t.address(0)[1], t.address(0)[2],
+            t.address(0)[3],
+            t.static_port
+                ? "static-port"
+                : ("ports " + std::to_string(t.port_lo) + ":" + std::to_string(t.port_hi)).c_str());
+        if (flows != 0) {
+            Options h = o;
+            h.traffic = "handshake";
+            h.new_share = 0;
+            h.max_new = flows;
+            h.direction = "lan-wan";
+            Generator gen(h, pool, lan, wan, dp->ports[0].mac, dp->ports[1].mac, 0, nat.get(),
+                          true);
+            gen.set_paced();
+            preload_through_worker(ctx, gen, flows, *nat);
+        }
+    } else {
+        preload(*dp, flows, udp, dp->main_writer());
+    }
     const rte_memseg_list *memory = nohuge_memory();
     const auto huge_mib = [&] {
         return memory == nullptr ? 0.0 : huge_mapped_kb(memory->base_va) / 1024.0;
@@ -928,7 +1310,7 @@ int run(const Options &o) {
     std::unique_ptr<SyncPair> sync;
     Phase base, ours;
     {
-        Generator gen(o, pool, lan, wan, dp->ports[0].mac, dp->ports[1].mac, flows);
+        Generator gen(o, pool, lan, wan, dp->ports[0].mac, dp->ports[1].mac, flows, nat.get());
         if (!o.no_baseline) {
             base = run_phase(ctx, gen, true, nullptr);
             print_phase(ctx, base, nullptr);
@@ -938,19 +1320,25 @@ int run(const Options &o) {
         if (o.sync) sync = std::make_unique<SyncPair>(*dp, capacity);
         // A fresh generator: new flows start after the preloaded ones again, so that the
         // baseline's SYNs (which made no state) do not count as known flows here.
-        Generator gen(o, pool, lan, wan, dp->ports[0].mac, dp->ports[1].mac, flows);
+        Generator gen(o, pool, lan, wan, dp->ports[0].mac, dp->ports[1].mac, flows, nat.get(),
+                      true);
+        const uint64_t checked0 = nat ? nat->checked : 0, wrong0 = nat ? nat->wrong : 0;
         ours = run_phase(ctx, gen, false, sync.get());
         print_phase(ctx, ours, o.no_baseline ? nullptr : &base);
         const auto t = dp->totals();
-        std::printf("  drop reasons:");
-        bool any = false;
-        for (std::size_t r = 0; r < dp::drop_reason_count; r++)
-            if (t.drops[r] != 0) {
-                std::printf(" %s=%" PRIu64, std::string(dp::drop_reason_names[r]).c_str(),
-                            t.drops[r]);
-                any = true;
-            }
-        std::printf("%s\n", any ? "" : " none");
+        std::printf("  drop reasons:%s\n", drop_reasons_since(t, nullptr).c_str());
+        if (nat) {
+            const uint64_t checked = nat->checked - checked0, wrong = nat->wrong - wrong0;
+            const uint64_t exhausted = t.drops[std::size_t(dp::DropReason::nat_exhausted)];
+            std::printf("  nat: %" PRIu64 " forwarded frames checked (%s), %" PRIu64
+                        " translated wrongly; %" PRIu64 " flows' translations seen; %" PRIu64
+                        " new connections refused for want of a port; table holds %u states\n",
+                        checked, o.traffic == "handshake" ? "all" : "1 in 16", wrong, nat->learned,
+                        exhausted, dp->states->count());
+            std::printf("RESULT phase=nat checked=%" PRIu64 " wrong=%" PRIu64 " learned=%" PRIu64
+                        " unknown=%" PRIu64 " nat_exhausted=%" PRIu64 " table_states=%u\n",
+                        checked, wrong, nat->learned, nat->unknown, exhausted, dp->states->count());
+        }
         if (sync) {
             const auto &s = sync->ours->stats();
             const uint64_t ins = s.sent[std::size_t(sync::Action::ins)].load();
@@ -975,6 +1363,7 @@ int run(const Options &o) {
 
     if (sync) dp->states->set_sink(nullptr);
     sync.reset();
+    ctx.workers.clear();
     dp.reset();
     for (auto *p : {&lan, &wan}) { // the Dataplane closed the ports; the rings are ours
         for (auto *r : p->rx) {
@@ -1027,7 +1416,8 @@ int main(int argc, char **argv) {
     app.add_option("--proto", o.proto, "tcp or udp")->check(CLI::IsMember({"tcp", "udp"}));
     app.add_option("--size", o.size, "Ethernet frame size without FCS")
         ->check(CLI::Range(60, 1514));
-    app.add_option("--rules", o.rules, "pf rules in the ruleset (3 decide, the rest never match)")
+    app.add_option("--rules", o.rules,
+                   "pf rules in the ruleset (3 decide, the rest never match; --nat adds one)")
         ->check(CLI::Range(3u, 100000u));
     app.add_option("--workers", o.workers, "worker lcores")->check(CLI::Range(1u, 64u));
     app.add_flag("--sync", o.sync, "state changes go through a SyncCore to an in-process peer");
@@ -1046,10 +1436,27 @@ int main(int argc, char **argv) {
                  "back EAL's memory with 2 MiB transparent huge pages (needs "
                  "/sys/kernel/mm/transparent_hugepage/shmem_enabled at advise or always)");
     app.add_option("--thp-memory", o.thp_memory_mb, "EAL memory in MiB (--thp sets it)")->group("");
+    app.add_flag("--nat", o.nat,
+                 "source NAT: add `match out on wan inet from 198.18.0.0/16 to any nat-to "
+                 "(wan) port 1024:65535`; preloaded states are made by handshakes through "
+                 "the worker, and the sink checks the translation");
+    app.add_option("--nat-to", o.nat_to,
+                   "what follows nat-to in --nat's rule (a pool on wan, e.g. '192.0.2.64/28 "
+                   "port 1024:65535')")
+        ->capture_default_str();
+    app.add_option("--direction", o.direction,
+                   "established traffic: lan-wan (the clients' segments only; the default) or "
+                   "both (the servers' too, in on wan; the default with --nat)")
+        ->check(CLI::IsMember({"lan-wan", "both"}));
     CLI11_PARSE(app, argc, argv);
     if (o.no_forward) o.no_baseline = true;
     if (o.traffic == "handshake" && o.proto != "tcp") {
         std::fprintf(stderr, "--traffic handshake needs --proto tcp\n");
+        return 2;
+    }
+    if (o.direction.empty()) o.direction = o.nat ? "both" : "lan-wan";
+    if (!o.nat && app.count("--nat-to") != 0) {
+        std::fprintf(stderr, "--nat-to needs --nat\n");
         return 2;
     }
 
@@ -1061,6 +1468,8 @@ int main(int argc, char **argv) {
         const uint64_t states = uint64_t(o.states) + (new_flows ? 2ull * o.max_new : 0) + 64;
         uint64_t mb = 384 + states * 400 / (1 << 20) + o.rules / 8;
         if (o.sync) mb += states * 400 / (1 << 20);
+        // Translated states: a second key in the index and an alias slot each.
+        if (o.nat) mb += states * 300 / (1 << 20);
         mb += uint64_t(o.sync_bench) * 3 * 400 / (1 << 20);
         o.memory_mb = uint32_t(mb);
     }

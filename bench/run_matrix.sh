@@ -3,7 +3,9 @@
 # full output goes to bench/results/NAME-N.txt, and bench/results/summary.txt collects the
 # RESULT lines. Then: /usr/bin/python3 bench/plot.py (cycles/packet versus states).
 # Usage: bench/run_matrix.sh [build-dir [scenario...]]   (env: REPEAT, DURATION)
-# Scenarios: est new sync testpmd vs-testpmd thp (default: all). vs-testpmd runs
+# Scenarios: est new sync testpmd vs-testpmd thp nat (default: all). nat runs NAT and
+# plain traffic interleaved, REPEAT rounds (see below; summary: bench/nat_summary.py).
+# vs-testpmd runs
 # bench/vs_testpmd.sh (syncwall's capacity against testpmd's io, macswap and 5tswap on
 # net_null) at 1k and 1M states, alternately. thp repeats est's state counts on
 # 2 MiB pages (--thp); it needs /sys/kernel/mm/transparent_hugepage/shmem_enabled at advise
@@ -13,7 +15,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build-bench}
 bench="$build/bench/syncwall-bench"
 shift || true
-scenarios=${*:-est new sync testpmd vs-testpmd thp}
+scenarios=${*:-est new sync testpmd vs-testpmd thp nat}
 out=bench/results
 want() { [[ " $scenarios " == *" $1 "* ]]; }
 repeat=${REPEAT:-3}
@@ -70,5 +72,42 @@ want vs-testpmd && for i in $(seq 1 "$repeat"); do
     grep '^RESULT' "$out/$name-$i.txt" | sed "s/^RESULT /RESULT run=$name-$i /" | tee -a "$out/summary.txt" | grep 'phase=testpmd_ratio ' || true
   done
 done
+# NAT beside plain traffic, in the same period: each round runs, in turn (the order
+# reversed every other round), plain established traffic lan -> wan (the est scenarios'
+# kind), plain both ways (--direction both: the servers' segments in on wan too) and
+# nat-to both ways (--nat), at 1k and 1M states; then new connections plain and --nat.
+# Outputs bench/results/{plain,plain-both,nat}-est-{1k,1M}-N.txt and
+# {plain,nat}-new-N.txt, RESULT lines in bench/results/nat-summary.txt;
+# /usr/bin/python3 bench/nat_summary.py prints the medians and best runs.
+if want nat; then
+  touch "$out/nat-summary.txt"
+  nat_run() { # name args...
+    local name=$1; shift
+    echo "== $name: $*"
+    sed -i "/ run=$name /d" "$out/nat-summary.txt"
+    "$bench" --no-baseline --duration "$dur" "$@" > "$out/$name.txt" 2>&1 \
+      || { echo "   FAILED"; tail -5 "$out/$name.txt"; return 0; }
+    grep '^RESULT' "$out/$name.txt" | sed "s/^RESULT /RESULT run=$name /" | tee -a "$out/nat-summary.txt" \
+      | grep -E 'phase=(syncwall|nat) ' | cut -c1-200 || true
+  }
+  for i in $(seq 1 "$repeat"); do
+    kinds="plain plain-both nat"
+    [ $((i % 2)) -eq 0 ] && kinds="nat plain-both plain"
+    for ns in 1k:1000 1M:1000000; do
+      for k in $kinds; do
+        args=(--states "${ns#*:}")
+        [ "$k" = plain-both ] && args+=(--direction both)
+        [ "$k" = nat ] && args+=(--nat)
+        nat_run "$k-est-${ns%%:*}-$i" "${args[@]}"
+      done
+    done
+    for k in $kinds; do
+      [ "$k" = plain-both ] && continue
+      args=(--states 0 --new-share 1 --rules 10 --max-new 2000000)
+      [ "$k" = nat ] && args+=(--nat)
+      nat_run "$k-new-$i" "${args[@]}"
+    done
+  done
+fi
 { echo "# machine"; uname -r; lscpu | grep -E 'Model name|^CPU\(s\)|Hypervisor|L2|L3'; } > "$out/machine.txt"
 echo "done: $out/summary.txt"

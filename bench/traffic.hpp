@@ -10,6 +10,11 @@
 // A flow sends the same in-window segment every time (seq/ack fixed), so pf's window check
 // passes forever without the generator keeping per-flow sequence numbers; the state is
 // still looked up, locked, checked and counted for every packet.
+//
+// Translated traffic (syncwall-bench --nat) loses the client's address and port on the wan
+// side, so a FrameWriter made with `tag_flows` also writes the flow's index into the first
+// four payload bytes (big-endian, under the transport checksum, which the firewall's
+// incremental rewrite keeps right): tag_of() reads it back in either direction.
 #pragma once
 
 #include "dataplane/byte_order.hpp"
@@ -17,6 +22,7 @@
 #include "dataplane/state.hpp"
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
 
@@ -25,8 +31,13 @@ namespace syncwall::bench {
 using Mac = std::array<uint8_t, 6>;
 
 // What a frame is in the connection's life: the client's syn and ack, the server's syn_ack
-// and its own in-window segment after the handshake (server_ack).
-enum class Segment : uint8_t { syn, syn_ack, ack, server_ack, udp };
+// and its own in-window segment after the handshake (server_ack); a UDP datagram from the
+// client (udp) or from the server (udp_reply).
+enum class Segment : uint8_t { syn, syn_ack, ack, server_ack, udp, udp_reply };
+
+inline bool from_client(Segment seg) {
+    return seg != Segment::syn_ack && seg != Segment::server_ack && seg != Segment::udp_reply;
+}
 
 inline constexpr uint32_t client_isn = 1000, server_isn = 500000;
 inline constexpr uint16_t window = 65535;
@@ -66,7 +77,10 @@ inline uint8_t tcp_flags_of(const uint8_t *frame) {
 class FrameWriter {
   public:
     // `frame_len`: Ethernet frame without FCS (>= 60: shorter ones are padded as on a wire).
-    FrameWriter(uint16_t frame_len, bool udp) : len_(frame_len < 60 ? 60 : frame_len), udp_(udp) {
+    // `tag_flows`: write each frame's flow index into its payload (tag_of()); a frame of 60
+    // bytes or more always has room for it (6 bytes of TCP payload, 18 of UDP).
+    FrameWriter(uint16_t frame_len, bool udp, bool tag_flows = false)
+        : len_(frame_len < 60 ? 60 : frame_len), udp_(udp), tag_(tag_flows) {
         const uint16_t l4 = udp ? udp_len : tcp_len;
         if (len_ < eth_len + ip_len + l4) len_ = uint16_t(eth_len + ip_len + l4);
         ip_total_ = uint16_t(len_ - eth_len);
@@ -96,14 +110,20 @@ class FrameWriter {
     uint16_t header_len() const { return uint16_t(eth_len + ip_len + (udp_ ? udp_len : tcp_len)); }
 
     // Write the headers of flow `i`'s segment `seg` travelling from `src_mac` to `dst_mac`
-    // into `out` (frame_len() bytes long; the payload bytes are left as they are).
+    // into `out` (frame_len() bytes long; the payload bytes are left as they are, but for
+    // the tag).
     void write(uint8_t *out, uint32_t i, Segment seg, const Mac &dst_mac,
+               const Mac &src_mac) const {
+        write(out, flow_tuple(i, udp_), i, seg, dst_mac, src_mac);
+    }
+    // The same for the tuple `t` of flow `i` as one side sees it: a server's segment to a
+    // translated client has the NAT address and port as `t.client` and `t.client_port`.
+    void write(uint8_t *out, const FlowTuple &t, uint32_t i, Segment seg, const Mac &dst_mac,
                const Mac &src_mac) const {
         std::memcpy(out, hdr_.data(), header_len());
         std::memcpy(out, dst_mac.data(), 6);
         std::memcpy(out + 6, src_mac.data(), 6);
-        const FlowTuple t = flow_tuple(i, udp_);
-        const bool from_client = seg != Segment::syn_ack && seg != Segment::server_ack;
+        const bool from_client = bench::from_client(seg);
         uint8_t *ip = out + eth_len;
         std::memcpy(ip + 12, from_client ? t.client.data() : t.server.data(), 4);
         std::memcpy(ip + 16, from_client ? t.server.data() : t.client.data(), 4);
@@ -142,6 +162,7 @@ class FrameWriter {
             dp::store_be32(l4 + 8, ack);
             l4[13] = flags;
         }
+        if (tag_) dp::store_be32(out + header_len(), i);
         // IPv4 header checksum over the five 32-bit words; only the addresses vary.
         uint32_t sum = 0;
         for (int w = 0; w < 20; w += 2)
@@ -161,6 +182,10 @@ class FrameWriter {
         store_checksum(csum, sum);
     }
 
+    // The flow index a tagging writer put into a frame's payload (any direction, translated
+    // or not).
+    uint32_t tag_of(const uint8_t *frame) const { return dp::load_be32(frame + header_len()); }
+
   private:
     static void store_checksum(uint8_t *at, uint32_t sum) {
         while (sum >> 16)
@@ -172,8 +197,39 @@ class FrameWriter {
 
     std::array<uint8_t, 64> hdr_{};
     uint16_t len_, ip_total_;
-    bool udp_;
+    bool udp_, tag_;
 };
+
+// Whether an IPv4 frame's header checksum and TCP or UDP checksum hold (a translated
+// frame's, which the firewall patched incrementally); `len` bytes of frame.
+inline bool checksums_ok(const uint8_t *frame, std::size_t len) {
+    auto fold = [](uint32_t sum) {
+        while (sum >> 16)
+            sum = (sum & 0xffff) + (sum >> 16);
+        return sum;
+    };
+    if (len < eth_len + ip_len) return false;
+    const uint8_t *ip = frame + eth_len;
+    const unsigned ihl = (ip[0] & 15u) * 4;
+    const unsigned total = unsigned(ip[2]) << 8 | ip[3];
+    if (ihl < ip_len || total < ihl || len < eth_len + total) return false;
+    uint32_t sum = 0;
+    for (unsigned w = 0; w < ihl; w += 2)
+        sum += uint32_t(ip[w]) << 8 | ip[w + 1];
+    if (fold(sum) != 0xffff) return false;
+    const uint8_t *l4 = ip + ihl;
+    const unsigned l4_len = total - ihl;
+    if (ip[9] != 6 && ip[9] != 17) return true;
+    if (l4_len < (ip[9] == 6 ? tcp_len : udp_len)) return false;
+    if (ip[9] == 17 && l4[6] == 0 && l4[7] == 0) return true; // sent without a checksum
+    sum = l4_len + ip[9];
+    for (unsigned w = 12; w < 20; w += 2)
+        sum += uint32_t(ip[w]) << 8 | ip[w + 1];
+    for (unsigned w = 0; w + 1 < l4_len; w += 2)
+        sum += uint32_t(l4[w]) << 8 | l4[w + 1];
+    if (l4_len & 1) sum += uint32_t(l4[l4_len - 1]) << 8;
+    return fold(sum) == 0xffff;
+}
 
 // The state keys pf makes for flow i forwarded lan -> wan: inbound on lan (addr[0] = the
 // client, the packet's source) and outbound on wan (addr[0] = the server, its destination).
