@@ -743,8 +743,11 @@ struct Context {
     Options o;
     dp::Dataplane *dp = nullptr;
     std::vector<WorkerStats> stats;
-    // Each worker lcore's Worker, made on its first forwarding phase and kept for the next
-    // (its filter hands out state ids in sequence, as a running syncwall's does).
+    // With keep_workers (--nat, whose preload forwards before the phases), each worker
+    // lcore's Worker is made on its first forwarding phase and kept for the next, as its
+    // filter hands out state ids in sequence (a fresh one would start over, on ids the
+    // preload's states hold). Otherwise each phase makes its own, on the lcore's stack.
+    bool keep_workers = false;
     std::vector<std::unique_ptr<dp::Worker>> workers;
     std::atomic<bool> stop{false};
     bool io_mode = true;
@@ -787,19 +790,26 @@ int worker_main(void *arg) {
             if ((polls & 63) == 0) publish();
         }
     } else {
-        auto &made = ctx.workers[index];
-        if (!made) made = std::make_unique<dp::Worker>(*ctx.dp, index);
-        dp::Worker &w = *made;
-        while (!ctx.stop.load(std::memory_order_relaxed)) {
-            const uint64_t t0 = rte_rdtsc();
-            const unsigned n = w.poll_once();
-            if (n != 0) {
-                account(t0, n);
-                if ((polls & 63) == 0) publish();
+        auto forward = [&](dp::Worker &w) {
+            while (!ctx.stop.load(std::memory_order_relaxed)) {
+                const uint64_t t0 = rte_rdtsc();
+                const unsigned n = w.poll_once();
+                if (n != 0) {
+                    account(t0, n);
+                    if ((polls & 63) == 0) publish();
+                }
+                ctx.dp->quiescent(index);
             }
-            ctx.dp->quiescent(index);
+            w.flush();
+        };
+        if (ctx.keep_workers) {
+            auto &made = ctx.workers[index];
+            if (!made) made = std::make_unique<dp::Worker>(*ctx.dp, index);
+            forward(*made);
+        } else {
+            dp::Worker w(*ctx.dp, index);
+            forward(w);
         }
-        w.flush();
     }
     publish();
     return 0;
@@ -1240,6 +1250,7 @@ int run(const Options &o) {
     Context ctx;
     ctx.o = o;
     ctx.stats = std::vector<WorkerStats>(o.workers);
+    ctx.keep_workers = o.nat;
     ctx.workers.resize(o.workers);
     const unsigned ncpu = unsigned(sysconf(_SC_NPROCESSORS_ONLN));
     std::printf("syncwall-bench: %u worker(s), %u states preloaded, table capacity %u, %u rules, "
