@@ -156,7 +156,7 @@ bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint3
             s.owner = uint8_t(worker_);      // a peer's state: claimed, under the lock
         } else {
             v.action = FilterVerdict::Action::hand_off;
-            v.owner = s.owner;
+            v.block_policy = s.owner; // owner()
             st.unlock(slot);
             return false;
         }

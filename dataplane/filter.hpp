@@ -42,20 +42,24 @@ struct CompiledTranslation;
 
 struct FilterVerdict {
     // challenge_ack: dropped, and a bare ACK with `seq`/`ack` goes back to the sender.
-    // hand_off: the state belongs to worker `owner`, which is to filter the packet (the
-    // packet is untouched, nothing was counted).
+    // hand_off: the state belongs to the worker in `block_policy` (owner()), which is to
+    // filter the packet (the packet is untouched, nothing was counted).
     enum class Action : uint8_t { pass, drop, block_return, challenge_ack, hand_off };
     Action action = Action::pass;
     DropReason reason = DropReason::filter_block;
-    uint8_t block_policy = 0;  // config::BlockPolicy, for block_return
+    // block_return: what the rule answers with (config::BlockPolicy); hand_off: the owning
+    // worker (one byte shared, so that a verdict stays 24 bytes, written for every packet).
+    uint8_t block_policy = 0;
     bool nat_error = false;    // `nat` applies to an ICMP error's quote (translate_icmp_error)
-    uint8_t owner = 0;         // hand_off: the owning worker
     uint32_t seq = 0, ack = 0; // challenge_ack
     uint32_t slot = no_slot;   // the state matched or made (pass only)
     uint32_t twin = no_slot;   // that state's twin hint (matched states only)
     uint32_t nat = no_slot;    // translated: rewrite the packet to state(nat).key (nat.hpp)
     static constexpr uint32_t no_slot = 0xffffffffu;
+
+    unsigned owner() const { return block_policy; }
 };
+static_assert(sizeof(FilterVerdict) == 24);
 
 class Filter {
   public:

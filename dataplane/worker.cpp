@@ -276,12 +276,13 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
                                 unsigned nip, bool inbound_done) {
     // Stage 3: the filter, inbound on the ingress port.
     const uint32_t now = dp_.now();
-    uint16_t ip_port[max_burst];
-    for (unsigned k = 0; k < nip; k++)
-        ip_port[k] = port;
     FilterVerdict verdict[max_burst];
-    if (!inbound_done)
+    if (!inbound_done) {
+        uint16_t ip_port[max_burst];
+        for (unsigned k = 0; k < nip; k++)
+            ip_port[k] = port;
         filter_.run(StateDirection::in, pkts, desc_.data(), ip_idx, ip_port, nip, verdict, now);
+    }
     uint32_t v4_addr[max_burst];
     uint8_t v6_addr[max_burst][16];
     uint16_t v4_idx[max_burst], v6_idx[max_burst];
@@ -391,7 +392,7 @@ bool Worker::apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uin
     case FilterVerdict::Action::pass:
         return true;
     case FilterVerdict::Action::hand_off:
-        hand_off(m, v.owner, in_port, inbound_done);
+        hand_off(m, v.owner(), in_port, inbound_done);
         return false;
     case FilterVerdict::Action::drop:
         rte_pktmbuf_free(m); // counted by the filter
