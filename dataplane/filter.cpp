@@ -102,6 +102,7 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
         // A twin that is live with this key is what the lookup would find.
         if (hints != nullptr && st.twin_matches(hints[k], keys[nl])) {
             slot_of[k] = hints[k];
+            st.prefetch_other(hints[k]); // its word is loaded: a test of a bit
             continue;
         }
         slot_of[k] = StateTable::no_slot;
@@ -150,6 +151,7 @@ bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint3
             return true;
         }
         nat = by_other_key ? slot : st.alias_of(slot);
+        st.prefetch_key(nat); // for the rewrite, after the rest of the batch is tracked
     }
     if (owners_ && s.owner != worker_) [[unlikely]] {
         if (s.owner >= dp_.worker_count()) { // no_owner

@@ -262,8 +262,18 @@ void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsig
     }
     for (unsigned i = 0; i < n; i++) {
         SlotStatus st = slot_free;
-        if (pos[i] >= 0 && uint32_t(pos[i]) < slots_) st = slot_array_[pos[i]].status();
+        uint32_t word = 0;
+        if (pos[i] >= 0 && uint32_t(pos[i]) < slots_) {
+            word = slot_array_[pos[i]].word.load(std::memory_order_acquire);
+            st = status_of(word);
+        }
         slots[i] = st == slot_live || st == slot_alias ? uint32_t(pos[i]) : no_slot;
+        // A translated state's next loads depend on this one: the state of a second key
+        // found here, or the link to a state's second key (Filter::track, the rewrite).
+        if (st == slot_alias) [[unlikely]]
+            prefetch(slot_array_[pos[i]].twin.load(std::memory_order_relaxed));
+        else if ((word & translated_bit) != 0) [[unlikely]]
+            prefetch_other(uint32_t(pos[i]));
     }
 }
 

@@ -169,6 +169,12 @@ class StateTable {
     bool twin_matches(uint32_t slot, const StateKey &key) const;
     // Start loading a slot the caller is about to lock (a twin, say).
     void prefetch(uint32_t slot) const;
+    // A translated state's: start loading the link to its second key (alias_of()), which
+    // the caller has read the slot word of. Nothing for another state.
+    void prefetch_other(uint32_t slot) const;
+    // Start loading the key of a slot (a translated state's or its alias slot's, for the
+    // rewrite).
+    void prefetch_key(uint32_t slot) const;
     // Start loading what insert() will touch to index (creatorid, id), for an inserter that
     // knows the ids it is about to give out.
     void prefetch_id(uint32_t creatorid, uint64_t id) const;
@@ -327,6 +333,19 @@ inline void StateTable::prefetch(uint32_t slot) const {
     rte_prefetch0(p + RTE_CACHE_LINE_SIZE);
     rte_prefetch0(p + offsetof(Slot, state) + offsetof(State, key) + sizeof(StateKey) - 1);
 }
+inline void StateTable::prefetch_other(uint32_t slot) const {
+    if (alias_of_ == nullptr || slot >= slots_) return;
+    if ((slot_array_[slot].word.load(std::memory_order_relaxed) & detail::translated_bit) != 0)
+        rte_prefetch0(&alias_of_[slot]);
+}
+
+inline void StateTable::prefetch_key(uint32_t slot) const {
+    if (slot >= slots_) return;
+    const char *k = reinterpret_cast<const char *>(&slot_array_[slot].state.key);
+    rte_prefetch0(k);
+    rte_prefetch0(k + sizeof(StateKey) - 1);
+}
+
 inline bool StateTable::lock(uint32_t slot) {
     if (slot >= slots_) return false;
     Slot &s = slot_array_[slot];
