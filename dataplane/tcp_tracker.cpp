@@ -158,7 +158,7 @@ void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult
     // earlier incarnation, acking a little below, would otherwise pass the ack-skew check
     // and make the real SYN|ACK and the rest of the connection fail the windows. Beyond
     // pf, which accepts it. Until the responder has spoken the initiator's seqhi is still
-    // its SYN's end + 1 and its seqlo the ISN (the SYN's end once retransmitted).
+    // its SYN's end + 1 and its seqlo the ISN (a retransmitted SYN leaves it there, below).
     bool stale_synack = false;
     if ((th.flags & (tcpf::syn | tcpf::ack | tcpf::rst)) == (tcpf::syn | tcpf::ack) &&
         src_before.seqlo == 0 && dst.state == tcps_syn_sent && ack_is_real) {
@@ -213,7 +213,12 @@ void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult
     if (fits || loose_ok) {
         // The "shadow state" of the sender and of what the other side may send.
         if (src.max_win < win) src.max_win = win;
-        if (seq_gt(end, src.seqlo)) src.seqlo = end;
+        // A SYN sent again before the other side has answered leaves seqlo at the ISN:
+        // the SYN|ACK check above reads it there, and a SYN|ACK to a SYN that carried data
+        // may ack the SYN alone (a server that does not take the data, TCP Fast Open's
+        // fallback) however often the SYN was sent.
+        const bool syn_again = (th.flags & (tcpf::syn | tcpf::ack)) == tcpf::syn && dst.seqlo == 0;
+        if (seq_gt(end, src.seqlo) && !syn_again) src.seqlo = end;
         const uint32_t wspan = uint32_t(win) << sws;
         if (seq_geq(ack + wspan, dst.seqhi)) dst.seqhi = ack + std::max<uint32_t>(wspan, 1);
     }
