@@ -72,6 +72,19 @@ inline uint8_t tcp_flags_of(const uint8_t *frame) {
     return frame[eth_len + ip_len + 13];
 }
 
+// The unfolded one's-complement sum of an IPv4 TCP or UDP datagram's pseudo-header (the
+// addresses at ip[12..20), the protocol at ip[9]), header and payload: `l4_len` bytes at
+// `l4`, the checksum field included as it stands.
+inline uint32_t transport_sum(const uint8_t *ip, const uint8_t *l4, unsigned l4_len) {
+    uint32_t sum = l4_len + ip[9];
+    for (unsigned w = 12; w < 20; w += 2)
+        sum += uint32_t(ip[w]) << 8 | ip[w + 1];
+    for (unsigned w = 0; w + 1 < l4_len; w += 2)
+        sum += uint32_t(l4[w]) << 8 | l4[w + 1];
+    if (l4_len & 1) sum += uint32_t(l4[l4_len - 1]) << 8;
+    return sum;
+}
+
 // Frames of one size for every flow: the headers are built once, then each packet copies
 // them and patches addresses, ports and the IPv4 checksum.
 class FrameWriter {
@@ -173,13 +186,7 @@ class FrameWriter {
         const uint16_t l4_len = uint16_t(ip_total_ - ip_len);
         uint8_t *csum = l4 + (udp_ ? 6 : 16);
         csum[0] = csum[1] = 0;
-        sum = l4_len + ip[9];
-        for (int w = 12; w < 20; w += 2)
-            sum += uint32_t(ip[w]) << 8 | ip[w + 1];
-        for (uint16_t w = 0; w + 1 < l4_len; w += 2)
-            sum += uint32_t(l4[w]) << 8 | l4[w + 1];
-        if (l4_len & 1) sum += uint32_t(l4[l4_len - 1]) << 8;
-        store_checksum(csum, sum);
+        store_checksum(csum, transport_sum(ip, l4, l4_len));
     }
 
     // The flow index a tagging writer put into a frame's payload (any direction, translated
@@ -222,13 +229,7 @@ inline bool checksums_ok(const uint8_t *frame, std::size_t len) {
     if (ip[9] != 6 && ip[9] != 17) return true;
     if (l4_len < (ip[9] == 6 ? tcp_len : udp_len)) return false;
     if (ip[9] == 17 && l4[6] == 0 && l4[7] == 0) return true; // sent without a checksum
-    sum = l4_len + ip[9];
-    for (unsigned w = 12; w < 20; w += 2)
-        sum += uint32_t(ip[w]) << 8 | ip[w + 1];
-    for (unsigned w = 0; w + 1 < l4_len; w += 2)
-        sum += uint32_t(l4[w]) << 8 | l4[w + 1];
-    if (l4_len & 1) sum += uint32_t(l4[l4_len - 1]) << 8;
-    return fold(sum) == 0xffff;
+    return fold(transport_sum(ip, l4, l4_len)) == 0xffff;
 }
 
 // The state keys pf makes for flow i forwarded lan -> wan: inbound on lan (addr[0] = the

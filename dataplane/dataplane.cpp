@@ -2,6 +2,7 @@
 
 #include "config/pf_rule.hpp"
 #include "dataplane/pflog_writer.hpp"
+#include "dataplane/reassembly.hpp"
 #include "dataplane/ruleset.hpp"
 #include "dataplane/state_table.hpp"
 
@@ -142,6 +143,7 @@ Dataplane::Dataplane(const config::Config &c) : cfg(c), worker_counters(c.lcores
         punt_rings.push_back(r);
     }
 
+    reassembly_pools_.assign(worker_count(), nullptr);
     if (worker_count() > 1) {
         handoff_rings_ = std::make_unique<HandoffRing[]>(worker_count() * worker_count());
         for (unsigned from = 0; from < worker_count(); from++) {
@@ -321,6 +323,8 @@ Dataplane::~Dataplane() {
             rte_pktmbuf_free(m);
         rte_ring_free(r);
     }
+    for (rte_mempool *p : reassembly_pools_) // no ring holds their buffers any more
+        rte_mempool_free(p);
     routes.reset();
     neighbours.reset();
     delete ruleset.exchange(nullptr);
@@ -331,13 +335,12 @@ Dataplane::~Dataplane() {
         rte_mempool_free(p);
 }
 
-void Dataplane::free_handed_packets() {
-    for (unsigned i = 0; handoff_rings_ && i < worker_count() * worker_count(); i++) {
-        rte_mbuf *m;
-        while (handoff_rings_[i].ring != nullptr &&
-               rte_ring_dequeue(handoff_rings_[i].ring, reinterpret_cast<void **>(&m)) == 0)
-            rte_pktmbuf_free(m);
-    }
+rte_mempool *Dataplane::reassembly_pool(unsigned w) {
+    // Each worker asks for its own entry only (the vector is sized up front), so workers
+    // made on their own lcores at once do not race.
+    rte_mempool *&p = reassembly_pools_.at(w);
+    if (p == nullptr) p = Reassembly::make_pool(w, int(rte_socket_id()));
+    return p;
 }
 
 CounterTotals Dataplane::totals() const {

@@ -3,10 +3,11 @@
 // Theory of operation: app/main initialises EAL, then builds one Dataplane from the loaded
 // Config on the main lcore. It opens every interface (rte_dev_probe of its devargs), makes
 // one mbuf pool per NUMA socket, the per-worker punt rings (worker -> main, single
-// producer/consumer), the per-port control tx rings (main -> the worker that owns queue 0 of the
-// port), the route and neighbour tables and the per-lcore counters, and, when control.pflog names a
-// file, the pflog writer for `log` rules (pflog_writer.hpp). Workers (worker.hpp) and the control
-// loop (control/) receive a reference to it; there are no globals.
+// producer/consumer), the hand-off rings between workers, the workers' reassembly pools, the
+// per-port control tx rings (main -> the worker that owns queue 0 of the port), the route and
+// neighbour tables and the per-lcore counters, and, when control.pflog names a file, the pflog
+// writer for `log` rules (pflog_writer.hpp). Workers (worker.hpp) and the control loop (control/)
+// receive a reference to it; there are no globals.
 //
 // Queues: each worker w polls rx queue w and transmits on tx queue w of every data port.
 // The main lcore does not take a tx queue of its own: PMDs such as net_af_packet pair rx
@@ -116,7 +117,8 @@ inline HandoffMeta &handoff_meta(rte_mbuf *m) {
 // not only by the ring's own, which Debian's uninstrumented DPDK hides.
 struct HandoffRing {
     rte_ring *ring = nullptr;
-    alignas(64) std::atomic<uint64_t> produced{0};
+    alignas(64) std::atomic<uint64_t> produced{0}; // written by the producing worker
+    alignas(64) uint64_t consumed = 0;             // the consuming worker's own count
 };
 inline constexpr unsigned handoff_ring_size = 1024; // packets; a full ring drops (counted)
 
@@ -143,9 +145,10 @@ class Dataplane {
     HandoffRing &handoff(unsigned from, unsigned to) {
         return handoff_rings_[from * worker_count() + to];
     }
-    // Free every packet left in the hand-off rings. Once every worker has stopped, and
-    // before any is destroyed (a reassembled datagram's buffer is its receiver's).
-    void free_handed_packets();
+    // Worker `w`'s pool of reassembled datagrams, made on its first call (on the caller's
+    // socket) and freed with the Dataplane, after the rings that may hold its buffers: a
+    // reassembled datagram may be handed to another worker.
+    rte_mempool *reassembly_pool(unsigned w);
     std::vector<LcoreCounters> worker_counters;
     LcoreCounters main_counters;
     std::atomic<bool> stopping{false};
@@ -218,6 +221,7 @@ class Dataplane {
     uint64_t tsc_start_ = 0, tsc_hz_ = 1;
     std::vector<int> port_index_;
     std::unique_ptr<HandoffRing[]> handoff_rings_; // W * W, the diagonal unused
+    std::vector<rte_mempool *> reassembly_pools_;  // per worker, made on demand
     int ifreq_socket_ = -1; // link_up(): SIOCGIFFLAGS on net_af_packet's kernel interfaces
 };
 

@@ -17,21 +17,22 @@ constexpr unsigned reassembly_buffers = 63;
 
 } // namespace
 
-Reassembly::Reassembly(unsigned worker, uint32_t capacity, uint32_t timeout, int socket,
-                       LcoreCounters &ctr)
-    : ctr_(ctr), table_(capacity, timeout, &Reassembly::release, this) {
+rte_mempool *Reassembly::make_pool(unsigned worker, int socket) {
     const std::string name = "syncwall_reasm" + std::to_string(worker);
-    pool_ = rte_pktmbuf_pool_create(name.c_str(), reassembly_buffers, 0, info_size,
-                                    uint16_t(max_reassembled_ip_len), socket);
-    if (pool_ == nullptr)
+    rte_mempool *pool = rte_pktmbuf_pool_create(name.c_str(), reassembly_buffers, 0, info_size,
+                                                uint16_t(max_reassembled_ip_len), socket);
+    if (pool == nullptr)
         throw std::runtime_error("cannot create the reassembly pool of worker " +
                                  std::to_string(worker) + ": " + rte_strerror(rte_errno) +
                                  " (raise -m in dpdk.eal_args)");
+    return pool;
 }
+
+Reassembly::Reassembly(rte_mempool *pool, uint32_t capacity, uint32_t timeout, LcoreCounters &ctr)
+    : ctr_(ctr), pool_(pool), table_(capacity, timeout, &Reassembly::release, this) {}
 
 Reassembly::~Reassembly() {
     table_.clear(DropReason::frag_timeout); // the worker has stopped: let every fragment go
-    rte_mempool_free(pool_);
 }
 
 void Reassembly::release(void *ctx, void *handle, DropReason why) {

@@ -37,9 +37,12 @@ static_assert(sizeof(ReassembledInfo) == 12);
 
 class Reassembly {
   public:
-    // `capacity`: fragments held at most; `timeout`: seconds (timeouts.frag).
-    Reassembly(unsigned worker, uint32_t capacity, uint32_t timeout, int socket,
-               LcoreCounters &ctr);
+    // The pool of worker `worker`'s reassembled datagrams (made once, by the Dataplane,
+    // which frees it after every worker and every ring that may hold its buffers).
+    static rte_mempool *make_pool(unsigned worker, int socket);
+    // `pool`: make_pool()'s, not owned; `capacity`: fragments held at most; `timeout`:
+    // seconds (timeouts.frag).
+    Reassembly(rte_mempool *pool, uint32_t capacity, uint32_t timeout, LcoreCounters &ctr);
     ~Reassembly();
     Reassembly(const Reassembly &) = delete;
     Reassembly &operator=(const Reassembly &) = delete;

@@ -31,14 +31,9 @@ Worker::Worker(Dataplane &dp, unsigned index)
       idle_(dp.cfg.lcores.idle == config::IdlePolicy::adaptive, dp.cfg.lcores.idle_max_sleep_us),
       filter_(dp, index),
       // limits.frags is shared out among the workers, as each holds its own fragments.
-      reasm_(index,
+      reasm_(dp.reassembly_pool(index),
              std::max<uint32_t>(dp.cfg.limits.frags / std::max<uint32_t>(dp.worker_count(), 1), 1),
-             dp.cfg.timeouts.frag, int(rte_socket_id()), ctr_),
-      handed_in_(dp.worker_count(), 0) {}
-
-Worker::~Worker() {
-    dp_.free_handed_packets();
-}
+             dp.cfg.timeouts.frag, ctr_) {}
 
 void Worker::run() {
     while (!dp_.stopping.load(std::memory_order_relaxed)) {
@@ -107,13 +102,13 @@ unsigned Worker::receive_handed() {
         if (from == index_) continue;
         HandoffRing &r = dp_.handoff(from, index_);
         // No more than the producer has published: their bytes are ordered before ours.
-        const uint64_t ready = r.produced.load(std::memory_order_acquire) - handed_in_[from];
+        const uint64_t ready = r.produced.load(std::memory_order_acquire) - r.consumed;
         if (ready == 0) continue;
         rte_mbuf *pkts[max_burst];
         const unsigned n =
             rte_ring_sc_dequeue_burst(r.ring, reinterpret_cast<void **>(pkts),
                                       unsigned(std::min<uint64_t>(ready, max_burst)), nullptr);
-        handed_in_[from] += n;
+        r.consumed += n;
         total += n;
         // In runs of one ingress port and one stage; the descriptors were the sender's.
         uint16_t idx[max_burst];

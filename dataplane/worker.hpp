@@ -32,7 +32,6 @@
 
 #include <array>
 #include <cstdint>
-#include <vector>
 
 struct rte_mbuf;
 
@@ -41,9 +40,6 @@ namespace syncwall::dp {
 class Worker {
   public:
     Worker(Dataplane &dp, unsigned index);
-    // Frees the packets still in the hand-off rings: destroy workers only once every worker
-    // has stopped.
-    ~Worker();
     Worker(const Worker &) = delete;
     Worker &operator=(const Worker &) = delete;
 
@@ -120,8 +116,6 @@ class Worker {
     std::array<TxBuffer, max_ports> tx_{};
     std::array<TxBuffer, max_ports> held_ctl_{};
     std::array<PacketDesc, max_burst> desc_{};
-    // Per other worker: packets taken from its ring to this one (HandoffRing::produced).
-    std::vector<uint64_t> handed_in_;
 };
 
 } // namespace syncwall::dp
