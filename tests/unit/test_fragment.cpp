@@ -141,6 +141,13 @@ Bytes assemble(FragmentTable &t, uint32_t datagram) {
     t.finish(datagram);
     return out;
 }
+// Runs of one byte each: {{16, 'a'}, {8, 'b'}} is 16 'a's then 8 'b's.
+Bytes runs(std::initializer_list<std::pair<std::size_t, char>> list) {
+    Bytes out;
+    for (const auto &[n, c] : list)
+        out.insert(out.end(), n, uint8_t(c));
+    return out;
+}
 
 // A fragment described directly: IPv4 key, payload of `len` bytes all `fill`.
 struct RawFragment {
@@ -236,9 +243,7 @@ TEST_CASE("an overlapping IPv4 fragment keeps the older data before it (pf's pre
     CHECK(offer(t, a).outcome == FragmentTable::Outcome::held);
     const auto r = offer(t, b);
     REQUIRE(r.outcome == FragmentTable::Outcome::complete);
-    Bytes want(16, 'a');
-    want.resize(32, 'b');
-    CHECK(payload_of(t, r.datagram) == want);
+    CHECK(payload_of(t, r.datagram) == runs({{16, 'a'}, {16, 'b'}}));
     CHECK(rel.list.empty());
 }
 
@@ -257,10 +262,7 @@ TEST_CASE("an overlapping IPv4 fragment's data wins over the fragments after it 
     CHECK(rel.list[0].second == DropReason::frag_covered);
     const auto r = offer(t, d);
     REQUIRE(r.outcome == FragmentTable::Outcome::complete);
-    Bytes want(24, 'b');
-    want.resize(32, 'a');
-    want.resize(40, 'd');
-    CHECK(payload_of(t, r.datagram) == want);
+    CHECK(payload_of(t, r.datagram) == runs({{24, 'b'}, {8, 'a'}, {8, 'd'}}));
 }
 
 TEST_CASE("an IPv4 fragment wholly covered by earlier data is dropped, the datagram lives on") {
@@ -275,9 +277,7 @@ TEST_CASE("an IPv4 fragment wholly covered by earlier data is dropped, the datag
     CHECK(r.reason == DropReason::frag_covered);
     const auto done = offer(t, b);
     REQUIRE(done.outcome == FragmentTable::Outcome::complete);
-    Bytes want(32, 'a');
-    want.resize(40, 'b');
-    CHECK(payload_of(t, done.datagram) == want);
+    CHECK(payload_of(t, done.datagram) == runs({{32, 'a'}, {8, 'b'}}));
 }
 
 TEST_CASE("overlapping IPv6 fragments drop the whole datagram (RFC 5722)") {
