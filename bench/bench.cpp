@@ -100,6 +100,7 @@ struct Options {
     bool nat = false;
     std::string nat_to = "(wan) port 1024:65535"; // what follows nat-to in --nat's rule
     std::string direction;                        // lan-wan or both ("": both with --nat)
+    bool device_checksums = false; // frames come marked as a NIC's rx checksum offload marks them
     bool both_ways() const { return direction == "both"; }
 };
 
@@ -473,6 +474,10 @@ class Generator {
           fw_(o.size, o.proto == "udp", nat != nullptr), flows_(preloaded_flows),
           next_new_(preloaded_flows), nat_(nat), check_(check) {
         udp_ = o.proto == "udp";
+        // A NIC with receive checksum offload (which syncwall switches on where the device
+        // has it) marks each frame's headers as verified; net_ring marks nothing.
+        if (o.device_checksums)
+            rx_flags_ = RTE_MBUF_F_RX_IP_CKSUM_GOOD | RTE_MBUF_F_RX_L4_CKSUM_GOOD;
         handshake_ = o.traffic == "handshake";
         both_ = o.both_ways();
         if (nat_ != nullptr && handshake_) stage_.resize(std::size_t(flows_) + o.max_new);
@@ -599,6 +604,7 @@ class Generator {
                 fw_.write(data, flow, seg, lan_mac_, peer_mac_);
             }
             m[n]->data_len = m[n]->pkt_len = fw_.frame_len();
+            m[n]->ol_flags = rx_flags_;
         }
         const unsigned done =
             n == 0 ? 0 : rte_ring_sp_enqueue_burst(ring, reinterpret_cast<void **>(m), n, nullptr);
@@ -719,6 +725,7 @@ class Generator {
     std::vector<uint8_t> stage_;
     std::deque<std::pair<uint32_t, bench::Segment>> retry_wan_, retry_lan_;
     bool udp_ = false, handshake_ = false, both_ = false, paced_ = false;
+    uint64_t rx_flags_ = 0; // ol_flags of every frame sent (--device-checksums)
     uint64_t sampled_ = 0;
     uint64_t rng_ = 0x9e3779b97f4a7c15ull;
     std::deque<uint32_t> replies_wan_, replies_lan_;
@@ -1258,6 +1265,11 @@ int run(const Options &o) {
                 o.workers, flows * 2, capacity, o.rules, o.proto.c_str(), o.traffic.c_str(),
                 bench::FrameWriter(o.size, udp).frame_len(), o.new_share, o.sync ? "on" : "off",
                 rte_get_tsc_hz() / 1e9, ncpu);
+    std::printf("receive checksums: %s\n",
+                o.device_checksums ? "verified by the device (--device-checksums: every frame "
+                                     "marked RX_IP/L4_CKSUM_GOOD, as a NIC with rx checksum "
+                                     "offload marks it)"
+                                   : "summed by the worker (net_ring verifies none)");
     if (o.nat || o.both_ways())
         std::printf("translation: %s; established traffic: %s\n",
                     o.nat ? nat_rule(o).c_str() : "none",
@@ -1455,6 +1467,10 @@ int main(int argc, char **argv) {
                    "what follows nat-to in --nat's rule (a pool on wan, e.g. '192.0.2.64/28 "
                    "port 1024:65535')")
         ->capture_default_str();
+    app.add_flag("--device-checksums", o.device_checksums,
+                 "frames arrive marked with good IPv4 and L4 checksums, as a NIC with receive "
+                 "checksum offload marks them (the worker then sums none); default: unmarked, "
+                 "as net_ring delivers them, and the worker sums every header");
     app.add_option("--direction", o.direction,
                    "established traffic: lan-wan (the clients' segments only; the default) or "
                    "both (the servers' too, in on wan; the default with --nat)")

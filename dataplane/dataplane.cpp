@@ -44,6 +44,15 @@ constexpr uint8_t symmetric_rss_byte(unsigned i) {
 
 } // namespace
 
+std::vector<std::string> Port::device_checksums() const {
+    std::vector<std::string> names;
+    for (const auto &[flag, name] : {std::pair{RTE_ETH_RX_OFFLOAD_IPV4_CKSUM, "ipv4"},
+                                     std::pair{RTE_ETH_RX_OFFLOAD_TCP_CKSUM, "tcp"},
+                                     std::pair{RTE_ETH_RX_OFFLOAD_UDP_CKSUM, "udp"}})
+        if ((rx_checksum_offloads & flag) != 0) names.emplace_back(name);
+    return names;
+}
+
 bool Port::has_address(const uint8_t *addr, uint8_t family) const {
     const std::size_t len = family == 4 ? 4 : 16;
     for (const auto &a : addresses)
@@ -216,6 +225,12 @@ void Dataplane::open_port(const config::InterfaceConfig &ic, bool is_sync) {
 
     rte_eth_conf conf{};
     conf.rxmode.mtu = ic.mtu;
+    // The filter must not let a segment with a bad checksum touch a state, nor forward a
+    // bad IPv4 header: a NIC that verifies them spares the worker summing every packet.
+    p.rx_checksum_offloads =
+        info.rx_offload_capa & (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM |
+                                RTE_ETH_RX_OFFLOAD_UDP_CKSUM);
+    conf.rxmode.offloads = p.rx_checksum_offloads;
     uint8_t rss_key[52];
     if (queues > 1 && info.flow_type_rss_offloads != 0) {
         conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;

@@ -61,9 +61,14 @@ struct Port {
     bool is_sync = false;  // the dedicated pfsync port: not a data port
     bool soft_mac = false; // `mac` is configured but the device could not take it
     uint16_t rx_queues = 0, tx_queues = 0;
+    // Checksums the device verifies on receive (RTE_ETH_RX_OFFLOAD_IPV4/TCP/UDP_CKSUM, those
+    // it offers): its per-packet verdict in ol_flags then stands for ours (packet.hpp).
+    uint64_t rx_checksum_offloads = 0;
     rte_ring *ctl_tx = nullptr; // frames from the main lcore, sent by worker 0
 
     bool has_address(const uint8_t *addr, uint8_t family) const;
+    // "ipv4", "tcp", "udp": the checksums in rx_checksum_offloads, for show interfaces.
+    std::vector<std::string> device_checksums() const;
 };
 
 // Why a worker hands a packet to the main lcore (PuntMeta::kind).

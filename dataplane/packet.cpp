@@ -279,7 +279,8 @@ inline std::optional<DropReason> parse_arp(const uint8_t *a, uint32_t rem, Packe
     return std::nullopt;
 }
 
-inline std::optional<DropReason> parse_ipv4(const uint8_t *ip, uint32_t rem, PacketDesc &d) {
+inline std::optional<DropReason> parse_ipv4(const uint8_t *ip, uint32_t rem, PacketDesc &d,
+                                            DeviceChecksum device) {
     if (rem < 20) [[unlikely]]
         return DropReason::ipv4_truncated;
     if ((ip[0] >> 4) != 4) [[unlikely]]
@@ -290,7 +291,8 @@ inline std::optional<DropReason> parse_ipv4(const uint8_t *ip, uint32_t rem, Pac
     const uint32_t total = load_be16(ip + 2);
     if (total < hl || total > rem) [[unlikely]]
         return DropReason::ipv4_bad_total_length;
-    if (sum_be(ip, hl) != 0xffff) [[unlikely]]
+    if (device == DeviceChecksum::unknown ? sum_be(ip, hl) != 0xffff
+                                          : device == DeviceChecksum::bad) [[unlikely]]
         return DropReason::ipv4_bad_checksum;
     if (hl > 20) {
         d.has_ip_options = true;
@@ -357,7 +359,8 @@ inline uint32_t clamp_len(size_t n) {
 
 } // namespace
 
-std::optional<DropReason> parse_packet(std::span<const uint8_t> frame, PacketDesc &d) {
+std::optional<DropReason> parse_packet(std::span<const uint8_t> frame, PacketDesc &d,
+                                       DeviceChecksum ipv4_header) {
     d = blank_desc;
     const uint8_t *p = frame.data();
     const uint32_t n = clamp_len(frame.size());
@@ -382,7 +385,7 @@ std::optional<DropReason> parse_packet(std::span<const uint8_t> frame, PacketDes
     d.l3_offset = uint16_t(off);
     switch (type) {
     case ether_type_ipv4:
-        return parse_ipv4(p + off, n - off, d);
+        return parse_ipv4(p + off, n - off, d, ipv4_header);
     case ether_type_ipv6:
         return parse_ipv6(p + off, n - off, d);
     case ether_type_arp:
@@ -495,8 +498,11 @@ uint32_t pseudo_header_sum(const PacketDesc &d, uint32_t l4_length) {
     return sum;
 }
 
-L4ChecksumSpan l4_checksum_span(std::span<const uint8_t> head, uint32_t frame_len,
-                                const PacketDesc &d) {
+namespace {
+
+// l4_checksum_span(), inlined into l4_checksum_ok() (every received packet).
+inline L4ChecksumSpan checksum_span(std::span<const uint8_t> head, uint32_t frame_len,
+                                    const PacketDesc &d) {
     L4ChecksumSpan c;
     if (!d.has_l4 || d.is_fragment) return c;
     const uint32_t ip_end = uint32_t(d.l3_offset) + d.l3_total_len;
@@ -526,13 +532,32 @@ L4ChecksumSpan l4_checksum_span(std::span<const uint8_t> head, uint32_t frame_le
     return c;
 }
 
+} // namespace
+
+L4ChecksumSpan l4_checksum_span(std::span<const uint8_t> head, uint32_t frame_len,
+                                const PacketDesc &d) {
+    return checksum_span(head, frame_len, d);
+}
+
 bool l4_checksum_ok(std::span<const uint8_t> frame, const PacketDesc &d) {
-    const L4ChecksumSpan c = l4_checksum_span(frame, uint32_t(frame.size()), d);
+    const L4ChecksumSpan c = checksum_span(frame, uint32_t(frame.size()), d);
     if (!c.check) return true;
     if (d.proto == proto_udp && load_be16(frame.data() + d.l4_offset + 6) == 0)
         return false; // IPv6: a zero UDP checksum is never valid
-    const uint32_t initial = c.pseudo_header ? pseudo_header_sum(d, c.length) : 0;
-    return internet_checksum(frame.subspan(d.l4_offset, c.length), initial) == 0;
+    // One native-order sum over the segment and the pseudo-header, folded once (asked of
+    // every received packet whose device verifies nothing): the pseudo-header's addresses
+    // are summed as they lie, its length and protocol as the big-endian words they stand
+    // for, swapped to where a native load of them would put their bytes.
+    uint64_t sum = sum_native(frame.data() + d.l4_offset, c.length);
+    if (c.pseudo_header) {
+        const size_t addr_len = d.family == 6 ? 16 : 4;
+        const auto native = [](uint16_t be_word) -> uint64_t {
+            return host_is_little ? __builtin_bswap16(be_word) : be_word;
+        };
+        sum += sum_native(d.src.data(), addr_len) + sum_native(d.dst.data(), addr_len) +
+               native(uint16_t(c.length >> 16)) + native(uint16_t(c.length)) + native(d.proto);
+    }
+    return fold(sum) == 0xffff;
 }
 
 } // namespace syncwall::dp

@@ -134,7 +134,11 @@ struct PacketDesc {
 // reason the frame must be dropped (and `out` is partially filled, not to be trusted).
 // Frames of an unhandled Ethernet type return DropReason::unsupported_ethertype.
 // `out` is reset first. Only the first 65535 bytes of a longer span are looked at.
-std::optional<DropReason> parse_packet(std::span<const uint8_t> frame, PacketDesc &out);
+// `ipv4_header`: the receiving device's verdict on the IPv4 header checksum, where it
+// verified it (rx checksum offload); by default the parser sums the header itself.
+enum class DeviceChecksum : uint8_t { unknown, good, bad };
+std::optional<DropReason> parse_packet(std::span<const uint8_t> frame, PacketDesc &out,
+                                       DeviceChecksum ipv4_header = DeviceChecksum::unknown);
 
 // Parse the IP packet quoted in an ICMP/ICMPv6 error (`bytes` starts at the quoted IP
 // header and may be truncated after the first 8 transport bytes, as RFC 792 allows).

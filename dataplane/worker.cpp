@@ -5,6 +5,7 @@
 #include "dataplane/byte_order.hpp"
 #include "dataplane/forward.hpp"
 #include "dataplane/fragment.hpp"
+#include "dataplane/mbuf_frame.hpp"
 #include "dataplane/state_table.hpp"
 
 #include <rte_cycles.h>
@@ -119,8 +120,7 @@ unsigned Worker::receive_handed() {
                 const HandoffMeta &mj = handoff_meta(pkts[j]);
                 if (mj.in_port != meta.in_port || mj.inbound_done != meta.inbound_done) break;
                 rte_mbuf *m = pkts[j];
-                if (auto bad =
-                        parse_packet({rte_pktmbuf_mtod(m, const uint8_t *), m->data_len}, desc_[j]))
+                if (auto bad = parse_packet(frame_of(m), desc_[j], device_ipv4_checksum(m)))
                     drop(m, *bad);
                 else
                     idx[nip++] = uint16_t(j);
@@ -213,7 +213,7 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
         }
         PacketDesc &d = desc_[i];
         const std::span<const uint8_t> frame(rte_pktmbuf_mtod(m, const uint8_t *), m->data_len);
-        if (auto bad = parse_packet(frame, d)) {
+        if (auto bad = parse_packet(frame, d, device_ipv4_checksum(m))) {
             drop(m, *bad);
             continue;
         }

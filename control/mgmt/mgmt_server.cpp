@@ -368,6 +368,7 @@ Json MgmtServer::show_interfaces() {
             {"addresses", std::move(addresses)},
             {"mtu", p.mtu},
             {"sync", p.is_sync},
+            {"rx_checksums_by_device", p.device_checksums()},
             {"rx_packets", t.ports[i].rx_packets},
             {"rx_bytes", t.ports[i].rx_bytes},
             {"tx_packets", t.ports[i].tx_packets},

@@ -216,6 +216,14 @@ std::string format_interfaces(const Json &result) {
             text +=
                 (prefix.find(':') != std::string::npos ? "\tinet6 " : "\tinet ") + prefix + "\n";
         }
+        if (p.contains("rx_checksums_by_device")) {
+            const Json &checksums = p.at("rx_checksums_by_device");
+            text += checksums.empty() ? "\trx checksums summed by syncwall\n"
+                                      : "\trx checksums verified by the device:";
+            for (const auto &c : checksums)
+                text.append(" ").append(c.get<std::string>());
+            if (!checksums.empty()) text += "\n";
+        }
         text +=
             strf("\trx %llu packets %llu bytes, tx %llu packets %llu bytes\n", u64(p, "rx_packets"),
                  u64(p, "rx_bytes"), u64(p, "tx_packets"), u64(p, "tx_bytes"));

@@ -1416,6 +1416,20 @@ TEST_CASE("l4_checksum_ok checks TCP, UDP, ICMP and ICMPv6 over IPv4 and IPv6",
     check_l4_checksum(ipv6_frame({.next = proto_icmpv6}, icmp(128, 0, 0x12340001, {'a'})), 2, true);
 }
 
+TEST_CASE("l4_checksum_ok agrees with a byte-wise reference sum at every payload length",
+          "[packet][hardening]") {
+    // Odd and even lengths, and lengths around the sum's 16-, 4- and 2-byte strides.
+    for (uint8_t n = 0; n < 70; n++) {
+        Bytes payload;
+        for (uint8_t i = 0; i < n; i++)
+            payload.push_back(uint8_t(0xa5 ^ (i * 37) ^ n));
+        check_l4_checksum(tcp4_frame({.payload = payload}), 16, true);
+        check_l4_checksum(ipv6_frame({}, tcp({.payload = payload})), 16, true);
+        check_l4_checksum(udp4_frame(payload), 6, true);
+        check_l4_checksum(ipv6_frame({.next = proto_udp}, udp(1, 2, payload)), 6, true);
+    }
+}
+
 TEST_CASE("a zero UDP checksum means none over IPv4 and is refused over IPv6",
           "[packet][hardening]") {
     const Bytes v4 = udp4_frame(); // checksum field left 0

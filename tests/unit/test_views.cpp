@@ -272,6 +272,7 @@ TEST_CASE("show interfaces prints one block per port", "[mgmt]") {
                          {"addresses", {"192.0.2.1/24", "2001:db8:1::1/64"}},
                          {"mtu", 1500},
                          {"sync", false},
+                         {"rx_checksums_by_device", Json::array()},
                          {"rx_packets", 10},
                          {"rx_bytes", 1000},
                          {"tx_packets", 12},
@@ -283,6 +284,7 @@ TEST_CASE("show interfaces prints one block per port", "[mgmt]") {
                          {"addresses", Json::array()},
                          {"mtu", 9000},
                          {"sync", true},
+                         {"rx_checksums_by_device", {"ipv4", "tcp", "udp"}},
                          {"rx_packets", 0},
                          {"rx_bytes", 0},
                          {"tx_packets", 0},
@@ -292,10 +294,12 @@ TEST_CASE("show interfaces prints one block per port", "[mgmt]") {
                                        "\tdevargs net_af_packet0,iface=fw-lan\n"
                                        "\tinet 192.0.2.1/24\n"
                                        "\tinet6 2001:db8:1::1/64\n"
+                                       "\trx checksums summed by syncwall\n"
                                        "\trx 10 packets 1000 bytes, tx 12 packets 1200 bytes\n"
                                        "pfsync: port 2 mtu 9000 (sync)\n"
                                        "\tlladdr 02:00:00:00:00:03\n"
                                        "\tdevargs 0000:03:00.1\n"
+                                       "\trx checksums verified by the device: ipv4 tcp udp\n"
                                        "\trx 0 packets 0 bytes, tx 0 packets 0 bytes\n");
 }
 
