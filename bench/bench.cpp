@@ -66,6 +66,7 @@
 #include <filesystem>
 #include <map>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -400,19 +401,38 @@ struct NatView {
                      flow, what, ip[12], ip[13], ip[14], ip[15], l4[0] << 8 | l4[1], ip[16], ip[17],
                      ip[18], ip[19], l4[2] << 8 | l4[3]);
     }
-    // A frame the worker sent on wan (the client's, translated): from the pool, to the
-    // flow's server, the same translation as the flow's first, checksums right. The flow,
-    // or ~0u when the frame is wrong.
-    uint32_t check_out(const bench::FrameWriter &fw, const uint8_t *f, std::size_t len) {
+    // What both checks read of a frame: its flow (from the tag), the flow's tuple as sent,
+    // the IP header and the two ports; nullopt (counted and reported) for no flow of ours.
+    struct Seen {
+        uint32_t flow;
+        bench::FlowTuple t;
+        const uint8_t *ip;
+        uint16_t sport, dport;
+    };
+    std::optional<Seen> open(const bench::FrameWriter &fw, const uint8_t *f) {
         checked++;
         const uint32_t flow = fw.tag_of(f);
         if (flow >= port.size()) {
             complain("no flow of ours in the payload", flow, f);
-            return ~0u;
+            return std::nullopt;
         }
-        const bench::FlowTuple t = bench::flow_tuple(flow, udp);
         const uint8_t *ip = f + bench::eth_len, *l4 = ip + bench::ip_len;
-        const uint16_t sport = uint16_t(l4[0] << 8 | l4[1]), dport = uint16_t(l4[2] << 8 | l4[3]);
+        return Seen{flow, bench::flow_tuple(flow, udp), ip, uint16_t(l4[0] << 8 | l4[1]),
+                    uint16_t(l4[2] << 8 | l4[3])};
+    }
+    // The flow, or ~0u (reported) when a check found the frame `bad`.
+    uint32_t verdict(const char *bad, uint32_t flow, const uint8_t *f) {
+        if (bad == nullptr) return flow;
+        complain(bad, flow, f);
+        return ~0u;
+    }
+    // A frame the worker sent on wan (the client's, translated): from the pool, to the
+    // flow's server, the same translation as the flow's first, checksums right. The flow,
+    // or ~0u when the frame is wrong.
+    uint32_t check_out(const bench::FrameWriter &fw, const uint8_t *f, std::size_t len) {
+        const auto seen = open(fw, f);
+        if (!seen) return ~0u;
+        const auto &[flow, t, ip, sport, dport] = *seen;
         const char *bad = nullptr;
         if (!in_pool(ip + 12))
             bad = "source not translated to the pool";
@@ -428,24 +448,14 @@ struct NatView {
             learned++;
         } else if (port[flow] != sport || std::memcmp(addr[flow].data(), ip + 12, 4) != 0)
             bad = "translated otherwise than the flow's earlier frames";
-        if (bad != nullptr) {
-            complain(bad, flow, f);
-            return ~0u;
-        }
-        return flow;
+        return verdict(bad, flow, f);
     }
     // A frame the worker sent on lan (the server's, translated back): to the flow's client
     // address and port again, from its server, checksums right.
     uint32_t check_back(const bench::FrameWriter &fw, const uint8_t *f, std::size_t len) {
-        checked++;
-        const uint32_t flow = fw.tag_of(f);
-        if (flow >= port.size()) {
-            complain("no flow of ours in the payload", flow, f);
-            return ~0u;
-        }
-        const bench::FlowTuple t = bench::flow_tuple(flow, udp);
-        const uint8_t *ip = f + bench::eth_len, *l4 = ip + bench::ip_len;
-        const uint16_t sport = uint16_t(l4[0] << 8 | l4[1]), dport = uint16_t(l4[2] << 8 | l4[3]);
+        const auto seen = open(fw, f);
+        if (!seen) return ~0u;
+        const auto &[flow, t, ip, sport, dport] = *seen;
         const char *bad = nullptr;
         if (std::memcmp(ip + 16, t.client.data(), 4) != 0 || dport != t.client_port)
             bad = "reply not translated back to the client";
@@ -453,11 +463,7 @@ struct NatView {
             bad = "reply's source changed";
         else if (!bench::checksums_ok(f, len))
             bad = "checksum wrong after translation back";
-        if (bad != nullptr) {
-            complain(bad, flow, f);
-            return ~0u;
-        }
-        return flow;
+        return verdict(bad, flow, f);
     }
 };
 

@@ -272,8 +272,8 @@ void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsig
         // found here, or the link to a state's second key (Filter::track, the rewrite).
         if (st == slot_alias) [[unlikely]]
             prefetch(slot_array_[pos[i]].twin.load(std::memory_order_relaxed));
-        else if ((word & translated_bit) != 0) [[unlikely]]
-            prefetch_other(uint32_t(pos[i]));
+        else if ((word & translated_bit) != 0 && alias_of_ != nullptr) [[unlikely]]
+            rte_prefetch0(&alias_of_[pos[i]]); // prefetch_other(), its bit already tested
     }
 }
 
