@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -50,6 +51,19 @@ class PflogWriter;
 // Bursts, filter batches and bulk lookups are at most this many packets.
 inline constexpr uint16_t max_burst = 64;
 inline constexpr unsigned max_filter_batch = max_burst;
+
+// Room for a burst's worth of T, left unconstructed: an array of a type with default member
+// initialisers (StateKey, FilterVerdict, NeighbourKey) is zeroed whole on every call, 64
+// elements whatever the burst's size (~7 KiB a burst of 32 across the filter's keys, the
+// verdicts and the neighbour keys). Each element is made with std::construct_at before use.
+template <class T, std::size_t N> union BurstArray {
+    static_assert(std::is_trivially_destructible_v<T>);
+    BurstArray() {}
+    T v[N];
+    T &operator[](std::size_t i) { return v[i]; }
+    const T &operator[](std::size_t i) const { return v[i]; }
+    T *data() { return v; }
+};
 
 struct Port {
     std::string name; // the interface name from the config

@@ -13,6 +13,7 @@
 #include <rte_random.h>
 
 #include <cstring>
+#include <memory>
 
 namespace syncwall::dp {
 
@@ -75,7 +76,7 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
                  const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
                  uint32_t now, const uint32_t *hints) {
     StateTable &st = *dp_.states;
-    StateKey keys[max_filter_batch];
+    BurstArray<StateKey, max_filter_batch> keys;
     const StateKey *key_ptrs[max_filter_batch];
     uint32_t found[max_filter_batch], slot_of[max_filter_batch];
     unsigned lookup[max_filter_batch], misses[max_filter_batch];
@@ -84,7 +85,7 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
 
     for (unsigned k = 0; k < n; k++) {
         const PacketDesc &d = descs[idx[k]];
-        out[k] = FilterVerdict{};
+        std::construct_at(&out[k]); // the caller's BurstArray
         // Inbound is where a packet first meets the filter; the outbound pass sees the same
         // bytes. The end host would discard a bad checksum, so it must not touch a state.
         if (dir == StateDirection::in && !l4_checksum_good(pkts[idx[k]], d)) [[unlikely]] {
@@ -98,7 +99,7 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
             slot_of[k] = icmp_error_done;
             continue;
         }
-        keys[nl] = state_key(d, dir);
+        std::construct_at(&keys[nl], state_key(d, dir));
         // A twin that is live with this key is what the lookup would find.
         if (hints != nullptr && st.twin_matches(hints[k], keys[nl])) {
             slot_of[k] = hints[k];

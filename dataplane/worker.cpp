@@ -15,6 +15,7 @@
 #include <rte_ring.h>
 
 #include <cstring>
+#include <memory>
 #include <span>
 
 namespace syncwall::dp {
@@ -271,12 +272,13 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
                                 unsigned nip, bool inbound_done) {
     // Stage 3: the filter, inbound on the ingress port.
     const uint32_t now = dp_.now();
-    FilterVerdict verdict[max_burst];
+    BurstArray<FilterVerdict, max_burst> verdict; // made by Filter::run
     if (!inbound_done) {
         uint16_t ip_port[max_burst];
         for (unsigned k = 0; k < nip; k++)
             ip_port[k] = port;
-        filter_.run(StateDirection::in, pkts, desc_.data(), ip_idx, ip_port, nip, verdict, now);
+        filter_.run(StateDirection::in, pkts, desc_.data(), ip_idx, ip_port, nip, verdict.data(),
+                    now);
     }
     uint32_t v4_addr[max_burst];
     uint8_t v6_addr[max_burst][16];
@@ -328,10 +330,10 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
     if (nout == 0) return;
 
     // Stage 5: the filter, outbound on the egress port; then neighbours in bulk, rewrite, tx.
-    filter_.run(StateDirection::out, pkts, desc_.data(), out_idx, out_port, nout, verdict, now,
-                hints);
-    link_twins(out_idx, verdict, in_slot, nout);
-    NeighbourKey nkeys[max_burst];
+    filter_.run(StateDirection::out, pkts, desc_.data(), out_idx, out_port, nout, verdict.data(),
+                now, hints);
+    link_twins(out_idx, verdict.data(), in_slot, nout);
+    BurstArray<NeighbourKey, max_burst> nkeys;
     const NeighbourKey *nkey_ptrs[max_burst];
     uint16_t fwd_idx[max_burst];
     RouteTable::NextHopId fwd_nh[max_burst];
@@ -342,7 +344,7 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
         if (verdict[k].nat != FilterVerdict::no_slot) [[unlikely]]
             translate(verdict[k], pkts[i], desc_[i], StateDirection::out);
         const NextHop &nh = dp_.routes->next_hop(nh_of[k]);
-        NeighbourKey &key = nkeys[nfwd];
+        NeighbourKey &key = *std::construct_at(&nkeys[nfwd]);
         key.port = nh.port;
         key.family = desc_[i].family;
         key.addr = nh.has_gateway ? nh.gateway.bytes : desc_[i].dst;
