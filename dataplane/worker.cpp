@@ -333,32 +333,43 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
     filter_.run(StateDirection::out, pkts, desc_.data(), out_idx, out_port, nout, verdict.data(),
                 now, hints);
     link_twins(out_idx, verdict.data(), in_slot, nout);
+    // Neighbour keys, each looked up once a burst: a packet routed via the same gateway as
+    // the one before it (most of a burst, behind a default route) shares its key.
     BurstArray<NeighbourKey, max_burst> nkeys;
     const NeighbourKey *nkey_ptrs[max_burst];
     uint16_t fwd_idx[max_burst];
+    uint8_t key_of[max_burst]; // forwarded packet -> its key in nkeys
     RouteTable::NextHopId fwd_nh[max_burst];
-    unsigned nfwd = 0;
+    unsigned nfwd = 0, nkey = 0;
+    bool via_gateway = false; // the last key made is a gateway's, for next hop last_gateway
+    RouteTable::NextHopId last_gateway{};
     for (unsigned k = 0; k < nout; k++) {
         const uint16_t i = out_idx[k];
         if (!apply(verdict[k], pkts[i], desc_[i], port, true)) continue;
         if (verdict[k].nat != FilterVerdict::no_slot) [[unlikely]]
             translate(verdict[k], pkts[i], desc_[i], StateDirection::out);
         const NextHop &nh = dp_.routes->next_hop(nh_of[k]);
-        NeighbourKey &key = *std::construct_at(&nkeys[nfwd]);
-        key.port = nh.port;
-        key.family = desc_[i].family;
-        key.addr = nh.has_gateway ? nh.gateway.bytes : desc_[i].dst;
-        nkey_ptrs[nfwd] = &key;
+        if (!(nh.has_gateway && via_gateway && nh_of[k] == last_gateway)) {
+            NeighbourKey &key = *std::construct_at(&nkeys[nkey]);
+            key.port = nh.port;
+            key.family = desc_[i].family;
+            key.addr = nh.has_gateway ? nh.gateway.bytes : desc_[i].dst;
+            nkey_ptrs[nkey++] = &key;
+            via_gateway = nh.has_gateway;
+            last_gateway = nh_of[k];
+        }
+        key_of[nfwd] = uint8_t(nkey - 1);
         fwd_idx[nfwd] = i;
         fwd_nh[nfwd++] = nh_of[k];
     }
     if (nfwd == 0) return;
-    static_assert(max_burst <= 64, "one bit per packet in the neighbour lookup's hit mask");
+    static_assert(max_burst <= 64, "one bit per key in the neighbour lookup's hit mask");
     Mac macs[max_burst];
-    const uint64_t resolved = dp_.neighbours->lookup_bulk(nkey_ptrs, macs, nfwd);
+    const uint64_t resolved = dp_.neighbours->lookup_bulk(nkey_ptrs, macs, nkey);
     for (unsigned j = 0; j < nfwd; j++) {
         const uint16_t i = fwd_idx[j];
-        forward(pkts[i], desc_[i], port, fwd_nh[j], (resolved >> j & 1) != 0 ? &macs[j] : nullptr);
+        const unsigned u = key_of[j];
+        forward(pkts[i], desc_[i], port, fwd_nh[j], (resolved >> u & 1) != 0 ? &macs[u] : nullptr);
     }
 }
 
