@@ -5,8 +5,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
 
 
 def pytest_sessionfinish(session, exitstatus):
-    """EAL leaves its runtime directory behind: remove the ones this run's prefixes made."""
-    import os
+    """EAL leaves its runtime directory behind: remove those of every prefix pcap_config()
+    handed out in this run."""
     import shutil
-    for prefix in ("sw-pcap", "sw-pcapf", "sw-pcapg", "sw-pflog"):
-        shutil.rmtree(f"/var/run/dpdk/{prefix}-{os.getpid()}", ignore_errors=True)
+    from pcapcfg import PREFIXES
+    for prefix in PREFIXES:
+        shutil.rmtree(f"/var/run/dpdk/{prefix}", ignore_errors=True)

@@ -4,6 +4,10 @@ that share both CPUs, adaptive idle, a small pool. Each test gives what is its o
 import os
 from pathlib import Path
 
+# Every EAL file prefix handed out in this process: conftest.py removes their runtime
+# directories when the session ends.
+PREFIXES: set[str] = set()
+
 
 def pcap_config(*, name: str, prefix: str, control: dict, interfaces: dict, rules=(),
                 burst: int | None = None, hostid: int = 9, extra: str = "") -> str:
@@ -13,6 +17,7 @@ def pcap_config(*, name: str, prefix: str, control: dict, interfaces: dict, rule
     def inline(d: dict) -> str:
         return ", ".join(f"{k}: {v}" for k, v in d.items())
 
+    PREFIXES.add(f"{prefix}-{os.getpid()}")
     lines = [
         f"node: {{ name: {name}, hostid: {hostid} }}",
         "dpdk:",

@@ -30,7 +30,11 @@ ls "$out"/syncwall-dbgsym_*_amd64.deb >/dev/null || fail "no -dbgsym package"
 step "lintian"
 lintian --fail-on error "$out"/syncwall_*_amd64.changes || fail "lintian reports errors"
 
-cleanup() { dpkg --purge syncwall >/dev/null 2>&1 || true; }
+# The package goes, and so does the runtime directory EAL leaves for the probed syncwall.
+cleanup() {
+  dpkg --purge syncwall >/dev/null 2>&1 || true
+  rm -rf /var/run/dpdk/syncwall-pkgtest
+}
 trap cleanup EXIT
 step "dpkg -i $(basename "$deb")"
 dpkg -i "$deb" || fail "dpkg -i"
@@ -68,6 +72,7 @@ step "log priorities when JOURNAL_STREAM names stdout"
 flock /tmp/syncwall-lab.lock /usr/bin/python3 "$here/notify_probe.py" /usr/sbin/syncwall "$cfg" 2000 1 journal \
   || { rm -f "$cfg"; fail "journald priority prefixes"; }
 rm -f "$cfg" "${cfg%.yaml}.sock"
+rm -rf /var/run/dpdk/syncwall-pkgtest
 
 step "syncwall-setup --dry-run"
 "$here/test_setup_dry_run.sh" /usr/sbin/syncwall-setup || fail "syncwall-setup --dry-run"
