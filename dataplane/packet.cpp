@@ -488,14 +488,26 @@ uint16_t internet_checksum(std::span<const uint8_t> bytes, uint32_t initial) {
     return uint16_t(~fold(sum));
 }
 
-uint32_t pseudo_header_sum(const PacketDesc &d, uint32_t l4_length) {
-    // Addresses are summed as native words and swapped once; see sum_native().
+namespace {
+
+// The pseudo-header as sum_native() would sum its bytes, unfolded: the addresses as they
+// lie, the length and protocol as the big-endian words they stand for, swapped to where a
+// native load of those words would put their bytes.
+inline uint64_t pseudo_header_native(const PacketDesc &d, uint32_t l4_length) {
     const size_t addr_len = d.family == 6 ? 16 : 4;
-    uint32_t sum = sum_be(d.src.data(), addr_len);
-    sum += sum_be(d.dst.data(), addr_len);
-    sum += (l4_length >> 16) + (l4_length & 0xffff);
-    sum += d.proto;
-    return sum;
+    const auto native = [](uint16_t be_word) -> uint64_t {
+        return host_is_little ? __builtin_bswap16(be_word) : be_word;
+    };
+    return sum_native(d.src.data(), addr_len) + sum_native(d.dst.data(), addr_len) +
+           native(uint16_t(l4_length >> 16)) + native(uint16_t(l4_length)) + native(d.proto);
+}
+
+} // namespace
+
+uint32_t pseudo_header_sum(const PacketDesc &d, uint32_t l4_length) {
+    // Folded and swapped once to big-endian word values (see sum_be()).
+    const uint16_t s = fold(pseudo_header_native(d, l4_length));
+    return host_is_little ? __builtin_bswap16(s) : s;
 }
 
 namespace {
@@ -545,18 +557,9 @@ bool l4_checksum_ok(std::span<const uint8_t> frame, const PacketDesc &d) {
     if (d.proto == proto_udp && load_be16(frame.data() + d.l4_offset + 6) == 0)
         return false; // IPv6: a zero UDP checksum is never valid
     // One native-order sum over the segment and the pseudo-header, folded once (asked of
-    // every received packet whose device verifies nothing): the pseudo-header's addresses
-    // are summed as they lie, its length and protocol as the big-endian words they stand
-    // for, swapped to where a native load of them would put their bytes.
+    // every received packet whose device verifies nothing).
     uint64_t sum = sum_native(frame.data() + d.l4_offset, c.length);
-    if (c.pseudo_header) {
-        const size_t addr_len = d.family == 6 ? 16 : 4;
-        const auto native = [](uint16_t be_word) -> uint64_t {
-            return host_is_little ? __builtin_bswap16(be_word) : be_word;
-        };
-        sum += sum_native(d.src.data(), addr_len) + sum_native(d.dst.data(), addr_len) +
-               native(uint16_t(c.length >> 16)) + native(uint16_t(c.length)) + native(d.proto);
-    }
+    if (c.pseudo_header) sum += pseudo_header_native(d, c.length);
     return fold(sum) == 0xffff;
 }
 

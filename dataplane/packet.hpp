@@ -161,7 +161,7 @@ std::optional<DropReason> parse_quoted_packet(std::span<const uint8_t> bytes, Pa
 // Over data that already holds a correct checksum it returns 0 (how headers are verified).
 uint16_t internet_checksum(std::span<const uint8_t> bytes, uint32_t initial = 0);
 // Sum of the pseudo-header for TCP/UDP/ICMPv6 checksums as big-endian 16-bit word values,
-// not yet folded; pass it as `initial` to internet_checksum(). Uses d.family, d.src,
+// folded to 16 bits; pass it as `initial` to internet_checksum(). Uses d.family, d.src,
 // d.dst and d.proto. IPv4: src, dst, zero+proto, l4_length (16 bits). IPv6 (RFC 8200):
 // src, dst, 32-bit l4_length, zero+next header.
 uint32_t pseudo_header_sum(const PacketDesc &d, uint32_t l4_length);
