@@ -11,6 +11,7 @@
 #include "dataplane/dataplane.hpp"
 #include "dataplane/state_table.hpp"
 #include "dataplane/worker.hpp"
+#include "tests/eal/worker_fixture.hpp"
 
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
@@ -27,22 +28,12 @@ using namespace syncwall;
 namespace {
 
 config::Config make_config(const std::string &lan, const std::string &wan) {
-    config::Config c;
-    c.source_file = "<eal test>";
-    c.node.hostid = 0x7e57;
-    c.dpdk.mbufs = 1023;
-    c.lcores.main = rte_get_main_lcore();
-    c.lcores.sync = c.lcores.main;
-    c.lcores.workers = {rte_get_next_lcore(-1, 1, 0)}; // never launched: the test polls
-    c.lcores.idle = config::IdlePolicy::busy;
+    config::Config c = test::polled_worker_config();
     bench::add_interfaces_and_routes(c, lan, wan, "<eal test>");
     c.rules = {
         {"block all", {"<eal test>", 3, 1}},
         {"pass out all", {"<eal test>", 4, 1}},
         {"pass in on lan proto { tcp udp } from 198.18.0.0/16 to any", {"<eal test>", 5, 1}}};
-    c.limits.states = 1024;
-    c.limits.neighbours = 64;
-    c.control.socket = "";
     return c;
 }
 
@@ -66,13 +57,10 @@ TEST_CASE("a device's checksum verdicts stand for the worker's own sums; without
     // as a device would; returns how many frames left on wan.
     auto send = [&](uint32_t flow, bool udp, std::vector<unsigned> corrupt, uint64_t flags) {
         const bench::FrameWriter writer{64, udp};
-        rte_mbuf *m = rte_pktmbuf_alloc(dp.pool);
-        REQUIRE(m != nullptr);
-        auto *p = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, writer.frame_len()));
-        REQUIRE(p != nullptr);
-        std::fill(p, p + writer.frame_len(), 0);
-        writer.write(p, flow, udp ? bench::Segment::udp : bench::Segment::syn, dp.ports[0].mac,
-                     peer);
+        rte_mbuf *m = test::traffic_frame(dp.pool, writer, bench::flow_tuple(flow, udp), flow,
+                                          udp ? bench::Segment::udp : bench::Segment::syn,
+                                          dp.ports[0].mac, peer);
+        uint8_t *p = rte_pktmbuf_mtod(m, uint8_t *);
         for (unsigned at : corrupt)
             p[at] ^= 0x5a;
         m->ol_flags |= flags;

@@ -15,6 +15,7 @@
 #include "dataplane/state_logic.hpp"
 #include "dataplane/state_table.hpp"
 #include "dataplane/worker.hpp"
+#include "tests/eal/worker_fixture.hpp"
 
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
@@ -105,12 +106,8 @@ struct Traffic {
 
     // Flow i's segment onto `port`'s rx queue `q`, addressed to that port's MAC.
     void put(RingPort &port, unsigned q, uint16_t port_index, uint32_t i, bench::Segment seg) {
-        rte_mbuf *m = rte_pktmbuf_alloc(dp.pool);
-        REQUIRE(m != nullptr);
-        auto *p = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, writer.frame_len()));
-        REQUIRE(p != nullptr);
-        std::fill(p, p + writer.frame_len(), 0);
-        writer.write(p, i, seg, dp.ports[port_index].mac, peer);
+        rte_mbuf *m = test::traffic_frame(dp.pool, writer, bench::flow_tuple(i, false), i, seg,
+                                          dp.ports[port_index].mac, peer);
         while (puts - to_wan - to_lan - dropped() >= in_flight)
             drain(); // the workers are behind: take what they sent meanwhile
         while (rte_ring_enqueue(port.rx[q], m) != 0)

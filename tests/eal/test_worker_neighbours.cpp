@@ -6,6 +6,7 @@
 #include "bench/traffic.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/worker.hpp"
+#include "tests/eal/worker_fixture.hpp"
 
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
@@ -23,14 +24,7 @@ namespace {
 using Mac = std::array<uint8_t, 6>;
 
 config::Config make_config() {
-    config::Config c;
-    c.source_file = "<eal test>";
-    c.node.hostid = 0x7e57;
-    c.dpdk.mbufs = 1023;
-    c.lcores.main = rte_get_main_lcore();
-    c.lcores.sync = c.lcores.main;
-    c.lcores.workers = {rte_get_next_lcore(-1, 1, 0)}; // never launched: the test polls
-    c.lcores.idle = config::IdlePolicy::busy;
+    config::Config c = test::polled_worker_config();
     bench::add_interfaces_and_routes(c, "nblan", "nbwan", "<eal test>");
     // A second gateway on wan, beside 192.0.2.2 (198.19.0.0/16).
     config::RouteConfig r;
@@ -39,9 +33,6 @@ config::Config make_config() {
     r.iface = "wan";
     c.routes.push_back(r);
     c.rules = {{"pass all", {"<eal test>", 3, 1}}};
-    c.limits.states = 1024;
-    c.limits.neighbours = 64;
-    c.control.socket = "";
     return c;
 }
 
@@ -84,14 +75,10 @@ TEST_CASE("a burst mixing gateways, connected hosts and an unresolved neighbour 
     };
     const bench::FrameWriter writer{64, true};
     for (uint32_t i = 0; i < burst.size(); i++) {
-        rte_mbuf *m = rte_pktmbuf_alloc(dp.pool);
-        REQUIRE(m != nullptr);
-        auto *p = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, writer.frame_len()));
-        REQUIRE(p != nullptr);
-        std::fill(p, p + writer.frame_len(), 0);
         bench::FlowTuple t = bench::flow_tuple(i, true);
         t.server = burst[i].dst;
-        writer.write(p, t, i, bench::Segment::udp, dp.ports[0].mac, peer);
+        rte_mbuf *m =
+            test::traffic_frame(dp.pool, writer, t, i, bench::Segment::udp, dp.ports[0].mac, peer);
         REQUIRE(rte_ring_enqueue(lan.rx[0], m) == 0);
     }
     w.poll_once(); // one burst: every frame was on the ring before the poll

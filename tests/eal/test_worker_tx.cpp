@@ -4,6 +4,7 @@
 #include "bench/ring_ports.hpp"
 #include "dataplane/dataplane.hpp"
 #include "dataplane/worker.hpp"
+#include "tests/eal/worker_fixture.hpp"
 
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
@@ -23,14 +24,7 @@ namespace {
 constexpr unsigned tx_ring_size = 8; // an rte_ring of 8 holds 7
 
 config::Config make_config() {
-    config::Config c;
-    c.source_file = "<eal test>";
-    c.node.hostid = 0x7e57;
-    c.dpdk.mbufs = 1023;
-    c.lcores.main = rte_get_main_lcore();
-    c.lcores.sync = c.lcores.main;
-    c.lcores.workers = {rte_get_next_lcore(-1, 1, 0)}; // never launched: the test polls
-    c.lcores.idle = config::IdlePolicy::busy;
+    config::Config c = test::polled_worker_config();
     auto prefix = [](const char *s) { return *config::parse_ip_prefix(s, true); };
     config::InterfaceConfig lan, wan;
     lan.name = "lan";
@@ -42,9 +36,6 @@ config::Config make_config() {
     wan.addresses = {prefix("198.51.100.1/24")};
     wan.pos = {"<eal test>", 2, 1};
     c.interfaces = {lan, wan};
-    c.limits.states = 1024;
-    c.limits.neighbours = 64;
-    c.control.socket = "";
     return c;
 }
 
