@@ -43,14 +43,6 @@ void Reassembly::release(void *ctx, void *handle, DropReason why) {
 
 static_assert(Reassembly::info_size == RTE_ALIGN(sizeof(ReassembledInfo), RTE_MBUF_PRIV_ALIGN));
 
-bool Reassembly::is_reassembled(const rte_mbuf *m) {
-    // Any worker's: a datagram may be handed to the worker that owns its state. Only the
-    // reassembly pools give their mbufs a private area. Asked of the pool (the mbuf's
-    // first line, then the pool's own header, in cache for every packet of the pool), not
-    // of the mbuf's priv_size, which lies on its second line: a cache miss per packet.
-    return rte_pktmbuf_priv_size(m->pool) == info_size;
-}
-
 const ReassembledInfo &Reassembly::info(const rte_mbuf *m) {
     return *static_cast<const ReassembledInfo *>(rte_mbuf_to_priv(const_cast<rte_mbuf *>(m)));
 }

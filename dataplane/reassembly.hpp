@@ -17,10 +17,9 @@
 #include "dataplane/fragment.hpp"
 #include "dataplane/packet.hpp"
 
-#include <cstdint>
+#include <rte_mbuf.h>
 
-struct rte_mbuf;
-struct rte_mempool;
+#include <cstdint>
 
 namespace syncwall::dp {
 
@@ -58,8 +57,15 @@ class Reassembly {
         }
     }
 
-    // Whether `m` is a reassembled datagram (made by any worker's Reassembly).
-    static bool is_reassembled(const rte_mbuf *m);
+    // Whether `m` is a reassembled datagram (made by any worker's Reassembly). Any worker's:
+    // a datagram may be handed to the worker that owns its state. Only the reassembly pools
+    // give their mbufs a private area. Asked of the pool (the mbuf's first line, then the
+    // pool's own header, in cache for every packet of the pool), not of the mbuf's
+    // priv_size, which lies on its second line: a cache miss per packet. Inline: the worker
+    // asks it of every forwarded packet, twice.
+    static bool is_reassembled(const rte_mbuf *m) {
+        return rte_pktmbuf_priv_size(m->pool) == info_size;
+    }
     static const ReassembledInfo &info(const rte_mbuf *m);
 
     // The private area of a reassembled datagram's mbuf (ReassembledInfo, aligned).

@@ -35,16 +35,6 @@ void raise_state(TcpPeer &p, uint8_t to) {
 
 } // namespace
 
-Timeout tcp_timeout_class(const TcpPeer &a, const TcpPeer &b) {
-    // pf's order matters: a half-closed connection whose other side is still opening is
-    // `opening`, a reset one (both TIME_WAIT) is `closed`.
-    if (a.state >= tcps_fin_wait_2 && b.state >= tcps_fin_wait_2) return Timeout::tcp_closed;
-    if (a.state >= tcps_closing && b.state >= tcps_closing) return Timeout::tcp_finwait;
-    if (a.state < tcps_established || b.state < tcps_established) return Timeout::tcp_opening;
-    if (a.state >= tcps_closing || b.state >= tcps_closing) return Timeout::tcp_closing;
-    return Timeout::tcp_established;
-}
-
 Timeout tcp_state_init(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt) {
     const TcpInfo &th = pkt.tcp;
     src = TcpPeer{};

@@ -145,8 +145,17 @@ inline TcpTrackResult tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pk
     return res;
 }
 
-// pf's timeout class for a state whose peers are `a` and `b` (either order).
-Timeout tcp_timeout_class(const TcpPeer &a, const TcpPeer &b);
+// pf's timeout class for a state whose peers are `a` and `b` (either order). Inline: every
+// tracked segment asks it.
+inline Timeout tcp_timeout_class(const TcpPeer &a, const TcpPeer &b) {
+    // pf's order matters: a half-closed connection whose other side is still opening is
+    // `opening`, a reset one (both TIME_WAIT) is `closed`.
+    if (a.state >= tcps_fin_wait_2 && b.state >= tcps_fin_wait_2) return Timeout::tcp_closed;
+    if (a.state >= tcps_closing && b.state >= tcps_closing) return Timeout::tcp_finwait;
+    if (a.state < tcps_established || b.state < tcps_established) return Timeout::tcp_opening;
+    if (a.state >= tcps_closing || b.state >= tcps_closing) return Timeout::tcp_closing;
+    return Timeout::tcp_established;
+}
 
 // Sequence and acknowledgement numbers of the challenge ACK (flags ACK, window 0) sent
 // to the sender of a packet on behalf of the other peer: from the packet's destination
