@@ -1,26 +1,26 @@
-// The state table on rte_hash (lock-free readers, multi-writer adds) and rte_rcu_qsbr.
+// The state table on its own slot array and indexes (slot_index.hpp) and rte_rcu_qsbr.
 //
 // Why the pieces fit together:
-// * The key index runs with RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF, which implies
-//   NO_FREE_ON_DEL: rte_hash_del_key unlinks a key but keeps its position (and its key-store
-//   entry, which lock-free readers may still be comparing) allocated. We hand the positions
-//   back with rte_hash_free_key_with_position ourselves, from the RCU defer queue, together
-//   with the slot, so that a position and its slot are always recycled as one.
-// * A key's position is its slot number. rte_hash_add_key returns the existing position for
-//   a key that is already there, so "did I add it?" is answered by claiming the slot with a
-//   compare-and-swap free -> initialising: a fresh position always has a free slot (a slot
-//   goes back to free before its position does), an existing key's slot never is.
-// * The (creatorid, id) index (id_index.hpp) names slots: its cell for a state is cleared
-//   when the state is deleted, before the slot's grace period starts.
+// * A slot is taken from the free ring with its status still free, and claimed (free ->
+//   initialising) by the taker alone; it goes back to the ring only a grace period after it
+//   died (the RCU defer queue), with its generation moved on.
+// * Both indexes name slots and check candidates against the slot's own record, so an
+//   inserter writes the record before it adds a cell: whoever sees the cell sees the record.
+//   A key index cell is added before the state goes live (lookups want live slots), and both
+//   cells are cleared when the state dies, before its grace period starts, so a slot is
+//   never named by a cell of a previous life once it is reused.
+// * "Is this key taken?" is the key index's duplicate check: a slot that holds the key,
+//   whatever its status but free (made, live, dying), refuses a second one; two inserters
+//   racing with one key both look again after adding, and at most one stays.
 // * A slot's lock, status, write sequence and generation share one 32-bit word, so that a
 //   slot is its state and 8 bytes: every change to the word is an atomic read-modify-write
 //   that leaves the other fields as they are, except unlock() (see there). The generation
 //   (16 bits) tells a reused slot from its previous life; the write sequence (11 bits) tells
 //   read() that a writer came and went during its copy.
-// * A translated state's second key takes a position of its own, whose slot becomes an
-//   alias: its state.key is that key and its twin field the state's slot (state_of_alias);
-//   alias_of_[state slot] names the alias. The alias is indexed before the state goes live
-//   and unindexed when it dies, under the same grace period.
+// * A translated state's second key takes a slot of its own, an alias: its state.key is
+//   that key and its twin field the state's slot (state_of_alias); alias_of_[state slot]
+//   names the alias. The alias is indexed before the state goes live and unindexed when it
+//   dies, under the same grace period.
 // * read() is a seqlock read (Boehm, "Can seqlocks get along with programming language
 //   memory models?", 2012): the word's acquire load, the copy by relaxed 8-byte atomic
 //   loads, an acquire fence, the word again. The writer's side is lock()'s release fence and
@@ -37,7 +37,6 @@
 #include <rte_common.h>
 #include <rte_cycles.h>
 #include <rte_errno.h>
-#include <rte_hash.h>
 #include <rte_hash_crc.h>
 #include <rte_lcore.h>
 #include <rte_log.h>
@@ -45,6 +44,8 @@
 #include <rte_pause.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
 
 #include <algorithm>
 #include <cstring>
@@ -57,34 +58,16 @@ using namespace detail;
 
 namespace {
 
-// Longest table name whose derived ring names ("HT_EXT_" + name + "_i") fit
-// RTE_RING_NAMESIZE; rte_hash would silently truncate longer ones, and two tables could clash.
+// Longest table name whose derived ring names (the free ring's, the defer queue's
+// "RCU_" + name + "_dq") fit RTE_RING_NAMESIZE.
 constexpr std::size_t max_name = 19;
 
-// Memory rte_hash allocates for a table, from its parameters. These mirror the private
-// layout in DPDK 22.11 lib/hash/rte_cuckoo_hash.{h,c}: key-store entries of an 8-byte data
-// pointer plus the key, rounded to KEY_ALIGNMENT (16); one entry per position (max_key_id
-// + 1, the dummy entry 0 included); 8-entry buckets of one cache line, as many extendable
-// buckets again; rings of 4-byte indexes for free positions and free extendable buckets;
-// one uint32 per position for deferred extendable-bucket recycling; the per-lcore caches of
-// free positions (64 indexes each, cache aligned). Headers (struct rte_hash, ring headers)
-// are left out: a few hundred bytes per table.
-std::size_t hash_bytes(const rte_hash *h, uint32_t entries, uint32_t key_len) {
-    constexpr uint64_t bucket_bytes = 64, bucket_entries = 8, key_alignment = 16,
-                       line = RTE_CACHE_LINE_SIZE,
-                       lcore_cache_bytes = (4 + 64 * 4 + line - 1) / line * line;
-    const uint64_t positions = uint64_t(rte_hash_max_key_id(h)) + 1;
-    const uint64_t buckets = rte_align32pow2(entries) / bucket_entries;
-    const uint64_t key_entry = (8 + key_len + key_alignment - 1) / key_alignment * key_alignment;
-    return std::size_t(key_entry * positions + 2 * buckets * bucket_bytes +
-                       4 * uint64_t(rte_align32pow2(uint32_t(positions))) +
-                       4 * uint64_t(rte_align32pow2(uint32_t(buckets + 1))) + 4 * positions +
-                       RTE_MAX_LCORE * lcore_cache_bytes);
-}
+// Table sizes: slot numbers and a few tag bits share a 32-bit index cell.
+constexpr uint32_t max_capacity = 1u << 29;
 
-bool on_lcore() {
-    return rte_lcore_id() < RTE_MAX_LCORE;
-}
+// Slots beyond the index's entries, for states that wait out their grace period while new
+// ones take their places (a full table under churn).
+constexpr uint32_t slack_slots = 8001;
 
 } // namespace
 
@@ -97,9 +80,9 @@ StateTable::StateTable(const StateTableConfig &cfg)
     if (cfg.name.empty() || cfg.name.size() > max_name)
         throw std::runtime_error(what + "the name must have 1 to " + std::to_string(max_name) +
                                  " characters");
-    if (cfg.capacity == 0 || cfg.capacity > RTE_HASH_ENTRIES_MAX / 2)
+    if (cfg.capacity == 0 || cfg.capacity > max_capacity)
         throw std::runtime_error(what + "the capacity must be 1 to " +
-                                 std::to_string(RTE_HASH_ENTRIES_MAX / 2));
+                                 std::to_string(max_capacity));
     auto fail = [&](const std::string &why) {
         free_resources();
         return std::runtime_error(what + why);
@@ -108,29 +91,14 @@ StateTable::StateTable(const StateTableConfig &cfg)
         return fail(std::string(step) + ": " + rte_strerror(rte_errno));
     };
 
-    // rte_hash wants at least one bucket's worth of entries. Translated states take two.
-    const uint32_t entries = (cfg.capacity < 8 ? 8 : cfg.capacity) * (cfg.translations ? 2 : 1);
+    // Translated states take two keys, and two slots.
+    const uint32_t entries = cfg.capacity * (cfg.translations ? 2 : 1);
+    slots_ = entries + slack_slots;
     const std::string dq_name = cfg.name + "_dq";
-    rte_hash_parameters p{};
-    p.entries = entries;
-    p.hash_func = rte_hash_crc;
-    p.hash_func_init_val = 0;
-    p.socket_id = cfg.socket_id;
-    p.extra_flag = RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF | RTE_HASH_EXTRA_FLAGS_MULTI_WRITER_ADD |
-                   RTE_HASH_EXTRA_FLAGS_EXT_TABLE;
-    p.name = cfg.name.c_str();
-    p.key_len = sizeof(StateKey);
-    keys_ = rte_hash_create(&p);
-    if (keys_ == nullptr) throw dpdk_error("key index");
-    // Every packet compares its 40-byte key with one or more candidates: rte_hash would call
-    // memcmp() for this length (its vector compares are for 16, 32, 48, ... bytes).
-    rte_hash_set_cmp_func(keys_, key_differs<sizeof(StateKey)>);
-
-    // Positions run from 0 to max_key_id - 1: `entries` plus what the other lcores' caches
-    // of free positions may hold in multi-writer mode ((RTE_MAX_LCORE - 1) * 63).
-    const int32_t key_positions = rte_hash_max_key_id(keys_);
-    if (key_positions <= 0) throw fail("rte_hash_max_key_id failed");
-    slots_ = uint32_t(key_positions);
+    const std::string ring_name = cfg.name + "_free";
+    free_slots_ = rte_ring_create_elem(ring_name.c_str(), sizeof(uint32_t), slots_, cfg.socket_id,
+                                       RING_F_EXACT_SZ);
+    if (free_slots_ == nullptr) throw dpdk_error("free slots");
 
     slot_array_ = static_cast<Slot *>(rte_zmalloc_socket("syncwall_state_slots",
                                                          sizeof(Slot) * std::size_t(slots_),
@@ -138,6 +106,11 @@ StateTable::StateTable(const StateTableConfig &cfg)
     if (slot_array_ == nullptr) throw fail("no memory for " + std::to_string(slots_) + " slots");
     for (uint32_t i = 0; i < slots_; i++)
         new (&slot_array_[i]) Slot{};
+    // In order, so that a table that never filled keeps its states in its first slots.
+    for (uint32_t i = 0; i < slots_; i++) {
+        if (rte_ring_sp_enqueue_elem(free_slots_, &i, sizeof(uint32_t)) != 0)
+            throw fail("the free slot ring is short");
+    }
     if (cfg.translations) {
         alias_of_ = static_cast<std::atomic<uint32_t> *>(
             rte_malloc_socket("syncwall_state_alias", sizeof(std::atomic<uint32_t>) * slots_,
@@ -146,15 +119,24 @@ StateTable::StateTable(const StateTableConfig &cfg)
         for (uint32_t i = 0; i < slots_; i++)
             new (&alias_of_[i]) std::atomic<uint32_t>(no_slot);
     }
-    const uint32_t id_buckets = IdIndex::buckets_for(entries);
-    const std::size_t id_cells = std::size_t(id_buckets) * IdIndex::bucket_cells;
+    const uint32_t key_buckets = SlotIndex::buckets_for(entries);
+    const std::size_t key_cells = std::size_t(key_buckets) * SlotIndex::bucket_cells;
+    key_cells_ = static_cast<std::atomic<uint32_t> *>(
+        rte_malloc_socket("syncwall_state_keys", sizeof(std::atomic<uint32_t>) * key_cells,
+                          RTE_CACHE_LINE_SIZE, cfg.socket_id));
+    if (key_cells_ == nullptr) throw fail("no memory for the key index");
+    for (std::size_t i = 0; i < key_cells; i++)
+        new (&key_cells_[i]) std::atomic<uint32_t>(SlotIndex::empty);
+    keys_ = SlotIndex(key_cells_, key_buckets, slots_);
+    const uint32_t id_buckets = SlotIndex::buckets_for(entries);
+    const std::size_t id_cells = std::size_t(id_buckets) * SlotIndex::bucket_cells;
     id_cells_ = static_cast<std::atomic<uint32_t> *>(
         rte_malloc_socket("syncwall_state_ids", sizeof(std::atomic<uint32_t>) * id_cells,
                           RTE_CACHE_LINE_SIZE, cfg.socket_id));
     if (id_cells_ == nullptr) throw fail("no memory for the id index");
     for (std::size_t i = 0; i < id_cells; i++)
-        new (&id_cells_[i]) std::atomic<uint32_t>(IdIndex::empty);
-    ids_ = IdIndex(id_cells_, id_buckets, slots_);
+        new (&id_cells_[i]) std::atomic<uint32_t>(SlotIndex::empty);
+    ids_ = SlotIndex(id_cells_, id_buckets, slots_);
 
     // No reader threads (a table only the control path touches): grace periods are instant.
     const uint32_t rcu_threads = readers_ == 0 ? 1 : readers_;
@@ -169,10 +151,10 @@ StateTable::StateTable(const StateTableConfig &cfg)
         rte_rcu_qsbr_thread_online(rcu_, r);
     }
 
-    // One entry per position that can be waiting: every waiting slot holds a distinct key
-    // position, so the queue cannot overflow. Automatic reclamation in enqueue is off
-    // (trigger above size): it would run the free callback on whatever thread deletes, and
-    // freeing a position needs an lcore; reclaim() and sweep() do it.
+    // One entry per slot that can be waiting, so the queue cannot overflow. Automatic
+    // reclamation in enqueue is off (trigger above size): it would run the free callback
+    // inside whatever delete filled the queue; reclaim() and sweep() do it, a bounded number
+    // at a time.
     rte_rcu_qsbr_dq_parameters dp{};
     dp.name = dq_name.c_str();
     dp.flags = 0; // multi-thread safe enqueue and reclaim (MP RTS / MC HTS ring)
@@ -191,7 +173,8 @@ StateTable::StateTable(const StateTableConfig &cfg)
     dq_ = rte_rcu_qsbr_dq_create(&dp);
     if (dq_ == nullptr) throw dpdk_error("RCU defer queue");
 
-    memory_bytes_ = hash_bytes(keys_, entries, sizeof(StateKey)) + sizeof(uint32_t) * id_cells +
+    memory_bytes_ = sizeof(uint32_t) * (key_cells + id_cells) +
+                    sizeof(uint32_t) * std::size_t(rte_align32pow2(slots_ + 1)) + // free ring
                     sizeof(Slot) * std::size_t(slots_) +
                     (alias_of_ != nullptr ? sizeof(uint32_t) * std::size_t(slots_) : 0) +
                     (sizeof(uint64_t) + dp.esize) * std::size_t(rte_align32pow2(slots_ + 1)) +
@@ -213,8 +196,10 @@ void StateTable::free_resources() {
     if (dq_ != nullptr && rte_rcu_qsbr_dq_delete(dq_) != 0)
         RTE_LOG(ERR, USER1, "state table: defer queue not empty at teardown, leaking it\n");
     dq_ = nullptr;
-    rte_hash_free(keys_);
-    keys_ = nullptr;
+    rte_ring_free(free_slots_);
+    free_slots_ = nullptr;
+    rte_free(key_cells_);
+    key_cells_ = nullptr;
     rte_free(rcu_);
     rcu_ = nullptr;
     rte_free(slot_array_);
@@ -227,71 +212,96 @@ void StateTable::free_resources() {
 
 // --- lookups ---------------------------------------------------------------------------
 
+inline uint64_t StateTable::key_hash(const StateKey &key) {
+    static_assert(sizeof(StateKey) == 40, "two halves of 20 bytes");
+    const auto *k = reinterpret_cast<const uint8_t *>(&key);
+    // Two independent sums (a CRC over the whole key with two seeds would differ by a
+    // constant), each over the bytes of its half: CRC-32C instructions, pipelined.
+    const uint32_t lo = rte_hash_crc(k, 20, 0), hi = rte_hash_crc(k + 20, 20, 0);
+    return SlotIndex::mix(uint64_t(hi) << 32 | lo);
+}
+
+bool StateTable::holds_key(uint32_t s, const StateKey &key) const {
+    // A slot a cell names holds its key from before the cell was added until a grace period
+    // after the cell is cleared (it is not recycled sooner).
+    return s < slots_ && slot_array_[s].status() != slot_free &&
+           !key_differs<sizeof(StateKey)>(&slot_array_[s].state.key, &key, 0);
+}
+
 uint32_t StateTable::lookup(const StateKey &key) const {
-    const int32_t pos = rte_hash_lookup(keys_, &key);
-    if (pos < 0 || uint32_t(pos) >= slots_) return no_slot;
-    const uint32_t slot =
-        slot_array_[pos].status() == slot_alias ? state_of_alias(uint32_t(pos)) : uint32_t(pos);
+    const uint32_t pos = keys_.find(key_hash(key), [&](uint32_t s) {
+        if (s >= slots_) return false;
+        const SlotStatus st = slot_array_[s].status();
+        return (st == slot_live || st == slot_alias) &&
+               !key_differs<sizeof(StateKey)>(&slot_array_[s].state.key, &key, 0);
+    });
+    if (pos >= slots_) return no_slot;
+    const uint32_t slot = slot_array_[pos].status() == slot_alias ? state_of_alias(pos) : pos;
     if (slot >= slots_ || slot_array_[slot].status() != slot_live) return no_slot;
     return slot;
 }
 
 void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsigned n) const {
     if (n == 0) return;
-    if (n > RTE_HASH_LOOKUP_BULK_MAX) n = RTE_HASH_LOOKUP_BULK_MAX;
-    const void *key_ptrs[RTE_HASH_LOOKUP_BULK_MAX];
-    int32_t pos[RTE_HASH_LOOKUP_BULK_MAX];
-    for (unsigned i = 0; i < n; i++)
-        key_ptrs[i] = keys[i];
-    if (rte_hash_lookup_bulk(keys_, key_ptrs, n, pos) != 0) {
-        for (unsigned i = 0; i < n; i++)
-            slots[i] = no_slot;
-        return;
-    }
-    // Start loading every hit's slot header and per-packet fields (lock, status, peers,
-    // counters, expiry, direction: the State's first 80 bytes) before looking at any of
-    // them. Slots are packed, not line aligned: those 88 bytes span two lines.
-    constexpr std::size_t hot = offsetof(Slot, state) + offsetof(State, key);
-    static_assert(sizeof(Slot) % 32 == 0 && hot <= RTE_CACHE_LINE_SIZE + 32,
-                  "slots start on a line or half-way, and 88 bytes span two lines from either");
+    if (n > max_bulk) n = max_bulk;
+    SlotIndex::Where where[max_bulk];
+    uint32_t candidate[max_bulk];
+    // Three passes, so that the misses of a burst overlap: start loading every key's two
+    // buckets; then, as they arrive, take each key's first tagged cell as its candidate and
+    // start loading that slot (almost always the state: a foreign tag matches one cell in
+    // ~300 at a million states); then check the candidates, looking at every tagged cell
+    // only where the candidate is not the key's.
     for (unsigned i = 0; i < n; i++) {
-        if (pos[i] < 0 || uint32_t(pos[i]) >= slots_) continue;
-        const char *p = reinterpret_cast<const char *>(&slot_array_[pos[i]]);
-        rte_prefetch0(p);
-        rte_prefetch0(p + hot - 1);
+        where[i] = keys_.where(key_hash(*keys[i]));
+        keys_.prefetch(where[i]);
     }
     for (unsigned i = 0; i < n; i++) {
-        SlotStatus st = slot_free;
+        candidate[i] = keys_.first_tagged(where[i]);
+        // The header and per-packet fields (lock, status, peers, counters, expiry,
+        // direction: the State's first 80 bytes) and the key. Slots are packed, not line
+        // aligned: those 128 bytes span two lines or three.
+        prefetch(candidate[i]);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        const StateKey &key = *keys[i];
         uint32_t word = 0;
-        if (pos[i] >= 0 && uint32_t(pos[i]) < slots_) {
-            word = slot_array_[pos[i]].word.load(std::memory_order_acquire);
-            st = status_of(word);
+        auto found = [&](uint32_t s) {
+            if (s >= slots_) return false;
+            word = slot_array_[s].word.load(std::memory_order_acquire);
+            const SlotStatus st = status_of(word);
+            return (st == slot_live || st == slot_alias) &&
+                   !key_differs<sizeof(StateKey)>(&slot_array_[s].state.key, &key, 0);
+        };
+        const uint32_t pos = found(candidate[i]) ? candidate[i] : keys_.find(where[i], found);
+        if (pos >= slots_) {
+            slots[i] = no_slot;
+            continue;
         }
-        slots[i] = st == slot_live || st == slot_alias ? uint32_t(pos[i]) : no_slot;
+        slots[i] = pos;
         // A translated state's next loads depend on this one: the state of a second key
         // found here, or the link to a state's second key (Filter::track, the rewrite).
-        if (st == slot_alias) [[unlikely]]
-            prefetch(slot_array_[pos[i]].twin.load(std::memory_order_relaxed));
+        if (status_of(word) == slot_alias) [[unlikely]]
+            prefetch(slot_array_[pos].twin.load(std::memory_order_relaxed));
         else if ((word & translated_bit) != 0 && alias_of_ != nullptr) [[unlikely]]
-            rte_prefetch0(&alias_of_[pos[i]]); // prefetch_other(), its bit already tested
+            rte_prefetch0(&alias_of_[pos]); // prefetch_other(), its bit already tested
     }
 }
 
 uint32_t StateTable::lookup_id(uint32_t creatorid, uint64_t id) const {
     // A live slot's creatorid and id never change, and it is not recycled before the
     // caller's next quiescent point.
-    const uint32_t slot = ids_.find(creatorid, id, [&](uint32_t s) {
+    const uint32_t slot = ids_.find(SlotIndex::id_hash(creatorid, id), [&](uint32_t s) {
         if (s >= slots_) return false;
         const Slot &sl = slot_array_[s];
         return sl.status() == slot_live && sl.state.creatorid == creatorid && sl.state.id == id;
     });
-    return slot == IdIndex::empty ? no_slot : slot;
+    return slot == SlotIndex::empty ? no_slot : slot;
 }
 
 // --- twins ---------------------------------------------------------------------------------
 
 void StateTable::prefetch_id(uint32_t creatorid, uint64_t id) const {
-    ids_.prefetch(creatorid, id);
+    ids_.prefetch(SlotIndex::id_hash(creatorid, id));
 }
 
 // --- access to one state -----------------------------------------------------------------
@@ -369,31 +379,45 @@ StateTable::InsertResult StateTable::insert_new(State &st, unsigned writer, uint
     return r;
 }
 
-int64_t StateTable::add_alias(const StateKey &key, uint32_t slot) {
-    int32_t pos = rte_hash_add_key(keys_, &key);
-    if (pos == -ENOSPC) {
+uint32_t StateTable::take_slot() {
+    uint32_t slot = no_slot;
+    if (rte_ring_mc_dequeue_elem(free_slots_, &slot, sizeof(uint32_t)) != 0) {
+        // Slots wait in the defer queue: free what we may, once.
         reclaim();
-        pos = rte_hash_add_key(keys_, &key);
+        if (rte_ring_mc_dequeue_elem(free_slots_, &slot, sizeof(uint32_t)) != 0) return no_slot;
     }
-    if (pos < 0) return -1;
-    if (uint32_t(pos) >= slots_) {
-        rte_hash_del_key(keys_, &key);
-        rte_hash_free_key_with_position(keys_, pos);
-        return -1;
-    }
+    // A slot in the ring is free and nobody else's; the claim only marks it taken.
+    if (slot >= slots_ || !slot_array_[slot].claim()) return no_slot;
+    return slot;
+}
+
+int64_t StateTable::add_alias(const StateKey &key, uint32_t slot, unsigned writer) {
+    const uint32_t pos = take_slot();
+    if (pos == no_slot) return -1;
     Slot &a = slot_array_[pos];
-    if (!a.claim()) return -2; // another state (or alias) has the key
     a.state.key = key;
     a.twin.store(slot, std::memory_order_relaxed);
-    a.set_status(slot_alias);
-    return pos;
+    switch (keys_.add(key_hash(key), pos, [&](uint32_t s) { return holds_key(s, key); })) {
+    case SlotIndex::Add::ok:
+        a.set_status(slot_alias);
+        return pos;
+    case SlotIndex::Add::exists: // another state (or alias) has the key
+        a.set_status(slot_dead);
+        retire(pos, writer);
+        return -2;
+    case SlotIndex::Add::full:
+        break;
+    }
+    a.set_status(slot_dead);
+    retire(pos, writer);
+    return -1;
 }
 
 void StateTable::drop_alias(uint32_t alias, unsigned writer) {
     Slot &a = slot_array_[alias];
     const StateKey key = a.state.key;
     a.set_status(slot_dead);
-    rte_hash_del_key(keys_, &key);
+    keys_.remove(key_hash(key), alias);
     retire(alias, writer);
 }
 
@@ -407,43 +431,40 @@ StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, u
         return r;
     };
     // Reserve the state first, so that racing inserters cannot overshoot the limit together.
-    if (count_.fetch_add(1, std::memory_order_relaxed) >= capacity_ || !on_lcore() ||
+    if (count_.fetch_add(1, std::memory_order_relaxed) >= capacity_ ||
         (other != nullptr && alias_of_ == nullptr))
         return refuse(InsertResult::full);
-    ids_.prefetch(st.creatorid, st.id); // needed after the key index's work below
-
-    int32_t pos = rte_hash_add_key(keys_, &st.key);
-    if (pos == -ENOSPC) { // positions wait in the defer queue: free what we may, once
-        reclaim();
-        pos = rte_hash_add_key(keys_, &st.key);
-    }
-    if (pos < 0) return refuse(InsertResult::full);
-    if (uint32_t(pos) >= slots_) { // cannot happen (max_key_id bounds it); never index past
-        rte_hash_del_key(keys_, &st.key);
-        rte_hash_free_key_with_position(keys_, pos);
-        return refuse(InsertResult::full);
-    }
-    // A fresh position's slot is free; an existing key's slot is not, and stays taken until
-    // a grace period after its delete. Workers and the sync lcore insert as registered
-    // readers, so no grace period can end between the add and this claim.
+    ids_.prefetch(SlotIndex::id_hash(st.creatorid, st.id)); // needed after the key's work below
+    const uint32_t pos = take_slot();
+    if (pos == no_slot) return refuse(InsertResult::full);
     Slot &s = slot_array_[pos];
-    if (!s.claim()) return refuse(InsertResult::exists); // the key was there (live, new or dying)
-
-    // The key is ours. Undo it if the id cannot be had: unlink the key now, recycle the
-    // position after a grace period (a reader may have looked it up meanwhile).
-    auto undo = [&](InsertResult r) {
-        rte_hash_del_key(keys_, &st.key);
-        s.set_status(slot_dead);
-        retire(uint32_t(pos), writer);
-        return refuse(r);
-    };
-    // The record goes in first: an inserter checking the id index for a duplicate reads the
-    // (creatorid, id) of every slot a cell names, this one's as soon as its cell is set.
+    // The record goes in first: an inserter checking an index for a duplicate reads the key
+    // or (creatorid, id) of every slot a cell names, this one's as soon as its cell is set.
     std::memcpy(static_cast<void *>(&s.state), &st, sizeof(State));
     s.twin.store(no_slot, std::memory_order_relaxed);
+    auto undo_slot = [&](InsertResult r) {
+        s.set_status(slot_dead);
+        retire(pos, writer);
+        return refuse(r);
+    };
+    const uint64_t hash = key_hash(st.key);
+    switch (keys_.add(hash, pos, [&](uint32_t o) { return holds_key(o, st.key); })) {
+    case SlotIndex::Add::ok:
+        break;
+    case SlotIndex::Add::exists: // the key is there (live, new or dying)
+        return undo_slot(InsertResult::exists);
+    case SlotIndex::Add::full:
+        return undo_slot(InsertResult::full);
+    }
+    // The key is ours. Undo it if the id cannot be had: unlink the key now, recycle the
+    // slot after a grace period (a reader may have looked it up meanwhile).
+    auto undo = [&](InsertResult r) {
+        keys_.remove(hash, pos);
+        return undo_slot(r);
+    };
     uint32_t alias = no_slot;
     if (other != nullptr) {
-        const int64_t a = add_alias(*other, uint32_t(pos));
+        const int64_t a = add_alias(*other, pos, writer);
         if (a < 0) {
             *other_taken = a == -2;
             return undo(a == -2 ? InsertResult::exists : InsertResult::full);
@@ -462,17 +483,17 @@ StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, u
         }
         return undo(r);
     };
-    switch (ids_.add(st.creatorid, st.id, uint32_t(pos), [&](uint32_t other) {
+    switch (ids_.add(SlotIndex::id_hash(st.creatorid, st.id), pos, [&](uint32_t other) {
         return other < slots_ && slot_array_[other].status() != slot_free &&
                slot_array_[other].state.creatorid == st.creatorid &&
                slot_array_[other].state.id == st.id;
     })) {
-    case IdIndex::Add::ok:
+    case SlotIndex::Add::ok:
         break;
-    case IdIndex::Add::exists:
+    case SlotIndex::Add::exists:
         *id_taken = true;
         return undo_alias(InsertResult::exists);
-    case IdIndex::Add::full:
+    case SlotIndex::Add::full:
         return undo_alias(InsertResult::full);
     }
 
@@ -505,8 +526,8 @@ void StateTable::remove_locked(uint32_t slot, unsigned writer) {
     unlock(slot);
     // While dead and still indexed, an insert of the same key or id finds this slot taken
     // and reports `exists`; once unlinked, it gets a fresh position and cell.
-    rte_hash_del_key(keys_, &key);
-    ids_.remove(creatorid, id, slot);
+    keys_.remove(key_hash(key), slot);
+    ids_.remove(SlotIndex::id_hash(creatorid, id), slot);
     if (const uint32_t alias = alias_of(slot); alias != no_slot) {
         alias_of_[slot].store(no_slot, std::memory_order_relaxed);
         drop_alias(alias, writer);
@@ -521,7 +542,7 @@ void StateTable::retire(uint32_t slot, unsigned writer) {
     if (rte_rcu_qsbr_dq_enqueue(dq_, &e) == 0) return;
     // Unreachable while the queue has room for every position (see the constructor); kept
     // so that a full queue degrades into a wait rather than a leak.
-    if (on_lcore()) rte_rcu_qsbr_dq_reclaim(dq_, slots_, nullptr, nullptr, nullptr);
+    rte_rcu_qsbr_dq_reclaim(dq_, slots_, nullptr, nullptr, nullptr);
     if (rte_rcu_qsbr_dq_enqueue(dq_, &e) == 0) return;
     // Writers 0..readers_-1 are reader threads too (workers, sync lcore): they are at a
     // quiescent point here as far as this slot goes and must not wait for themselves.
@@ -531,8 +552,8 @@ void StateTable::retire(uint32_t slot, unsigned writer) {
 
 void StateTable::release(uint32_t slot) {
     Slot &s = slot_array_[slot];
-    // The slot is free, with its next generation, before its position can be handed out
-    // again. A non-RCU thread (the sweep) may hold the lock bit for a moment: keep it.
+    // The slot is free, with its next generation, before it can be handed out again. A
+    // non-RCU thread (the sweep) may hold the lock bit for a moment: keep it.
     uint32_t w = s.word.load(std::memory_order_relaxed);
     uint32_t next;
     do {
@@ -540,10 +561,8 @@ void StateTable::release(uint32_t slot) {
                uint32_t(slot_free) << status_shift;
     } while (!s.word.compare_exchange_weak(w, next, std::memory_order_acq_rel,
                                            std::memory_order_relaxed));
-    // Freeing a position pushes it on the calling lcore's cache; off an lcore (teardown
-    // from a plain thread) there is no cache, and the table is going away anyway.
-    if (!on_lcore()) return;
-    rte_hash_free_key_with_position(keys_, int32_t(slot));
+    // The ring has room for every slot, so this cannot fail.
+    rte_ring_mp_enqueue_elem(free_slots_, &slot, sizeof(uint32_t));
 }
 
 // --- RCU -------------------------------------------------------------------------------------
@@ -563,7 +582,7 @@ void StateTable::reader_online(unsigned reader_thread) {
 void StateTable::reclaim() {
     // Bounded, so that a mass expiry is recycled over several calls rather than in one pause.
     constexpr unsigned max_per_call = 1024;
-    if (on_lcore()) rte_rcu_qsbr_dq_reclaim(dq_, max_per_call, nullptr, nullptr, nullptr);
+    rte_rcu_qsbr_dq_reclaim(dq_, max_per_call, nullptr, nullptr, nullptr);
 }
 
 // --- expiry and walking ------------------------------------------------------------------

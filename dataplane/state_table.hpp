@@ -1,10 +1,14 @@
 // The state table: every state of this node and of its pfsync peers.
 //
 // Theory of operation
-// * Index: an rte_hash in lock-free reader/writer mode (RTE_HASH_EXTRA_FLAGS_RW_CONCURRENCY_LF
-//   with MULTI_WRITER_ADD) keyed by StateKey. The key's position in the hash is the state's
-//   slot number in a parallel array of slots, so a lookup yields the slot directly. An
-//   IdIndex (id_index.hpp) maps (creatorid, id) -> slot for pfsync.
+// * Slots: one array of fixed-size records (a state and an 8-byte header); a state's slot
+//   number is its name inside the table. Free slots wait in a ring (any thread takes and
+//   gives back).
+// * Indexes: two lock-free SlotIndexes (slot_index.hpp) map a hash to slots, one for the
+//   StateKey (what every packet looks up) and one for (creatorid, id) (pfsync's name). They
+//   hold slot numbers only: a lookup checks a candidate against the key or id in the slot
+//   itself, which it was about to read anyway. A key lookup thus reads one or two bucket
+//   lines and the state's own slot, and a state costs the key index 7 bytes.
 // * Writers: workers insert new states and update theirs; the sync lcore inserts, updates
 //   and deletes states from peers; the main lcore's expiry sweep deletes. Mutation of one
 //   state is serialised by the slot's lock (uncontended in practice: symmetric RSS keeps a
@@ -14,7 +18,7 @@
 //   Every unlock moves the slot word's write sequence on, so a reader that saw the same
 //   unlocked word before and after its copy copied no writer's half-done work. Readers never
 //   hold up a writer (docs/ownership.md, step 2 of the single-owner design).
-// * Reuse: a deleted slot (and its hash positions) goes back to the free pool only after an
+// * Reuse: a deleted slot (its index cells cleared) goes back to the free ring only after an
 //   RCU grace period (rte_rcu_qsbr): every registered reader thread has passed a quiescent
 //   point since the delete. A worker that just looked a slot up therefore never reads a
 //   reused one; it may read one being deleted, which `lock()` reports as gone.
@@ -23,13 +27,10 @@
 // * Time is passed in (seconds on the table's clock), never read here.
 // * Every change that a pfsync peer cares about goes through the StateChangeSink hook.
 // * A live state's key, creatorid and id never change: they are what the indexes hold.
-// * Inserting, reclaim() and sweep() must run on EAL lcores (or threads registered with
-//   rte_thread_register): rte_hash's multi-writer mode keeps free positions in per-lcore
-//   caches. An insert from an unregistered thread is refused as `full`.
 #pragma once
 
-#include "dataplane/id_index.hpp"
 #include "dataplane/key_compare.hpp"
+#include "dataplane/slot_index.hpp"
 #include "dataplane/state.hpp"
 
 #include <rte_common.h>
@@ -42,7 +43,7 @@
 #include <memory>
 #include <string>
 
-struct rte_hash;
+struct rte_ring;
 struct rte_rcu_qsbr;
 struct rte_rcu_qsbr_dq;
 
@@ -147,6 +148,7 @@ class StateTable {
     StateTable &operator=(const StateTable &) = delete;
 
     static constexpr uint32_t no_slot = 0xffffffffu;
+    static constexpr unsigned max_bulk = 64; // keys per lookup_bulk()
 
     // --- lookups (any lcore) -------------------------------------------------------
     // Slot of the live state with this key (either key of a translated state), or no_slot.
@@ -216,7 +218,7 @@ class StateTable {
     enum class InsertResult : uint8_t { ok, exists, full };
     // Insert a copy of `s` (its key and (creatorid, id) must be unique). On `ok`, `*slot`
     // holds the new slot and the sink hears `insert`. `exists`: a live or half-made state
-    // has the key or id. `full`: limits.states reached or the hash has no room.
+    // has the key or id. `full`: limits.states reached, or no free slot or index cell.
     // `other` (a translated state): its second key, indexed before the state goes live;
     // `exists` with *other_taken set when another state holds that key (a NAT port in use).
     InsertResult insert(const State &s, unsigned writer, uint32_t *slot,
@@ -276,9 +278,11 @@ class StateTable {
 
   private:
     using Slot = detail::Slot;
-    rte_hash *keys_ = nullptr;
-    IdIndex ids_;
+    SlotIndex keys_; // StateKey -> slot (both keys of a translated state)
+    std::atomic<uint32_t> *key_cells_ = nullptr;
+    SlotIndex ids_; // (creatorid, id) -> slot
     std::atomic<uint32_t> *id_cells_ = nullptr;
+    rte_ring *free_slots_ = nullptr;
     rte_rcu_qsbr *rcu_ = nullptr;
     rte_rcu_qsbr_dq *dq_ = nullptr;
     Slot *slot_array_ = nullptr;
@@ -293,13 +297,19 @@ class StateTable {
     StateChangeSink *sink_ = nullptr;
     std::size_t memory_bytes_ = 0;
 
+    // The key index's hash of a key: CRC-32C over each half, mixed (slot_index.hpp).
+    [[gnu::always_inline]] static uint64_t key_hash(const StateKey &key);
+    // Whether slot `s` (any status but free) holds `key`: the key index's check.
+    bool holds_key(uint32_t s, const StateKey &key) const;
+    // A free slot, claimed (free -> initialising), or no_slot when none is free.
+    uint32_t take_slot();
     // insert(); `*id_taken` says whether an `exists` came from the (creatorid, id) index,
     // `*other_taken` whether it came from the second key.
     InsertResult insert_(const State &s, unsigned writer, uint32_t *slot, bool *id_taken,
                          const StateKey *other, bool *other_taken);
     // Index `key` as the alias of `slot`: the alias slot, or a negative InsertResult-like
     // failure (-1 full, -2 taken).
-    int64_t add_alias(const StateKey &key, uint32_t slot);
+    int64_t add_alias(const StateKey &key, uint32_t slot, unsigned writer);
     void drop_alias(uint32_t alias, unsigned writer);   // unindex and retire an alias slot
     void remove_locked(uint32_t slot, unsigned writer); // slot locked and live; unlocks it
     void retire(uint32_t slot, unsigned writer);        // release(slot) after a grace period

@@ -356,8 +356,16 @@ TEST_CASE("a reader that went offline does not hold back reuse until it comes on
     REQUIRE(t.remove(old, 0));
     t.quiescent(0);
     t.reclaim();
-    REQUIRE(t.insert(make_state(2), 0, &s) == StateTable::InsertResult::ok);
-    CHECK(s == old);
+    // Back in circulation: freed slots queue up behind the ones never used, so take fresh
+    // ones (deleting without a grace period, so that none comes back meanwhile) until it is
+    // handed out: at most one per slot.
+    bool reused = false;
+    for (uint32_t i = 0; i < t.slots() && !reused; i++) {
+        REQUIRE(t.insert(make_state(2 + i), 0, &s) == StateTable::InsertResult::ok);
+        reused = s == old;
+        if (!reused) REQUIRE(t.remove(s, 0));
+    }
+    REQUIRE(reused);
 
     t.reader_online(1);
     REQUIRE(t.remove(s, 0));
@@ -736,6 +744,94 @@ TEST_CASE("a full table finds every state by id through churn, under many creato
     CHECK(t.lookup_id(creator_of[0], next) == StateTable::no_slot);
 }
 
+TEST_CASE("a full table with room for translations finds every key through churn, one at a "
+          "time and in bulk",
+          "[eal][state]") {
+    // Every state translated (two keys each, so the key index holds 2 * capacity keys, as
+    // a table full of NAT states does), the table kept full while states are deleted and
+    // replaced by new connections: the key index never runs out of room, answers each key
+    // with its state (the second key through its alias), and forgets deleted keys.
+    constexpr uint32_t capacity = 40000;
+    auto cfg = table_config(capacity);
+    cfg.translations = true;
+    StateTable t(cfg);
+    auto flow = [](uint32_t n, bool translated) {
+        dp::StateKey k;
+        k.af = 4;
+        k.proto = n % 3 == 0 ? 17 : 6;
+        // Unique for n below 2^24 (clients), and below 180 000 (translated sources).
+        k.addr[0] = {198, uint8_t(18 + (n >> 16)), uint8_t(n >> 8), uint8_t(n)};
+        k.addr[1] = {203, 0, 113, uint8_t(n % 7)};
+        k.port[0] = uint16_t(1024 + n % 1500);
+        k.port[1] = uint16_t(n % 5 == 0 ? 53 : 443);
+        if (translated) {
+            k.addr[0] = {192, 0, 2, uint8_t(1 + n / 60000)};
+            k.port[0] = uint16_t(1024 + n % 60000);
+        }
+        return k;
+    };
+    std::vector<uint32_t> slot_of(capacity), flow_of(capacity);
+    uint32_t next_flow = 0;
+    uint64_t next_id = 1;
+    auto put = [&](uint32_t n) {
+        flow_of[n] = next_flow++;
+        dp::State s = make_state(n, next_id++);
+        s.key = flow(flow_of[n], false);
+        const dp::StateKey other = flow(flow_of[n], true);
+        return t.insert(s, 0, &slot_of[n], &other);
+    };
+    for (uint32_t n = 0; n < capacity; n++)
+        REQUIRE(put(n) == StateTable::InsertResult::ok);
+    uint64_t seed = 11;
+    for (uint32_t round = 0; round < 3 * capacity; round++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const uint32_t n = uint32_t(seed >> 33) % capacity;
+        const uint32_t gone = flow_of[n];
+        REQUIRE(t.remove(slot_of[n], 0));
+        if (round % 64 == 0) grace_period(t, 1);
+        REQUIRE(put(n) == StateTable::InsertResult::ok);
+        REQUIRE(t.lookup(flow(gone, false)) == StateTable::no_slot);
+        REQUIRE(t.lookup(flow(gone, true)) == StateTable::no_slot);
+    }
+    CHECK(t.count() == capacity);
+    CHECK(t.stats().insert_full == 0);
+    uint32_t found = 0, found_bulk = 0, by_alias = 0;
+    for (uint32_t base = 0; base < capacity; base += 64) {
+        const unsigned n = std::min<uint32_t>(64, capacity - base);
+        dp::StateKey keys[64], seconds[64];
+        const dp::StateKey *ptrs[64], *second_ptrs[64];
+        uint32_t got[64], got_second[64];
+        for (unsigned i = 0; i < n; i++) {
+            keys[i] = flow(flow_of[base + i], false);
+            seconds[i] = flow(flow_of[base + i], true);
+            ptrs[i] = &keys[i];
+            second_ptrs[i] = &seconds[i];
+            found += t.lookup(keys[i]) == slot_of[base + i] ? 1 : 0;
+            found += t.lookup(seconds[i]) == slot_of[base + i] ? 1 : 0;
+        }
+        t.lookup_bulk(ptrs, got, n);
+        t.lookup_bulk(second_ptrs, got_second, n);
+        for (unsigned i = 0; i < n; i++) {
+            found_bulk += got[i] == slot_of[base + i] ? 1 : 0;
+            // A second key gives its alias slot, which names the state.
+            by_alias += got_second[i] != slot_of[base + i] &&
+                                t.state_of_alias(got_second[i]) == slot_of[base + i]
+                            ? 1
+                            : 0;
+        }
+    }
+    CHECK(found == 2 * capacity);
+    CHECK(found_bulk == capacity);
+    CHECK(by_alias == capacity);
+    // Keys never inserted find nothing, one at a time or in bulk.
+    const dp::StateKey unknown = flow(next_flow + 5, false);
+    const dp::StateKey *unknown_ptr = &unknown;
+    uint32_t got = 0;
+    t.lookup_bulk(&unknown_ptr, &got, 1);
+    CHECK(got == StateTable::no_slot);
+    CHECK(t.lookup(unknown) == StateTable::no_slot);
+}
+
 TEST_CASE("a twin hint is trusted only while its slot is live and holds the key", "[eal][state]") {
     StateTable t(table_config(64));
     uint32_t a = StateTable::no_slot, b = StateTable::no_slot;
@@ -786,7 +882,7 @@ TEST_CASE("a table that cannot be made says why", "[eal][state]") {
         FAIL("no error");
     } catch (const std::runtime_error &e) {
         CHECK_THAT(e.what(), Catch::StartsWith("cannot create state table '" + cfg.name +
-                                               "' of 64 states: key index: "));
+                                               "' of 64 states: free slots: "));
     }
     auto long_name = table_config(64);
     long_name.name = "a_state_table_name_too_long";

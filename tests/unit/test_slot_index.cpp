@@ -1,6 +1,6 @@
 // The state table's (creatorid, id) index on plain memory: what it finds, refuses and
 // forgets, with slots simulated by an array of ids.
-#include "dataplane/id_index.hpp"
+#include "dataplane/slot_index.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-using syncwall::dp::IdIndex;
+using syncwall::dp::SlotIndex;
 
 namespace {
 
@@ -17,98 +17,98 @@ struct Fixture {
     uint32_t slots;
     std::vector<std::atomic<uint32_t>> cells;
     std::vector<std::pair<uint32_t, uint64_t>> held; // slot -> (creatorid, id), {0,0}: none
-    IdIndex index;
+    SlotIndex index;
 
     Fixture(uint32_t capacity, uint32_t slot_count)
         : slots(slot_count),
-          cells(std::size_t(IdIndex::buckets_for(capacity)) * IdIndex::bucket_cells),
+          cells(std::size_t(SlotIndex::buckets_for(capacity)) * SlotIndex::bucket_cells),
           held(slot_count) {
         for (auto &c : cells)
-            c.store(IdIndex::empty);
-        index = IdIndex(cells.data(), IdIndex::buckets_for(capacity), slots);
+            c.store(SlotIndex::empty);
+        index = SlotIndex(cells.data(), SlotIndex::buckets_for(capacity), slots);
     }
-    IdIndex::Add add(uint32_t creator, uint64_t id, uint32_t slot) {
+    SlotIndex::Add add(uint32_t creator, uint64_t id, uint32_t slot) {
         held[slot] = {creator, id};
-        const auto r = index.add(creator, id, slot, [&](uint32_t s) {
+        const auto r = index.add(SlotIndex::id_hash(creator, id), slot, [&](uint32_t s) {
             return s != slot && held[s] == std::make_pair(creator, id);
         });
-        if (r != IdIndex::Add::ok) held[slot] = {0, 0};
+        if (r != SlotIndex::Add::ok) held[slot] = {0, 0};
         return r;
     }
     uint32_t find(uint32_t creator, uint64_t id) const {
-        return index.find(creator, id,
+        return index.find(SlotIndex::id_hash(creator, id),
                           [&](uint32_t s) { return held[s] == std::make_pair(creator, id); });
     }
     bool remove(uint32_t slot) {
         const auto [creator, id] = held[slot];
         held[slot] = {0, 0};
-        return index.remove(creator, id, slot);
+        return index.remove(SlotIndex::id_hash(creator, id), slot);
     }
 };
 
 } // namespace
 
-TEST_CASE("ids are found, refused twice, and forgotten", "[id_index]") {
+TEST_CASE("ids are found, refused twice, and forgotten", "[slot_index]") {
     Fixture f(1000, 1100);
-    REQUIRE(f.add(7, 100, 5) == IdIndex::Add::ok);
-    REQUIRE(f.add(8, 100, 6) == IdIndex::Add::ok); // same id, another creator
+    REQUIRE(f.add(7, 100, 5) == SlotIndex::Add::ok);
+    REQUIRE(f.add(8, 100, 6) == SlotIndex::Add::ok); // same id, another creator
     CHECK(f.find(7, 100) == 5);
     CHECK(f.find(8, 100) == 6);
-    CHECK(f.find(7, 101) == IdIndex::empty);
-    CHECK(f.add(7, 100, 9) == IdIndex::Add::exists);
+    CHECK(f.find(7, 101) == SlotIndex::empty);
+    CHECK(f.add(7, 100, 9) == SlotIndex::Add::exists);
     CHECK(f.find(7, 100) == 5);
     CHECK(f.remove(5));
     CHECK_FALSE(f.remove(5));
-    CHECK(f.find(7, 100) == IdIndex::empty);
+    CHECK(f.find(7, 100) == SlotIndex::empty);
     CHECK(f.find(8, 100) == 6);
-    CHECK(f.add(7, 100, 9) == IdIndex::Add::ok);
+    CHECK(f.add(7, 100, 9) == SlotIndex::Add::ok);
     CHECK(f.find(7, 100) == 9);
 }
 
-TEST_CASE("a full index of the largest slot numbers finds every id", "[id_index]") {
+TEST_CASE("a full index of the largest slot numbers finds every id", "[slot_index]") {
     // Slot numbers up to slots-1 share the cell with the tag: none may read as empty, and
     // the tag must never leak into the slot number.
     constexpr uint32_t capacity = 4096, slots = 4096 + 63;
     Fixture f(capacity, slots);
     for (uint32_t i = 0; i < capacity; i++)
-        REQUIRE(f.add(1, 0xabc0000000ull + i, slots - 1 - i) == IdIndex::Add::ok);
+        REQUIRE(f.add(1, 0xabc0000000ull + i, slots - 1 - i) == SlotIndex::Add::ok);
     for (uint32_t i = 0; i < capacity; i++)
         REQUIRE(f.find(1, 0xabc0000000ull + i) == slots - 1 - i);
 }
 
-TEST_CASE("an id whose two buckets are full is refused as full", "[id_index]") {
+TEST_CASE("an id whose two buckets are full is refused as full", "[slot_index]") {
     // The smallest index has two buckets: 32 cells in all.
     Fixture f(1, 64);
     REQUIRE(f.index.buckets() == 2);
     uint32_t ok = 0;
-    IdIndex::Add last = IdIndex::Add::ok;
-    for (uint32_t i = 0; i < 40 && last == IdIndex::Add::ok; i++) {
+    SlotIndex::Add last = SlotIndex::Add::ok;
+    for (uint32_t i = 0; i < 40 && last == SlotIndex::Add::ok; i++) {
         last = f.add(3, i, i);
-        ok += last == IdIndex::Add::ok ? 1 : 0;
+        ok += last == SlotIndex::Add::ok ? 1 : 0;
     }
     // Refused once the id's buckets are full: both (or its one, if its two hashes agree).
-    CHECK(last == IdIndex::Add::full);
-    CHECK(ok >= IdIndex::bucket_cells);
-    CHECK(ok <= 2 * IdIndex::bucket_cells);
+    CHECK(last == SlotIndex::Add::full);
+    CHECK(ok >= SlotIndex::bucket_cells);
+    CHECK(ok <= 2 * SlotIndex::bucket_cells);
     for (uint32_t i = 0; i < ok; i++)
         REQUIRE(f.remove(i));
-    CHECK(f.add(3, ok, 50) == IdIndex::Add::ok); // room again, and the refused id fits
+    CHECK(f.add(3, ok, 50) == SlotIndex::Add::ok); // room again, and the refused id fits
 }
 
-TEST_CASE("an id that another inserter indexed meanwhile is backed out", "[id_index]") {
+TEST_CASE("an id that another inserter indexed meanwhile is backed out", "[slot_index]") {
     Fixture f(1000, 1100);
-    REQUIRE(f.add(7, 100, 5) == IdIndex::Add::ok);
+    REQUIRE(f.add(7, 100, 5) == SlotIndex::Add::ok);
     // A second inserter of the same id whose first look missed the first one (it was not
     // there yet when it looked): after claiming a cell it looks again, sees it and backs out.
     unsigned looks_at_5 = 0;
-    const auto r = f.index.add(7, 100, 6, [&](uint32_t s) {
+    const auto r = f.index.add(SlotIndex::id_hash(7, 100), 6, [&](uint32_t s) {
         if (s != 5) return false;
         return looks_at_5++ > 0; // the first look misses it
     });
-    CHECK(r == IdIndex::Add::exists);
+    CHECK(r == SlotIndex::Add::exists);
     CHECK(looks_at_5 == 2);
     CHECK(f.find(7, 100) == 5);
-    CHECK_FALSE(f.index.remove(7, 100, 6)); // its cell was given back
+    CHECK_FALSE(f.index.remove(SlotIndex::id_hash(7, 100), 6)); // its cell was given back
     CHECK(f.remove(5));
-    CHECK(f.find(7, 100) == IdIndex::empty);
+    CHECK(f.find(7, 100) == SlotIndex::empty);
 }

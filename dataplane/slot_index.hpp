@@ -1,17 +1,20 @@
-// The state table's (creatorid, id) index: pfsync names a state by its creator's host id
-// and the creator's 64-bit state id, and a peer's update, delete or update request must
-// find the slot that holds it.
+// A lock-free index from a 64-bit hash to slots of the state table, with no key of its own:
+// the state table keeps two, one for a state's key (StateKey, what every packet looks up)
+// and one for pfsync's name of a state, its creator's host id and the creator's 64-bit
+// state id (a peer's update, delete or update request must find the slot that holds it).
 //
 // Theory of operation
 // * Cells: 32-bit words in buckets of 16 (one cache line). A cell is empty or holds a slot
 //   number with a tag, hash bits stored above the slot number's width. A lookup asks the
-//   caller to check only the cells whose tag matches against the slot's own (creatorid,
-//   id): no key is stored here, so a state costs this index one cell's share of memory.
-// * Two buckets per id, from two halves of one 64-bit hash. An insert takes an empty cell
-//   in the emptier of the two ("the power of two choices"): with 1.75 cells per state the
-//   fullest bucket stays below 16 (a million states, full and churned by 20 million
-//   replacements, filled no bucket beyond 13). If both are full the insert is refused, and
-//   the state table reports it as full.
+//   caller to check only the cells whose tag matches against what the slot itself holds
+//   (its state's key, or its (creatorid, id)): no key is stored here, so an entry costs the
+//   index one cell's share of memory, and the check reads the slot that a lookup wants
+//   anyway.
+// * Two buckets per hash, from its two halves. An insert takes an empty cell in the emptier
+//   of the two ("the power of two choices"): with 1.75 cells per entry the fullest bucket
+//   stays below 16 (a million entries, full and churned by 20 million replacements, filled
+//   no bucket beyond 13). If both are full the insert is refused, and the state table
+//   reports it as full.
 // * No chains and no tombstones: a removal clears its cell, and a lookup reads the same two
 //   buckets whatever came and went before.
 // * Concurrency: cells change only by compare-and-swap (an inserter claims an empty cell, a
@@ -19,12 +22,17 @@
 //   never undo each other's work, and readers see every cell before or after a change. The
 //   caller makes sure that a slot named by a cell is not recycled while it is being checked
 //   (the state table clears the cell before the slot's RCU grace period starts).
-// * Duplicates: add() refuses an id that a cell already names. Two lcores adding the same
-//   id at the same moment (a peer's copy of one of our ids, say) both look again after
-//   claiming their cells, and one that then sees the other's cell backs out: at most one
-//   survives, and in a close race both may be refused (an insert then reports `exists`).
-// * Tags: a cell has 32 - bit_width(slots) tag bits (12 at a million states, 2 at the
-//   largest table), so the larger the table, the more cells a lookup checks against slots.
+// * Duplicates: add() refuses an entry that a cell already names (the caller's `holds` says
+//   what counts as the same). Two lcores adding the same entry at the same moment (a peer's
+//   copy of one of our ids, two workers making a state for one new connection) both look
+//   again after claiming their cells, and one that then sees the other's cell backs out: at
+//   most one survives, and in a close race both may be refused (an insert then reports
+//   `exists`).
+// * Tags: a cell has 32 - bit_width(slots) tag bits (12 at a million slots, 2 at the largest
+//   table), so the larger the table, the more cells a lookup checks against slots.
+// * Hashes: mix() spreads an input over all 64 bits (splitmix64's finaliser); id_hash()
+//   is the (creatorid, id) one. The state table hashes a key with two CRC-32C sums, one over
+//   each half, mixed.
 //
 // Pure C++ over memory the caller provides (the state table allocates it from EAL).
 #pragma once
@@ -35,37 +43,37 @@
 #include <initializer_list>
 
 // A bucket is scanned as four 16-byte vectors where the compiler has SSE2 and ThreadSanitizer
-// is off (IdIndex::scan); with one atomic load per cell otherwise.
+// is off (SlotIndex::scan); with one atomic load per cell otherwise.
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
-#define SYNCWALL_ID_INDEX_TSAN 1
+#define SYNCWALL_SLOT_INDEX_TSAN 1
 #endif
 #endif
 #if defined(__SANITIZE_THREAD__)
-#define SYNCWALL_ID_INDEX_TSAN 1
+#define SYNCWALL_SLOT_INDEX_TSAN 1
 #endif
-#if defined(__SSE2__) && !defined(SYNCWALL_ID_INDEX_TSAN)
-#define SYNCWALL_ID_INDEX_SSE2 1
+#if defined(__SSE2__) && !defined(SYNCWALL_SLOT_INDEX_TSAN)
+#define SYNCWALL_SLOT_INDEX_SSE2 1
 #include <emmintrin.h>
 #endif
 
 namespace syncwall::dp {
 
-class IdIndex {
+class SlotIndex {
   public:
     static constexpr uint32_t bucket_cells = 16;
     static constexpr uint32_t empty = 0xffffffffu;
 
-    // Buckets for `capacity` states: 1.75 cells per state.
+    // Buckets for `capacity` entries: 1.75 cells per entry.
     static uint32_t buckets_for(uint32_t capacity) {
         const uint64_t cells = 7 * uint64_t(capacity) / 4;
         const uint64_t buckets = (cells + bucket_cells - 1) / bucket_cells;
         return buckets < 2 ? 2 : uint32_t(buckets);
     }
 
-    IdIndex() = default;
+    SlotIndex() = default;
     // `cells`: buckets * bucket_cells words, all `empty`. Slot numbers are below `slots`.
-    IdIndex(std::atomic<uint32_t> *cells, uint32_t buckets, uint32_t slots)
+    SlotIndex(std::atomic<uint32_t> *cells, uint32_t buckets, uint32_t slots)
         : cells_(cells), buckets_(buckets),
           // The widest slot number (slots - 1) never fills its bits, so no cell is `empty`.
           slot_bits_(unsigned(std::bit_width(slots))),
@@ -73,10 +81,25 @@ class IdIndex {
 
     enum class Add : uint8_t { ok, exists, full };
 
-    // Index `slot` under (creatorid, id). `holds(s)` says whether slot s holds this id (any
+    // Every output bit depends on every input bit (splitmix64's finaliser), so the two
+    // bucket numbers and the tag taken from the result are independent enough.
+    static uint64_t mix(uint64_t x) {
+        x ^= x >> 30;
+        x *= 0xbf58476d1ce4e5b9ull;
+        x ^= x >> 27;
+        x *= 0x94d049bb133111ebull;
+        x ^= x >> 31;
+        return x;
+    }
+    // The hash of pfsync's name of a state.
+    static uint64_t id_hash(uint32_t creatorid, uint64_t id) {
+        return mix(id ^ (uint64_t(creatorid) * 0x9e3779b97f4a7c15ull));
+    }
+
+    // Index `slot` under `hash`. `holds(s)` says whether slot s holds the same entry (any
     // slot a cell names: live, being made or being deleted).
-    template <class Holds> Add add(uint32_t creatorid, uint64_t id, uint32_t slot, Holds holds) {
-        const Where w = where(creatorid, id);
+    template <class Holds> Add add(uint64_t hash, uint32_t slot, Holds holds) {
+        const Where w = where(hash);
         const uint32_t value = (slot & slot_mask_) | w.tag;
         for (;;) {
             std::atomic<uint32_t> *best = nullptr;
@@ -111,16 +134,54 @@ class IdIndex {
         }
     }
 
-    // The slot for which `holds(s)` is true among the cells tagged for (creatorid, id), or
-    // `empty`. `holds` decides what counts (the state table: live, with this id).
-    template <class Holds> uint32_t find(uint32_t creatorid, uint64_t id, Holds holds) const {
-        const Cell c = tagged_cell(where(creatorid, id), std::memory_order_acquire, nullptr, holds);
+    // Where a hash's cells are: its two buckets and its tag. A caller that probes one hash
+    // more than once (a bulk lookup's passes) works it out once.
+    struct Where {
+        uint32_t b1, b2, tag; // tag already shifted above the slot bits
+    };
+    Where where(uint64_t x) const {
+        const auto lo = uint32_t(x), hi = uint32_t(x >> 32);
+        // Multiply-shift maps a 32-bit hash onto 0..buckets-1 without a division; it reads
+        // the hash's high bits, and the tag comes from the low ones.
+        Where w;
+        w.b1 = uint32_t((uint64_t(lo) * buckets_) >> 32);
+        w.b2 = uint32_t((uint64_t(hi) * buckets_) >> 32);
+        w.tag = slot_bits_ >= 32 ? 0 : (lo ^ hi) << slot_bits_;
+        return w;
+    }
+
+    // The slot for which `holds(s)` is true among the cells tagged for `hash`, or `empty`.
+    // `holds` decides what counts (the state table: live, with this key or id).
+    template <class Holds> uint32_t find(uint64_t hash, Holds holds) const {
+        return find(where(hash), holds);
+    }
+    template <class Holds> uint32_t find(const Where &w, Holds holds) const {
+        const Cell c = tagged_cell(w, std::memory_order_acquire, nullptr, holds);
         return c.at == nullptr ? empty : c.value & slot_mask_;
     }
 
-    // Clear the cell that indexes `slot` under (creatorid, id). False if there is none.
-    bool remove(uint32_t creatorid, uint64_t id, uint32_t slot) {
-        const Where w = where(creatorid, id);
+    // The slot of the first cell tagged for `w`, unchecked, or `empty`: a candidate to start
+    // loading, and to check, before find() looks at every tagged cell (a bulk lookup's
+    // passes; the first tagged cell is almost always the one).
+    uint32_t first_tagged(const Where &w) const {
+        for (const uint32_t b : {w.b1, w.b2}) {
+            const std::atomic<uint32_t> *bucket = bucket_at(b);
+            if (const uint32_t m = scan(bucket, w.tag).tagged; m != 0)
+                return bucket[std::countr_zero(m)].load(std::memory_order_acquire) & slot_mask_;
+            if (w.b2 == w.b1) break;
+        }
+        return empty;
+    }
+
+    // Start loading the two buckets of `w`.
+    void prefetch(const Where &w) const {
+        load_early(bucket_at(w.b1));
+        load_early(bucket_at(w.b2));
+    }
+
+    // Clear the cell that indexes `slot` under `hash`. False if there is none.
+    bool remove(uint64_t hash, uint32_t slot) {
+        const Where w = where(hash);
         // A slot's cell is its own for the slot's life: no other cell holds this value.
         const Cell c = tagged_cell(w, std::memory_order_relaxed, nullptr,
                                    [slot](uint32_t s) { return s == slot; });
@@ -129,19 +190,13 @@ class IdIndex {
                c.at->compare_exchange_strong(expected, empty, std::memory_order_acq_rel);
     }
 
-    // Start loading the two buckets of (creatorid, id): an insert that knows its id early
-    // overlaps these misses with its other work.
-    void prefetch(uint32_t creatorid, uint64_t id) const {
-        const Where w = where(creatorid, id);
-        load_early(bucket_at(w.b1));
-        load_early(bucket_at(w.b2));
-    }
+    // Start loading the two buckets of `hash`: an insert that knows its id early, or a bulk
+    // lookup, overlaps these misses with its other work.
+    void prefetch(uint64_t hash) const { prefetch(where(hash)); }
 
     uint32_t buckets() const { return buckets_; }
 
   private:
-    struct Where;
-
     std::atomic<uint32_t> *bucket_at(uint32_t b) const {
         return cells_ + std::size_t(b) * bucket_cells;
     }
@@ -184,7 +239,7 @@ class IdIndex {
     };
     Scan scan(const std::atomic<uint32_t> *bucket, uint32_t tag) const {
         Scan s;
-#if defined(SYNCWALL_ID_INDEX_SSE2)
+#if defined(SYNCWALL_SLOT_INDEX_SSE2)
         static_assert(sizeof(std::atomic<uint32_t>) == 4 && bucket_cells == 16);
         const auto *v = reinterpret_cast<const __m128i *>(bucket);
         const __m128i all = _mm_set1_epi32(-1), tags = _mm_set1_epi32(int(tag)),
@@ -217,29 +272,6 @@ class IdIndex {
 #else
         __builtin_prefetch(p);
 #endif
-    }
-
-    struct Where {
-        uint32_t b1, b2, tag; // tag already shifted above the slot bits
-    };
-
-    Where where(uint32_t creatorid, uint64_t id) const {
-        // splitmix64's finaliser over the id and the creator: every output bit depends on
-        // every input bit, so the two bucket numbers and the tag are independent enough.
-        uint64_t x = id ^ (uint64_t(creatorid) * 0x9e3779b97f4a7c15ull);
-        x ^= x >> 30;
-        x *= 0xbf58476d1ce4e5b9ull;
-        x ^= x >> 27;
-        x *= 0x94d049bb133111ebull;
-        x ^= x >> 31;
-        const auto lo = uint32_t(x), hi = uint32_t(x >> 32);
-        // Multiply-shift maps a 32-bit hash onto 0..buckets-1 without a division; it reads
-        // the hash's high bits, and the tag comes from the low ones.
-        Where w;
-        w.b1 = uint32_t((uint64_t(lo) * buckets_) >> 32);
-        w.b2 = uint32_t((uint64_t(hi) * buckets_) >> 32);
-        w.tag = slot_bits_ >= 32 ? 0 : (lo ^ hi) << slot_bits_;
-        return w;
     }
 
     std::atomic<uint32_t> *cells_ = nullptr;
