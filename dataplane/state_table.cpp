@@ -119,24 +119,19 @@ StateTable::StateTable(const StateTableConfig &cfg)
         for (uint32_t i = 0; i < slots_; i++)
             new (&alias_of_[i]) std::atomic<uint32_t>(no_slot);
     }
-    const uint32_t key_buckets = SlotIndex::buckets_for(entries);
-    const std::size_t key_cells = std::size_t(key_buckets) * SlotIndex::bucket_cells;
-    key_cells_ = static_cast<std::atomic<uint32_t> *>(
-        rte_malloc_socket("syncwall_state_keys", sizeof(std::atomic<uint32_t>) * key_cells,
-                          RTE_CACHE_LINE_SIZE, cfg.socket_id));
-    if (key_cells_ == nullptr) throw fail("no memory for the key index");
-    for (std::size_t i = 0; i < key_cells; i++)
-        new (&key_cells_[i]) std::atomic<uint32_t>(SlotIndex::empty);
-    keys_ = SlotIndex(key_cells_, key_buckets, slots_);
-    const uint32_t id_buckets = SlotIndex::buckets_for(entries);
-    const std::size_t id_cells = std::size_t(id_buckets) * SlotIndex::bucket_cells;
-    id_cells_ = static_cast<std::atomic<uint32_t> *>(
-        rte_malloc_socket("syncwall_state_ids", sizeof(std::atomic<uint32_t>) * id_cells,
-                          RTE_CACHE_LINE_SIZE, cfg.socket_id));
-    if (id_cells_ == nullptr) throw fail("no memory for the id index");
-    for (std::size_t i = 0; i < id_cells; i++)
-        new (&id_cells_[i]) std::atomic<uint32_t>(SlotIndex::empty);
-    ids_ = SlotIndex(id_cells_, id_buckets, slots_);
+    // Both indexes: `entries` keys (or ids) at 1.75 cells each, every cell empty.
+    const uint32_t index_buckets = SlotIndex::buckets_for(entries);
+    const std::size_t index_cells = std::size_t(index_buckets) * SlotIndex::bucket_cells;
+    auto make_index = [&](const char *name, std::atomic<uint32_t> *&cells, const char *what) {
+        cells = static_cast<std::atomic<uint32_t> *>(rte_malloc_socket(
+            name, sizeof(std::atomic<uint32_t>) * index_cells, RTE_CACHE_LINE_SIZE, cfg.socket_id));
+        if (cells == nullptr) throw fail(std::string("no memory for the ") + what);
+        for (std::size_t i = 0; i < index_cells; i++)
+            new (&cells[i]) std::atomic<uint32_t>(SlotIndex::empty);
+        return SlotIndex(cells, index_buckets, slots_);
+    };
+    keys_ = make_index("syncwall_state_keys", key_cells_, "key index");
+    ids_ = make_index("syncwall_state_ids", id_cells_, "id index");
 
     // No reader threads (a table only the control path touches): grace periods are instant.
     const uint32_t rcu_threads = readers_ == 0 ? 1 : readers_;
@@ -173,7 +168,7 @@ StateTable::StateTable(const StateTableConfig &cfg)
     dq_ = rte_rcu_qsbr_dq_create(&dp);
     if (dq_ == nullptr) throw dpdk_error("RCU defer queue");
 
-    memory_bytes_ = sizeof(uint32_t) * (key_cells + id_cells) +
+    memory_bytes_ = sizeof(uint32_t) * 2 * index_cells +
                     sizeof(uint32_t) * std::size_t(rte_align32pow2(slots_ + 1)) + // free ring
                     sizeof(Slot) * std::size_t(slots_) +
                     (alias_of_ != nullptr ? sizeof(uint32_t) * std::size_t(slots_) : 0) +

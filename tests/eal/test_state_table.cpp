@@ -89,6 +89,40 @@ void grace_period(StateTable &t, unsigned readers) {
     t.reclaim();
 }
 
+// Whether free slot `slot` is handed out again: freed slots queue up behind the ones never
+// used, so this takes fresh ones for states first_key, first_key + 1, ... (deleting them
+// without a grace period, so that none comes back meanwhile) until it is, at most one per
+// slot. The state in `slot` stays, live.
+bool handed_out_again(StateTable &t, uint32_t slot, uint32_t first_key) {
+    for (uint32_t i = 0; i < t.slots(); i++) {
+        uint32_t s = StateTable::no_slot;
+        REQUIRE(t.insert(make_state(first_key + i), 0, &s) == StateTable::InsertResult::ok);
+        if (s == slot) return true;
+        REQUIRE(t.remove(s, 0));
+    }
+    return false;
+}
+
+// Fills a table with states 0..capacity-1 (put(n) inserts state n into slot_of[n]), then
+// replaces `rounds` of them picked at random from `seed`: each is deleted and put again,
+// with a grace period every 64 rounds. forget(n), asked before state n goes, returns a check
+// that the deleted state is no longer found, run once its replacement is in.
+template <class Put, class Forget>
+void fill_and_churn(StateTable &t, uint32_t capacity, uint32_t rounds, uint64_t seed,
+                    const std::vector<uint32_t> &slot_of, Put &put, Forget forget) {
+    for (uint32_t n = 0; n < capacity; n++)
+        REQUIRE(put(n) == StateTable::InsertResult::ok);
+    for (uint32_t round = 0; round < rounds; round++) {
+        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+        const uint32_t n = uint32_t(seed >> 33) % capacity;
+        auto gone = forget(n);
+        REQUIRE(t.remove(slot_of[n], 0));
+        if (round % 64 == 0) grace_period(t, 1);
+        REQUIRE(put(n) == StateTable::InsertResult::ok);
+        gone();
+    }
+}
+
 struct Event {
     unsigned writer;
     uint32_t slot, generation;
@@ -330,17 +364,9 @@ TEST_CASE(
     CHECK_FALSE(handed_out);
     CHECK(t.generation(old) == old_generation);
 
-    // Once both have reported it is free again. Freed positions queue up behind the ones
-    // never used, so take fresh ones (deleting without a grace period, so that none comes
-    // back meanwhile) until it is handed out: at most one per position.
+    // Once both have reported it is free again.
     grace_period(t, 2);
-    bool reused = false;
-    for (uint32_t i = 0; i < t.slots() && !reused; i++) {
-        REQUIRE(t.insert(make_state(1000 + i), 0, &s) == StateTable::InsertResult::ok);
-        reused = s == old;
-        if (!reused) REQUIRE(t.remove(s, 0));
-    }
-    REQUIRE(reused);
+    REQUIRE(handed_out_again(t, old, 1000));
     CHECK(t.generation(old) != old_generation);
     REQUIRE(t.lock(old));
     CHECK(t.state(old).key != make_key(1));
@@ -356,19 +382,10 @@ TEST_CASE("a reader that went offline does not hold back reuse until it comes on
     REQUIRE(t.remove(old, 0));
     t.quiescent(0);
     t.reclaim();
-    // Back in circulation: freed slots queue up behind the ones never used, so take fresh
-    // ones (deleting without a grace period, so that none comes back meanwhile) until it is
-    // handed out: at most one per slot.
-    bool reused = false;
-    for (uint32_t i = 0; i < t.slots() && !reused; i++) {
-        REQUIRE(t.insert(make_state(2 + i), 0, &s) == StateTable::InsertResult::ok);
-        reused = s == old;
-        if (!reused) REQUIRE(t.remove(s, 0));
-    }
-    REQUIRE(reused);
+    REQUIRE(handed_out_again(t, old, 2)); // back in circulation
 
     t.reader_online(1);
-    REQUIRE(t.remove(s, 0));
+    REQUIRE(t.remove(old, 0));
     t.quiescent(0);
     t.reclaim();
     bool handed_out = false;
@@ -720,19 +737,13 @@ TEST_CASE("a full table finds every state by id through churn, under many creato
         s.creatorid = creator_of[n];
         return t.insert(s, 0, &slot_of[n]);
     };
-    for (uint32_t n = 0; n < capacity; n++)
-        REQUIRE(put(n) == StateTable::InsertResult::ok);
-    uint64_t seed = 7;
-    for (uint32_t round = 0; round < 4 * capacity; round++) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        const uint32_t n = uint32_t(seed >> 33) % capacity;
-        REQUIRE(t.remove(slot_of[n], 0));
+    fill_and_churn(t, capacity, 4 * capacity, 7, slot_of, put, [&](uint32_t n) {
         const uint32_t old_creator = creator_of[n];
         const uint64_t old_id = id_of[n];
-        if (round % 64 == 0) grace_period(t, 1);
-        REQUIRE(put(n) == StateTable::InsertResult::ok);
-        REQUIRE(t.lookup_id(old_creator, old_id) == StateTable::no_slot);
-    }
+        return [&t, old_creator, old_id] {
+            REQUIRE(t.lookup_id(old_creator, old_id) == StateTable::no_slot);
+        };
+    });
     CHECK(t.count() == capacity);
     CHECK(t.stats().insert_full == 0);
     uint32_t found = 0;
@@ -780,19 +791,13 @@ TEST_CASE("a full table with room for translations finds every key through churn
         const dp::StateKey other = flow(flow_of[n], true);
         return t.insert(s, 0, &slot_of[n], &other);
     };
-    for (uint32_t n = 0; n < capacity; n++)
-        REQUIRE(put(n) == StateTable::InsertResult::ok);
-    uint64_t seed = 11;
-    for (uint32_t round = 0; round < 3 * capacity; round++) {
-        seed = seed * 6364136223846793005ull + 1442695040888963407ull;
-        const uint32_t n = uint32_t(seed >> 33) % capacity;
+    fill_and_churn(t, capacity, 3 * capacity, 11, slot_of, put, [&](uint32_t n) {
         const uint32_t gone = flow_of[n];
-        REQUIRE(t.remove(slot_of[n], 0));
-        if (round % 64 == 0) grace_period(t, 1);
-        REQUIRE(put(n) == StateTable::InsertResult::ok);
-        REQUIRE(t.lookup(flow(gone, false)) == StateTable::no_slot);
-        REQUIRE(t.lookup(flow(gone, true)) == StateTable::no_slot);
-    }
+        return [&t, &flow, gone] {
+            REQUIRE(t.lookup(flow(gone, false)) == StateTable::no_slot);
+            REQUIRE(t.lookup(flow(gone, true)) == StateTable::no_slot);
+        };
+    });
     CHECK(t.count() == capacity);
     CHECK(t.stats().insert_full == 0);
     uint32_t found = 0, found_bulk = 0, by_alias = 0;
