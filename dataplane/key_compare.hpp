@@ -1,4 +1,5 @@
-// Fixed-size key comparison for rte_hash tables (rte_hash_set_cmp_func).
+// Fixed-size key comparison: for rte_hash tables (rte_hash_set_cmp_func), and for the state
+// table's key index, which checks a candidate slot's key with it.
 //
 // rte_hash compares keys of 16, 32, 48, 64, ... bytes with vector code and every other
 // length with memcmp(), a call through the PLT that loops over the bytes and orders them.

@@ -7,8 +7,8 @@
 // * Indexes: two lock-free SlotIndexes (slot_index.hpp) map a hash to slots, one for the
 //   StateKey (what every packet looks up) and one for (creatorid, id) (pfsync's name). They
 //   hold slot numbers only: a lookup checks a candidate against the key or id in the slot
-//   itself, which it was about to read anyway. A key lookup thus reads one or two bucket
-//   lines and the state's own slot, and a state costs the key index 7 bytes.
+//   itself, which it was about to read anyway. A key lookup thus reads two bucket lines
+//   (loaded together) and the state's own slot, and a state costs the key index 7 bytes.
 // * Writers: workers insert new states and update theirs; the sync lcore inserts, updates
 //   and deletes states from peers; the main lcore's expiry sweep deletes. Mutation of one
 //   state is serialised by the slot's lock (uncontended in practice: symmetric RSS keeps a
