@@ -1,5 +1,6 @@
 #include "dataplane/filter.hpp"
 
+#include "dataplane/crc32c.hpp"
 #include "dataplane/mbuf_frame.hpp"
 #include "dataplane/pflog_writer.hpp"
 #include "dataplane/ruleset.hpp"
@@ -7,7 +8,6 @@
 #include "dataplane/state_table.hpp"
 
 #include <rte_byteorder.h>
-#include <rte_hash_crc.h>
 #include <rte_ip.h>
 #include <rte_mbuf.h>
 #include <rte_random.h>
@@ -384,7 +384,7 @@ StateKey Filter::translated_key(const CompiledTranslation &t, const StateKey &ke
         n = rte_rand();
         break;
     case config::PoolMethod::source_hash:
-        n = rte_hash_crc(d.src.data(), 16, 0x5f3759df);
+        n = crc32c<16>(d.src.data(), 0x5f3759df);
         break;
     }
     StateKey k = key;

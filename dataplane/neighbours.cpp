@@ -1,10 +1,10 @@
 #include "dataplane/neighbours.hpp"
 
+#include "dataplane/crc32c.hpp"
 #include "dataplane/key_compare.hpp"
 
 #include <rte_errno.h>
 #include <rte_hash.h>
-#include <rte_hash_crc.h>
 
 #include <cstring>
 #include <stdexcept>
@@ -13,18 +13,11 @@ namespace syncwall::dp {
 
 namespace {
 
-// CRC32C of a key, as rte_hash_crc computes it, with its words loaded by memcpy:
-// rte_hash_crc reads through a uint64_t pointer, and a NeighbourKey is only 4-byte aligned
-// (20 bytes; in an array every other one starts off an 8-byte boundary).
+// rte_hash's hash function: CRC32C of a key, as rte_hash_crc computes it, at the 4-byte
+// alignment of a NeighbourKey (20 bytes; in an array every other one starts off an 8-byte
+// boundary).
 uint32_t neighbour_hash(const void *key, uint32_t /*len*/, uint32_t init) {
-    static_assert(sizeof(NeighbourKey) == 8 + 8 + 4);
-    const auto *p = static_cast<const uint8_t *>(key);
-    uint64_t a, b;
-    uint32_t c;
-    std::memcpy(&a, p, 8);
-    std::memcpy(&b, p + 8, 8);
-    std::memcpy(&c, p + 16, 4);
-    return rte_hash_crc_4byte(c, rte_hash_crc_8byte(b, rte_hash_crc_8byte(a, init)));
+    return crc32c<sizeof(NeighbourKey)>(key, init);
 }
 
 } // namespace
