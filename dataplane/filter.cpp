@@ -79,6 +79,10 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
     BurstArray<StateKey, max_filter_batch> keys;
     const StateKey *key_ptrs[max_filter_batch];
     uint32_t found[max_filter_batch], slot_of[max_filter_batch];
+    // The key hashes of the packets looked up (bit k of `hashed`), for the inserts of those
+    // that make a state: hashed once.
+    uint64_t hashes[max_filter_batch], hash_of[max_filter_batch], hashed = 0;
+    static_assert(max_filter_batch <= 64, "one bit per packet in `hashed`");
     unsigned lookup[max_filter_batch], misses[max_filter_batch];
     unsigned nl = 0, nm = 0;
     constexpr uint32_t icmp_error_done = StateTable::no_slot - 1; // or dropped before lookup
@@ -110,9 +114,12 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
         key_ptrs[nl] = &keys[nl];
         lookup[nl++] = k;
     }
-    if (nl != 0) st.lookup_bulk(key_ptrs, found, nl);
-    for (unsigned j = 0; j < nl; j++)
+    if (nl != 0) st.lookup_bulk(key_ptrs, found, nl, hashes);
+    for (unsigned j = 0; j < nl; j++) {
         slot_of[lookup[j]] = found[j];
+        hash_of[lookup[j]] = hashes[j];
+        hashed |= uint64_t(1) << lookup[j];
+    }
     // In burst order, so that a connection's packets meet its state in the order they came.
     for (unsigned k = 0; k < n; k++) {
         const uint32_t slot = slot_of[k];
@@ -126,7 +133,7 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
         }
         misses[nm++] = k;
     }
-    if (nm != 0) rules(dir, pkts, descs, idx, ports, misses, nm, out, now);
+    if (nm != 0) rules(dir, pkts, descs, idx, ports, misses, nm, out, now, hash_of, hashed);
 }
 
 bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len,
@@ -265,7 +272,7 @@ FilterVerdict Filter::icmp_error(std::span<const uint8_t> frame, const PacketDes
 
 void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
                    const uint16_t *idx, const uint16_t *ports, const unsigned *which, unsigned n,
-                   FilterVerdict *out, uint32_t now) {
+                   FilterVerdict *out, uint32_t now, const uint64_t *hash_of, uint64_t hashed) {
     Ruleset *rs = dp_.ruleset.load(std::memory_order_acquire);
     // Most packets that reach the rules make a state, with the ids next in line: start
     // loading their id index buckets now, so that the inserts find them in cache.
@@ -315,6 +322,7 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
 
     auto decide = [&](unsigned k, uint32_t number, uint32_t match) {
         const PacketDesc &d = descs[idx[k]];
+        const uint64_t *hash = (hashed >> k & 1) != 0 ? &hash_of[k] : nullptr;
         // The translation: the deciding rule's own, else the last matching match rule's
         // (ignored when a quick rule decided before it: pf stops there).
         uint16_t tr = CompiledRule::no_translation;
@@ -329,7 +337,7 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
             // pf's default rule: pass without state, unless a match rule translates (a
             // translation lives in a state).
             if (tr != CompiledRule::no_translation)
-                create_state(nullptr, tr, dir, ports[k], d, d.frame_len, now, out[k]);
+                create_state(nullptr, tr, dir, ports[k], d, d.frame_len, now, out[k], hash);
             return;
         }
         const CompiledRule &rule = *decider;
@@ -350,7 +358,7 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
         rc.packets.inc();
         rc.bytes.add(len);
         if (rule.keep_state || tr != CompiledRule::no_translation) {
-            if (create_state(&rule, tr, dir, ports[k], d, len, now, out[k]))
+            if (create_state(&rule, tr, dir, ports[k], d, len, now, out[k], hash))
                 rc.states_created.inc();
         }
     };
@@ -401,7 +409,7 @@ StateKey Filter::translated_key(const CompiledTranslation &t, const StateKey &ke
 
 bool Filter::create_state(const CompiledRule *rule, uint16_t translation, StateDirection dir,
                           uint16_t port, const PacketDesc &d, uint32_t len, uint32_t now,
-                          FilterVerdict &v) {
+                          FilterVerdict &v, const uint64_t *hash) {
     auto refuse = [&](DropReason why) {
         v.action = FilterVerdict::Action::drop;
         v.reason = why;
@@ -429,7 +437,7 @@ bool Filter::create_state(const CompiledRule *rule, uint16_t translation, StateD
     uint32_t slot;
     StateTable::InsertResult r = StateTable::InsertResult::exists;
     if (translation == CompiledRule::no_translation) [[likely]] {
-        r = st.insert_new(s, worker_, &slot, next_id_, dp_.worker_count());
+        r = st.insert_new(s, worker_, &slot, next_id_, dp_.worker_count(), nullptr, nullptr, hash);
     } else {
         const CompiledTranslation &t = rs->translation(translation);
         if (t.family != d.family) return refuse(DropReason::nat_family);
@@ -460,7 +468,8 @@ bool Filter::create_state(const CompiledRule *rule, uint16_t translation, StateD
                 if (st.lookup(other) != StateTable::no_slot) continue; // in use
             }
             bool taken = false;
-            r = st.insert_new(s, worker_, &slot, next_id_, dp_.worker_count(), &other, &taken);
+            r = st.insert_new(s, worker_, &slot, next_id_, dp_.worker_count(), &other, &taken,
+                              hash);
             if (r == StateTable::InsertResult::exists && taken) continue;
             inserted = true;
         }

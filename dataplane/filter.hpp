@@ -87,17 +87,18 @@ class Filter {
     // Returns true when the state was made; otherwise the drop goes into `v` (as track()).
     // `rule`: the deciding rule, or nullptr for pf's default rule (a state made only because a
     // match rule translates). `translation`: the index of the translation to apply, or
-    // CompiledRule::no_translation.
+    // CompiledRule::no_translation. `hash`: the state key's hash from run()'s lookup, or
+    // nullptr.
     bool create_state(const CompiledRule *rule, uint16_t translation, StateDirection dir,
                       uint16_t port, const PacketDesc &d, uint32_t len, uint32_t now,
-                      FilterVerdict &v);
+                      FilterVerdict &v, const uint64_t *hash);
     // The translated key of a new state whose untranslated key is `key`, with the address
     // picked from the pool; the port is the caller's to choose (see create_state).
     StateKey translated_key(const CompiledTranslation &t, const StateKey &key, const PacketDesc &d,
                             StateDirection dir);
     void rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
                const uint16_t *idx, const uint16_t *ports, const unsigned *which, unsigned n,
-               FilterVerdict *out, uint32_t now);
+               FilterVerdict *out, uint32_t now, const uint64_t *hash_of, uint64_t hashed);
     // The deciding rule has `log`: queue the packet for the pflog file, if there is one.
     [[gnu::cold]] void log_packet(const CompiledRule &rule, StateDirection dir, uint16_t port,
                                   const rte_mbuf *m, const PacketDesc &d);

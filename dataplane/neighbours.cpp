@@ -6,7 +6,6 @@
 #include <rte_errno.h>
 #include <rte_hash.h>
 
-#include <cstring>
 #include <stdexcept>
 
 namespace syncwall::dp {

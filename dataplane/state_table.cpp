@@ -48,6 +48,7 @@
 #include <rte_ring_elem.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <new>
 #include <stdexcept>
@@ -217,27 +218,34 @@ inline uint64_t StateTable::key_hash(const StateKey &key) {
     return SlotIndex::mix(uint64_t(hi) << 32 | lo);
 }
 
-bool StateTable::holds_key(uint32_t s, const StateKey &key) const {
+inline bool StateTable::slot_has_key(uint32_t s, const StateKey &key, bool findable_only,
+                                     uint32_t &word) const {
     // A slot a cell names holds its key from before the cell was added until a grace period
     // after the cell is cleared (it is not recycled sooner).
-    return s < slots_ && slot_array_[s].status() != slot_free &&
-           !key_differs<sizeof(StateKey)>(&slot_array_[s].state.key, &key, 0);
+    if (s >= slots_) return false;
+    word = slot_array_[s].word.load(std::memory_order_acquire);
+    const SlotStatus st = status_of(word);
+    if (findable_only ? st != slot_live && st != slot_alias : st == slot_free) return false;
+    return !key_differs<sizeof(StateKey)>(&slot_array_[s].state.key, &key, 0);
+}
+
+bool StateTable::holds_key(uint32_t s, const StateKey &key) const {
+    uint32_t word;
+    return slot_has_key(s, key, false, word);
 }
 
 uint32_t StateTable::lookup(const StateKey &key) const {
-    const uint32_t pos = keys_.find(key_hash(key), [&](uint32_t s) {
-        if (s >= slots_) return false;
-        const SlotStatus st = slot_array_[s].status();
-        return (st == slot_live || st == slot_alias) &&
-               !key_differs<sizeof(StateKey)>(&slot_array_[s].state.key, &key, 0);
-    });
+    uint32_t word;
+    const uint32_t pos =
+        keys_.find(key_hash(key), [&](uint32_t s) { return slot_has_key(s, key, true, word); });
     if (pos >= slots_) return no_slot;
     const uint32_t slot = slot_array_[pos].status() == slot_alias ? state_of_alias(pos) : pos;
     if (slot >= slots_ || slot_array_[slot].status() != slot_live) return no_slot;
     return slot;
 }
 
-void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsigned n) const {
+void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsigned n,
+                             uint64_t *hashes) const {
     if (n == 0) return;
     if (n > max_bulk) n = max_bulk;
     SlotIndex::Where where[max_bulk];
@@ -248,7 +256,9 @@ void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsig
     // ~300 at a million states); then check the candidates, looking at every tagged cell
     // only where the candidate is not the key's.
     for (unsigned i = 0; i < n; i++) {
-        where[i] = keys_.where(key_hash(*keys[i]));
+        const uint64_t hash = key_hash(*keys[i]);
+        if (hashes != nullptr) hashes[i] = hash;
+        where[i] = keys_.where(hash);
         keys_.prefetch(where[i]);
     }
     for (unsigned i = 0; i < n; i++) {
@@ -261,13 +271,7 @@ void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsig
     for (unsigned i = 0; i < n; i++) {
         const StateKey &key = *keys[i];
         uint32_t word = 0;
-        auto found = [&](uint32_t s) {
-            if (s >= slots_) return false;
-            word = slot_array_[s].word.load(std::memory_order_acquire);
-            const SlotStatus st = status_of(word);
-            return (st == slot_live || st == slot_alias) &&
-                   !key_differs<sizeof(StateKey)>(&slot_array_[s].state.key, &key, 0);
-        };
+        auto found = [&](uint32_t s) { return slot_has_key(s, key, true, word); };
         const uint32_t pos = found(candidate[i]) ? candidate[i] : keys_.find(where[i], found);
         if (pos >= slots_) {
             slots[i] = no_slot;
@@ -355,20 +359,21 @@ bool StateTable::other_key(uint32_t slot, StateKey &out) const {
 StateTable::InsertResult StateTable::insert(const State &st, unsigned writer, uint32_t *slot_out,
                                             const StateKey *other, bool *other_taken) {
     bool id_taken = false, taken = false;
-    const InsertResult r = insert_(st, writer, slot_out, &id_taken, other, &taken);
+    const InsertResult r = insert_(st, writer, slot_out, &id_taken, other, &taken, nullptr);
     if (other_taken != nullptr) *other_taken = taken;
     return r;
 }
 
 StateTable::InsertResult StateTable::insert_new(State &st, unsigned writer, uint32_t *slot_out,
                                                 uint64_t &next_id, uint64_t stride,
-                                                const StateKey *other, bool *other_taken) {
+                                                const StateKey *other, bool *other_taken,
+                                                const uint64_t *hash) {
     InsertResult r = InsertResult::exists;
     for (unsigned tries = 0; tries < max_id_tries; tries++) {
         st.id = next_id;
         next_id += stride;
         bool id_taken = false, taken = false;
-        r = insert_(st, writer, slot_out, &id_taken, other, &taken);
+        r = insert_(st, writer, slot_out, &id_taken, other, &taken, hash);
         if (other_taken != nullptr) *other_taken = taken;
         if (r != InsertResult::exists || !id_taken) return r;
     }
@@ -393,20 +398,19 @@ int64_t StateTable::add_alias(const StateKey &key, uint32_t slot, unsigned write
     Slot &a = slot_array_[pos];
     a.state.key = key;
     a.twin.store(slot, std::memory_order_relaxed);
-    switch (keys_.add(key_hash(key), pos, [&](uint32_t s) { return holds_key(s, key); })) {
-    case SlotIndex::Add::ok:
+    const SlotIndex::Add added =
+        keys_.add(key_hash(key), pos, [&](uint32_t s) { return holds_key(s, key); });
+    if (added == SlotIndex::Add::ok) {
         a.set_status(slot_alias);
         return pos;
-    case SlotIndex::Add::exists: // another state (or alias) has the key
-        a.set_status(slot_dead);
-        retire(pos, writer);
-        return -2;
-    case SlotIndex::Add::full:
-        break;
     }
-    a.set_status(slot_dead);
-    retire(pos, writer);
-    return -1;
+    discard(pos, writer);
+    return added == SlotIndex::Add::exists ? -2 : -1; // exists: another state or alias has it
+}
+
+void StateTable::discard(uint32_t slot, unsigned writer) {
+    slot_array_[slot].set_status(slot_dead);
+    retire(slot, writer);
 }
 
 void StateTable::drop_alias(uint32_t alias, unsigned writer) {
@@ -419,7 +423,7 @@ void StateTable::drop_alias(uint32_t alias, unsigned writer) {
 
 StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, uint32_t *slot_out,
                                              bool *id_taken, const StateKey *other,
-                                             bool *other_taken) {
+                                             bool *other_taken, const uint64_t *key_hash_of) {
     auto refuse = [&](InsertResult r) {
         count_.fetch_sub(1, std::memory_order_relaxed);
         (r == InsertResult::full ? insert_full_ : insert_exists_)
@@ -439,11 +443,11 @@ StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, u
     std::memcpy(static_cast<void *>(&s.state), &st, sizeof(State));
     s.twin.store(no_slot, std::memory_order_relaxed);
     auto undo_slot = [&](InsertResult r) {
-        s.set_status(slot_dead);
-        retire(pos, writer);
+        discard(pos, writer);
         return refuse(r);
     };
-    const uint64_t hash = key_hash(st.key);
+    const uint64_t hash = key_hash_of != nullptr ? *key_hash_of : key_hash(st.key);
+    assert(hash == key_hash(st.key)); // a caller's hash is the key's (debug builds check)
     switch (keys_.add(hash, pos, [&](uint32_t o) { return holds_key(o, st.key); })) {
     case SlotIndex::Add::ok:
         break;

@@ -155,7 +155,10 @@ class StateTable {
     uint32_t lookup(const StateKey &key) const;
     // Bulk: slots[i] = slot of keys[i] or no_slot. n <= 64. Prefetches the slots found.
     // A translated state's second key gives its alias slot: see state_of_alias().
-    void lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsigned n) const;
+    // hashes (optional): hashes[i] = keys[i]'s hash in the key index, for an insert of a
+    // key that was missed (insert_new's `hash`), so that it is not computed twice.
+    void lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsigned n,
+                     uint64_t *hashes = nullptr) const;
     // The state slot a lookup_bulk() result stands for when it is an alias slot (the second
     // key of a translated state), or no_slot when `slot` is not an alias (any more).
     uint32_t state_of_alias(uint32_t slot) const;
@@ -227,11 +230,12 @@ class StateTable {
     // `stride` for every id tried, whatever the outcome (pf's ids always move on). An id
     // that another state already holds (a peer's state planted under our creatorid, say) is
     // passed over, up to max_id_tries ids per call, so that nothing a peer sends can stop a
-    // writer from making states. `s.id` is set to the id used.
+    // writer from making states. `s.id` is set to the id used. `hash` (optional): s.key's
+    // hash as lookup_bulk() gave it.
     static constexpr unsigned max_id_tries = 8;
     InsertResult insert_new(State &s, unsigned writer, uint32_t *slot, uint64_t &next_id,
                             uint64_t stride, const StateKey *other = nullptr,
-                            bool *other_taken = nullptr);
+                            bool *other_taken = nullptr, const uint64_t *hash = nullptr);
     // Report that the locked state in `slot` changed in a way peers care about.
     void notify_update(uint32_t slot, unsigned writer);
     // Delete a state (not locked by the caller). The sink hears `remove` before the slot
@@ -299,14 +303,19 @@ class StateTable {
 
     // The key index's hash of a key: CRC-32C over each half, mixed (slot_index.hpp).
     [[gnu::always_inline]] static uint64_t key_hash(const StateKey &key);
-    // Whether slot `s` (any status but free) holds `key`: the key index's check.
+    // Whether slot `s` holds `key`, with a status a lookup finds (live or alias) when
+    // `findable_only`, else any status but free; `word` gets the slot word it read.
+    bool slot_has_key(uint32_t s, const StateKey &key, bool findable_only, uint32_t &word) const;
+    // Whether slot `s` (any status but free) holds `key`: the key index's duplicate check.
     bool holds_key(uint32_t s, const StateKey &key) const;
     // A free slot, claimed (free -> initialising), or no_slot when none is free.
     uint32_t take_slot();
+    // Give up a taken slot that never went live: dead now, free after a grace period.
+    void discard(uint32_t slot, unsigned writer);
     // insert(); `*id_taken` says whether an `exists` came from the (creatorid, id) index,
-    // `*other_taken` whether it came from the second key.
+    // `*other_taken` whether it came from the second key. `hash`: s.key's, or nullptr.
     InsertResult insert_(const State &s, unsigned writer, uint32_t *slot, bool *id_taken,
-                         const StateKey *other, bool *other_taken);
+                         const StateKey *other, bool *other_taken, const uint64_t *hash);
     // Index `key` as the alias of `slot`: the alias slot, or a negative InsertResult-like
     // failure (-1 full, -2 taken).
     int64_t add_alias(const StateKey &key, uint32_t slot, unsigned writer);
