@@ -15,7 +15,8 @@
 
 namespace syncwall::dp {
 
-template <std::size_t N> uint32_t crc32c(const void *p, uint32_t init) {
+template <std::size_t N>
+[[gnu::always_inline]] inline uint32_t crc32c(const void *p, uint32_t init) {
     static_assert(N % 4 == 0, "whole 4-byte words");
     const auto *b = static_cast<const uint8_t *>(p);
     uint32_t crc = init;
