@@ -182,6 +182,46 @@ TEST_CASE("a state is found by key and by id, locked, changed and removed", "[ea
     CHECK(st.insert_full == 0);
 }
 
+TEST_CASE("states inserted with the hashes a missed bulk lookup gave are found by key",
+          "[eal][state]") {
+    // The filter's path for a new connection: look the burst up, insert the misses with
+    // the hashes the lookup computed. A hash that is not the key's puts the key in buckets
+    // where no lookup looks (and fails the debug build's assert).
+    StateTable t(table_config(512));
+    constexpr unsigned n = 64;
+    std::vector<dp::StateKey> keys;
+    const dp::StateKey *ptrs[n];
+    for (unsigned i = 0; i < n; i++)
+        keys.push_back(make_key(1000 + i));
+    for (unsigned i = 0; i < n; i++)
+        ptrs[i] = &keys[i];
+    uint32_t slots[n];
+    uint64_t hashes[n], again[n];
+    t.lookup_bulk(ptrs, slots, n, hashes);
+    t.lookup_bulk(ptrs, slots, n, again);
+    uint64_t next_id = 1;
+    for (unsigned i = 0; i < n; i++) {
+        CHECK(slots[i] == StateTable::no_slot);
+        CHECK(hashes[i] == again[i]); // a key's hash is a function of the key
+        dp::State s = make_state(1000 + i);
+        uint32_t slot = StateTable::no_slot;
+        REQUIRE(t.insert_new(s, 0, &slot, next_id, 1, nullptr, nullptr, &hashes[i]) ==
+                StateTable::InsertResult::ok);
+        CHECK(t.lookup(keys[i]) == slot);
+        CHECK(t.insert_new(s, 0, &slot, next_id, 1, nullptr, nullptr, &hashes[i]) ==
+              StateTable::InsertResult::exists); // the same key again, by the same hash
+    }
+    t.lookup_bulk(ptrs, slots, n, again);
+    unsigned distinct = 0;
+    for (unsigned i = 0; i < n; i++) {
+        CHECK(slots[i] != StateTable::no_slot);
+        CHECK(again[i] == hashes[i]);
+        distinct += i == 0 || hashes[i] != hashes[i - 1] ? 1 : 0;
+    }
+    CHECK(distinct == n);
+    CHECK(t.count() == n);
+}
+
 TEST_CASE("a translated state is found by both keys, its second key is taken while it lives, "
           "and both go with it",
           "[eal][state][nat]") {
