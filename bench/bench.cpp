@@ -102,6 +102,7 @@ struct Options {
     std::string nat_to = "(wan) port 1024:65535"; // what follows nat-to in --nat's rule
     std::string direction;                        // lan-wan or both ("": both with --nat)
     bool device_checksums = false; // frames come marked as a NIC's rx checksum offload marks them
+    bool twins_apart = false;      // preload every in state, then every out state
     bool both_ways() const { return direction == "both"; }
 };
 
@@ -329,7 +330,12 @@ dp::State template_state(bool udp) {
     return s;
 }
 
-void preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer) {
+// Inserts a flow's two states one after the other, so that they take neighbouring slots (the
+// free slots come in order); with `twins_apart`, every flow's in state first and then every
+// out state, so that twins lie flows * 193 bytes apart, as in a table that busy traffic
+// filled (a burst's in pass makes its states before its out pass, other connections' states
+// come in between, and freed slots come back in any order).
+void preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer, bool twins_apart) {
     if (flows == 0) return;
     // The keys must be exactly what the worker computes for the generated frames.
     {
@@ -349,18 +355,21 @@ void preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer) {
     s.rule = dp::no_rule;
     s.creation = s.expire = dp.now();
     const double t0 = now_s();
-    for (uint32_t i = 0; i < flows; i++) {
-        for (auto dir : {dp::StateDirection::in, dp::StateDirection::out}) {
-            s.key = bench::flow_key(i, udp, dir);
-            s.direction = dir;
-            s.iface = dir == dp::StateDirection::in ? 0 : 1;
-            s.id = (uint64_t(1) << 48) + uint64_t(i) * 2 + (dir == dp::StateDirection::out);
-            uint32_t slot;
-            if (dp.states->insert(s, writer, &slot) != dp::StateTable::InsertResult::ok)
-                throw std::runtime_error("preload: insert of flow " + std::to_string(i) +
-                                         " failed (table full? raise -m)");
+    const uint32_t rounds = twins_apart ? 2 : 1;
+    for (uint32_t round = 0; round < rounds; round++)
+        for (uint32_t i = 0; i < flows; i++) {
+            for (auto dir : {dp::StateDirection::in, dp::StateDirection::out}) {
+                if (twins_apart && (dir == dp::StateDirection::in) != (round == 0)) continue;
+                s.key = bench::flow_key(i, udp, dir);
+                s.direction = dir;
+                s.iface = dir == dp::StateDirection::in ? 0 : 1;
+                s.id = (uint64_t(1) << 48) + uint64_t(i) * 2 + (dir == dp::StateDirection::out);
+                uint32_t slot;
+                if (dp.states->insert(s, writer, &slot) != dp::StateTable::InsertResult::ok)
+                    throw std::runtime_error("preload: insert of flow " + std::to_string(i) +
+                                             " failed (table full? raise -m)");
+            }
         }
-    }
     const double dt = now_s() - t0;
     std::printf("preloaded %u states (%u flows) in %.2f s (%.2f M inserts/s from the main lcore)\n",
                 flows * 2, flows, dt, flows * 2 / dt / 1e6);
@@ -993,9 +1002,10 @@ void print_phase(const Context &ctx, const Phase &p, const Phase *base) {
                              : 1.0;
     // Fields that a plain run (the scripts' format) does not print.
     const std::string extra =
-        ctx.o.nat || ctx.o.both_ways()
-            ? " nat=" + std::to_string(ctx.o.nat ? 1 : 0) + " direction=" + ctx.o.direction
-            : "";
+        (ctx.o.nat || ctx.o.both_ways()
+             ? " nat=" + std::to_string(ctx.o.nat ? 1 : 0) + " direction=" + ctx.o.direction
+             : "") +
+        (ctx.o.twins_apart ? " twins_apart=1" : "");
     std::printf(
         "RESULT phase=%s states=%u rules=%u size=%u workers=%u traffic=%s proto=%s new_share=%.3f "
         "sync=%d seconds=%.3f generated=%" PRIu64 " forwarded=%" PRIu64 " drops=%" PRIu64
@@ -1271,6 +1281,8 @@ int run(const Options &o) {
                 o.workers, flows * 2, capacity, o.rules, o.proto.c_str(), o.traffic.c_str(),
                 bench::FrameWriter(o.size, udp).frame_len(), o.new_share, o.sync ? "on" : "off",
                 rte_get_tsc_hz() / 1e9, ncpu);
+    if (o.twins_apart && !o.nat)
+        std::printf("preload: every in state, then every out state (--twins-apart)\n");
     std::printf("receive checksums: %s\n",
                 o.device_checksums ? "verified by the device (--device-checksums: every frame "
                                      "marked RX_IP/L4_CKSUM_GOOD, as a NIC with rx checksum "
@@ -1325,7 +1337,7 @@ int run(const Options &o) {
             preload_through_worker(ctx, gen, flows, *nat);
         }
     } else {
-        preload(*dp, flows, udp, dp->main_writer());
+        preload(*dp, flows, udp, dp->main_writer(), o.twins_apart);
     }
     const rte_memseg_list *memory = nohuge_memory();
     const auto huge_mib = [&] {
@@ -1473,6 +1485,10 @@ int main(int argc, char **argv) {
                    "what follows nat-to in --nat's rule (a pool on wan, e.g. '192.0.2.64/28 "
                    "port 1024:65535')")
         ->capture_default_str();
+    app.add_flag("--twins-apart", o.twins_apart,
+                 "preload every flow's in state, then every out state, so that a connection's "
+                 "two states do not take neighbouring slots (as in a table busy traffic filled); "
+                 "default: one after the other");
     app.add_flag("--device-checksums", o.device_checksums,
                  "frames arrive marked with good IPv4 and L4 checksums, as a NIC with receive "
                  "checksum offload marks them (the worker then sums none); default: unmarked, "

@@ -91,6 +91,17 @@ def main():
               f"--nat: translation check {nat}")
         check(nat["nat_exhausted"] == "0", f"--nat: ports exhausted {nat}")
 
+    # --twins-apart: every in state preloaded before every out state (a failed insert ends
+    # the run); traffic finds them all.
+    r, _ = run(["--states", "2000", "--twins-apart", "--no-baseline"])
+    check("syncwall" in r, "--twins-apart: no RESULT")
+    if "syncwall" in r:
+        sw = r["syncwall"]
+        check(sw.get("twins_apart") == "1", f"--twins-apart: not in the RESULT line: {sw}")
+        check(int(sw["forwarded"]) > 0 and int(sw["states_created"]) == 0, f"--twins-apart: {sw}")
+        check(int(sw["drops"]) * 10 < int(sw["generated"]),
+              f"--twins-apart: drops {sw['drops']} of {sw['generated']}")
+
     # --thp: on 2 MiB pages where the kernel allows it for shmem, else a clear refusal.
     thp = ["--states", "1000", "--no-baseline", "--thp"]
     if shmem_thp_allowed():
