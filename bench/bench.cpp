@@ -332,9 +332,9 @@ dp::State template_state(bool udp) {
 
 // Inserts a flow's two states one after the other, so that they take neighbouring slots (the
 // free slots come in order); with `twins_apart`, every flow's in state first and then every
-// out state, so that twins lie flows * 193 bytes apart, as in a table that busy traffic
-// filled (a burst's in pass makes its states before its out pass, other connections' states
-// come in between, and freed slots come back in any order).
+// out state, so that twins lie `flows` slots apart, as in a table that busy traffic filled
+// (a burst's in pass makes its states before its out pass, other connections' states come
+// in between, and freed slots come back in any order).
 void preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer, bool twins_apart) {
     if (flows == 0) return;
     // The keys must be exactly what the worker computes for the generated frames.
@@ -355,21 +355,26 @@ void preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer, bool 
     s.rule = dp::no_rule;
     s.creation = s.expire = dp.now();
     const double t0 = now_s();
-    const uint32_t rounds = twins_apart ? 2 : 1;
-    for (uint32_t round = 0; round < rounds; round++)
-        for (uint32_t i = 0; i < flows; i++) {
-            for (auto dir : {dp::StateDirection::in, dp::StateDirection::out}) {
-                if (twins_apart && (dir == dp::StateDirection::in) != (round == 0)) continue;
-                s.key = bench::flow_key(i, udp, dir);
-                s.direction = dir;
-                s.iface = dir == dp::StateDirection::in ? 0 : 1;
-                s.id = (uint64_t(1) << 48) + uint64_t(i) * 2 + (dir == dp::StateDirection::out);
-                uint32_t slot;
-                if (dp.states->insert(s, writer, &slot) != dp::StateTable::InsertResult::ok)
-                    throw std::runtime_error("preload: insert of flow " + std::to_string(i) +
-                                             " failed (table full? raise -m)");
-            }
-        }
+    auto insert = [&](uint32_t i, dp::StateDirection dir) {
+        s.key = bench::flow_key(i, udp, dir);
+        s.direction = dir;
+        s.iface = dir == dp::StateDirection::in ? 0 : 1;
+        s.id = (uint64_t(1) << 48) + uint64_t(i) * 2 + (dir == dp::StateDirection::out);
+        uint32_t slot;
+        if (dp.states->insert(s, writer, &slot) != dp::StateTable::InsertResult::ok)
+            throw std::runtime_error("preload: insert of flow " + std::to_string(i) +
+                                     " failed (table full? raise -m)");
+    };
+    constexpr dp::StateDirection dirs[] = {dp::StateDirection::in, dp::StateDirection::out};
+    if (twins_apart) {
+        for (const auto dir : dirs)
+            for (uint32_t i = 0; i < flows; i++)
+                insert(i, dir);
+    } else {
+        for (uint32_t i = 0; i < flows; i++)
+            for (const auto dir : dirs)
+                insert(i, dir);
+    }
     const double dt = now_s() - t0;
     std::printf("preloaded %u states (%u flows) in %.2f s (%.2f M inserts/s from the main lcore)\n",
                 flows * 2, flows, dt, flows * 2 / dt / 1e6);
@@ -1281,7 +1286,7 @@ int run(const Options &o) {
                 o.workers, flows * 2, capacity, o.rules, o.proto.c_str(), o.traffic.c_str(),
                 bench::FrameWriter(o.size, udp).frame_len(), o.new_share, o.sync ? "on" : "off",
                 rte_get_tsc_hz() / 1e9, ncpu);
-    if (o.twins_apart && !o.nat)
+    if (o.twins_apart)
         std::printf("preload: every in state, then every out state (--twins-apart)\n");
     std::printf("receive checksums: %s\n",
                 o.device_checksums ? "verified by the device (--device-checksums: every frame "
@@ -1477,10 +1482,11 @@ int main(int argc, char **argv) {
                  "back EAL's memory with 2 MiB transparent huge pages (needs "
                  "/sys/kernel/mm/transparent_hugepage/shmem_enabled at advise or always)");
     app.add_option("--thp-memory", o.thp_memory_mb, "EAL memory in MiB (--thp sets it)")->group("");
-    app.add_flag("--nat", o.nat,
-                 "source NAT: add `match out on wan inet from 198.18.0.0/16 to any nat-to "
-                 "(wan) port 1024:65535`; preloaded states are made by handshakes through "
-                 "the worker, and the sink checks the translation");
+    CLI::Option *nat_flag =
+        app.add_flag("--nat", o.nat,
+                     "source NAT: add `match out on wan inet from 198.18.0.0/16 to any nat-to "
+                     "(wan) port 1024:65535`; preloaded states are made by handshakes through "
+                     "the worker, and the sink checks the translation");
     app.add_option("--nat-to", o.nat_to,
                    "what follows nat-to in --nat's rule (a pool on wan, e.g. '192.0.2.64/28 "
                    "port 1024:65535')")
@@ -1488,7 +1494,9 @@ int main(int argc, char **argv) {
     app.add_flag("--twins-apart", o.twins_apart,
                  "preload every flow's in state, then every out state, so that a connection's "
                  "two states do not take neighbouring slots (as in a table busy traffic filled); "
-                 "default: one after the other");
+                 "default: one after the other; not with --nat, whose preload goes through "
+                 "the worker")
+        ->excludes(nat_flag);
     app.add_flag("--device-checksums", o.device_checksums,
                  "frames arrive marked with good IPv4 and L4 checksums, as a NIC with receive "
                  "checksum offload marks them (the worker then sums none); default: unmarked, "

@@ -101,6 +101,9 @@ def main():
         check(int(sw["forwarded"]) > 0 and int(sw["states_created"]) == 0, f"--twins-apart: {sw}")
         check(int(sw["drops"]) * 10 < int(sw["generated"]),
               f"--twins-apart: drops {sw['drops']} of {sw['generated']}")
+    # --nat preloads through the worker: the two together are refused, not half obeyed.
+    r, err = run(["--states", "2000", "--twins-apart", "--nat", "--no-baseline"], expect_rc=108)
+    check(not r and "--nat excludes --twins-apart" in err, f"--twins-apart --nat: {err!r}")
 
     # --thp: on 2 MiB pages where the kernel allows it for shmem, else a clear refusal.
     thp = ["--states", "1000", "--no-baseline", "--thp"]

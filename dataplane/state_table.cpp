@@ -239,7 +239,7 @@ uint32_t StateTable::lookup(const StateKey &key) const {
     const uint32_t pos =
         keys_.find(key_hash(key), [&](uint32_t s) { return slot_has_key(s, key, true, word); });
     if (pos >= slots_) return no_slot;
-    const uint32_t slot = slot_array_[pos].status() == slot_alias ? state_of_alias(pos) : pos;
+    const uint32_t slot = status_of(word) == slot_alias ? state_of_alias(pos) : pos;
     if (slot >= slots_ || slot_array_[slot].status() != slot_live) return no_slot;
     return slot;
 }
