@@ -74,7 +74,7 @@ Filter::Filter(Dataplane &dp, unsigned worker)
 
 void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
                  const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
-                 uint32_t now, const uint32_t *hints) {
+                 uint32_t now, const uint32_t *hints, const uint32_t *near) {
     StateTable &st = *dp_.states;
     BurstArray<StateKey, max_filter_batch> keys;
     const StateKey *key_ptrs[max_filter_batch];
@@ -133,7 +133,7 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
         }
         misses[nm++] = k;
     }
-    if (nm != 0) rules(dir, pkts, descs, idx, ports, misses, nm, out, now, hash_of, hashed);
+    if (nm != 0) rules(dir, pkts, descs, idx, ports, misses, nm, out, now, hash_of, hashed, near);
 }
 
 bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len,
@@ -272,7 +272,8 @@ FilterVerdict Filter::icmp_error(std::span<const uint8_t> frame, const PacketDes
 
 void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
                    const uint16_t *idx, const uint16_t *ports, const unsigned *which, unsigned n,
-                   FilterVerdict *out, uint32_t now, const uint64_t *hash_of, uint64_t hashed) {
+                   FilterVerdict *out, uint32_t now, const uint64_t *hash_of, uint64_t hashed,
+                   const uint32_t *near) {
     Ruleset *rs = dp_.ruleset.load(std::memory_order_acquire);
     // Most packets that reach the rules make a state, with the ids next in line: start
     // loading their id index buckets now, so that the inserts find them in cache.
@@ -323,6 +324,7 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
     auto decide = [&](unsigned k, uint32_t number, uint32_t match) {
         const PacketDesc &d = descs[idx[k]];
         const uint64_t *hash = (hashed >> k & 1) != 0 ? &hash_of[k] : nullptr;
+        const uint32_t near_slot = near != nullptr ? near[k] : StateTable::no_slot;
         // The translation: the deciding rule's own, else the last matching match rule's
         // (ignored when a quick rule decided before it: pf stops there).
         uint16_t tr = CompiledRule::no_translation;
@@ -337,7 +339,8 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
             // pf's default rule: pass without state, unless a match rule translates (a
             // translation lives in a state).
             if (tr != CompiledRule::no_translation)
-                create_state(nullptr, tr, dir, ports[k], d, d.frame_len, now, out[k], hash);
+                create_state(nullptr, tr, dir, ports[k], d, d.frame_len, now, out[k], hash,
+                             near_slot);
             return;
         }
         const CompiledRule &rule = *decider;
@@ -358,7 +361,7 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
         rc.packets.inc();
         rc.bytes.add(len);
         if (rule.keep_state || tr != CompiledRule::no_translation) {
-            if (create_state(&rule, tr, dir, ports[k], d, len, now, out[k], hash))
+            if (create_state(&rule, tr, dir, ports[k], d, len, now, out[k], hash, near_slot))
                 rc.states_created.inc();
         }
     };
@@ -409,7 +412,7 @@ StateKey Filter::translated_key(const CompiledTranslation &t, const StateKey &ke
 
 bool Filter::create_state(const CompiledRule *rule, uint16_t translation, StateDirection dir,
                           uint16_t port, const PacketDesc &d, uint32_t len, uint32_t now,
-                          FilterVerdict &v, const uint64_t *hash) {
+                          FilterVerdict &v, const uint64_t *hash, uint32_t near) {
     auto refuse = [&](DropReason why) {
         v.action = FilterVerdict::Action::drop;
         v.reason = why;
@@ -437,7 +440,8 @@ bool Filter::create_state(const CompiledRule *rule, uint16_t translation, StateD
     uint32_t slot;
     StateTable::InsertResult r = StateTable::InsertResult::exists;
     if (translation == CompiledRule::no_translation) [[likely]] {
-        r = st.insert_new(s, worker_, &slot, next_id_, dp_.worker_count(), nullptr, nullptr, hash);
+        r = st.insert_new(s, worker_, &slot, next_id_, dp_.worker_count(), nullptr, nullptr, hash,
+                          near);
     } else {
         const CompiledTranslation &t = rs->translation(translation);
         if (t.family != d.family) return refuse(DropReason::nat_family);
@@ -468,8 +472,8 @@ bool Filter::create_state(const CompiledRule *rule, uint16_t translation, StateD
                 if (st.lookup(other) != StateTable::no_slot) continue; // in use
             }
             bool taken = false;
-            r = st.insert_new(s, worker_, &slot, next_id_, dp_.worker_count(), &other, &taken,
-                              hash);
+            r = st.insert_new(s, worker_, &slot, next_id_, dp_.worker_count(), &other, &taken, hash,
+                              near);
             if (r == StateTable::InsertResult::exists && taken) continue;
             inserted = true;
         }

@@ -68,9 +68,11 @@ class Filter {
     // Filter n packets in direction `dir`. For packet k: pkts[idx[k]] / descs[idx[k]], on
     // port ports[k] (our index), verdict into out[k]. n <= 64. `now` is the table clock.
     // hints[k] (optional): a slot that may hold packet k's state (an in-pass twin).
+    // near[k] (optional): the slot packet k's new state should lie near (the in-pass state
+    // of a forwarded packet, its twin-to-be), or StateTable::no_slot.
     void run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
              const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
-             uint32_t now, const uint32_t *hints = nullptr);
+             uint32_t now, const uint32_t *hints = nullptr, const uint32_t *near = nullptr);
 
   private:
     // Match a packet against the state in `slot` (a state's slot or the alias slot of a
@@ -88,17 +90,18 @@ class Filter {
     // `rule`: the deciding rule, or nullptr for pf's default rule (a state made only because a
     // match rule translates). `translation`: the index of the translation to apply, or
     // CompiledRule::no_translation. `hash`: the state key's hash from run()'s lookup, or
-    // nullptr.
+    // nullptr. `near`: run()'s near[k].
     bool create_state(const CompiledRule *rule, uint16_t translation, StateDirection dir,
                       uint16_t port, const PacketDesc &d, uint32_t len, uint32_t now,
-                      FilterVerdict &v, const uint64_t *hash);
+                      FilterVerdict &v, const uint64_t *hash, uint32_t near);
     // The translated key of a new state whose untranslated key is `key`, with the address
     // picked from the pool; the port is the caller's to choose (see create_state).
     StateKey translated_key(const CompiledTranslation &t, const StateKey &key, const PacketDesc &d,
                             StateDirection dir);
     void rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
                const uint16_t *idx, const uint16_t *ports, const unsigned *which, unsigned n,
-               FilterVerdict *out, uint32_t now, const uint64_t *hash_of, uint64_t hashed);
+               FilterVerdict *out, uint32_t now, const uint64_t *hash_of, uint64_t hashed,
+               const uint32_t *near);
     // The deciding rule has `log`: queue the packet for the pflog file, if there is one.
     [[gnu::cold]] void log_packet(const CompiledRule &rule, StateDirection dir, uint16_t port,
                                   const rte_mbuf *m, const PacketDesc &d);

@@ -1,9 +1,16 @@
 // The state table on its own slot array and indexes (slot_index.hpp) and rte_rcu_qsbr.
 //
 // Why the pieces fit together:
-// * A slot is taken from the free ring with its status still free, and claimed (free ->
-//   initialising) by the taker alone; it goes back to the ring only a grace period after it
-//   died (the RCU defer queue), with its generation moved on.
+// * A slot is taken from the free map (its bit cleared by a compare-and-swap, so by one
+//   taker only) with its status still free, and claimed (free -> initialising) by the taker
+//   alone; its bit is set again only a grace period after it died (the RCU defer queue),
+//   with its generation moved on. A state with no `near` takes the even half of a free
+//   pair (slots 2k and 2k + 1), leaving the other half for its twin: from the writer's
+//   chunk of 64 while it has a pair, else from the chunks after it (a bounded number), else
+//   any free slot there, else, after a reclaim, anywhere in the map (a scan of the whole
+//   map that found nothing is not repeated for the next few takes). A state with `near`
+//   takes that slot's partner when free, else the nearest free slot of its chunk, else goes
+//   the way above.
 // * Both indexes name slots and check candidates against the slot's own record, so an
 //   inserter writes the record before it adds a cell: whoever sees the cell sees the record.
 //   A key index cell is added before the state goes live (lookups want live slots), and both
@@ -41,11 +48,10 @@
 #include <rte_lcore.h>
 #include <rte_log.h>
 #include <rte_malloc.h>
+#include <rte_memzone.h>
 #include <rte_pause.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
-#include <rte_ring.h>
-#include <rte_ring_elem.h>
 
 #include <algorithm>
 #include <cassert>
@@ -59,8 +65,8 @@ using namespace detail;
 
 namespace {
 
-// Longest table name whose derived ring names (the free ring's, the defer queue's
-// "RCU_" + name + "_dq") fit RTE_RING_NAMESIZE.
+// Longest table name whose derived names (the free map's memzone, name + "_free"; the defer
+// queue's ring, "RCU_" + name + "_dq") fit RTE_MEMZONE_NAMESIZE and RTE_RING_NAMESIZE.
 constexpr std::size_t max_name = 19;
 
 // Table sizes: slot numbers and a few tag bits share a 32-bit index cell.
@@ -69,6 +75,24 @@ constexpr uint32_t max_capacity = 1u << 29;
 // Slots beyond the index's entries, for states that wait out their grace period while new
 // ones take their places (a full table under churn).
 constexpr uint32_t slack_slots = 8001;
+
+// A take looks at this many chunks from the writer's for a free pair, then for any free
+// slot, before it reclaims and, failing that, scans the whole map; after a scan for pairs or
+// a whole scan found nothing, this many takes skip it.
+constexpr uint32_t scan_chunks = 128;
+constexpr uint32_t scan_pause = 64;
+
+constexpr uint64_t even_bits = 0x5555555555555555ull;
+
+// The set bit of `m` (not 0, bit b clear) nearest bit b: b's partner b ^ 1 first, then the
+// nearest on either side (the one above on a tie).
+unsigned nearest_bit(uint64_t m, unsigned b) {
+    if ((m >> (b ^ 1) & 1) != 0) return b ^ 1;
+    const uint64_t above = m & ((~uint64_t(0) << 1) << b), below = m & ((uint64_t(1) << b) - 1);
+    const unsigned up = above != 0 ? unsigned(__builtin_ctzll(above)) - b : 64;
+    const unsigned down = below != 0 ? b - (63 - unsigned(__builtin_clzll(below))) : 64;
+    return up <= down ? b + up : b - down;
+}
 
 } // namespace
 
@@ -96,10 +120,19 @@ StateTable::StateTable(const StateTableConfig &cfg)
     const uint32_t entries = cfg.capacity * (cfg.translations ? 2 : 1);
     slots_ = entries + slack_slots;
     const std::string dq_name = cfg.name + "_dq";
-    const std::string ring_name = cfg.name + "_free";
-    free_slots_ = rte_ring_create_elem(ring_name.c_str(), sizeof(uint32_t), slots_, cfg.socket_id,
-                                       RING_F_EXACT_SZ);
-    if (free_slots_ == nullptr) throw dpdk_error("free slots");
+    // The free slot map first: its memzone's name is the table's, so a taken name is refused
+    // before the slots are allocated and zeroed.
+    chunks_ = (slots_ + 63) / 64;
+    const std::string map_name = cfg.name + "_free";
+    free_zone_ = rte_memzone_reserve_aligned(map_name.c_str(), sizeof(uint64_t) * chunks_,
+                                             cfg.socket_id, 0, RTE_CACHE_LINE_SIZE);
+    if (free_zone_ == nullptr) throw dpdk_error("free slots");
+    free_map_ = static_cast<std::atomic<uint64_t> *>(free_zone_->addr);
+    for (uint32_t c = 0; c < chunks_; c++) {
+        const uint32_t in_chunk = std::min<uint32_t>(64, slots_ - c * 64);
+        new (&free_map_[c])
+            std::atomic<uint64_t>(in_chunk == 64 ? ~uint64_t(0) : (uint64_t(1) << in_chunk) - 1);
+    }
 
     slot_array_ = static_cast<Slot *>(rte_zmalloc_socket("syncwall_state_slots",
                                                          sizeof(Slot) * std::size_t(slots_),
@@ -107,11 +140,10 @@ StateTable::StateTable(const StateTableConfig &cfg)
     if (slot_array_ == nullptr) throw fail("no memory for " + std::to_string(slots_) + " slots");
     for (uint32_t i = 0; i < slots_; i++)
         new (&slot_array_[i]) Slot{};
-    // In order, so that a table that never filled keeps its states in its first slots.
-    for (uint32_t i = 0; i < slots_; i++) {
-        if (rte_ring_sp_enqueue_elem(free_slots_, &i, sizeof(uint32_t)) != 0)
-            throw fail("the free slot ring is short");
-    }
+    // Writers start far apart, so that they do not take from one chunk.
+    for (unsigned w = 0; w < max_cursors; w++)
+        cursors_[w].chunk.store(uint32_t(uint64_t(w) * chunks_ / max_cursors),
+                                std::memory_order_relaxed);
     if (cfg.translations) {
         alias_of_ = static_cast<std::atomic<uint32_t> *>(
             rte_malloc_socket("syncwall_state_alias", sizeof(std::atomic<uint32_t>) * slots_,
@@ -169,12 +201,11 @@ StateTable::StateTable(const StateTableConfig &cfg)
     dq_ = rte_rcu_qsbr_dq_create(&dp);
     if (dq_ == nullptr) throw dpdk_error("RCU defer queue");
 
-    memory_bytes_ = sizeof(uint32_t) * 2 * index_cells +
-                    sizeof(uint32_t) * std::size_t(rte_align32pow2(slots_ + 1)) + // free ring
-                    sizeof(Slot) * std::size_t(slots_) +
-                    (alias_of_ != nullptr ? sizeof(uint32_t) * std::size_t(slots_) : 0) +
-                    (sizeof(uint64_t) + dp.esize) * std::size_t(rte_align32pow2(slots_ + 1)) +
-                    rcu_bytes;
+    memory_bytes_ =
+        sizeof(uint32_t) * 2 * index_cells + sizeof(uint64_t) * std::size_t(chunks_) + // free map
+        sizeof(Slot) * std::size_t(slots_) +
+        (alias_of_ != nullptr ? sizeof(uint32_t) * std::size_t(slots_) : 0) +
+        (sizeof(uint64_t) + dp.esize) * std::size_t(rte_align32pow2(slots_ + 1)) + rcu_bytes;
 }
 
 StateTable::~StateTable() {
@@ -192,8 +223,9 @@ void StateTable::free_resources() {
     if (dq_ != nullptr && rte_rcu_qsbr_dq_delete(dq_) != 0)
         RTE_LOG(ERR, USER1, "state table: defer queue not empty at teardown, leaking it\n");
     dq_ = nullptr;
-    rte_ring_free(free_slots_);
-    free_slots_ = nullptr;
+    rte_memzone_free(free_zone_);
+    free_zone_ = nullptr;
+    free_map_ = nullptr;
     rte_free(key_cells_);
     key_cells_ = nullptr;
     rte_free(rcu_);
@@ -357,9 +389,10 @@ bool StateTable::other_key(uint32_t slot, StateKey &out) const {
 // --- writers -------------------------------------------------------------------------------
 
 StateTable::InsertResult StateTable::insert(const State &st, unsigned writer, uint32_t *slot_out,
-                                            const StateKey *other, bool *other_taken) {
+                                            const StateKey *other, bool *other_taken,
+                                            uint32_t near) {
     bool id_taken = false, taken = false;
-    const InsertResult r = insert_(st, writer, slot_out, &id_taken, other, &taken, nullptr);
+    const InsertResult r = insert_(st, writer, slot_out, &id_taken, other, &taken, nullptr, near);
     if (other_taken != nullptr) *other_taken = taken;
     return r;
 }
@@ -367,33 +400,84 @@ StateTable::InsertResult StateTable::insert(const State &st, unsigned writer, ui
 StateTable::InsertResult StateTable::insert_new(State &st, unsigned writer, uint32_t *slot_out,
                                                 uint64_t &next_id, uint64_t stride,
                                                 const StateKey *other, bool *other_taken,
-                                                const uint64_t *hash) {
+                                                const uint64_t *hash, uint32_t near) {
     InsertResult r = InsertResult::exists;
     for (unsigned tries = 0; tries < max_id_tries; tries++) {
         st.id = next_id;
         next_id += stride;
         bool id_taken = false, taken = false;
-        r = insert_(st, writer, slot_out, &id_taken, other, &taken, hash);
+        r = insert_(st, writer, slot_out, &id_taken, other, &taken, hash, near);
         if (other_taken != nullptr) *other_taken = taken;
         if (r != InsertResult::exists || !id_taken) return r;
     }
     return r;
 }
 
-uint32_t StateTable::take_slot() {
-    uint32_t slot = no_slot;
-    if (rte_ring_mc_dequeue_elem(free_slots_, &slot, sizeof(uint32_t)) != 0) {
-        // Slots wait in the defer queue: free what we may, once.
-        reclaim();
-        if (rte_ring_mc_dequeue_elem(free_slots_, &slot, sizeof(uint32_t)) != 0) return no_slot;
+uint32_t StateTable::take_from(uint32_t c, unsigned how) {
+    std::atomic<uint64_t> &word = free_map_[c];
+    uint64_t m = word.load(std::memory_order_relaxed);
+    while (m != 0) {
+        unsigned b;
+        if (how < 64) {
+            b = nearest_bit(m, how);
+        } else {
+            const uint64_t pairs = m & (m >> 1) & even_bits; // even bits with a free partner
+            if (pairs == 0 && how == take_pair) return no_slot;
+            b = unsigned(__builtin_ctzll(pairs != 0 ? pairs : m));
+        }
+        // Acquire: the slot's word as release() left it (free, next generation).
+        if (word.compare_exchange_weak(m, m & ~(uint64_t(1) << b), std::memory_order_acquire,
+                                       std::memory_order_relaxed))
+            return c * 64 + b;
     }
-    // A slot in the ring is free and nobody else's; the claim only marks it taken.
-    if (slot >= slots_ || !slot_array_[slot].claim()) return no_slot;
+    return no_slot;
+}
+
+uint32_t StateTable::take_slot(unsigned writer, uint32_t near) {
+    uint32_t slot = near < slots_ ? take_from(near / 64, near % 64) : no_slot;
+    if (slot == no_slot) {
+        Cursor &cur = cursors_[writer % max_cursors];
+        uint32_t c = cur.chunk.load(std::memory_order_relaxed);
+        auto scan = [&](uint32_t chunks, unsigned how) {
+            for (uint32_t i = 0; i < chunks && slot == no_slot; i++) {
+                if (i != 0) c = c + 1 == chunks_ ? 0 : c + 1;
+                slot = take_from(c, how);
+            }
+        };
+        // Half a free pair, so that the state's twin can have the other half; a free slot
+        // of any kind when the chunks ahead have no pair (and then for a while).
+        const uint32_t no_pairs = cur.skip_pair_scans.load(std::memory_order_relaxed);
+        if (no_pairs == 0) {
+            scan(std::min(scan_chunks, chunks_), take_pair);
+            if (slot == no_slot) cur.skip_pair_scans.store(scan_pause, std::memory_order_relaxed);
+        } else {
+            cur.skip_pair_scans.store(no_pairs - 1, std::memory_order_relaxed);
+        }
+        if (slot == no_slot) scan(std::min(scan_chunks, chunks_), take_any);
+        if (slot == no_slot) {
+            // Slots may wait in the defer queue: free what we may, then look everywhere,
+            // unless a look everywhere found nothing a few takes ago.
+            reclaim();
+            const uint32_t skip = cur.skip_full_scans.load(std::memory_order_relaxed);
+            if (skip != 0) {
+                cur.skip_full_scans.store(skip - 1, std::memory_order_relaxed);
+                scan(std::min(scan_chunks, chunks_), take_any);
+            } else {
+                scan(chunks_, take_any);
+                if (slot == no_slot)
+                    cur.skip_full_scans.store(scan_pause, std::memory_order_relaxed);
+            }
+        }
+        cur.chunk.store(c, std::memory_order_relaxed);
+        if (slot == no_slot) return no_slot;
+    }
+    // A slot whose bit we cleared is free and nobody else's; the claim only marks it taken.
+    if (!slot_array_[slot].claim()) return no_slot;
     return slot;
 }
 
 int64_t StateTable::add_alias(const StateKey &key, uint32_t slot, unsigned writer) {
-    const uint32_t pos = take_slot();
+    const uint32_t pos = take_slot(writer, slot); // beside the state: the rewrite reads both
     if (pos == no_slot) return -1;
     Slot &a = slot_array_[pos];
     a.state.key = key;
@@ -423,7 +507,8 @@ void StateTable::drop_alias(uint32_t alias, unsigned writer) {
 
 StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, uint32_t *slot_out,
                                              bool *id_taken, const StateKey *other,
-                                             bool *other_taken, const uint64_t *key_hash_of) {
+                                             bool *other_taken, const uint64_t *key_hash_of,
+                                             uint32_t near) {
     auto refuse = [&](InsertResult r) {
         count_.fetch_sub(1, std::memory_order_relaxed);
         (r == InsertResult::full ? insert_full_ : insert_exists_)
@@ -435,7 +520,7 @@ StateTable::InsertResult StateTable::insert_(const State &st, unsigned writer, u
         (other != nullptr && alias_of_ == nullptr))
         return refuse(InsertResult::full);
     ids_.prefetch(SlotIndex::id_hash(st.creatorid, st.id)); // needed after the key's work below
-    const uint32_t pos = take_slot();
+    const uint32_t pos = take_slot(writer, near);
     if (pos == no_slot) return refuse(InsertResult::full);
     Slot &s = slot_array_[pos];
     // The record goes in first: an inserter checking an index for a duplicate reads the key
@@ -561,8 +646,8 @@ void StateTable::release(uint32_t slot) {
                uint32_t(slot_free) << status_shift;
     } while (!s.word.compare_exchange_weak(w, next, std::memory_order_acq_rel,
                                            std::memory_order_relaxed));
-    // The ring has room for every slot, so this cannot fail.
-    rte_ring_mp_enqueue_elem(free_slots_, &slot, sizeof(uint32_t));
+    // Release: a taker that clears the bit sees the word above.
+    free_map_[slot / 64].fetch_or(uint64_t(1) << (slot % 64), std::memory_order_release);
 }
 
 // --- RCU -------------------------------------------------------------------------------------

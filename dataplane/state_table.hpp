@@ -2,8 +2,11 @@
 //
 // Theory of operation
 // * Slots: one array of fixed-size records (a state and an 8-byte header); a state's slot
-//   number is its name inside the table. Free slots wait in a ring (any thread takes and
-//   gives back).
+//   number is its name inside the table. Free slots are bits in a map, 64 slots to a chunk
+//   word; each writer takes from a chunk of its own choosing, and an insert may name a slot
+//   to be near (the state's twin, a translated state's own slot): it gets that slot's
+//   partner (slot ^ 1) or the nearest free slot of its chunk when one is free, so that a
+//   connection's two states share their lines and pages (docs/ownership.md, step 1).
 // * Indexes: two lock-free SlotIndexes (slot_index.hpp) map a hash to slots, one for the
 //   StateKey (what every packet looks up) and one for (creatorid, id) (pfsync's name). They
 //   hold slot numbers only: a lookup checks a candidate against the key or id in the slot
@@ -43,7 +46,7 @@
 #include <memory>
 #include <string>
 
-struct rte_ring;
+struct rte_memzone;
 struct rte_rcu_qsbr;
 struct rte_rcu_qsbr_dq;
 
@@ -224,8 +227,10 @@ class StateTable {
     // has the key or id. `full`: limits.states reached, or no free slot or index cell.
     // `other` (a translated state): its second key, indexed before the state goes live;
     // `exists` with *other_taken set when another state holds that key (a NAT port in use).
+    // `near` (optional): a slot the new state should lie near, as its twin's (see above).
     InsertResult insert(const State &s, unsigned writer, uint32_t *slot,
-                        const StateKey *other = nullptr, bool *other_taken = nullptr);
+                        const StateKey *other = nullptr, bool *other_taken = nullptr,
+                        uint32_t near = no_slot);
     // Insert a new state of our own: it gets the id `next_id`, and `next_id` moves on by
     // `stride` for every id tried, whatever the outcome (pf's ids always move on). An id
     // that another state already holds (a peer's state planted under our creatorid, say) is
@@ -235,7 +240,8 @@ class StateTable {
     static constexpr unsigned max_id_tries = 8;
     InsertResult insert_new(State &s, unsigned writer, uint32_t *slot, uint64_t &next_id,
                             uint64_t stride, const StateKey *other = nullptr,
-                            bool *other_taken = nullptr, const uint64_t *hash = nullptr);
+                            bool *other_taken = nullptr, const uint64_t *hash = nullptr,
+                            uint32_t near = no_slot);
     // Report that the locked state in `slot` changed in a way peers care about.
     void notify_update(uint32_t slot, unsigned writer);
     // Delete a state (not locked by the caller). The sink hears `remove` before the slot
@@ -286,7 +292,20 @@ class StateTable {
     std::atomic<uint32_t> *key_cells_ = nullptr;
     SlotIndex ids_; // (creatorid, id) -> slot
     std::atomic<uint32_t> *id_cells_ = nullptr;
-    rte_ring *free_slots_ = nullptr;
+    // Free slots: bit b of free_map_[c] is set while slot 64 * c + b is free.
+    std::atomic<uint64_t> *free_map_ = nullptr;
+    const rte_memzone *free_zone_ = nullptr; // the map's memory, named after the table
+    uint32_t chunks_ = 0;
+    // The chunk each writer takes its slots from (writer % max_cursors; writers that share
+    // one only share a starting point), and how many more takes skip the scan for a free
+    // pair, and the scan of the whole map, after one found nothing.
+    struct alignas(RTE_CACHE_LINE_SIZE) Cursor {
+        std::atomic<uint32_t> chunk{0};
+        std::atomic<uint32_t> skip_pair_scans{0};
+        std::atomic<uint32_t> skip_full_scans{0};
+    };
+    static constexpr unsigned max_cursors = 64;
+    Cursor cursors_[max_cursors];
     rte_rcu_qsbr *rcu_ = nullptr;
     rte_rcu_qsbr_dq *dq_ = nullptr;
     Slot *slot_array_ = nullptr;
@@ -308,14 +327,21 @@ class StateTable {
     bool slot_has_key(uint32_t s, const StateKey &key, bool findable_only, uint32_t &word) const;
     // Whether slot `s` (any status but free) holds `key`: the key index's duplicate check.
     bool holds_key(uint32_t s, const StateKey &key) const;
-    // A free slot, claimed (free -> initialising), or no_slot when none is free.
-    uint32_t take_slot();
+    // A free slot, claimed (free -> initialising), or no_slot when none is free: near `near`
+    // when its chunk has room, else from the writer's chunk.
+    uint32_t take_slot(unsigned writer, uint32_t near);
+    // A free slot of chunk `c` taken from the map, or no_slot. `how`: below 64, the free
+    // slot nearest that bit of the chunk; take_pair, the even half of a free pair; take_any,
+    // that or, with no pair, any free slot.
+    static constexpr unsigned take_pair = 64, take_any = 65;
+    uint32_t take_from(uint32_t c, unsigned how);
     // Give up a taken slot that never went live: dead now, free after a grace period.
     void discard(uint32_t slot, unsigned writer);
     // insert(); `*id_taken` says whether an `exists` came from the (creatorid, id) index,
     // `*other_taken` whether it came from the second key. `hash`: s.key's, or nullptr.
     InsertResult insert_(const State &s, unsigned writer, uint32_t *slot, bool *id_taken,
-                         const StateKey *other, bool *other_taken, const uint64_t *hash);
+                         const StateKey *other, bool *other_taken, const uint64_t *hash,
+                         uint32_t near);
     // Index `key` as the alias of `slot`: the alias slot, or a negative InsertResult-like
     // failure (-1 full, -2 taken).
     int64_t add_alias(const StateKey &key, uint32_t slot, unsigned writer);

@@ -7,8 +7,11 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -907,6 +910,101 @@ TEST_CASE("a twin hint is trusted only while its slot is live and holds the key"
     CHECK(t.twin(b) == StateTable::no_slot); // the new state starts without the old hint
     CHECK_FALSE(t.twin_matches(t.twin(a), make_key(2)));
     CHECK(t.twin_matches(t.twin(a), t.state(b).key));
+}
+
+TEST_CASE("a state made near a slot takes that slot's partner, else the nearest free slot of "
+          "its chunk; a state made alone takes half of a free pair",
+          "[eal][state]") {
+    StateTable t(table_config(1000));
+    uint32_t a = StateTable::no_slot, b = StateTable::no_slot, c = StateTable::no_slot;
+    // Alone: even slots, each leaving its partner free.
+    std::vector<uint32_t> alone;
+    for (uint32_t i = 0; i < 8; i++) {
+        REQUIRE(t.insert(make_state(i), 0, &a) == StateTable::InsertResult::ok);
+        CHECK(a % 2 == 0);
+        alone.push_back(a);
+    }
+    // Near each of them: its partner.
+    for (uint32_t i = 0; i < 8; i++) {
+        REQUIRE(t.insert(make_state(100 + i), 0, &b, nullptr, nullptr, alone[i]) ==
+                StateTable::InsertResult::ok);
+        CHECK(b == (alone[i] ^ 1));
+    }
+    // Near a slot whose partner is taken: the nearest free slot of the same 64.
+    REQUIRE(t.insert(make_state(200), 0, &c, nullptr, nullptr, alone[0]) ==
+            StateTable::InsertResult::ok);
+    CHECK(c / 64 == alone[0] / 64);
+    CHECK(c != alone[0]);
+    CHECK(c != (alone[0] ^ 1));
+    // Every other slot is free: c is the nearest slot of the chunk that no state above took
+    // (the one above on a tie).
+    std::set<uint32_t> taken(alone.begin(), alone.end());
+    for (const uint32_t s : alone)
+        taken.insert(s ^ 1);
+    uint32_t nearest = StateTable::no_slot;
+    for (uint32_t d = 1; d < 64 && nearest == StateTable::no_slot; d++) {
+        for (const int64_t s : {int64_t(alone[0]) + d, int64_t(alone[0]) - d}) {
+            if (s >= 0 && s / 64 == alone[0] / 64 && !taken.count(uint32_t(s))) {
+                nearest = uint32_t(s);
+                break;
+            }
+        }
+    }
+    CHECK(c == nearest);
+    // A translated state's second key lies beside it.
+    dp::StateTableConfig cfg = table_config(100);
+    cfg.translations = true;
+    StateTable n(cfg);
+    const dp::StateKey other = make_key(900);
+    uint32_t slot = StateTable::no_slot;
+    REQUIRE(n.insert(make_state(1), 0, &slot, &other) == StateTable::InsertResult::ok);
+    CHECK(n.alias_of(slot) == (slot ^ 1));
+}
+
+TEST_CASE("connections replaced at random, in then out near in as a worker makes them, keep "
+          "their two states in partner slots",
+          "[eal][state]") {
+    // A full table of connections (two states each), turned over twice: each round deletes
+    // 32 connections picked at random and makes 32 new ones, their in states first and then
+    // their out states, each asked to lie near its in state (a burst's two passes).
+    constexpr uint32_t connections = 20000;
+    StateTable t(table_config(connections * 2));
+    std::vector<std::array<uint32_t, 2>> slot_of(connections);
+    uint32_t next_key = 0;
+    auto make = [&](const std::vector<uint32_t> &which) {
+        for (int out = 0; out < 2; out++) {
+            for (const uint32_t c : which) {
+                const uint32_t near = out != 0 ? slot_of[c][0] : StateTable::no_slot;
+                REQUIRE(t.insert(make_state(next_key, next_key), 0, &slot_of[c][out], nullptr,
+                                 nullptr, near) == StateTable::InsertResult::ok);
+                next_key++;
+            }
+        }
+    };
+    std::vector<uint32_t> all(connections);
+    for (uint32_t c = 0; c < connections; c++)
+        all[c] = c;
+    make(all);
+    std::mt19937 rng(7);
+    std::vector<uint32_t> burst;
+    for (uint32_t round = 0; round < 2 * connections / 32; round++) {
+        burst.clear();
+        while (burst.size() < 32) {
+            const uint32_t c = rng() % connections;
+            if (std::find(burst.begin(), burst.end(), c) == burst.end()) burst.push_back(c);
+        }
+        for (const uint32_t c : burst)
+            for (int out = 0; out < 2; out++)
+                REQUIRE(t.remove(slot_of[c][out], 0));
+        grace_period(t, 1);
+        make(burst);
+    }
+    uint32_t partners = 0;
+    for (const auto &s : slot_of)
+        partners += (s[0] ^ 1) == s[1];
+    INFO("connections in partner slots: " << partners << " of " << connections);
+    CHECK(partners == connections);
+    CHECK(t.count() == connections * 2);
 }
 
 TEST_CASE("memory per state is reported and plausible", "[eal][state]") {
