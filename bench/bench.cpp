@@ -67,6 +67,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -103,6 +104,7 @@ struct Options {
     std::string direction;                        // lan-wan or both ("": both with --nat)
     bool device_checksums = false; // frames come marked as a NIC's rx checksum offload marks them
     bool twins_apart = false;      // preload every in state, then every out state
+    double churn = 0;              // then replace churn * flows connections at random
     bool both_ways() const { return direction == "both"; }
 };
 
@@ -330,13 +332,23 @@ dp::State template_state(bool udp) {
     return s;
 }
 
-// Inserts a flow's two states one after the other, so that they take neighbouring slots (the
-// free slots come in order); with `twins_apart`, every flow's in state first and then every
-// out state, so that twins lie `flows` slots apart, as in a table that busy traffic filled
-// (a burst's in pass makes its states before its out pass, other connections' states come
-// in between, and freed slots come back in any order).
-void preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer, bool twins_apart) {
-    if (flows == 0) return;
+// Inserts a flow's two states one after the other, the out state near the in state (as a
+// worker's out pass asks); with `twins_apart`, every flow's in state first and then every
+// out state, in a shuffled order and without asking for a place, so that twins lie as far
+// apart as a table that hands out slots with no regard for twins leaves them. With
+// `churn` > 0, churn * flows connections picked at random are then replaced, 32
+// at a time as a burst makes them: their states removed, and once the slots are free again,
+// the in states made and then the out states, each near its in state. The table then holds
+// its states where traffic that turned it over would have left them.
+// Where the preload left each connection's two states: the share of connections whose
+// states are partners (slots 2k and 2k + 1) and the share within 64 slots of each other.
+struct TwinPlacement {
+    double partners = -1, within_64 = -1; // -1: not preloaded here
+};
+
+TwinPlacement preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer,
+                      bool twins_apart, double churn) {
+    if (flows == 0) return {};
     // The keys must be exactly what the worker computes for the generated frames.
     {
         bench::FrameWriter fw(64, udp);
@@ -355,21 +367,33 @@ void preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer, bool 
     s.rule = dp::no_rule;
     s.creation = s.expire = dp.now();
     const double t0 = now_s();
-    auto insert = [&](uint32_t i, dp::StateDirection dir) {
+    std::vector<uint32_t> slot_of(std::size_t(flows) * 2, dp::StateTable::no_slot);
+    uint64_t ids = uint64_t(1) << 48;
+    auto insert = [&](uint32_t i, dp::StateDirection dir, bool near_in = true) {
+        const bool out = dir == dp::StateDirection::out;
         s.key = bench::flow_key(i, udp, dir);
         s.direction = dir;
-        s.iface = dir == dp::StateDirection::in ? 0 : 1;
-        s.id = (uint64_t(1) << 48) + uint64_t(i) * 2 + (dir == dp::StateDirection::out);
-        uint32_t slot;
-        if (dp.states->insert(s, writer, &slot) != dp::StateTable::InsertResult::ok)
+        s.iface = out ? 1 : 0;
+        s.id = ids++;
+        uint32_t &slot = slot_of[std::size_t(i) * 2 + out];
+        const uint32_t near =
+            out && near_in ? slot_of[std::size_t(i) * 2] : dp::StateTable::no_slot;
+        if (dp.states->insert(s, writer, &slot, nullptr, nullptr, near) !=
+            dp::StateTable::InsertResult::ok)
             throw std::runtime_error("preload: insert of flow " + std::to_string(i) +
                                      " failed (table full? raise -m)");
     };
     constexpr dp::StateDirection dirs[] = {dp::StateDirection::in, dp::StateDirection::out};
+    std::mt19937_64 rng(0x5eed);
     if (twins_apart) {
-        for (const auto dir : dirs)
-            for (uint32_t i = 0; i < flows; i++)
-                insert(i, dir);
+        for (uint32_t i = 0; i < flows; i++)
+            insert(i, dp::StateDirection::in);
+        std::vector<uint32_t> order(flows);
+        for (uint32_t i = 0; i < flows; i++)
+            order[i] = i;
+        std::shuffle(order.begin(), order.end(), rng);
+        for (const uint32_t i : order)
+            insert(i, dp::StateDirection::out, false);
     } else {
         for (uint32_t i = 0; i < flows; i++)
             for (const auto dir : dirs)
@@ -378,6 +402,51 @@ void preload(dp::Dataplane &dp, uint32_t flows, bool udp, unsigned writer, bool 
     const double dt = now_s() - t0;
     std::printf("preloaded %u states (%u flows) in %.2f s (%.2f M inserts/s from the main lcore)\n",
                 flows * 2, flows, dt, flows * 2 / dt / 1e6);
+    auto placement = [&] {
+        uint64_t partners = 0, near = 0;
+        for (uint32_t i = 0; i < flows; i++) {
+            const uint32_t a = slot_of[std::size_t(i) * 2], b = slot_of[std::size_t(i) * 2 + 1];
+            partners += (a ^ 1) == b;
+            near += (a > b ? a - b : b - a) < 64;
+        }
+        const TwinPlacement t{double(partners) / flows, double(near) / flows};
+        std::printf("twin placement: %.1f %% of connections in partner slots, %.1f %% within 64 "
+                    "slots\n",
+                    t.partners * 100, t.within_64 * 100);
+        return t;
+    };
+    if (churn <= 0) return placement();
+    // No worker runs yet: with every reader offline, a removed slot is free again at the
+    // next reclaim().
+    const unsigned readers = dp.worker_count() + 1;
+    for (unsigned r = 0; r < readers; r++)
+        dp.states->reader_offline(r);
+    const uint64_t replace = uint64_t(churn * flows);
+    uint32_t burst[32];
+    const double t1 = now_s();
+    for (uint64_t done = 0; done < replace;) {
+        const unsigned n = unsigned(std::min<uint64_t>(32, replace - done));
+        for (unsigned k = 0; k < n; k++) {
+            uint32_t i;
+            do { // distinct flows within a burst
+                i = uint32_t(rng() % flows);
+            } while (std::find(burst, burst + k, i) != burst + k);
+            burst[k] = i;
+            for (int out = 0; out < 2; out++)
+                if (!dp.states->remove(slot_of[std::size_t(i) * 2 + out], writer))
+                    throw std::runtime_error("preload: churn lost a state");
+        }
+        dp.states->reclaim();
+        for (const auto dir : dirs)
+            for (unsigned k = 0; k < n; k++)
+                insert(burst[k], dir);
+        done += n;
+    }
+    for (unsigned r = 0; r < readers; r++)
+        dp.states->reader_online(r);
+    std::printf("preload churn: %" PRIu64 " connections replaced, 32 a burst (%.2f s)\n", replace,
+                now_s() - t1);
+    return placement();
 }
 
 // --nat: the pool of the bench's translation, what each flow was translated to (learned by
@@ -778,6 +847,7 @@ struct Context {
     std::vector<std::unique_ptr<dp::Worker>> workers;
     std::atomic<bool> stop{false};
     bool io_mode = true;
+    TwinPlacement twins; // where the preload left each connection's states
 };
 
 int worker_main(void *arg) {
@@ -1010,7 +1080,11 @@ void print_phase(const Context &ctx, const Phase &p, const Phase *base) {
         (ctx.o.nat || ctx.o.both_ways()
              ? " nat=" + std::to_string(ctx.o.nat ? 1 : 0) + " direction=" + ctx.o.direction
              : "") +
-        (ctx.o.twins_apart ? " twins_apart=1" : "");
+        (ctx.o.twins_apart ? " twins_apart=1" : "") +
+        (ctx.o.churn > 0 ? " churn=" + std::to_string(ctx.o.churn) : "") +
+        (ctx.twins.partners >= 0 ? " twins_partner=" + std::to_string(ctx.twins.partners) +
+                                       " twins_within_64=" + std::to_string(ctx.twins.within_64)
+                                 : "");
     std::printf(
         "RESULT phase=%s states=%u rules=%u size=%u workers=%u traffic=%s proto=%s new_share=%.3f "
         "sync=%d seconds=%.3f generated=%" PRIu64 " forwarded=%" PRIu64 " drops=%" PRIu64
@@ -1342,7 +1416,7 @@ int run(const Options &o) {
             preload_through_worker(ctx, gen, flows, *nat);
         }
     } else {
-        preload(*dp, flows, udp, dp->main_writer(), o.twins_apart);
+        ctx.twins = preload(*dp, flows, udp, dp->main_writer(), o.twins_apart, o.churn);
     }
     const rte_memseg_list *memory = nohuge_memory();
     const auto huge_mib = [&] {
@@ -1492,10 +1566,18 @@ int main(int argc, char **argv) {
                    "port 1024:65535')")
         ->capture_default_str();
     app.add_flag("--twins-apart", o.twins_apart,
-                 "preload every flow's in state, then every out state, so that a connection's "
-                 "two states do not take neighbouring slots (as in a table busy traffic filled); "
-                 "default: one after the other; not with --nat, whose preload goes through "
-                 "the worker")
+                 "preload every flow's in state, then every out state in a shuffled order "
+                 "without asking for a place near the in state, so that a connection's two "
+                 "states lie apart (as a table that ignores twins leaves them); default: one "
+                 "after the other, the out state near the in state as a worker makes it; not "
+                 "with --nat, whose preload goes through the worker")
+        ->excludes(nat_flag);
+    app.add_option("--churn", o.churn,
+                   "after the preload, replace this many times the preloaded connections, "
+                   "picked at random, 32 a burst (removed, then made again in and out as a "
+                   "worker makes them), so that states lie where traffic that turned the table "
+                   "over leaves them; not with --nat")
+        ->check(CLI::Range(0.0, 100.0))
         ->excludes(nat_flag);
     app.add_flag("--device-checksums", o.device_checksums,
                  "frames arrive marked with good IPv4 and L4 checksums, as a NIC with receive "

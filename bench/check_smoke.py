@@ -52,6 +52,8 @@ def main():
             check(0 < float(p["cycles_per_packet"]) < 1e6, f"{p['phase']}: cycles/packet {p['cycles_per_packet']}")
             check(float(p["mpps_per_worker"]) > 0, f"{p['phase']}: no Mpps")
         check(int(sw["states_created"]) > 0, "syncwall: no new states")
+        # The preload makes each out state near its in state: partner slots.
+        check(float(sw.get("twins_partner", -1)) == 1, f"syncwall: preload's twins apart: {sw}")
         check(float(sw["new_states_per_s_per_worker"]) > 0, "syncwall: no new states/s")
         check(0 < float(sw["ratio_to_io"]) < 10, f"syncwall: ratio to io {sw['ratio_to_io']}")
         # The worker forwards what the generator sent, apart from the SYN of an existing flow.
@@ -98,9 +100,24 @@ def main():
     if "syncwall" in r:
         sw = r["syncwall"]
         check(sw.get("twins_apart") == "1", f"--twins-apart: not in the RESULT line: {sw}")
+        check(0 <= float(sw.get("twins_partner", -1)) < 0.01,
+              f"--twins-apart: twins side by side: {sw}")
         check(int(sw["forwarded"]) > 0 and int(sw["states_created"]) == 0, f"--twins-apart: {sw}")
         check(int(sw["drops"]) * 10 < int(sw["generated"]),
               f"--twins-apart: drops {sw['drops']} of {sw['generated']}")
+    # --churn: the preload's connections replaced 32 a burst, each out state made near its
+    # in state, as a worker makes them: every state is found, and the twins lie side by side.
+    r, _ = run(["--states", "2000", "--churn", "3", "--no-baseline"])
+    check("syncwall" in r, "--churn: no RESULT")
+    if "syncwall" in r:
+        sw = r["syncwall"]
+        check(float(sw.get("churn", 0)) == 3, f"--churn: not in the RESULT line: {sw}")
+        check(float(sw.get("twins_partner", 0)) >= 0.99, f"--churn: twins not side by side: {sw}")
+        check(int(sw["forwarded"]) > 0 and int(sw["states_created"]) == 0, f"--churn: {sw}")
+        check(int(sw["drops"]) * 10 < int(sw["generated"]),
+              f"--churn: drops {sw['drops']} of {sw['generated']}")
+    r, err = run(["--states", "2000", "--churn", "1", "--nat", "--no-baseline"], expect_rc=108)
+    check(not r and "--nat excludes --churn" in err, f"--churn --nat: {err!r}")
     # --nat preloads through the worker: the two together are refused, not half obeyed.
     r, err = run(["--states", "2000", "--twins-apart", "--nat", "--no-baseline"], expect_rc=108)
     check(not r and "--nat excludes --twins-apart" in err, f"--twins-apart --nat: {err!r}")
