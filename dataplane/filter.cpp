@@ -324,7 +324,7 @@ void Filter::rules(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *
     auto decide = [&](unsigned k, uint32_t number, uint32_t match) {
         const PacketDesc &d = descs[idx[k]];
         const uint64_t *hash = (hashed >> k & 1) != 0 ? &hash_of[k] : nullptr;
-        const uint32_t near_slot = near != nullptr ? near[k] : StateTable::no_slot;
+        const uint32_t near_slot = near != nullptr ? near[idx[k]] : StateTable::no_slot;
         // The translation: the deciding rule's own, else the last matching match rule's
         // (ignored when a quick rule decided before it: pf stops there).
         uint16_t tr = CompiledRule::no_translation;

@@ -68,8 +68,8 @@ class Filter {
     // Filter n packets in direction `dir`. For packet k: pkts[idx[k]] / descs[idx[k]], on
     // port ports[k] (our index), verdict into out[k]. n <= 64. `now` is the table clock.
     // hints[k] (optional): a slot that may hold packet k's state (an in-pass twin).
-    // near[k] (optional): the slot packet k's new state should lie near (the in-pass state
-    // of a forwarded packet, its twin-to-be), or StateTable::no_slot.
+    // near[idx[k]] (optional): the slot packet k's new state should lie near (the in-pass
+    // state of a forwarded packet, its twin-to-be), or StateTable::no_slot.
     void run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
              const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
              uint32_t now, const uint32_t *hints = nullptr, const uint32_t *near = nullptr);
@@ -90,7 +90,7 @@ class Filter {
     // `rule`: the deciding rule, or nullptr for pf's default rule (a state made only because a
     // match rule translates). `translation`: the index of the translation to apply, or
     // CompiledRule::no_translation. `hash`: the state key's hash from run()'s lookup, or
-    // nullptr. `near`: run()'s near[k].
+    // nullptr. `near`: run()'s near[idx[k]].
     bool create_state(const CompiledRule *rule, uint16_t translation, StateDirection dir,
                       uint16_t port, const PacketDesc &d, uint32_t len, uint32_t now,
                       FilterVerdict &v, const uint64_t *hash, uint32_t near);

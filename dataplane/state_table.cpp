@@ -192,6 +192,7 @@ StateTable::StateTable(const StateTableConfig &cfg)
     dp.max_reclaim_size = 0;
     dp.free_fn = [](void *table, void *elems, unsigned n) {
         auto *t = static_cast<StateTable *>(table);
+        t->grace_period_seen();
         const auto *slots = static_cast<const uint32_t *>(elems);
         for (unsigned i = 0; i < n; i++)
             t->release(slots[i]);
@@ -633,6 +634,18 @@ void StateTable::retire(uint32_t slot, unsigned writer) {
     // quiescent point here as far as this slot goes and must not wait for themselves.
     rte_rcu_qsbr_synchronize(rcu_, writer < readers_ ? writer : RTE_QSBR_THRID_INVALID);
     release(slot);
+}
+
+void StateTable::grace_period_seen() const {
+#ifdef SYNCWALL_TSAN // meson.build
+    // The defer queue frees slots once rte_rcu_qsbr_check, inside librte_rcu (not
+    // instrumented), has read every reader's quiescent-state counter. Each reader stored its
+    // counter with release (rte_rcu_qsbr_quiescent, inline in our code) after its last read
+    // of these slots: load the counters again with acquire here, where ThreadSanitizer sees
+    // it, so that it knows the reads come before the slots' reuse as the hardware does.
+    for (unsigned r = 0; r < readers_; r++)
+        (void)__atomic_load_n(&rcu_->qsbr_cnt[r].cnt, __ATOMIC_ACQUIRE);
+#endif
 }
 
 void StateTable::release(uint32_t slot) {

@@ -349,6 +349,8 @@ class StateTable {
     void remove_locked(uint32_t slot, unsigned writer); // slot locked and live; unlocks it
     void retire(uint32_t slot, unsigned writer);        // release(slot) after a grace period
     void release(uint32_t slot);                        // back to the free pool
+    // The defer queue's grace period as ThreadSanitizer sees it (nothing in other builds).
+    void grace_period_seen() const;
     void free_resources();
 };
 

@@ -313,16 +313,13 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
     if (n4 != 0) dp_.routes->lookup4(v4_addr, nh4, n4);
     if (n6 != 0) dp_.routes->lookup6(v6_addr, nh6, n6);
     uint16_t out_idx[max_burst], out_port[max_burst];
-    // hints: the in state's twin, which may be the out state; near: the in state itself, for
-    // an out state made now to lie beside.
-    uint32_t hints[max_burst], near[max_burst];
+    uint32_t hints[max_burst]; // the in state's twin, which may be the out state
     unsigned nout = 0;
     auto route = [&](uint16_t i, RouteTable::NextHopId id) {
         if (const int egress = route_one(pkts[i], desc_[i], port, id); egress >= 0) {
             out_idx[nout] = i;
             out_port[nout] = uint16_t(egress);
             hints[nout] = twin[i];
-            near[nout] = in_slot[i];
             nh_of[nout++] = id;
         }
     };
@@ -334,7 +331,7 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
 
     // Stage 5: the filter, outbound on the egress port; then neighbours in bulk, rewrite, tx.
     filter_.run(StateDirection::out, pkts, desc_.data(), out_idx, out_port, nout, verdict.data(),
-                now, hints, near);
+                now, hints, in_slot); // a new out state lies near the in state
     link_twins(out_idx, verdict.data(), in_slot, nout);
     // Neighbour keys, each looked up once a burst: a packet routed via the same gateway as
     // the one before it (most of a burst, behind a default route) shares its key.
