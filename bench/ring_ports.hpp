@@ -7,6 +7,7 @@
 #include "dataplane/dataplane.hpp"
 #include "dataplane/neighbours.hpp"
 
+#include <rte_errno.h>
 #include <rte_eth_ring.h>
 #include <rte_ring.h>
 
@@ -34,7 +35,8 @@ inline RingPort make_ring_port(const std::string &name, unsigned queues, unsigne
         p.tx.push_back(rte_ring_create((n + "_tx").c_str(), tx_size, int(rte_socket_id()),
                                        RING_F_SP_ENQ | RING_F_SC_DEQ));
         if (p.rx.back() == nullptr || p.tx.back() == nullptr)
-            throw std::runtime_error("cannot create rings for port " + name);
+            throw std::runtime_error("cannot create rings for port " + name + ": " +
+                                     rte_strerror(rte_errno));
     }
     const int id =
         rte_eth_from_rings(name.c_str(), p.rx.data(), queues, p.tx.data(), queues, rte_socket_id());

@@ -21,7 +21,7 @@ namespace {
 // lan and wan on net_ring ports, a gateway on wan, pf's `pass` (which keeps state).
 config::Config make_config() {
     config::Config c = test::polled_worker_config();
-    bench::add_interfaces_and_routes(c, "twlan", "twwan", "<eal test>");
+    bench::add_interfaces_and_routes(c, "tplan", "tpwan", "<eal test>");
     c.rules = {{"pass all", {"<eal test>", 3, 1}}};
     return c;
 }
@@ -50,8 +50,8 @@ unsigned send_burst(dp::Dataplane &dp, dp::Worker &w, const bench::RingPort &lan
 TEST_CASE("a worker puts each forwarded connection's two states in partner slots and links "
           "them",
           "[eal][state]") {
-    const bench::RingPort lan = bench::make_ring_port("twlan", 1, 64, 64),
-                          wan = bench::make_ring_port("twwan", 1, 64, 64);
+    const bench::RingPort lan = bench::make_ring_port("tplan", 1, 64, 64),
+                          wan = bench::make_ring_port("tpwan", 1, 64, 64);
     const config::Config cfg = make_config();
     dp::Dataplane dp(cfg);
     bench::add_gateway_neighbours(dp, {0x02, 0x7e, 0, 0, 0, 1});
