@@ -26,6 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 namespace syncwall::dp {
 
@@ -40,6 +41,16 @@ struct StateKey {
 };
 static_assert(sizeof(StateKey) == 40);
 static_assert(std::is_trivially_copyable_v<StateKey>);
+
+// The key of the same connection's state in the other direction (pf's twin), for states
+// whose keys are not translated: a packet's key inbound has its source on side 0, outbound
+// on side 1 (state_key()).
+inline StateKey twin_key(const StateKey &k) {
+    StateKey t = k;
+    std::swap(t.addr[0], t.addr[1]);
+    std::swap(t.port[0], t.port[1]);
+    return t;
+}
 
 enum class StateDirection : uint8_t { in = 1, out = 2 }; // PF_IN, PF_OUT
 

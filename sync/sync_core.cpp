@@ -1,6 +1,7 @@
 #include "sync/sync_core.hpp"
 
 #include "dataplane/byte_order.hpp"
+#include "dataplane/crc32c.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -663,12 +664,19 @@ class SyncCore::Applier : public PfsyncHandler {
         s.iface = dp::floating_iface;
         s.origin = dp::state_origin::peer;
         uint32_t new_slot;
+        // The connection's state in the other direction, if it came a little before (the
+        // peer's worker made both from one packet, and its changes go out in order): this
+        // one goes beside it, as a worker places twins, so that the fast path after a
+        // failover finds them in one page. Translated states' twins have other keys: placed
+        // as any state.
+        const uint32_t near = imp.translated ? dp::StateTable::no_slot : c_.recent_twin(s.key);
         // A translated state comes with both keys, and both find it here too.
-        switch (
-            t_.insert(s, c_.cfg_.sync_writer, &new_slot, imp.translated ? &imp.other : nullptr)) {
+        switch (t_.insert(s, c_.cfg_.sync_writer, &new_slot, imp.translated ? &imp.other : nullptr,
+                          nullptr, near)) {
         case dp::StateTable::InsertResult::ok:
             SyncStats::inc(c_.stats_.inserted);
             c_.track(new_slot, s.creatorid);
+            if (!imp.translated) c_.remember_insert(s.key, new_slot);
             break;
         case dp::StateTable::InsertResult::exists:
             c_.stats_.error(SyncError::insert_collision);
@@ -685,6 +693,29 @@ class SyncCore::Applier : public PfsyncHandler {
     uint32_t now_s_;
     uint64_t peer_;
 };
+
+namespace {
+
+// The same for a key and its twin_key(): each side's address and port hashed, combined
+// without regard to order.
+uint32_t connection_hash(const dp::StateKey &k) {
+    return dp::crc32c<16>(k.addr[0].data(), k.port[0]) ^
+           dp::crc32c<16>(k.addr[1].data(), k.port[1]) ^ k.proto;
+}
+
+} // namespace
+
+uint32_t SyncCore::recent_twin(const dp::StateKey &key) {
+    const RecentInsert &r = recent_[connection_hash(key) % recent_inserts];
+    // The entry may be stale (that state gone, its slot reused): `near` is only a place.
+    return r.slot != dp::StateTable::no_slot && r.key == dp::twin_key(key)
+               ? r.slot
+               : dp::StateTable::no_slot;
+}
+
+void SyncCore::remember_insert(const dp::StateKey &key, uint32_t slot) {
+    recent_[connection_hash(key) % recent_inserts] = {key, slot};
+}
 
 void SyncCore::queue_ours(uint32_t slot, uint32_t generation, uint64_t now_ms) {
     const uint8_t prev = flags_[slot].fetch_or(flag_queued, std::memory_order_acq_rel);

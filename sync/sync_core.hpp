@@ -258,6 +258,20 @@ class SyncCore : public dp::StateChangeSink {
     // Room for one more reply (de-duplicating first if need be); counts reply_limit if not.
     bool reply_room();
 
+    // The states this node applied last, by connection (a hash that is the same for both
+    // directions' keys): where a connection's other state lies when it arrives, so that
+    // the two go side by side (StateTable's `near`) without a table lookup per insert.
+    struct RecentInsert {
+        dp::StateKey key;
+        uint32_t slot = dp::StateTable::no_slot;
+    };
+    static constexpr std::size_t recent_inserts = 1024; // 44 KB
+    std::array<RecentInsert, recent_inserts> recent_{};
+    // The slot of the applied state whose key is twin_key(key), if it is among the recent
+    // ones, else no_slot; then remembers `slot` as the state of `key`.
+    uint32_t recent_twin(const dp::StateKey &key);
+    void remember_insert(const dp::StateKey &key, uint32_t slot);
+
     // Bulk send (responder)
     std::atomic<bool> bulk_sending_{false};
     bool bulk_again_ = false;
