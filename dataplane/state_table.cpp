@@ -438,7 +438,8 @@ uint32_t StateTable::take_slot(unsigned writer, uint32_t near) {
     uint32_t slot = near < slots_ ? take_from(near / 64, near % 64) : no_slot;
     if (slot == no_slot) {
         Cursor &cur = cursors_[writer % max_cursors];
-        uint32_t c = cur.chunk.load(std::memory_order_relaxed);
+        const uint32_t start = cur.chunk.load(std::memory_order_relaxed);
+        uint32_t c = start;
         auto scan = [&](uint32_t chunks, unsigned how) {
             for (uint32_t i = 0; i < chunks && slot == no_slot; i++) {
                 if (i != 0) c = c + 1 == chunks_ ? 0 : c + 1;
@@ -450,7 +451,10 @@ uint32_t StateTable::take_slot(unsigned writer, uint32_t near) {
         const uint32_t no_pairs = cur.skip_pair_scans.load(std::memory_order_relaxed);
         if (no_pairs == 0) {
             scan(std::min(scan_chunks, chunks_), take_pair);
-            if (slot == no_slot) cur.skip_pair_scans.store(scan_pause, std::memory_order_relaxed);
+            if (slot == no_slot) {
+                cur.skip_pair_scans.store(scan_pause, std::memory_order_relaxed);
+                c = start; // single slots from the writer's chunk on
+            }
         } else {
             cur.skip_pair_scans.store(no_pairs - 1, std::memory_order_relaxed);
         }
