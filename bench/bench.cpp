@@ -1361,7 +1361,8 @@ int run(const Options &o) {
                 bench::FrameWriter(o.size, udp).frame_len(), o.new_share, o.sync ? "on" : "off",
                 rte_get_tsc_hz() / 1e9, ncpu);
     if (o.twins_apart)
-        std::printf("preload: every in state, then every out state (--twins-apart)\n");
+        std::printf("preload: every in state, then every out state in a shuffled order, "
+                    "placed without regard to its twin (--twins-apart)\n");
     std::printf("receive checksums: %s\n",
                 o.device_checksums ? "verified by the device (--device-checksums: every frame "
                                      "marked RX_IP/L4_CKSUM_GOOD, as a NIC with rx checksum "

@@ -669,14 +669,18 @@ class SyncCore::Applier : public PfsyncHandler {
         // one goes beside it, as a worker places twins, so that the fast path after a
         // failover finds them in one page. Translated states' twins have other keys: placed
         // as any state.
-        const uint32_t near = imp.translated ? dp::StateTable::no_slot : c_.recent_twin(s.key);
+        // The entry may be stale (that state gone, its slot reused): `near` is only a place.
+        RecentInsert *recent = imp.translated ? nullptr : &c_.recent_entry(s.key);
+        const uint32_t near = recent != nullptr && recent->key == dp::twin_key(s.key)
+                                  ? recent->slot
+                                  : dp::StateTable::no_slot;
         // A translated state comes with both keys, and both find it here too.
         switch (t_.insert(s, c_.cfg_.sync_writer, &new_slot, imp.translated ? &imp.other : nullptr,
                           nullptr, near)) {
         case dp::StateTable::InsertResult::ok:
             SyncStats::inc(c_.stats_.inserted);
             c_.track(new_slot, s.creatorid);
-            if (!imp.translated) c_.remember_insert(s.key, new_slot);
+            if (recent != nullptr) *recent = {s.key, new_slot};
             break;
         case dp::StateTable::InsertResult::exists:
             c_.stats_.error(SyncError::insert_collision);
@@ -705,16 +709,8 @@ uint32_t connection_hash(const dp::StateKey &k) {
 
 } // namespace
 
-uint32_t SyncCore::recent_twin(const dp::StateKey &key) {
-    const RecentInsert &r = recent_[connection_hash(key) % recent_inserts];
-    // The entry may be stale (that state gone, its slot reused): `near` is only a place.
-    return r.slot != dp::StateTable::no_slot && r.key == dp::twin_key(key)
-               ? r.slot
-               : dp::StateTable::no_slot;
-}
-
-void SyncCore::remember_insert(const dp::StateKey &key, uint32_t slot) {
-    recent_[connection_hash(key) % recent_inserts] = {key, slot};
+SyncCore::RecentInsert &SyncCore::recent_entry(const dp::StateKey &key) {
+    return recent_[connection_hash(key) % recent_inserts];
 }
 
 void SyncCore::queue_ours(uint32_t slot, uint32_t generation, uint64_t now_ms) {

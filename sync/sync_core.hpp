@@ -267,10 +267,9 @@ class SyncCore : public dp::StateChangeSink {
     };
     static constexpr std::size_t recent_inserts = 1024; // 44 KB
     std::array<RecentInsert, recent_inserts> recent_{};
-    // The slot of the applied state whose key is twin_key(key), if it is among the recent
-    // ones, else no_slot; then remembers `slot` as the state of `key`.
-    uint32_t recent_twin(const dp::StateKey &key);
-    void remember_insert(const dp::StateKey &key, uint32_t slot);
+    // The entry of `key`'s connection: it names the twin's slot when its key is
+    // twin_key(key), and takes `key`'s own state once that is in.
+    RecentInsert &recent_entry(const dp::StateKey &key);
 
     // Bulk send (responder)
     std::atomic<bool> bulk_sending_{false};
