@@ -74,7 +74,7 @@ Filter::Filter(Dataplane &dp, unsigned worker)
 
 void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
                  const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
-                 uint32_t now, const uint32_t *hints, const uint32_t *near) {
+                 uint32_t now, const uint32_t *hints, const uint32_t *near, TrackMemo *memo) {
     StateTable &st = *dp_.states;
     BurstArray<StateKey, max_filter_batch> keys;
     const StateKey *key_ptrs[max_filter_batch];
@@ -125,7 +125,7 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
         const uint32_t slot = slot_of[k];
         if (slot == icmp_error_done) continue;
         if (slot != StateTable::no_slot &&
-            !track(slot, dir, descs[idx[k]], descs[idx[k]].frame_len, now, out[k])) {
+            !track(slot, dir, descs[idx[k]], descs[idx[k]].frame_len, now, out[k], memo, idx[k])) {
             // A forwarded packet's out pass will most likely lock the twin: start loading
             // it now, the rest of this pass and routing ahead of its use.
             if (dir == StateDirection::in) st.prefetch(out[k].twin);
@@ -137,7 +137,7 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
 }
 
 bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len,
-                   uint32_t now, FilterVerdict &v) {
+                   uint32_t now, FilterVerdict &v, TrackMemo *memo, unsigned at) {
     StateTable &st = *dp_.states;
     bool by_other_key = false;
     if (!st.lock(slot)) [[unlikely]] {
@@ -176,13 +176,39 @@ bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint3
     TcpPeer &dst = forward ? s.dst : s.src;
     bool changed = false;
     bool pass = true;
+    // The in pass's check, kept for the out pass when the state is unlocked: tcp_track()'s
+    // stores are narrow, and a wide load of them at once would wait for them to retire.
+    TrackMemo::Entry *record = nullptr;
+    TcpTrackResult r;
+    auto keep_check = [&] {
+        if (record == nullptr) return;
+        record->after[0] = src;
+        record->after[1] = dst;
+        record->result = r;
+        memo->valid |= uint64_t(1) << at;
+    };
     if (d.proto == proto_tcp && d.has_l4) {
-        TcpTrackResult r;
-        tcp_track(src, dst, d, r);
+        TrackMemo::Entry *e = memo != nullptr ? &memo->entry[at] : nullptr;
+        if (e != nullptr && dir == StateDirection::out && (memo->valid >> at & 1) != 0 &&
+            std::memcmp(&e->before[0], &src, sizeof src) == 0 &&
+            std::memcmp(&e->before[1], &dst, sizeof dst) == 0) {
+            // The twin's peers are what the in state's were: the same check, the same answer.
+            src = e->after[0];
+            dst = e->after[1];
+            r = e->result;
+        } else {
+            if (e != nullptr && dir == StateDirection::in) {
+                e->before[0] = src;
+                e->before[1] = dst;
+                record = e;
+            }
+            tcp_track(src, dst, d, r);
+        }
         changed = r.changed_for_peer;
         if (r.verdict == TcpVerdict::reuse) {
             // A new connection on the ports of a closed one: forget the old state and
             // evaluate the SYN as the first packet of a new connection (pf does the same).
+            keep_check();
             st.unlock(slot);
             st.remove(slot, worker_);
             return true;
@@ -218,6 +244,7 @@ bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint3
         v.nat = nat;
     }
     if (changed) st.notify_update(slot, worker_);
+    keep_check();
     st.unlock(slot);
     if (!pass) ctr_.drop(v.reason);
     return false;

@@ -18,6 +18,16 @@
 // rest of the pass runs and the packet is routed. The worker links the two states once both
 // passes have seen them.
 //
+// One window check for a forwarded TCP packet: tcp_track() reads nothing but the two peers
+// and the packet's TCP header, so the in pass keeps, per packet, the peers it handed to
+// tcp_track() and what came back (TrackMemo, the worker's for one burst), and the out pass
+// gives a twin whose peers are byte for byte the in state's before that packet the same
+// result without checking again. A connection's two states see the same packets in the same
+// order, so that is the rule for forwarded TCP; where they differ (a packet the in state
+// passed and routing then dropped, a peer's update to one of them, a state made later), the
+// twin is checked as pf checks it. Each state is still updated, counted and synced as its
+// own, as pf's are.
+//
 // Owners (state.hpp, State::owner): with more than one worker, a matched state that another
 // worker owns is not tracked here; the verdict says `hand_off` and the worker passes the
 // packet to the owner. A state nobody owns yet (a peer's) is claimed by the first worker
@@ -31,6 +41,7 @@
 #include "dataplane/dataplane.hpp"
 #include "dataplane/packet.hpp"
 #include "dataplane/state.hpp"
+#include "dataplane/tcp_tracker.hpp"
 
 #include <cstdint>
 
@@ -61,6 +72,19 @@ struct FilterVerdict {
 };
 static_assert(sizeof(FilterVerdict) == 24);
 
+// The in pass's TCP window checks of one burst, for its out pass (see the top of this file).
+// Owned by the caller of both passes; `valid` starts at 0 for each burst.
+struct TrackMemo {
+    struct Entry {
+        TcpPeer before[2]; // src and dst as tcp_track() was given them
+        TcpPeer after[2];  // and left them
+        TcpTrackResult result;
+    };
+    uint64_t valid = 0; // bit i: entry[i] holds packet i's (i as in descs[i])
+    BurstArray<Entry, max_burst> entry;
+    static_assert(max_burst <= 64, "one bit per packet in `valid`");
+};
+
 class Filter {
   public:
     Filter(Dataplane &dp, unsigned worker);
@@ -70,9 +94,12 @@ class Filter {
     // hints[k] (optional): a slot that may hold packet k's state (an in-pass twin).
     // near[idx[k]] (optional): the slot packet k's new state should lie near (the in-pass
     // state of a forwarded packet, its twin-to-be), or StateTable::no_slot.
+    // memo (optional): the in pass records its TCP window checks there, the out pass of the
+    // same burst takes a twin's from there when the twin's peers allow (TrackMemo).
     void run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
              const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
-             uint32_t now, const uint32_t *hints = nullptr, const uint32_t *near = nullptr);
+             uint32_t now, const uint32_t *hints = nullptr, const uint32_t *near = nullptr,
+             TrackMemo *memo = nullptr);
 
   private:
     // Match a packet against the state in `slot` (a state's slot or the alias slot of a
@@ -81,9 +108,10 @@ class Filter {
     // store-forwarding stall per packet). Returns true when the packet is to be evaluated as
     // the first of a new connection instead: the state is gone, was reused (and is removed
     // here), or is a translated state found by the key of the other direction (pf's rule:
-    // inbound packets find wire keys, outbound ones stack keys).
+    // inbound packets find wire keys, outbound ones stack keys). `memo`, `i`: run()'s memo
+    // and the packet's index in descs.
     bool track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len, uint32_t now,
-               FilterVerdict &v);
+               FilterVerdict &v, TrackMemo *memo, unsigned i);
     FilterVerdict icmp_error(std::span<const uint8_t> frame, const PacketDesc &d,
                              StateDirection dir);
     // Returns true when the state was made; otherwise the drop goes into `v` (as track()).

@@ -273,12 +273,13 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
     // Stage 3: the filter, inbound on the ingress port.
     const uint32_t now = dp_.now();
     BurstArray<FilterVerdict, max_burst> verdict; // made by Filter::run
+    TrackMemo memo;                               // the in pass's TCP checks, for the out pass
     if (!inbound_done) {
         uint16_t ip_port[max_burst];
         for (unsigned k = 0; k < nip; k++)
             ip_port[k] = port;
         filter_.run(StateDirection::in, pkts, desc_.data(), ip_idx, ip_port, nip, verdict.data(),
-                    now);
+                    now, nullptr, nullptr, &memo);
     }
     uint32_t v4_addr[max_burst];
     uint8_t v6_addr[max_burst][16];
@@ -331,7 +332,7 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
 
     // Stage 5: the filter, outbound on the egress port; then neighbours in bulk, rewrite, tx.
     filter_.run(StateDirection::out, pkts, desc_.data(), out_idx, out_port, nout, verdict.data(),
-                now, hints, in_slot); // a new out state lies near the in state
+                now, hints, in_slot, &memo); // a new out state lies near the in state
     link_twins(out_idx, verdict.data(), in_slot, nout);
     // Neighbour keys, each looked up once a burst: a packet routed via the same gateway as
     // the one before it (most of a burst, behind a default route) shares its key.

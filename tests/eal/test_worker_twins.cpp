@@ -14,14 +14,16 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
+
 using namespace syncwall;
 
 namespace {
 
-// lan and wan on net_ring ports, a gateway on wan, pf's `pass` (which keeps state).
-config::Config make_config() {
+// lan and wan on net_ring ports of these names, a gateway on wan, pf's `pass` (which keeps state).
+config::Config make_config(const char *lan = "tplan", const char *wan = "tpwan") {
     config::Config c = test::polled_worker_config();
-    bench::add_interfaces_and_routes(c, "tplan", "tpwan", "<eal test>");
+    bench::add_interfaces_and_routes(c, lan, wan, "<eal test>");
     c.rules = {{"pass all", {"<eal test>", 3, 1}}};
     return c;
 }
@@ -78,5 +80,96 @@ TEST_CASE("a worker puts each forwarded connection's two states in partner slots
     // The next datagrams find both states (no new ones) and leave.
     REQUIRE(send_burst(dp, w, lan, wan, 0, per_burst) == per_burst);
     CHECK(st.count() == 2 * bursts * per_burst);
+    dp.stop_ports();
+}
+
+namespace {
+
+// Flow `i`'s TCP segment `seg` into `from`'s rx queue, one poll; returns how many frames
+// left on `to`.
+unsigned send_tcp(dp::Dataplane &dp, dp::Worker &w, const bench::RingPort &from,
+                  uint16_t from_index, const bench::RingPort &to, uint32_t i, bench::Segment seg) {
+    const bench::FrameWriter writer{64, false};
+    const bench::Mac peer{0x02, 0x7e, 0, 0, 0, 2};
+    rte_mbuf *m = test::traffic_frame(dp.pool, writer, bench::flow_tuple(i, false), i, seg,
+                                      dp.ports[from_index].mac, peer);
+    REQUIRE(rte_ring_enqueue(from.rx[0], m) == 0);
+    w.poll_once();
+    void *out[64];
+    const unsigned sent = rte_ring_dequeue_burst(to.tx[0], out, 64, nullptr);
+    for (unsigned k = 0; k < sent; k++)
+        rte_pktmbuf_free(static_cast<rte_mbuf *>(out[k]));
+    return sent;
+}
+
+bool same_peers(const dp::State &a, const dp::State &b) {
+    return std::memcmp(&a.src, &b.src, sizeof a.src) == 0 &&
+           std::memcmp(&a.dst, &b.dst, sizeof a.dst) == 0;
+}
+
+} // namespace
+
+// The out pass takes a twin's TCP window check from the in pass (Filter, TrackMemo) only
+// where the twin's peers are the in state's: both states of a connection end up as if
+// each had been checked, and a twin whose peers differ is checked on its own.
+TEST_CASE("a forwarded TCP packet's out state is checked on its own when its peers differ "
+          "from the in state's",
+          "[eal][state]") {
+    const bench::RingPort lan = bench::make_ring_port("tmlan", 1, 64, 64),
+                          wan = bench::make_ring_port("tmwan", 1, 64, 64);
+    const config::Config cfg = make_config("tmlan", "tmwan");
+    dp::Dataplane dp(cfg);
+    bench::add_gateway_neighbours(dp, {0x02, 0x7e, 0, 0, 0, 1});
+    dp.start_ports();
+    dp::Worker w(dp, 0);
+    dp::StateTable &st = *dp.states;
+    using bench::Segment;
+
+    // The handshake: the client's side on lan (its in state), the server's on wan (the out
+    // state). Each packet updates both states, the same way.
+    constexpr uint32_t flow = 7;
+    REQUIRE(send_tcp(dp, w, lan, 0, wan, flow, Segment::syn) == 1);
+    REQUIRE(send_tcp(dp, w, wan, 1, lan, flow, Segment::syn_ack) == 1);
+    REQUIRE(send_tcp(dp, w, lan, 0, wan, flow, Segment::ack) == 1);
+    REQUIRE(send_tcp(dp, w, wan, 1, lan, flow, Segment::server_ack) == 1);
+    const uint32_t in = st.lookup(bench::flow_key(flow, false, dp::StateDirection::in)),
+                   out = st.lookup(bench::flow_key(flow, false, dp::StateDirection::out));
+    REQUIRE(in != dp::StateTable::no_slot);
+    REQUIRE(out != dp::StateTable::no_slot);
+    REQUIRE(st.twin(in) == out);
+    dp::State a, b;
+    REQUIRE(st.read(in, a));
+    REQUIRE(st.read(out, b));
+    CHECK(a.src.state == dp::tcps_established);
+    CHECK(a.dst.state == dp::tcps_established);
+    CHECK(same_peers(a, b));
+    CHECK(a.packets[0] == 2);
+    CHECK(b.packets[0] == 2);
+    CHECK(a.packets[1] == 2);
+    CHECK(b.packets[1] == 2);
+
+    // The out state alone now believes the server has sent far more than the client acks:
+    // the client's next ACK fits the in state's windows, not the out state's.
+    REQUIRE(st.lock(out));
+    st.state(out).dst.seqlo += 10'000'000;
+    st.unlock(out);
+    const uint64_t bad_state = dp.totals().drops[size_t(dp::DropReason::filter_state_mismatch)];
+    CHECK(send_tcp(dp, w, lan, 0, wan, flow, Segment::ack) == 0);
+    CHECK(dp.totals().drops[size_t(dp::DropReason::filter_state_mismatch)] == bad_state + 1);
+    REQUIRE(st.read(in, a));
+    REQUIRE(st.read(out, b));
+    CHECK(a.packets[0] == 3); // passed inbound, as pf counts it
+    CHECK(b.packets[0] == 2); // refused outbound
+
+    // Put back, the two are checked as one again and the packet leaves.
+    REQUIRE(st.lock(out));
+    st.state(out).dst.seqlo -= 10'000'000;
+    st.unlock(out);
+    CHECK(send_tcp(dp, w, lan, 0, wan, flow, Segment::ack) == 1);
+    REQUIRE(st.read(in, a));
+    REQUIRE(st.read(out, b));
+    CHECK(same_peers(a, b));
+    CHECK(a.packets[0] == 4);
+    CHECK(b.packets[0] == 3);
     dp.stop_ports();
 }
