@@ -1,7 +1,9 @@
-// Where a worker puts a forwarded connection's two states (suite "eal"): the out pass asks
-// the state table for a slot near the in state, so the twins of every connection a burst
-// makes lie in partner slots (2k and 2k + 1), and the next packets link them. A worker
-// polled by the test on two net_ring ports.
+// A forwarded connection's two states in a worker (suite "eal"): where the worker puts them
+// (the out pass asks the state table for a slot near the in state, so the twins of every
+// connection a burst makes lie in partner slots, 2k and 2k + 1, and the next packets link
+// them), and how it checks them (the out pass takes the in pass's TCP window check only
+// where the two states' peers are equal). A worker polled by the test on two net_ring
+// ports.
 #include "bench/ring_ports.hpp"
 #include "bench/traffic.hpp"
 #include "dataplane/dataplane.hpp"
@@ -15,36 +17,75 @@
 #include <catch2/catch.hpp>
 
 #include <cstring>
+#include <optional>
 
 using namespace syncwall;
 
 namespace {
 
-// lan and wan on net_ring ports of these names, a gateway on wan, pf's `pass` (which keeps state).
-config::Config make_config(const char *lan = "tplan", const char *wan = "tpwan") {
-    config::Config c = test::polled_worker_config();
-    bench::add_interfaces_and_routes(c, lan, wan, "<eal test>");
-    c.rules = {{"pass all", {"<eal test>", 3, 1}}};
-    return c;
-}
+// lan and wan on net_ring ports of these names, a gateway on wan, pf's `pass` (which keeps
+// state), one worker that the test polls.
+struct Rig {
+    bench::RingPort lan, wan;
+    config::Config cfg; // the Dataplane keeps a reference
+    dp::Dataplane dp;
+    std::optional<dp::Worker> worker;
 
-// Sends flows [first, first + n) one UDP datagram each from lan in one burst; returns how
-// many left on wan.
-unsigned send_burst(dp::Dataplane &dp, dp::Worker &w, const bench::RingPort &lan,
-                    const bench::RingPort &wan, uint32_t first, uint32_t n) {
-    const bench::FrameWriter writer{64, true};
-    const bench::Mac peer{0x02, 0x7e, 0, 0, 0, 2};
-    for (uint32_t i = first; i < first + n; i++) {
-        rte_mbuf *m = test::traffic_frame(dp.pool, writer, bench::flow_tuple(i, true), i,
-                                          bench::Segment::udp, dp.ports[0].mac, peer);
-        REQUIRE(rte_ring_enqueue(lan.rx[0], m) == 0);
+    Rig(const char *lan_name, const char *wan_name)
+        : lan(bench::make_ring_port(lan_name, 1, 64, 64)),
+          wan(bench::make_ring_port(wan_name, 1, 64, 64)), cfg(config(lan_name, wan_name)),
+          dp(cfg) {
+        bench::add_gateway_neighbours(dp, {0x02, 0x7e, 0, 0, 0, 1});
+        dp.start_ports();
+        worker.emplace(dp, 0);
     }
-    w.poll_once();
-    void *out[64];
-    const unsigned sent = rte_ring_dequeue_burst(wan.tx[0], out, 64, nullptr);
-    for (unsigned k = 0; k < sent; k++)
-        rte_pktmbuf_free(static_cast<rte_mbuf *>(out[k]));
-    return sent;
+    ~Rig() { dp.stop_ports(); }
+
+    static config::Config config(const char *lan_name, const char *wan_name) {
+        config::Config c = test::polled_worker_config();
+        bench::add_interfaces_and_routes(c, lan_name, wan_name, "<eal test>");
+        c.rules = {{"pass all", {"<eal test>", 3, 1}}};
+        return c;
+    }
+
+    // Flow i's segment `seg` (UDP or TCP) from `from` (port `from_index`) onto its rx queue.
+    void put(const bench::RingPort &from, uint16_t from_index, uint32_t i, bench::Segment seg) {
+        const bool udp = seg == bench::Segment::udp;
+        const bench::FrameWriter writer{64, udp};
+        const bench::Mac peer{0x02, 0x7e, 0, 0, 0, 2};
+        rte_mbuf *m = test::traffic_frame(dp.pool, writer, bench::flow_tuple(i, udp), i, seg,
+                                          dp.ports[from_index].mac, peer);
+        REQUIRE(rte_ring_enqueue(from.rx[0], m) == 0);
+    }
+
+    // One poll; returns how many frames left on `to`.
+    unsigned poll(const bench::RingPort &to) {
+        worker->poll_once();
+        void *out[64];
+        const unsigned sent = rte_ring_dequeue_burst(to.tx[0], out, 64, nullptr);
+        for (unsigned k = 0; k < sent; k++)
+            rte_pktmbuf_free(static_cast<rte_mbuf *>(out[k]));
+        return sent;
+    }
+
+    // Flows [first, first + n) one UDP datagram each from lan in one burst.
+    unsigned send_udp_burst(uint32_t first, uint32_t n) {
+        for (uint32_t i = first; i < first + n; i++)
+            put(lan, 0, i, bench::Segment::udp);
+        return poll(wan);
+    }
+
+    // Flow i's TCP segment `seg`, from lan if the client sends it, else from wan.
+    unsigned send_tcp(uint32_t i, bench::Segment seg) {
+        const bool client = bench::from_client(seg);
+        put(client ? lan : wan, client ? 0 : 1, i, seg);
+        return poll(client ? wan : lan);
+    }
+};
+
+bool same_peers(const dp::State &a, const dp::State &b) {
+    return std::memcmp(&a.src, &b.src, sizeof a.src) == 0 &&
+           std::memcmp(&a.dst, &b.dst, sizeof a.dst) == 0;
 }
 
 } // namespace
@@ -52,20 +93,14 @@ unsigned send_burst(dp::Dataplane &dp, dp::Worker &w, const bench::RingPort &lan
 TEST_CASE("a worker puts each forwarded connection's two states in partner slots and links "
           "them",
           "[eal][state]") {
-    const bench::RingPort lan = bench::make_ring_port("tplan", 1, 64, 64),
-                          wan = bench::make_ring_port("tpwan", 1, 64, 64);
-    const config::Config cfg = make_config();
-    dp::Dataplane dp(cfg);
-    bench::add_gateway_neighbours(dp, {0x02, 0x7e, 0, 0, 0, 1});
-    dp.start_ports();
-    dp::Worker w(dp, 0);
-    dp::StateTable &st = *dp.states;
+    Rig rig("tplan", "tpwan");
+    dp::StateTable &st = *rig.dp.states;
 
     // Three bursts of 32 new connections: each burst's in pass makes 32 states before its out
     // pass makes theirs.
     constexpr uint32_t bursts = 3, per_burst = 32;
     for (uint32_t b = 0; b < bursts; b++)
-        REQUIRE(send_burst(dp, w, lan, wan, b * per_burst, per_burst) == per_burst);
+        REQUIRE(rig.send_udp_burst(b * per_burst, per_burst) == per_burst);
     REQUIRE(st.count() == 2 * bursts * per_burst);
     for (uint32_t i = 0; i < bursts * per_burst; i++) {
         INFO("flow " << i);
@@ -78,36 +113,9 @@ TEST_CASE("a worker puts each forwarded connection's two states in partner slots
         CHECK(st.twin(out) == in);
     }
     // The next datagrams find both states (no new ones) and leave.
-    REQUIRE(send_burst(dp, w, lan, wan, 0, per_burst) == per_burst);
+    REQUIRE(rig.send_udp_burst(0, per_burst) == per_burst);
     CHECK(st.count() == 2 * bursts * per_burst);
-    dp.stop_ports();
 }
-
-namespace {
-
-// Flow `i`'s TCP segment `seg` into `from`'s rx queue, one poll; returns how many frames
-// left on `to`.
-unsigned send_tcp(dp::Dataplane &dp, dp::Worker &w, const bench::RingPort &from,
-                  uint16_t from_index, const bench::RingPort &to, uint32_t i, bench::Segment seg) {
-    const bench::FrameWriter writer{64, false};
-    const bench::Mac peer{0x02, 0x7e, 0, 0, 0, 2};
-    rte_mbuf *m = test::traffic_frame(dp.pool, writer, bench::flow_tuple(i, false), i, seg,
-                                      dp.ports[from_index].mac, peer);
-    REQUIRE(rte_ring_enqueue(from.rx[0], m) == 0);
-    w.poll_once();
-    void *out[64];
-    const unsigned sent = rte_ring_dequeue_burst(to.tx[0], out, 64, nullptr);
-    for (unsigned k = 0; k < sent; k++)
-        rte_pktmbuf_free(static_cast<rte_mbuf *>(out[k]));
-    return sent;
-}
-
-bool same_peers(const dp::State &a, const dp::State &b) {
-    return std::memcmp(&a.src, &b.src, sizeof a.src) == 0 &&
-           std::memcmp(&a.dst, &b.dst, sizeof a.dst) == 0;
-}
-
-} // namespace
 
 // The out pass takes a twin's TCP window check from the in pass (Filter, TrackMemo) only
 // where the twin's peers are the in state's: both states of a connection end up as if
@@ -115,23 +123,20 @@ bool same_peers(const dp::State &a, const dp::State &b) {
 TEST_CASE("a forwarded TCP packet's out state is checked on its own when its peers differ "
           "from the in state's",
           "[eal][state]") {
-    const bench::RingPort lan = bench::make_ring_port("tmlan", 1, 64, 64),
-                          wan = bench::make_ring_port("tmwan", 1, 64, 64);
-    const config::Config cfg = make_config("tmlan", "tmwan");
-    dp::Dataplane dp(cfg);
-    bench::add_gateway_neighbours(dp, {0x02, 0x7e, 0, 0, 0, 1});
-    dp.start_ports();
-    dp::Worker w(dp, 0);
-    dp::StateTable &st = *dp.states;
+    Rig rig("tmlan", "tmwan");
+    dp::StateTable &st = *rig.dp.states;
     using bench::Segment;
+    auto mismatches = [&] {
+        return rig.dp.totals().drops[size_t(dp::DropReason::filter_state_mismatch)];
+    };
 
     // The handshake: the client's side on lan (its in state), the server's on wan (the out
     // state). Each packet updates both states, the same way.
     constexpr uint32_t flow = 7;
-    REQUIRE(send_tcp(dp, w, lan, 0, wan, flow, Segment::syn) == 1);
-    REQUIRE(send_tcp(dp, w, wan, 1, lan, flow, Segment::syn_ack) == 1);
-    REQUIRE(send_tcp(dp, w, lan, 0, wan, flow, Segment::ack) == 1);
-    REQUIRE(send_tcp(dp, w, wan, 1, lan, flow, Segment::server_ack) == 1);
+    REQUIRE(rig.send_tcp(flow, Segment::syn) == 1);
+    REQUIRE(rig.send_tcp(flow, Segment::syn_ack) == 1);
+    REQUIRE(rig.send_tcp(flow, Segment::ack) == 1);
+    REQUIRE(rig.send_tcp(flow, Segment::server_ack) == 1);
     const uint32_t in = st.lookup(bench::flow_key(flow, false, dp::StateDirection::in)),
                    out = st.lookup(bench::flow_key(flow, false, dp::StateDirection::out));
     REQUIRE(in != dp::StateTable::no_slot);
@@ -153,9 +158,9 @@ TEST_CASE("a forwarded TCP packet's out state is checked on its own when its pee
     REQUIRE(st.lock(out));
     st.state(out).dst.seqlo += 10'000'000;
     st.unlock(out);
-    const uint64_t bad_state = dp.totals().drops[size_t(dp::DropReason::filter_state_mismatch)];
-    CHECK(send_tcp(dp, w, lan, 0, wan, flow, Segment::ack) == 0);
-    CHECK(dp.totals().drops[size_t(dp::DropReason::filter_state_mismatch)] == bad_state + 1);
+    const uint64_t before = mismatches();
+    CHECK(rig.send_tcp(flow, Segment::ack) == 0);
+    CHECK(mismatches() == before + 1);
     REQUIRE(st.read(in, a));
     REQUIRE(st.read(out, b));
     CHECK(a.packets[0] == 3); // passed inbound, as pf counts it
@@ -165,11 +170,10 @@ TEST_CASE("a forwarded TCP packet's out state is checked on its own when its pee
     REQUIRE(st.lock(out));
     st.state(out).dst.seqlo -= 10'000'000;
     st.unlock(out);
-    CHECK(send_tcp(dp, w, lan, 0, wan, flow, Segment::ack) == 1);
+    CHECK(rig.send_tcp(flow, Segment::ack) == 1);
     REQUIRE(st.read(in, a));
     REQUIRE(st.read(out, b));
     CHECK(same_peers(a, b));
     CHECK(a.packets[0] == 4);
     CHECK(b.packets[0] == 3);
-    dp.stop_ports();
 }
