@@ -182,9 +182,9 @@ bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint3
     TcpTrackResult r;
     auto keep_check = [&] {
         if (record == nullptr) return;
-        record->after[0] = src;
-        record->after[1] = dst;
-        record->result = r;
+        std::memcpy(&record->after[0], &src, sizeof src);
+        std::memcpy(&record->after[1], &dst, sizeof dst);
+        std::memcpy(&record->result, &r, sizeof r);
         memo->valid |= uint64_t(1) << at;
     };
     if (d.proto == proto_tcp && d.has_l4) {
@@ -198,8 +198,8 @@ bool Filter::track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint3
             r = e->result;
         } else {
             if (e != nullptr && dir == StateDirection::in) {
-                e->before[0] = src;
-                e->before[1] = dst;
+                std::memcpy(&e->before[0], &src, sizeof src);
+                std::memcpy(&e->before[1], &dst, sizeof dst);
                 record = e;
             }
             tcp_track(src, dst, d, r);

@@ -44,6 +44,7 @@
 #include "dataplane/tcp_tracker.hpp"
 
 #include <cstdint>
+#include <type_traits>
 
 struct rte_mbuf;
 
@@ -73,7 +74,9 @@ struct FilterVerdict {
 static_assert(sizeof(FilterVerdict) == 24);
 
 // The in pass's TCP window checks of one burst, for its out pass (see the top of this file).
-// Owned by the caller of both passes; `valid` starts at 0 for each burst.
+// Owned by the caller of both passes; `valid` starts at 0 for each burst. Entries are
+// written with memcpy, which makes their objects (aggregates of trivially copyable parts),
+// and read only where `valid` says they were.
 struct TrackMemo {
     struct Entry {
         TcpPeer before[2]; // src and dst as tcp_track() was given them
@@ -83,6 +86,7 @@ struct TrackMemo {
     uint64_t valid = 0; // bit i: entry[i] holds packet i's (i as in descs[i])
     BurstArray<Entry, max_burst> entry;
     static_assert(max_burst <= 64, "one bit per packet in `valid`");
+    static_assert(std::is_aggregate_v<Entry> && std::is_trivially_copyable_v<Entry>);
 };
 
 class Filter {
@@ -108,10 +112,10 @@ class Filter {
     // store-forwarding stall per packet). Returns true when the packet is to be evaluated as
     // the first of a new connection instead: the state is gone, was reused (and is removed
     // here), or is a translated state found by the key of the other direction (pf's rule:
-    // inbound packets find wire keys, outbound ones stack keys). `memo`, `i`: run()'s memo
+    // inbound packets find wire keys, outbound ones stack keys). `memo`, `at`: run()'s memo
     // and the packet's index in descs.
     bool track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len, uint32_t now,
-               FilterVerdict &v, TrackMemo *memo, unsigned i);
+               FilterVerdict &v, TrackMemo *memo, unsigned at);
     FilterVerdict icmp_error(std::span<const uint8_t> frame, const PacketDesc &d,
                              StateDirection dir);
     // Returns true when the state was made; otherwise the drop goes into `v` (as track()).

@@ -138,6 +138,8 @@ Timeout tcp_state_init(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt);
 // The result is written into `res` field by field: returned by value, GCC 12 assembles
 // this 6-byte struct from byte stores on the stack and reloads it as one word, a
 // store-forwarding stall on every tracked packet. The worker calls this form.
+// It reads nothing but `src`, `dst` and `pkt.tcp`, and must stay so: the filter gives a
+// twin whose peers equal the in state's the in state's result (TrackMemo, filter.hpp).
 void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult &res);
 inline TcpTrackResult tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt) {
     TcpTrackResult res;

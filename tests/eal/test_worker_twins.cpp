@@ -153,27 +153,37 @@ TEST_CASE("a forwarded TCP packet's out state is checked on its own when its pee
     CHECK(a.packets[1] == 2);
     CHECK(b.packets[1] == 2);
 
-    // The out state alone now believes the server has sent far more than the client acks:
-    // the client's next ACK fits the in state's windows, not the out state's.
-    REQUIRE(st.lock(out));
-    st.state(out).dst.seqlo += 10'000'000;
-    st.unlock(out);
-    const uint64_t before = mismatches();
-    CHECK(rig.send_tcp(flow, Segment::ack) == 0);
-    CHECK(mismatches() == before + 1);
-    REQUIRE(st.read(in, a));
-    REQUIRE(st.read(out, b));
-    CHECK(a.packets[0] == 3); // passed inbound, as pf counts it
-    CHECK(b.packets[0] == 2); // refused outbound
+    // The out state alone is put out of step, on one side and then the other, so that the
+    // client's next ACK fits the in state's windows but not the out state's: it is refused
+    // outbound (and still counted inbound, as pf counts it). Then the out state is put back.
+    uint64_t in_packets = 3;
+    auto refused_outbound = [&](auto &&change, auto &&undo) {
+        REQUIRE(st.lock(out));
+        change(st.state(out));
+        st.unlock(out);
+        const uint64_t before = mismatches();
+        CHECK(rig.send_tcp(flow, Segment::ack) == 0);
+        CHECK(mismatches() == before + 1);
+        REQUIRE(st.read(in, a));
+        REQUIRE(st.read(out, b));
+        CHECK(a.packets[0] == in_packets++);
+        CHECK(b.packets[0] == 2);
+        REQUIRE(st.lock(out));
+        undo(st.state(out));
+        st.unlock(out);
+    };
+    // dst: the server has sent far more than the client acks.
+    refused_outbound([](dp::State &s) { s.dst.seqlo += 10'000'000; },
+                     [](dp::State &s) { s.dst.seqlo -= 10'000'000; });
+    // src: the client may send no further than its ISN.
+    refused_outbound([](dp::State &s) { s.src.seqhi -= 1'000'000; },
+                     [](dp::State &s) { s.src.seqhi += 1'000'000; });
 
     // Put back, the two are checked as one again and the packet leaves.
-    REQUIRE(st.lock(out));
-    st.state(out).dst.seqlo -= 10'000'000;
-    st.unlock(out);
     CHECK(rig.send_tcp(flow, Segment::ack) == 1);
     REQUIRE(st.read(in, a));
     REQUIRE(st.read(out, b));
     CHECK(same_peers(a, b));
-    CHECK(a.packets[0] == 4);
+    CHECK(a.packets[0] == in_packets);
     CHECK(b.packets[0] == 3);
 }
