@@ -13,6 +13,7 @@ MartianCheck::MartianCheck(const std::vector<config::IpPrefix> &connected,
         if (!p.addr.is_v4() || p.length > 30) continue;
         const uint32_t host_bits = p.length == 0 ? ~0u : (1u << (32 - p.length)) - 1;
         directed_broadcasts_.push_back(p.addr.v4_host_order() | host_bits);
+        broadcast_last_byte_[directed_broadcasts_.back() & 0xff] = true;
     }
 }
 

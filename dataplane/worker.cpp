@@ -395,33 +395,32 @@ void Worker::translate(const FilterVerdict &v, rte_mbuf *m, PacketDesc &d, State
         translate_packet(frame, m->data_len, d, to, dir);
 }
 
-bool Worker::apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
-                   bool inbound_done) {
+void Worker::act_on(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
+                    bool inbound_done) {
     switch (v.action) {
-    case FilterVerdict::Action::pass:
-        return true;
+    case FilterVerdict::Action::pass: // apply()'s
+        return;
     case FilterVerdict::Action::hand_off:
         hand_off(m, v.owner(), in_port, inbound_done);
-        return false;
+        return;
     case FilterVerdict::Action::drop:
         rte_pktmbuf_free(m); // counted by the filter
-        return false;
+        return;
     case FilterVerdict::Action::block_return:
         punt(m, PuntKind::block_return, in_port, 0, config::BlockPolicy(v.block_policy));
-        return false;
+        return;
     case FilterVerdict::Action::challenge_ack: {
         const std::size_t len =
             tcp_rewrite_as_ack({rte_pktmbuf_mtod(m, uint8_t *), m->data_len}, d, v.seq, v.ack);
         if (len == 0) {
             rte_pktmbuf_free(m);
-            return false;
+            return;
         }
         rte_pktmbuf_trim(m, uint16_t(m->data_len - len));
         punt(m, PuntKind::reply, in_port);
-        return false;
+        return;
     }
     }
-    return false;
 }
 
 int Worker::route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,

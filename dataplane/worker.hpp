@@ -81,9 +81,18 @@ class Worker {
     // Rewrite a packet whose verdict names a translated state (v.nat): nat.hpp.
     void translate(const FilterVerdict &v, rte_mbuf *m, PacketDesc &d, StateDirection dir);
     // Apply a filter verdict: true if the packet goes on; otherwise it is consumed.
-    // `inbound_done`: the verdict is the outbound pass's (for a hand-off).
+    // `inbound_done`: the verdict is the outbound pass's (for a hand-off). A pass, nearly
+    // every packet's, costs a compare here; the rest is act_on()'s.
     bool apply(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
-               bool inbound_done);
+               bool inbound_done) {
+        if (v.action == FilterVerdict::Action::pass) [[likely]]
+            return true;
+        act_on(v, m, d, in_port, inbound_done);
+        return false;
+    }
+    // A verdict other than pass: hand the packet off, drop it, or punt what answers it.
+    void act_on(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
+                bool inbound_done);
     // Route decision for a packet that passed inbound: the egress port if it is to be
     // forwarded; otherwise -1, and the packet is consumed (punted or dropped). (An int, not an
     // optional: GCC builds a returned optional<uint16_t> on the stack from two narrow stores

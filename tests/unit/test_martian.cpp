@@ -80,6 +80,26 @@ TEST_CASE("ordinary IPv4 traffic, our own addresses and /31 ends are not martian
     CHECK(why(m, "192.0.2.5", "223.255.255.255") == "ok");
 }
 
+TEST_CASE("a directed broadcast is refused whatever its last byte, and only its network's",
+          "[martian]") {
+    // A /26's broadcast ends in 63: the check's first look (by the last byte) must not pass
+    // it, and the same last byte elsewhere, or an address beside it, is ordinary traffic.
+    const MartianCheck m({prefix("198.18.5.1/26"), prefix("2001:db8::1/64")},
+                         {ip("198.18.5.1"), ip("2001:db8::1")});
+    CHECK(why(m, "198.18.5.9", "198.18.5.63") == "martian_dst_broadcast");
+    CHECK(why(m, "198.18.5.9", "198.18.5.62") == "ok");
+    CHECK(why(m, "198.18.5.9", "198.18.6.63") == "ok");
+    CHECK(why(m, "198.18.5.9", "198.18.5.255") == "ok"); // beyond the /26
+    // Every first byte of a martian range, as source and as destination.
+    for (const char *dst : {"0.0.0.1", "127.1.1.1", "169.254.0.9", "224.1.1.1", "255.1.1.1"})
+        CHECK(why(m, "198.18.5.9", dst) != "ok");
+    CHECK(why(m, "198.18.5.9", "169.253.0.9") == "ok");
+    CHECK(why(m, "0.1.1.1", "198.18.9.9") != "ok");
+    CHECK(why(m, "127.1.1.1", "198.18.9.9") != "ok");
+    CHECK(why(m, "169.254.0.9", "198.18.9.9") == "ok"); // a link-local source is forwarded
+    CHECK(why(m, "224.1.1.1", "198.18.9.9") == "ok");   // refused by the parser, not here
+}
+
 TEST_CASE("martian IPv6 sources and destinations are refused", "[martian]") {
     const MartianCheck m = firewall();
     CHECK(why(m, "2001:db8::5", "::") == "martian_dst_this_network");
