@@ -11,6 +11,7 @@ PACKAGES=(
   python3 python3-pytest python3-scapy
   iproute2 iputils-ping ethtool iperf3 tshark ucarp curl procps
   libsystemd-dev systemd debhelper dpkg-dev lintian python3-yaml kmod bash-completion
+  valgrind
 )
 
 missing=()
