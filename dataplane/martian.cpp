@@ -23,6 +23,8 @@ bool MartianCheck::is_own(const std::array<uint8_t, 16> &addr, uint8_t family) c
     });
 }
 
+// check() asks this only for addresses first_byte_ and broadcast_last_byte_ (martian.hpp)
+// mark: a range refused here needs its first byte (or, for a broadcast, its last) there too.
 std::optional<DropReason> MartianCheck::check4(const PacketDesc &d) const {
     const uint8_t s0 = d.src[0];
     if (s0 == 0) [[unlikely]]
