@@ -159,12 +159,6 @@ void Worker::punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_ho
     ctr_.punted.inc();
 }
 
-void Worker::transmit(uint16_t port, rte_mbuf *m) {
-    TxBuffer &b = tx_[port];
-    if (b.n == b.pkts.size()) flush();
-    b.pkts[b.n++] = m;
-}
-
 uint16_t Worker::send_counted(uint16_t port, uint16_t queue, rte_mbuf **pkts, uint16_t n) {
     // Lengths are read before the hand-over: a sent mbuf belongs to the driver.
     uint64_t bytes = 0;
@@ -268,6 +262,57 @@ void Worker::process_burst(uint16_t port, rte_mbuf **pkts, uint16_t n) {
     if (nip != 0) filter_and_forward(port, pkts, ip_idx, nip, false);
 }
 
+// Inline into filter_and_forward(), their one caller: every forwarded packet takes both.
+inline int Worker::route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
+                             RouteTable::NextHopId id, bool reassembled) {
+    const NextHop &nh = dp_.routes->next_hop(id);
+    switch (nh.kind) {
+    case NextHop::Kind::none:
+        drop(m, DropReason::no_route);
+        return -1;
+    case NextHop::Kind::local:
+        punt(m, PuntKind::local, in_port);
+        return -1;
+    case NextHop::Kind::forward:
+        break;
+    }
+    if (d.ttl <= 1) {
+        punt(m, PuntKind::ttl_exceeded, in_port, uint32_t(id));
+        return -1;
+    }
+    if (d.l3_total_len > dp_.ports[nh.port].mtu || reassembled) [[unlikely]] {
+        if (egress_fragment_size(m, d, dp_.ports[nh.port].mtu) < 0) {
+            punt(m, PuntKind::too_big, in_port, uint32_t(id));
+            return -1;
+        }
+    }
+    return nh.port;
+}
+
+inline void Worker::forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
+                            RouteTable::NextHopId id, uint16_t egress, const Mac *mac,
+                            bool reassembled) {
+    if (reassembled) [[unlikely]] {
+        forward_reassembled(m, d, in_port, id, mac);
+        return;
+    }
+    if (mac == nullptr) {
+        punt(m, PuntKind::resolve, in_port, uint32_t(id));
+        return;
+    }
+    uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
+    ether_rewrite(frame, *mac, dp_.ports[egress].mac);
+    if (d.family == 4)
+        ipv4_decrement_ttl(frame + d.l3_offset);
+    else
+        ipv6_decrement_hop_limit(frame + d.l3_offset);
+    // Trim Ethernet padding so the egress frame is the datagram alone.
+    const uint32_t wire_len = uint32_t(d.l3_offset) + d.l3_total_len;
+    if (wire_len < m->data_len) rte_pktmbuf_trim(m, uint16_t(m->data_len - wire_len));
+    ctr_.forwarded.inc();
+    transmit(egress, m);
+}
+
 void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *ip_idx,
                                 unsigned nip, bool inbound_done) {
     // Stage 3: the filter, inbound on the ingress port.
@@ -316,8 +361,12 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
     uint16_t out_idx[max_burst], out_port[max_burst];
     uint32_t hints[max_burst]; // the in state's twin, which may be the out state
     unsigned nout = 0;
+    static_assert(max_burst <= 64, "one bit per packet in reassembled");
+    uint64_t reassembled = 0; // bit i: pkts[i] is a reassembled datagram
     auto route = [&](uint16_t i, RouteTable::NextHopId id) {
-        if (const int egress = route_one(pkts[i], desc_[i], port, id); egress >= 0) {
+        const bool whole = Reassembly::is_reassembled(pkts[i]); // asked once, kept for forward()
+        reassembled |= uint64_t(whole) << i;
+        if (const int egress = route_one(pkts[i], desc_[i], port, id, whole); egress >= 0) {
             out_idx[nout] = i;
             out_port[nout] = uint16_t(egress);
             hints[nout] = twin[i];
@@ -338,7 +387,7 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
     // the one before it (most of a burst, behind a default route) shares its key.
     BurstArray<NeighbourKey, max_burst> nkeys;
     const NeighbourKey *nkey_ptrs[max_burst];
-    uint16_t fwd_idx[max_burst];
+    uint16_t fwd_idx[max_burst], fwd_port[max_burst];
     uint8_t key_of[max_burst]; // forwarded packet -> its key in nkeys
     RouteTable::NextHopId fwd_nh[max_burst];
     unsigned nfwd = 0, nkey = 0;
@@ -361,16 +410,18 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
         }
         key_of[nfwd] = uint8_t(nkey - 1);
         fwd_idx[nfwd] = i;
+        fwd_port[nfwd] = out_port[k];
         fwd_nh[nfwd++] = nh_of[k];
     }
     if (nfwd == 0) return;
-    static_assert(max_burst <= 64, "one bit per key in the neighbour lookup's hit mask");
+    // One bit per key in the neighbour lookup's hit mask: at most max_burst (<= 64) keys.
     Mac macs[max_burst];
     const uint64_t resolved = dp_.neighbours->lookup_bulk(nkey_ptrs, macs, nkey);
     for (unsigned j = 0; j < nfwd; j++) {
         const uint16_t i = fwd_idx[j];
         const unsigned u = key_of[j];
-        forward(pkts[i], desc_[i], port, fwd_nh[j], (resolved >> u & 1) != 0 ? &macs[u] : nullptr);
+        forward(pkts[i], desc_[i], port, fwd_nh[j], fwd_port[j],
+                (resolved >> u & 1) != 0 ? &macs[u] : nullptr, (reassembled >> i & 1) != 0);
     }
 }
 
@@ -421,56 +472,6 @@ void Worker::act_on(const FilterVerdict &v, rte_mbuf *m, const PacketDesc &d, ui
         return;
     }
     }
-}
-
-int Worker::route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
-                      RouteTable::NextHopId id) {
-    const NextHop &nh = dp_.routes->next_hop(id);
-    switch (nh.kind) {
-    case NextHop::Kind::none:
-        drop(m, DropReason::no_route);
-        return -1;
-    case NextHop::Kind::local:
-        punt(m, PuntKind::local, in_port);
-        return -1;
-    case NextHop::Kind::forward:
-        break;
-    }
-    if (d.ttl <= 1) {
-        punt(m, PuntKind::ttl_exceeded, in_port, uint32_t(id));
-        return -1;
-    }
-    if (d.l3_total_len > dp_.ports[nh.port].mtu || reasm_.is_reassembled(m)) [[unlikely]] {
-        if (egress_fragment_size(m, d, dp_.ports[nh.port].mtu) < 0) {
-            punt(m, PuntKind::too_big, in_port, uint32_t(id));
-            return -1;
-        }
-    }
-    return nh.port;
-}
-
-void Worker::forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId id,
-                     const Mac *mac) {
-    if (reasm_.is_reassembled(m)) [[unlikely]] {
-        forward_reassembled(m, d, in_port, id, mac);
-        return;
-    }
-    if (mac == nullptr) {
-        punt(m, PuntKind::resolve, in_port, uint32_t(id));
-        return;
-    }
-    const NextHop &nh = dp_.routes->next_hop(id);
-    uint8_t *frame = rte_pktmbuf_mtod(m, uint8_t *);
-    ether_rewrite(frame, *mac, dp_.ports[nh.port].mac);
-    if (d.family == 4)
-        ipv4_decrement_ttl(frame + d.l3_offset);
-    else
-        ipv6_decrement_hop_limit(frame + d.l3_offset);
-    // Trim Ethernet padding so the egress frame is the datagram alone.
-    const uint32_t wire_len = uint32_t(d.l3_offset) + d.l3_total_len;
-    if (wire_len < m->data_len) rte_pktmbuf_trim(m, uint16_t(m->data_len - wire_len));
-    ctr_.forwarded.inc();
-    transmit(nh.port, m);
 }
 
 int Worker::egress_fragment_size(const rte_mbuf *m, const PacketDesc &d, uint16_t mtu) const {

@@ -71,7 +71,12 @@ class Worker {
     void drop(rte_mbuf *m, DropReason r);
     void punt(rte_mbuf *m, PuntKind kind, uint16_t in_port, uint32_t next_hop = 0,
               config::BlockPolicy policy = config::BlockPolicy::drop);
-    void transmit(uint16_t port, rte_mbuf *m);
+    // Queue `m` for `port`'s tx burst at the end of the poll (every forwarded packet).
+    void transmit(uint16_t port, rte_mbuf *m) {
+        TxBuffer &b = tx_[port];
+        if (b.n == b.pkts.size()) flush();
+        b.pkts[b.n++] = m;
+    }
     // Hand pkts[0..n) to queue `queue` of `port` and count what it took (packets, bytes);
     // returns how many it took, the rest stay the caller's.
     uint16_t send_counted(uint16_t port, uint16_t queue, rte_mbuf **pkts, uint16_t n);
@@ -97,11 +102,13 @@ class Worker {
     // forwarded; otherwise -1, and the packet is consumed (punted or dropped). (An int, not an
     // optional: GCC builds a returned optional<uint16_t> on the stack from two narrow stores
     // and reloads it whole, which stalls store forwarding on every packet.)
-    int route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId id);
-    // Rewrite for the next hop's `mac` and transmit, or punt for resolution when the
-    // neighbour is unknown (mac == nullptr).
+    // `reassembled`: Reassembly::is_reassembled(m), asked once by the caller for both.
+    int route_one(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId id,
+                  bool reassembled);
+    // Rewrite for the next hop's `mac` and transmit on `egress` (route_one()'s port), or punt
+    // for resolution when the neighbour is unknown (mac == nullptr).
     void forward(rte_mbuf *m, const PacketDesc &d, uint16_t in_port, RouteTable::NextHopId nh,
-                 const Mac *mac);
+                 uint16_t egress, const Mac *mac, bool reassembled);
     // Split a reassembled datagram for the egress MTU and send (or punt) each fragment.
     void forward_reassembled(rte_mbuf *m, const PacketDesc &d, uint16_t in_port,
                              RouteTable::NextHopId nh, const Mac *mac);

@@ -357,6 +357,16 @@ TEST_CASE("internet_checksum agrees with a reference at every length and alignme
             REQUIRE(internet_checksum(s, initial) == ref_checksum(data, initial));
         }
     }
+    // Bytes that carry out of every addition, and the largest initial sum.
+    for (const uint8_t fill : {uint8_t(0xff), uint8_t(0xfe), uint8_t(0x80)}) {
+        for (size_t len = 0; len <= 80; ++len) {
+            const Bytes data(len, fill);
+            for (const uint32_t initial : {0u, 1u, 0xffffu, 0xffffffffu}) {
+                INFO("len " << len << " fill " << int(fill) << " initial " << initial);
+                REQUIRE(internet_checksum(data, initial) == ref_checksum(data, initial));
+            }
+        }
+    }
 }
 
 TEST_CASE("pseudo_header_sum gives the right IPv4 UDP checksum", "[packet]") {
@@ -1429,15 +1439,19 @@ TEST_CASE("l4_checksum_ok checks TCP, UDP, ICMP and ICMPv6 over IPv4 and IPv6",
 
 TEST_CASE("l4_checksum_ok agrees with a byte-wise reference sum at every payload length",
           "[packet][hardening]") {
-    // Odd and even lengths, and lengths around the sum's 16-, 4- and 2-byte strides.
-    for (uint8_t n = 0; n < 70; n++) {
-        Bytes payload;
-        for (uint8_t i = 0; i < n; i++)
-            payload.push_back(uint8_t(0xa5 ^ (i * 37) ^ n));
-        check_l4_checksum(tcp4_frame({.payload = payload}), 16, true);
-        check_l4_checksum(ipv6_frame({}, tcp({.payload = payload})), 16, true);
-        check_l4_checksum(udp4_frame(payload), 6, true);
-        check_l4_checksum(ipv6_frame({.next = proto_udp}, udp(1, 2, payload)), 6, true);
+    // Odd and even lengths, and every tail the sum's 8-byte words leave (4, 2 and 1 bytes).
+    // Payloads of 0xff bytes carry out of every 8-byte addition: the end-around carries.
+    for (const bool ones : {false, true}) {
+        for (uint8_t n = 0; n < 70; n++) {
+            INFO("payload of " << int(n) << (ones ? " 0xff bytes" : " mixed bytes"));
+            Bytes payload;
+            for (uint8_t i = 0; i < n; i++)
+                payload.push_back(ones ? uint8_t(0xff) : uint8_t(0xa5 ^ (i * 37) ^ n));
+            check_l4_checksum(tcp4_frame({.payload = payload}), 16, true);
+            check_l4_checksum(ipv6_frame({}, tcp({.payload = payload})), 16, true);
+            check_l4_checksum(udp4_frame(payload), 6, true);
+            check_l4_checksum(ipv6_frame({.next = proto_udp}, udp(1, 2, payload)), 6, true);
+        }
     }
 }
 
