@@ -99,7 +99,7 @@ unsigned nearest_bit(uint64_t m, unsigned b) {
 StateTable::StateTable(const StateTableConfig &cfg)
     : capacity_(cfg.capacity), readers_(cfg.reader_threads),
       read_limit_cycles_(std::max<uint64_t>(rte_get_tsc_hz() / 100000, 1000)) {
-    static_assert(sizeof(Slot) == 8 + sizeof(State), "a slot is its state and 8 bytes");
+    static_assert(sizeof(Slot) == 3 * 64, "a slot is its state and 8 bytes, on three whole lines");
     const std::string what = "cannot create state table '" + cfg.name + "' of " +
                              std::to_string(cfg.capacity) + " states: ";
     if (cfg.name.empty() || cfg.name.size() > max_name)
@@ -297,8 +297,7 @@ void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsig
     for (unsigned i = 0; i < n; i++) {
         candidate[i] = keys_.first_tagged(where[i]);
         // The header and per-packet fields (lock, status, peers, counters, expiry,
-        // direction: the State's first 80 bytes) and the key. Slots are packed, not line
-        // aligned: those 128 bytes span two lines or three.
+        // direction: the State's first 80 bytes) and the key: the slot's first two lines.
         prefetch(candidate[i]);
     }
     for (unsigned i = 0; i < n; i++) {
