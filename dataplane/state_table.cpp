@@ -292,12 +292,23 @@ void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsig
         const uint64_t hash = key_hash(*keys[i]);
         if (hashes != nullptr) hashes[i] = hash;
         where[i] = keys_.where(hash);
-        keys_.prefetch(where[i]);
+        keys_.prefetch_home(where[i]);
     }
+    uint64_t second = 0; // keys with no tagged cell in their first bucket
     for (unsigned i = 0; i < n; i++) {
-        candidate[i] = keys_.first_tagged(where[i]);
+        candidate[i] = keys_.first_tagged_in(where[i], false);
+        if (candidate[i] == SlotIndex::empty) {
+            keys_.prefetch_second(where[i]);
+            second |= uint64_t(1) << i;
+            continue;
+        }
         // The header and per-packet fields (lock, status, peers, counters, expiry,
         // direction: the State's first 80 bytes) and the key: the slot's first two lines.
+        prefetch(candidate[i]);
+    }
+    for (uint64_t m = second; m != 0; m &= m - 1) {
+        const auto i = unsigned(std::countr_zero(m));
+        candidate[i] = keys_.first_tagged_in(where[i], true);
         prefetch(candidate[i]);
     }
     for (unsigned i = 0; i < n; i++) {

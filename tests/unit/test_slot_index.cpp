@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <random>
 #include <utility>
 #include <vector>
 
@@ -111,4 +112,53 @@ TEST_CASE("an id that another inserter indexed meanwhile is backed out", "[slot_
     CHECK_FALSE(f.index.remove(SlotIndex::id_hash(7, 100), 6)); // its cell was given back
     CHECK(f.remove(5));
     CHECK(f.find(7, 100) == SlotIndex::empty);
+}
+
+TEST_CASE("a full index churned keeps its entries home and refuses none", "[slot_index]") {
+    // An index made for `capacity` entries (1.75 cells each), filled to capacity, then
+    // churned: a random entry out, a new one in, many times over. No insert may be refused
+    // (both buckets full), and most entries must lie in their first bucket, which a bulk
+    // lookup loads alone (first_tagged_in()).
+    constexpr uint32_t capacity = 100000, slots = capacity + 64;
+    Fixture f(capacity, slots);
+    std::mt19937_64 rng(20261207);
+    std::vector<uint32_t> live;
+    std::vector<uint32_t> free_slots;
+    for (uint32_t s = slots; s-- > 0;)
+        free_slots.push_back(s);
+    uint64_t next_id = 1;
+    uint32_t refused = 0;
+    auto add_one = [&] {
+        const uint32_t s = free_slots.back();
+        free_slots.pop_back();
+        const auto r = f.add(9, next_id++, s);
+        if (r == SlotIndex::Add::ok)
+            live.push_back(s);
+        else {
+            ++refused;
+            free_slots.push_back(s);
+        }
+    };
+    while (live.size() < capacity)
+        add_one();
+    for (int i = 0; i < 1000000; i++) {
+        const std::size_t k = rng() % live.size();
+        REQUIRE(f.remove(live[k]));
+        free_slots.push_back(live[k]);
+        live[k] = live.back();
+        live.pop_back();
+        add_one();
+    }
+    CHECK(refused == 0);
+    uint32_t home = 0;
+    for (const uint32_t s : live) {
+        const auto [creator, id] = f.held[s];
+        const SlotIndex::Where w = f.index.where(SlotIndex::id_hash(creator, id));
+        REQUIRE(f.find(creator, id) == s);
+        // Found by the lookup's first look: the first tagged cell of the home bucket (a
+        // foreign tag before it, one in thousands, counts against).
+        if (f.index.first_tagged_in(w, false) == s) home++;
+    }
+    INFO("entries in their home bucket: " << home << " of " << live.size());
+    CHECK(home >= live.size() * 8 / 10);
 }
