@@ -171,19 +171,6 @@ class SlotIndex {
         return c.at == nullptr ? empty : c.value & slot_mask_;
     }
 
-    // The slot of the first cell tagged for `w`, unchecked, or `empty`: a candidate to start
-    // loading, and to check, before find() looks at every tagged cell (a bulk lookup's
-    // passes; the first tagged cell is almost always the one).
-    uint32_t first_tagged(const Where &w) const {
-        for (const uint32_t b : {w.b1, w.b2}) {
-            const std::atomic<uint32_t> *bucket = bucket_at(b);
-            if (const uint32_t m = scan(bucket, w.tag).tagged; m != 0)
-                return bucket[std::countr_zero(m)].load(std::memory_order_acquire) & slot_mask_;
-            if (w.b2 == w.b1) break;
-        }
-        return empty;
-    }
-
     // Start loading the two buckets of `w`.
     void prefetch(const Where &w) const {
         load_early(bucket_at(w.b1));
@@ -193,7 +180,10 @@ class SlotIndex {
     // free, so most entries lie there.
     void prefetch_home(const Where &w) const { load_early(bucket_at(w.b1)); }
     void prefetch_second(const Where &w) const { load_early(bucket_at(w.b2)); }
-    // first_tagged() in one bucket: the first (home) or the second.
+    // The slot of the first cell tagged for `w` in one of its buckets (the first, its home,
+    // or the second), unchecked, or `empty`: a candidate to start loading, and to check,
+    // before find() looks at every tagged cell (a bulk lookup's passes; the first tagged
+    // cell is almost always the one).
     uint32_t first_tagged_in(const Where &w, bool second) const {
         if (second && w.b2 == w.b1) return empty;
         const std::atomic<uint32_t> *bucket = bucket_at(second ? w.b2 : w.b1);
