@@ -294,6 +294,7 @@ void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsig
         where[i] = keys_.where(hash);
         keys_.prefetch_home(where[i]);
     }
+    static_assert(max_bulk <= 64, "one bit per key in `second`");
     uint64_t second = 0; // keys with no tagged cell in their first bucket
     for (unsigned i = 0; i < n; i++) {
         candidate[i] = keys_.first_tagged_in(where[i], false);
