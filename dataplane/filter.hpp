@@ -26,7 +26,11 @@
 // order, so that is the rule for forwarded TCP; where they differ (a packet the in state
 // passed and routing then dropped, a peer's update to one of them, a state made later), the
 // twin is checked as pf checks it. Each state is still updated, counted and synced as its
-// own, as pf's are.
+// own, as pf's are. The out pass takes such packets in one step each (track_twin(): the
+// twin's key compared with the packet's fields, its lock, the peers compared, the outcome
+// stored, the counters) and hands the rest to the general path (the hint check, the bulk
+// lookup, track(), the rules), with every later packet of their connections: a
+// connection's packets still meet its states in burst order.
 //
 // Owners (state.hpp, State::owner): with more than one worker, a matched state that another
 // worker owns is not tracked here; the verdict says `hand_off` and the worker passes the
@@ -116,6 +120,19 @@ class Filter {
     // and the packet's index in descs.
     bool track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len, uint32_t now,
                FilterVerdict &v, TrackMemo *memo, unsigned at);
+    // The out pass's one step for a forwarded TCP packet (see the top of this file): the
+    // twin hinted in `slot` holds the packet's outbound key, is ours and untranslated, and its
+    // peers are what the in state's were before the in pass's check, which passed the packet
+    // (memo's entry `at`). Then the twin takes that check's outcome, its counters and expiry,
+    // into `v` (constructed here), exactly as track() would, and the answer is true. False,
+    // with nothing changed and `v` untouched, when any of that does not hold.
+    // run() for the packets the one step does not take, and for the in pass: the hint
+    // checks and bulk lookup, track() in burst order, the rules for the rest.
+    void run_general(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
+                     const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
+                     uint32_t now, const uint32_t *hints, const uint32_t *near, TrackMemo *memo);
+    bool track_twin(uint32_t slot, const PacketDesc &d, uint32_t now, const TrackMemo &memo,
+                    unsigned at, FilterVerdict &v);
     FilterVerdict icmp_error(std::span<const uint8_t> frame, const PacketDesc &d,
                              StateDirection dir);
     // Returns true when the state was made; otherwise the drop goes into `v` (as track()).

@@ -18,6 +18,26 @@
 
 namespace syncwall::dp {
 
+// A key's last 8 bytes (the ports, family, protocol and the zero pad) as one word, as they
+// lie in memory.
+inline uint64_t key_tail(uint16_t port0, uint16_t port1, uint8_t family, uint8_t proto) {
+    static_assert(offsetof(StateKey, port) == 32 && offsetof(StateKey, af) == 36 &&
+                  offsetof(StateKey, proto) == 37 && offsetof(StateKey, pad) == 38);
+    if constexpr (std::endian::native == std::endian::little) {
+        return uint64_t(port0) | uint64_t(port1) << 16 | uint64_t(family) << 32 |
+               uint64_t(proto) << 40;
+    } else {
+        StateKey k;
+        k.port[0] = port0;
+        k.port[1] = port1;
+        k.af = family;
+        k.proto = proto;
+        uint64_t w;
+        std::memcpy(&w, &k.port, sizeof w);
+        return w;
+    }
+}
+
 // A key from its parts, as seen in direction `dir`: inbound, addr[0] is the source;
 // outbound, addr[0] is the destination (see state.hpp). Inline and written with wide stores
 // (two addresses, then ports, family and protocol as one 8-byte word): the key is read
@@ -29,20 +49,9 @@ inline void fill_state_key(StateKey &k, uint8_t family, uint8_t proto,
     const bool in = dir == StateDirection::in;
     k.addr[in ? 0 : 1] = src;
     k.addr[in ? 1 : 0] = dst;
-    const uint16_t port0 = in ? sport : dport, port1 = in ? dport : sport;
-    if constexpr (std::endian::native == std::endian::little) {
-        static_assert(offsetof(StateKey, port) == 32 && offsetof(StateKey, af) == 36 &&
-                      offsetof(StateKey, proto) == 37 && offsetof(StateKey, pad) == 38);
-        const uint64_t tail = uint64_t(port0) | uint64_t(port1) << 16 | uint64_t(family) << 32 |
-                              uint64_t(proto) << 40;
-        std::memcpy(&k.port, &tail, sizeof tail);
-    } else {
-        k.port[0] = port0;
-        k.port[1] = port1;
-        k.af = family;
-        k.proto = proto;
-        k.pad = 0;
-    }
+    const uint64_t tail =
+        in ? key_tail(sport, dport, family, proto) : key_tail(dport, sport, family, proto);
+    std::memcpy(&k.port, &tail, sizeof tail);
 }
 
 // The key a packet looks up (and would create) in direction `dir`. Only for packets with an
@@ -54,6 +63,27 @@ inline StateKey state_key(const PacketDesc &d, StateDirection dir) {
     fill_state_key(k, d.family, d.proto, d.src, d.dst, d.has_l4 ? d.sport : uint16_t(0),
                    d.has_l4 ? d.dport : uint16_t(0), dir);
     return k;
+}
+
+// Whether `k` is the key packet `d` looks up in direction `dir` (k == state_key(d, dir)),
+// compared word by word against the packet's fields, without building the key first.
+inline bool key_is(const StateKey &k, const PacketDesc &d, StateDirection dir) {
+    const bool in = dir == StateDirection::in;
+    const std::array<uint8_t, 16> &a0 = in ? d.src : d.dst, &a1 = in ? d.dst : d.src;
+    const uint16_t sport = d.has_l4 ? d.sport : uint16_t(0);
+    const uint16_t dport = d.has_l4 ? d.dport : uint16_t(0);
+    const auto word = [](const void *p) {
+        uint64_t w;
+        std::memcpy(&w, p, sizeof w);
+        return w;
+    };
+    uint64_t diff = word(&k.port) ^ (in ? key_tail(sport, dport, d.family, d.proto)
+                                        : key_tail(dport, sport, d.family, d.proto));
+    for (unsigned i = 0; i < 16; i += 8) {
+        diff |= word(k.addr[0].data() + i) ^ word(a0.data() + i);
+        diff |= word(k.addr[1].data() + i) ^ word(a1.data() + i);
+    }
+    return diff == 0;
 }
 
 // For an ICMP/ICMPv6 error travelling in direction `dir`: the key of the connection its

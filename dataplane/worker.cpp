@@ -382,7 +382,7 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
     // Stage 5: the filter, outbound on the egress port; then neighbours in bulk, rewrite, tx.
     filter_.run(StateDirection::out, pkts, desc_.data(), out_idx, out_port, nout, verdict.data(),
                 now, hints, in_slot, &memo); // a new out state lies near the in state
-    link_twins(out_idx, verdict.data(), in_slot, nout);
+    link_twins(out_idx, verdict.data(), in_slot, hints, nout);
     // Neighbour keys, each looked up once a burst: a packet routed via the same gateway as
     // the one before it (most of a burst, behind a default route) shares its key.
     BurstArray<NeighbourKey, max_burst> nkeys;
@@ -426,14 +426,16 @@ void Worker::filter_and_forward(uint16_t port, rte_mbuf **pkts, const uint16_t *
 }
 
 void Worker::link_twins(const uint16_t *out_idx, const FilterVerdict *out_verdict,
-                        const uint32_t *in_slot, unsigned nout) {
+                        const uint32_t *in_slot, const uint32_t *hints, unsigned nout) {
     StateTable &st = *dp_.states;
     for (unsigned k = 0; k < nout; k++) {
         const uint32_t a = in_slot[out_idx[k]], b = out_verdict[k].slot;
         if (a == FilterVerdict::no_slot || b == FilterVerdict::no_slot) continue;
         // Once per connection and direction in practice: after that both already point right.
-        if (st.twin(a) != b) st.set_twin(a, b);
-        if (st.twin(b) != a) st.set_twin(b, a);
+        // The links as this burst's passes read them: a link that another packet of the burst
+        // set meanwhile is set again, to the same slot.
+        if (hints[k] != b) st.set_twin(a, b);
+        if (out_verdict[k].twin != a) st.set_twin(b, a);
     }
 }
 

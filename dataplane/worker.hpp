@@ -81,8 +81,10 @@ class Worker {
     // returns how many it took, the rest stay the caller's.
     uint16_t send_counted(uint16_t port, uint16_t queue, rte_mbuf **pkts, uint16_t n);
     // Point the states each forwarded packet matched in and out at each other (twins).
+    // hints[k]: what the in state's link read in the in pass (the out pass's hint); the out
+    // state's is in its verdict (FilterVerdict::twin), so that neither is loaded again.
     void link_twins(const uint16_t *out_idx, const FilterVerdict *out_verdict,
-                    const uint32_t *in_slot, unsigned nout);
+                    const uint32_t *in_slot, const uint32_t *hints, unsigned nout);
     // Rewrite a packet whose verdict names a translated state (v.nat): nat.hpp.
     void translate(const FilterVerdict &v, rte_mbuf *m, PacketDesc &d, StateDirection dir);
     // Apply a filter verdict: true if the packet goes on; otherwise it is consumed.

@@ -187,3 +187,131 @@ TEST_CASE("a forwarded TCP packet's out state is checked on its own when its pee
     CHECK(a.packets[0] == in_packets);
     CHECK(b.packets[0] == 3);
 }
+
+// The out pass takes the packets whose twin it may give the in pass's check in one step
+// each (Filter::track_twin), and the rest on the general path, with every later packet of
+// their connections. Either way each state of a connection ends up updated, counted and
+// timed as its own check would leave it: the same peers, packets, bytes, expiry and timeout
+// class as its twin's.
+TEST_CASE("a burst's forwarded TCP packets update both states of each connection alike, by "
+          "the one step or the general path",
+          "[eal][state]") {
+    Rig rig("tslan", "tswan");
+    dp::StateTable &st = *rig.dp.states;
+    using bench::Segment;
+    constexpr uint32_t flows = 8;
+    for (uint32_t f = 0; f < flows; f++) {
+        REQUIRE(rig.send_tcp(f, Segment::syn) == 1);
+        REQUIRE(rig.send_tcp(f, Segment::syn_ack) == 1);
+        REQUIRE(rig.send_tcp(f, Segment::ack) == 1);
+        REQUIRE(rig.send_tcp(f, Segment::server_ack) == 1);
+    }
+    uint32_t in[flows], out[flows];
+    for (uint32_t f = 0; f < flows; f++) {
+        in[f] = st.lookup(bench::flow_key(f, false, dp::StateDirection::in));
+        out[f] = st.lookup(bench::flow_key(f, false, dp::StateDirection::out));
+        REQUIRE(in[f] != dp::StateTable::no_slot);
+        REQUIRE(out[f] != dp::StateTable::no_slot);
+        REQUIRE(st.twin(in[f]) == out[f]);
+    }
+    // Both states' expiry and timeout class set back, so that a packet that leaves one of
+    // them as it was shows.
+    auto age = [&] {
+        for (uint32_t f = 0; f < flows; f++)
+            for (uint32_t s : {in[f], out[f]}) {
+                REQUIRE(st.lock(s));
+                st.state(s).expire = 1;
+                st.state(s).timeout = dp::Timeout::tcp_first;
+                st.unlock(s);
+            }
+    };
+    auto alike = [&](uint64_t client_packets) {
+        for (uint32_t f = 0; f < flows; f++) {
+            INFO("flow " << f);
+            dp::State a, b;
+            REQUIRE(st.read(in[f], a));
+            REQUIRE(st.read(out[f], b));
+            CHECK(same_peers(a, b));
+            CHECK(a.packets[0] == client_packets);
+            CHECK(b.packets[0] == client_packets);
+            CHECK(a.packets[1] == b.packets[1]);
+            CHECK(a.bytes[0] == b.bytes[0]);
+            CHECK(a.bytes[1] == b.bytes[1]);
+            CHECK(a.expire != 1);
+            CHECK(b.expire == a.expire);
+            CHECK(a.timeout == dp::Timeout::tcp_established);
+            CHECK(b.timeout == a.timeout);
+        }
+    };
+
+    // Every packet qualifies: two ACKs of each connection in one burst.
+    age();
+    for (uint32_t round = 0; round < 2; round++)
+        for (uint32_t f = 0; f < flows; f++)
+            rig.put(rig.lan, 0, f, Segment::ack);
+    REQUIRE(rig.poll(rig.wan) == 2 * flows);
+    alike(4);
+
+    // The burst's first packet makes a new state: the whole out pass takes the general path.
+    age();
+    rig.put(rig.lan, 0, 100, Segment::udp);
+    for (uint32_t f = 0; f < flows; f++)
+        rig.put(rig.lan, 0, f, Segment::ack);
+    REQUIRE(rig.poll(rig.wan) == flows + 1);
+    alike(5);
+
+    // A connection in the middle whose out state does not qualify (its peers differ from its
+    // in state's, and its packets are refused outbound), with a second packet at the end of
+    // the burst: the others take the one step, its two packets the general path.
+    age();
+    REQUIRE(st.lock(out[3]));
+    st.state(out[3]).dst.seqlo += 10'000'000;
+    st.unlock(out[3]);
+    const uint64_t mismatches_before =
+        rig.dp.totals().drops[size_t(dp::DropReason::filter_state_mismatch)];
+    for (uint32_t f = 0; f < flows; f++)
+        rig.put(rig.lan, 0, f, Segment::ack);
+    rig.put(rig.lan, 0, 3, Segment::ack);
+    REQUIRE(rig.poll(rig.wan) == flows - 1);
+    CHECK(rig.dp.totals().drops[size_t(dp::DropReason::filter_state_mismatch)] ==
+          mismatches_before + 2);
+    dp::State refused, refused_in;
+    REQUIRE(st.read(out[3], refused));
+    REQUIRE(st.read(in[3], refused_in));
+    CHECK(refused_in.packets[0] == 7); // counted inbound, as pf counts it
+    CHECK(refused.packets[0] == 5);    // not outbound, and its expiry not restarted
+    CHECK(refused.expire == 1);
+    CHECK(refused.timeout == dp::Timeout::tcp_first);
+    for (uint32_t f = 0; f < flows; f++) {
+        if (f == 3) continue;
+        INFO("flow " << f);
+        dp::State a, b;
+        REQUIRE(st.read(in[f], a));
+        REQUIRE(st.read(out[f], b));
+        CHECK(same_peers(a, b));
+        CHECK(b.packets[0] == 6);
+        CHECK(b.bytes[0] == a.bytes[0]);
+        CHECK(b.expire == a.expire);
+        CHECK(b.expire != 1);
+        CHECK(b.timeout == dp::Timeout::tcp_established);
+    }
+
+    // Peers that differ in their last bytes only (the TCP state): the out state is checked
+    // on its own and keeps its own, where taking the in state's outcome would overwrite it.
+    REQUIRE(st.lock(out[3]));
+    st.state(out[3]).dst.seqlo -= 10'000'000;
+    st.state(out[3]).dst.state = dp::tcps_fin_wait_1;
+    st.unlock(out[3]);
+    for (uint32_t f = 0; f < flows; f++)
+        rig.put(rig.lan, 0, f, Segment::ack);
+    REQUIRE(rig.poll(rig.wan) == flows);
+    for (uint32_t f = 0; f < flows; f++) {
+        INFO("flow " << f);
+        dp::State a, b;
+        REQUIRE(st.read(in[f], a));
+        REQUIRE(st.read(out[f], b));
+        CHECK(a.dst.state == dp::tcps_established);
+        CHECK(b.dst.state == (f == 3 ? dp::tcps_fin_wait_1 : dp::tcps_established));
+        CHECK(same_peers(a, b) == (f != 3));
+    }
+}

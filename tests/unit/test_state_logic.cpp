@@ -70,6 +70,47 @@ TEST_CASE("a key is written whole: every byte set, the pad 0, whatever was there
     CHECK(std::all_of(k.addr[0].begin() + 4, k.addr[0].end(), [](uint8_t b) { return b == 0; }));
 }
 
+TEST_CASE("a key is told from a packet's fields as state_key() would build it, byte for byte",
+          "[state]") {
+    auto tcp6 = [] {
+        PacketDesc d;
+        d.family = 6;
+        d.proto = proto_tcp;
+        d.has_l4 = true;
+        for (uint8_t i = 0; i < 16; i++) {
+            d.src[i] = uint8_t(0x20 + i);
+            d.dst[i] = uint8_t(0x80 + i);
+        }
+        d.sport = 443;
+        d.dport = 51000;
+        return d;
+    };
+    PacketDesc no_ports = udp4({192, 0, 2, 10}, {198, 51, 100, 10}, 40000, 53);
+    no_ports.proto = 47; // GRE: no transport header parsed, so ports 0 in the key
+    no_ports.has_l4 = false;
+    for (const PacketDesc &d :
+         {udp4({192, 0, 2, 10}, {198, 51, 100, 10}, 40000, 53), tcp6(), no_ports}) {
+        for (const StateDirection dir : {StateDirection::in, StateDirection::out}) {
+            INFO("family " << int(d.family) << " proto " << int(d.proto) << " dir " << int(dir));
+            const StateKey k = state_key(d, dir);
+            CHECK(key_is(k, d, dir));
+            CHECK(key_is(state_key(reply_of(d), dir == StateDirection::in ? StateDirection::out
+                                                                          : StateDirection::in),
+                         d, dir));
+            const StateDirection other =
+                dir == StateDirection::in ? StateDirection::out : StateDirection::in;
+            CHECK_FALSE(key_is(k, d, other)); // the sides swapped
+            // Any one byte changed, the pad's included, and the key is another.
+            for (std::size_t b = 0; b < sizeof k; b++) {
+                StateKey changed = k;
+                reinterpret_cast<uint8_t *>(&changed)[b] ^= 0x01;
+                INFO("byte " << b);
+                CHECK_FALSE(key_is(changed, d, dir));
+            }
+        }
+    }
+}
+
 TEST_CASE("UDP pseudo-states go single then multiple with pf's timeouts", "[state]") {
     State s;
     const auto req = udp4({192, 0, 2, 10}, {198, 51, 100, 10}, 40000, 53);
