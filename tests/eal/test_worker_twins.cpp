@@ -81,6 +81,20 @@ struct Rig {
         put(client ? lan : wan, client ? 0 : 1, i, seg);
         return poll(client ? wan : lan);
     }
+
+    // Flow i's handshake and the server's first ACK, each segment a burst of its own: the
+    // client's side on lan (its in state), the server's on wan (the out state).
+    void handshake(uint32_t i) {
+        REQUIRE(send_tcp(i, bench::Segment::syn) == 1);
+        REQUIRE(send_tcp(i, bench::Segment::syn_ack) == 1);
+        REQUIRE(send_tcp(i, bench::Segment::ack) == 1);
+        REQUIRE(send_tcp(i, bench::Segment::server_ack) == 1);
+    }
+
+    // Packets refused because they did not fit a state.
+    uint64_t mismatches() {
+        return dp.totals().drops[size_t(dp::DropReason::filter_state_mismatch)];
+    }
 };
 
 bool same_peers(const dp::State &a, const dp::State &b) {
@@ -126,17 +140,10 @@ TEST_CASE("a forwarded TCP packet's out state is checked on its own when its pee
     Rig rig("tmlan", "tmwan");
     dp::StateTable &st = *rig.dp.states;
     using bench::Segment;
-    auto mismatches = [&] {
-        return rig.dp.totals().drops[size_t(dp::DropReason::filter_state_mismatch)];
-    };
 
-    // The handshake: the client's side on lan (its in state), the server's on wan (the out
-    // state). Each packet updates both states, the same way.
+    // The handshake: each packet updates both states, the same way.
     constexpr uint32_t flow = 7;
-    REQUIRE(rig.send_tcp(flow, Segment::syn) == 1);
-    REQUIRE(rig.send_tcp(flow, Segment::syn_ack) == 1);
-    REQUIRE(rig.send_tcp(flow, Segment::ack) == 1);
-    REQUIRE(rig.send_tcp(flow, Segment::server_ack) == 1);
+    rig.handshake(flow);
     const uint32_t in = st.lookup(bench::flow_key(flow, false, dp::StateDirection::in)),
                    out = st.lookup(bench::flow_key(flow, false, dp::StateDirection::out));
     REQUIRE(in != dp::StateTable::no_slot);
@@ -161,9 +168,9 @@ TEST_CASE("a forwarded TCP packet's out state is checked on its own when its pee
         REQUIRE(st.lock(out));
         change(st.state(out));
         st.unlock(out);
-        const uint64_t before = mismatches();
+        const uint64_t before = rig.mismatches();
         CHECK(rig.send_tcp(flow, Segment::ack) == 0);
-        CHECK(mismatches() == before + 1);
+        CHECK(rig.mismatches() == before + 1);
         REQUIRE(st.read(in, a));
         REQUIRE(st.read(out, b));
         CHECK(a.packets[0] == in_packets++);
@@ -200,12 +207,8 @@ TEST_CASE("a burst's forwarded TCP packets update both states of each connection
     dp::StateTable &st = *rig.dp.states;
     using bench::Segment;
     constexpr uint32_t flows = 8;
-    for (uint32_t f = 0; f < flows; f++) {
-        REQUIRE(rig.send_tcp(f, Segment::syn) == 1);
-        REQUIRE(rig.send_tcp(f, Segment::syn_ack) == 1);
-        REQUIRE(rig.send_tcp(f, Segment::ack) == 1);
-        REQUIRE(rig.send_tcp(f, Segment::server_ack) == 1);
-    }
+    for (uint32_t f = 0; f < flows; f++)
+        rig.handshake(f);
     uint32_t in[flows], out[flows];
     for (uint32_t f = 0; f < flows; f++) {
         in[f] = st.lookup(bench::flow_key(f, false, dp::StateDirection::in));
@@ -267,14 +270,12 @@ TEST_CASE("a burst's forwarded TCP packets update both states of each connection
     REQUIRE(st.lock(out[3]));
     st.state(out[3]).dst.seqlo += 10'000'000;
     st.unlock(out[3]);
-    const uint64_t mismatches_before =
-        rig.dp.totals().drops[size_t(dp::DropReason::filter_state_mismatch)];
+    const uint64_t mismatches_before = rig.mismatches();
     for (uint32_t f = 0; f < flows; f++)
         rig.put(rig.lan, 0, f, Segment::ack);
     rig.put(rig.lan, 0, 3, Segment::ack);
     REQUIRE(rig.poll(rig.wan) == flows - 1);
-    CHECK(rig.dp.totals().drops[size_t(dp::DropReason::filter_state_mismatch)] ==
-          mismatches_before + 2);
+    CHECK(rig.mismatches() == mismatches_before + 2);
     dp::State refused, refused_in;
     REQUIRE(st.read(out[3], refused));
     REQUIRE(st.read(in[3], refused_in));
