@@ -42,6 +42,7 @@ struct alignas(64) LcoreCounters {
     OwnedCounter forwarded;         // packets routed and handed to a tx queue
     OwnedCounter punted;            // packets handed to the main lcore
     OwnedCounter handed_off;        // packets handed to the worker that owns their state
+    OwnedCounter twin_steps;        // out passes made in one step (Filter::track_twin)
     OwnedCounter polls;             // rx polls
     OwnedCounter idle_polls;        // rx polls that returned nothing
     OwnedCounter sleeps;            // adaptive idle sleeps taken

@@ -136,8 +136,8 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
     // after. A packet goes there too when one before it did whose hint falls on the same bit
     // of `held`: a connection's packets have one hint, so they meet their out state in burst
     // order. Where translations are on, a packet's out key need not be its hint's (its in
-    // pass may have rewritten it), so there the first packet that does not qualify takes
-    // all after it along.
+    // pass may have rewritten it), and an ICMP error reads the state of the connection it
+    // quotes: there the first packet that does not qualify takes all after it along.
     const bool any_key = dp_.states->translations();
     uint64_t held = 0; // bit (hint mod 64): a twin the general path may track
     uint16_t rest_idx[max_filter_batch], rest_ports[max_filter_batch];
@@ -148,12 +148,16 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
         const uint64_t bit = uint64_t(1) << (hints[k] & 63);
         if ((held & bit) == 0 && track_twin(hints[k], descs[idx[k]], now, *memo, idx[k], out[k]))
             continue;
-        held |= any_key ? ~uint64_t(0) : bit;
+        const PacketDesc &d = descs[idx[k]];
+        const bool quotes =
+            d.has_l4 && d.icmp.is_error && (d.proto == proto_icmp || d.proto == proto_icmpv6);
+        held |= any_key || quotes ? ~uint64_t(0) : bit; // quotes: an ICMP error
         rest_idx[nr] = idx[k];
         rest_ports[nr] = ports[k];
         rest_hints[nr] = hints[k];
         rest_at[nr++] = uint8_t(k);
     }
+    ctr_.twin_steps.add(n - nr);
     if (nr == 0) return;
     if (nr == n) {
         run_general(dir, pkts, descs, idx, ports, n, out, now, hints, near, memo);

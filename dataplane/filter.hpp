@@ -30,7 +30,9 @@
 // twin's key compared with the packet's fields, its lock, the peers compared, the outcome
 // stored, the counters) and hands the rest to the general path (the hint check, the bulk
 // lookup, track(), the rules), with every later packet of their connections: a
-// connection's packets still meet its states in burst order.
+// connection's packets still meet its states in burst order. An ICMP error quotes another
+// connection, whose state it reads: every packet after one takes the general path too.
+// Counted per worker (LcoreCounters::twin_steps).
 //
 // Owners (state.hpp, State::owner): with more than one worker, a matched state that another
 // worker owns is not tracked here; the verdict says `hand_off` and the worker passes the
@@ -120,17 +122,17 @@ class Filter {
     // and the packet's index in descs.
     bool track(uint32_t slot, StateDirection dir, const PacketDesc &d, uint32_t len, uint32_t now,
                FilterVerdict &v, TrackMemo *memo, unsigned at);
+    // run() for the packets the one step does not take, and for the in pass: the hint
+    // checks and bulk lookup, track() in burst order, the rules for the rest.
+    void run_general(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
+                     const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
+                     uint32_t now, const uint32_t *hints, const uint32_t *near, TrackMemo *memo);
     // The out pass's one step for a forwarded TCP packet (see the top of this file): the
     // twin hinted in `slot` holds the packet's outbound key, is ours and untranslated, and its
     // peers are what the in state's were before the in pass's check, which passed the packet
     // (memo's entry `at`). Then the twin takes that check's outcome, its counters and expiry,
     // into `v` (constructed here), exactly as track() would, and the answer is true. False,
     // with nothing changed and `v` untouched, when any of that does not hold.
-    // run() for the packets the one step does not take, and for the in pass: the hint
-    // checks and bulk lookup, track() in burst order, the rules for the rest.
-    void run_general(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *descs,
-                     const uint16_t *idx, const uint16_t *ports, unsigned n, FilterVerdict *out,
-                     uint32_t now, const uint32_t *hints, const uint32_t *near, TrackMemo *memo);
     bool track_twin(uint32_t slot, const PacketDesc &d, uint32_t now, const TrackMemo &memo,
                     unsigned at, FilterVerdict &v);
     FilterVerdict icmp_error(std::span<const uint8_t> frame, const PacketDesc &d,

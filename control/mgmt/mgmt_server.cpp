@@ -296,7 +296,8 @@ Json MgmtServer::show_info() {
                                {"idle_polls", c.idle_polls.get()},
                                {"sleeps", c.sleeps.get()},
                                {"forwarded", c.forwarded.get()},
-                               {"handed_off", c.handed_off.get()}});
+                               {"handed_off", c.handed_off.get()},
+                               {"twin_steps", c.twin_steps.get()}});
     return Json{
         {"node", dp_.cfg.node.name},
         {"hostid", dp_.cfg.node.hostid},

@@ -22,8 +22,9 @@
 //                     {"forwarded", "punted", "handed_off", "drops_total", "pflog_dropped"},
 //                     "drops": {reason: n, ...},
 //                     "ports": [{"name", "rx_packets", "rx_bytes", "tx_packets", "tx_bytes"}],
-//                     "workers": [{"polls", "idle_polls", "sleeps", "forwarded"}] (one per
-//                     worker lcore, in order),
+//                     "workers": [{"polls", "idle_polls", "sleeps", "forwarded",
+//                     "handed_off", "twin_steps"}] (one per worker lcore, in order;
+//                     twin_steps: out passes made in one step, filter.hpp),
 //                     "main_loop": {"passes", "longest_ms", "sum_ms", "buckets": [{"le_ms",
 //                     "count"}]} (loop_stall.hpp), "memory": {"eal_heap_bytes"}}
 //   show rules       {"rules": [{"number", "text", "source", "matches", "packets", "bytes",

@@ -97,6 +97,51 @@ struct Rig {
     }
 };
 
+// An ICMP port unreachable from flow i's server to its client, quoting the client's ACK (its
+// IPv4 header and first 8 TCP bytes), on the server's side: wan's rx queue.
+rte_mbuf *port_unreachable(Rig &rig, uint32_t i) {
+    const bench::FrameWriter writer{64, false};
+    const bench::Mac peer{0x02, 0x7e, 0, 0, 0, 2};
+    uint8_t ack[64] = {};
+    writer.write(ack, i, bench::Segment::ack, rig.dp.ports[0].mac, peer);
+    constexpr uint16_t quoted = 20 + 8, ip_total = 20 + 8 + quoted;
+    rte_mbuf *m = rte_pktmbuf_alloc(rig.dp.pool);
+    REQUIRE(m != nullptr);
+    auto *p = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 14 + ip_total));
+    REQUIRE(p != nullptr);
+    std::memset(p, 0, 14 + ip_total);
+    std::memcpy(p, rig.dp.ports[1].mac.data(), 6);
+    std::memcpy(p + 6, peer.data(), 6);
+    p[12] = 0x08;
+    uint8_t *ip = p + 14;
+    ip[0] = 0x45;
+    ip[2] = uint8_t(ip_total >> 8);
+    ip[3] = uint8_t(ip_total);
+    ip[8] = 64;
+    ip[9] = 1;                              // ICMP
+    std::memcpy(ip + 12, ack + 14 + 16, 4); // from the server (the ACK's destination)
+    std::memcpy(ip + 16, ack + 14 + 12, 4); // to the client
+    auto sum16 = [](const uint8_t *b, std::size_t n) {
+        uint32_t sum = 0;
+        for (std::size_t k = 0; k + 1 < n; k += 2)
+            sum += uint32_t(b[k]) << 8 | b[k + 1];
+        while (sum >> 16)
+            sum = (sum & 0xffff) + (sum >> 16);
+        return uint16_t(~sum);
+    };
+    const uint16_t ip_sum = sum16(ip, 20);
+    ip[10] = uint8_t(ip_sum >> 8);
+    ip[11] = uint8_t(ip_sum);
+    uint8_t *icmp = ip + 20;
+    icmp[0] = 3; // destination unreachable
+    icmp[1] = 3; // port unreachable
+    std::memcpy(icmp + 8, ack + 14, quoted);
+    const uint16_t icmp_sum = sum16(icmp, 8 + quoted);
+    icmp[2] = uint8_t(icmp_sum >> 8);
+    icmp[3] = uint8_t(icmp_sum);
+    return m;
+}
+
 bool same_peers(const dp::State &a, const dp::State &b) {
     return std::memcmp(&a.src, &b.src, sizeof a.src) == 0 &&
            std::memcmp(&a.dst, &b.dst, sizeof a.dst) == 0;
@@ -196,27 +241,40 @@ TEST_CASE("a forwarded TCP packet's out state is checked on its own when its pee
 }
 
 // The out pass takes the packets whose twin it may give the in pass's check in one step
-// each (Filter::track_twin), and the rest on the general path, with every later packet of
-// their connections. Either way each state of a connection ends up updated, counted and
-// timed as its own check would leave it: the same peers, packets, bytes, expiry and timeout
-// class as its twin's.
+// each (Filter::track_twin, counted in twin_steps), and the rest on the general path, with
+// every later packet of the burst whose hint (its out state's slot) falls on the same bit of
+// a 64-bit mask. Either way each state of a connection ends up updated, counted and timed as
+// its own check would leave it: the same peers, packets, bytes, expiry and timeout class as
+// its twin's.
 TEST_CASE("a burst's forwarded TCP packets update both states of each connection alike, by "
           "the one step or the general path",
           "[eal][state]") {
     Rig rig("tslan", "tswan");
     dp::StateTable &st = *rig.dp.states;
     using bench::Segment;
-    constexpr uint32_t flows = 8;
-    for (uint32_t f = 0; f < flows; f++)
+    // 65 connections, so that two of them have out states on the same bit of the mask; the
+    // bursts below use the first eight.
+    constexpr uint32_t all = 65, flows = 8;
+    for (uint32_t f = 0; f < all; f++)
         rig.handshake(f);
-    uint32_t in[flows], out[flows];
-    for (uint32_t f = 0; f < flows; f++) {
+    uint32_t in[all], out[all];
+    for (uint32_t f = 0; f < all; f++) {
         in[f] = st.lookup(bench::flow_key(f, false, dp::StateDirection::in));
         out[f] = st.lookup(bench::flow_key(f, false, dp::StateDirection::out));
         REQUIRE(in[f] != dp::StateTable::no_slot);
         REQUIRE(out[f] != dp::StateTable::no_slot);
         REQUIRE(st.twin(in[f]) == out[f]);
     }
+    auto steps = [&] { return rig.dp.worker_counters[0].twin_steps.get(); };
+    auto same_bit = [](uint32_t a, uint32_t b) { return (a & 63) == (b & 63); };
+    // Of the ACKs of flows [0, flows) sent in that order, how many take the one step when
+    // flow g's takes the general path with the hint `hint` (g == flows: a packet before them).
+    auto expected_steps = [&](uint32_t hint, uint32_t g) {
+        uint64_t n = 0;
+        for (uint32_t f = 0; f < flows; f++)
+            if (f != g && !((g == flows || f > g) && same_bit(out[f], hint))) n++;
+        return n;
+    };
     // Both states' expiry and timeout class set back, so that a packet that leaves one of
     // them as it was shows.
     auto age = [&] {
@@ -228,54 +286,62 @@ TEST_CASE("a burst's forwarded TCP packets update both states of each connection
                 st.unlock(s);
             }
     };
-    auto alike = [&](uint64_t client_packets) {
-        for (uint32_t f = 0; f < flows; f++) {
-            INFO("flow " << f);
-            dp::State a, b;
-            REQUIRE(st.read(in[f], a));
-            REQUIRE(st.read(out[f], b));
-            CHECK(same_peers(a, b));
-            CHECK(a.packets[0] == client_packets);
-            CHECK(b.packets[0] == client_packets);
-            CHECK(a.packets[1] == b.packets[1]);
-            CHECK(a.bytes[0] == b.bytes[0]);
-            CHECK(a.bytes[1] == b.bytes[1]);
-            CHECK(a.expire != 1);
-            CHECK(b.expire == a.expire);
-            CHECK(a.timeout == dp::Timeout::tcp_established);
-            CHECK(b.timeout == a.timeout);
-        }
+    auto alike = [&](uint32_t f, uint64_t client_packets) {
+        INFO("flow " << f);
+        dp::State a, b;
+        REQUIRE(st.read(in[f], a));
+        REQUIRE(st.read(out[f], b));
+        CHECK(same_peers(a, b));
+        CHECK(a.packets[0] == client_packets);
+        CHECK(b.packets[0] == client_packets);
+        CHECK(a.packets[1] == b.packets[1]);
+        CHECK(a.bytes[0] == b.bytes[0]);
+        CHECK(a.bytes[1] == b.bytes[1]);
+        CHECK(a.expire != 1);
+        CHECK(b.expire == a.expire);
+        CHECK(a.timeout == dp::Timeout::tcp_established);
+        CHECK(b.timeout == a.timeout);
     };
 
-    // Every packet qualifies: two ACKs of each connection in one burst.
+    // Every packet qualifies: two ACKs of each connection in one burst, all in one step.
     age();
+    uint64_t before = steps();
     for (uint32_t round = 0; round < 2; round++)
         for (uint32_t f = 0; f < flows; f++)
             rig.put(rig.lan, 0, f, Segment::ack);
     REQUIRE(rig.poll(rig.wan) == 2 * flows);
-    alike(4);
+    CHECK(steps() - before == 2 * flows);
+    for (uint32_t f = 0; f < flows; f++)
+        alike(f, 4);
 
-    // The burst's first packet makes a new state: the whole out pass takes the general path.
+    // The burst's first packet makes a new state: no kept check and no hint (no_slot, bit
+    // 63), so it takes the general path, and so does each ACK whose out state falls on bit 63.
     age();
+    before = steps();
     rig.put(rig.lan, 0, 100, Segment::udp);
     for (uint32_t f = 0; f < flows; f++)
         rig.put(rig.lan, 0, f, Segment::ack);
     REQUIRE(rig.poll(rig.wan) == flows + 1);
-    alike(5);
+    CHECK(steps() - before == expected_steps(dp::StateTable::no_slot, flows));
+    for (uint32_t f = 0; f < flows; f++)
+        alike(f, 5);
 
     // A connection in the middle whose out state does not qualify (its peers differ from its
     // in state's, and its packets are refused outbound), with a second packet at the end of
-    // the burst: the others take the one step, its two packets the general path.
+    // the burst: it takes the general path, the others the one step but those after it on
+    // its bit.
     age();
     REQUIRE(st.lock(out[3]));
     st.state(out[3]).dst.seqlo += 10'000'000;
     st.unlock(out[3]);
     const uint64_t mismatches_before = rig.mismatches();
+    before = steps();
     for (uint32_t f = 0; f < flows; f++)
         rig.put(rig.lan, 0, f, Segment::ack);
     rig.put(rig.lan, 0, 3, Segment::ack);
     REQUIRE(rig.poll(rig.wan) == flows - 1);
     CHECK(rig.mismatches() == mismatches_before + 2);
+    CHECK(steps() - before == expected_steps(out[3], 3));
     dp::State refused, refused_in;
     REQUIRE(st.read(out[3], refused));
     REQUIRE(st.read(in[3], refused_in));
@@ -303,9 +369,11 @@ TEST_CASE("a burst's forwarded TCP packets update both states of each connection
     st.state(out[3]).dst.seqlo -= 10'000'000;
     st.state(out[3]).dst.state = dp::tcps_fin_wait_1;
     st.unlock(out[3]);
+    before = steps();
     for (uint32_t f = 0; f < flows; f++)
         rig.put(rig.lan, 0, f, Segment::ack);
     REQUIRE(rig.poll(rig.wan) == flows);
+    CHECK(steps() - before == expected_steps(out[3], 3));
     for (uint32_t f = 0; f < flows; f++) {
         INFO("flow " << f);
         dp::State a, b;
@@ -315,4 +383,60 @@ TEST_CASE("a burst's forwarded TCP packets update both states of each connection
         CHECK(b.dst.state == (f == 3 ? dp::tcps_fin_wait_1 : dp::tcps_established));
         CHECK(same_peers(a, b) == (f != 3));
     }
+
+    // Two connections whose out states fall on one bit: when the first takes the general
+    // path, the second follows it there although it qualifies, and passes as its own.
+    uint32_t x = all, y = all;
+    for (uint32_t i = 0; i < all && x == all; i++)
+        for (uint32_t j = i + 1; j < all; j++)
+            if (same_bit(out[i], out[j])) {
+                x = i;
+                y = j;
+                break;
+            }
+    REQUIRE(x < all); // 65 slots, 64 bits
+    REQUIRE(st.lock(out[x]));
+    st.state(out[x]).dst.seqlo += 10'000'000;
+    st.unlock(out[x]);
+    dp::State y_out_before;
+    REQUIRE(st.read(out[y], y_out_before));
+    before = steps();
+    rig.put(rig.lan, 0, x, Segment::ack);
+    rig.put(rig.lan, 0, y, Segment::ack);
+    REQUIRE(rig.poll(rig.wan) == 1); // y's
+    CHECK(steps() - before == 0);
+    dp::State ya, yb;
+    REQUIRE(st.read(in[y], ya));
+    REQUIRE(st.read(out[y], yb));
+    CHECK(yb.packets[0] == y_out_before.packets[0] + 1);
+    CHECK(ya.packets[0] == yb.packets[0]);
+    CHECK(same_peers(ya, yb));
+    REQUIRE(st.lock(out[x]));
+    st.state(out[x]).dst.seqlo -= 10'000'000;
+    st.unlock(out[x]);
+    REQUIRE(st.lock(out[3]));
+    st.state(out[3]).dst.state = dp::tcps_established;
+    st.unlock(out[3]);
+    for (uint32_t f = 0; f < flows; f++) {
+        dp::State a, b;
+        REQUIRE(st.read(in[f], a));
+        REQUIRE(st.read(out[f], b));
+        REQUIRE(same_peers(a, b)); // all put back
+    }
+
+    // An ICMP error reads the state of the connection it quotes: every packet after one in
+    // the burst takes the general path, so that it meets that state as the burst's order
+    // has it. The server's ACKs behind a port unreachable for flow 0, all forwarded.
+    before = steps();
+    REQUIRE(rte_ring_enqueue(rig.wan.rx[0], port_unreachable(rig, 0)) == 0);
+    for (uint32_t f = 0; f < flows; f++)
+        rig.put(rig.wan, 1, f, Segment::server_ack);
+    REQUIRE(rig.poll(rig.lan) == flows + 1);
+    CHECK(steps() - before == 0);
+    // Without the error in front, the same ACKs take the one step.
+    before = steps();
+    for (uint32_t f = 0; f < flows; f++)
+        rig.put(rig.wan, 1, f, Segment::server_ack);
+    REQUIRE(rig.poll(rig.lan) == flows);
+    CHECK(steps() - before == flows);
 }
