@@ -65,6 +65,10 @@ bool l4_checksum_good(const rte_mbuf *m, const PacketDesc &d) {
     return sum == 0xffff;
 }
 
+bool is_icmp_error(const PacketDesc &d) {
+    return d.has_l4 && d.icmp.is_error && (d.proto == proto_icmp || d.proto == proto_icmpv6);
+}
+
 // The bits in which peer `a` differs from peer `b`, folded: 0 when they are byte for byte
 // equal. Three word loads each (a peer is 20 bytes without padding) and no branch, where
 // memcmp() compares and branches per piece.
@@ -148,10 +152,7 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
         const uint64_t bit = uint64_t(1) << (hints[k] & 63);
         if ((held & bit) == 0 && track_twin(hints[k], descs[idx[k]], now, *memo, idx[k], out[k]))
             continue;
-        const PacketDesc &d = descs[idx[k]];
-        const bool quotes =
-            d.has_l4 && d.icmp.is_error && (d.proto == proto_icmp || d.proto == proto_icmpv6);
-        held |= any_key || quotes ? ~uint64_t(0) : bit; // quotes: an ICMP error
+        held |= any_key || is_icmp_error(descs[idx[k]]) ? ~uint64_t(0) : bit;
         rest_idx[nr] = idx[k];
         rest_ports[nr] = ports[k];
         rest_hints[nr] = hints[k];
@@ -197,7 +198,7 @@ void Filter::run_general(StateDirection dir, rte_mbuf *const *pkts, const Packet
             slot_of[k] = icmp_error_done;
             continue;
         }
-        if (d.has_l4 && d.icmp.is_error && (d.proto == proto_icmp || d.proto == proto_icmpv6)) {
+        if (is_icmp_error(d)) {
             out[k] = icmp_error(frame_of(pkts[idx[k]]), d, dir);
             slot_of[k] = icmp_error_done;
             continue;

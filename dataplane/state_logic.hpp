@@ -19,8 +19,12 @@
 namespace syncwall::dp {
 
 // A key's last 8 bytes (the ports, family, protocol and the zero pad) as one word, as they
-// lie in memory.
-inline uint64_t key_tail(uint16_t port0, uint16_t port1, uint8_t family, uint8_t proto) {
+// lie in memory, for a packet from port `sport` to port `dport` seen in direction `dir`
+// (outbound, port[0] is the destination's).
+inline uint64_t key_tail(uint16_t sport, uint16_t dport, uint8_t family, uint8_t proto,
+                         StateDirection dir) {
+    const bool in = dir == StateDirection::in;
+    const uint16_t port0 = in ? sport : dport, port1 = in ? dport : sport;
     static_assert(offsetof(StateKey, port) == 32 && offsetof(StateKey, af) == 36 &&
                   offsetof(StateKey, proto) == 37 && offsetof(StateKey, pad) == 38);
     if constexpr (std::endian::native == std::endian::little) {
@@ -49,8 +53,7 @@ inline void fill_state_key(StateKey &k, uint8_t family, uint8_t proto,
     const bool in = dir == StateDirection::in;
     k.addr[in ? 0 : 1] = src;
     k.addr[in ? 1 : 0] = dst;
-    const uint64_t tail =
-        in ? key_tail(sport, dport, family, proto) : key_tail(dport, sport, family, proto);
+    const uint64_t tail = key_tail(sport, dport, family, proto, dir);
     std::memcpy(&k.port, &tail, sizeof tail);
 }
 
@@ -77,8 +80,7 @@ inline bool key_is(const StateKey &k, const PacketDesc &d, StateDirection dir) {
         std::memcpy(&w, p, sizeof w);
         return w;
     };
-    uint64_t diff = word(&k.port) ^ (in ? key_tail(sport, dport, d.family, d.proto)
-                                        : key_tail(dport, sport, d.family, d.proto));
+    uint64_t diff = word(&k.port) ^ key_tail(sport, dport, d.family, d.proto, dir);
     for (unsigned i = 0; i < 16; i += 8) {
         diff |= word(k.addr[0].data() + i) ^ word(a0.data() + i);
         diff |= word(k.addr[1].data() + i) ^ word(a1.data() + i);

@@ -7,6 +7,7 @@
 #include "bench/ring_ports.hpp"
 #include "bench/traffic.hpp"
 #include "dataplane/dataplane.hpp"
+#include "dataplane/frame_writer.hpp"
 #include "dataplane/state_table.hpp"
 #include "dataplane/worker.hpp"
 #include "tests/eal/worker_fixture.hpp"
@@ -110,35 +111,14 @@ rte_mbuf *port_unreachable(Rig &rig, uint32_t i) {
     auto *p = reinterpret_cast<uint8_t *>(rte_pktmbuf_append(m, 14 + ip_total));
     REQUIRE(p != nullptr);
     std::memset(p, 0, 14 + ip_total);
-    std::memcpy(p, rig.dp.ports[1].mac.data(), 6);
-    std::memcpy(p + 6, peer.data(), 6);
-    p[12] = 0x08;
-    uint8_t *ip = p + 14;
-    ip[0] = 0x45;
-    ip[2] = uint8_t(ip_total >> 8);
-    ip[3] = uint8_t(ip_total);
-    ip[8] = 64;
-    ip[9] = 1;                              // ICMP
-    std::memcpy(ip + 12, ack + 14 + 16, 4); // from the server (the ACK's destination)
-    std::memcpy(ip + 16, ack + 14 + 12, 4); // to the client
-    auto sum16 = [](const uint8_t *b, std::size_t n) {
-        uint32_t sum = 0;
-        for (std::size_t k = 0; k + 1 < n; k += 2)
-            sum += uint32_t(b[k]) << 8 | b[k + 1];
-        while (sum >> 16)
-            sum = (sum & 0xffff) + (sum >> 16);
-        return uint16_t(~sum);
-    };
-    const uint16_t ip_sum = sum16(ip, 20);
-    ip[10] = uint8_t(ip_sum >> 8);
-    ip[11] = uint8_t(ip_sum);
-    uint8_t *icmp = ip + 20;
+    dp::write_ether({p, 14}, rig.dp.ports[1].mac, peer, 0x0800);
+    // From the server (the ACK's destination) to the client.
+    dp::write_ipv4_header(p + 14, ip_total, dp::proto_icmp, ack + 14 + 16, ack + 14 + 12);
+    uint8_t *icmp = p + 14 + 20;
     icmp[0] = 3; // destination unreachable
     icmp[1] = 3; // port unreachable
     std::memcpy(icmp + 8, ack + 14, quoted);
-    const uint16_t icmp_sum = sum16(icmp, 8 + quoted);
-    icmp[2] = uint8_t(icmp_sum >> 8);
-    icmp[3] = uint8_t(icmp_sum);
+    dp::store_be16(icmp + 2, dp::internet_checksum({icmp, 8 + quoted}));
     return m;
 }
 
