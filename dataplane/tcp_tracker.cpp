@@ -65,7 +65,7 @@ Timeout tcp_state_init(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt) {
     return Timeout::tcp_first;
 }
 
-void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult &res) {
+void tcp_track_full(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult &res) {
     const TcpInfo &th = pkt.tcp;
     res = TcpTrackResult{};
 

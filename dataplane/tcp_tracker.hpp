@@ -131,22 +131,6 @@ constexpr bool seq_geq(uint32_t a, uint32_t b) {
 // sender of `pkt`. Returns the state's first timeout class (tcp_first).
 Timeout tcp_state_init(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt);
 
-// Track a packet of an existing state. `src` is the peer that sent it, `dst` the other.
-// Peers may be modified even when the packet is dropped, as pf does (the first packet of a
-// side records its sequence number before the window checks; drop_handshake_mismatch
-// resets the sender); `changed_for_peer` reports it.
-// The result is written into `res` field by field: returned by value, GCC 12 assembles
-// this 6-byte struct from byte stores on the stack and reloads it as one word, a
-// store-forwarding stall on every tracked packet. The worker calls this form.
-// It reads nothing but `src`, `dst` and `pkt.tcp`, and must stay so: the filter gives a
-// twin whose peers equal the in state's the in state's result (TrackMemo, filter.hpp).
-void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult &res);
-inline TcpTrackResult tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt) {
-    TcpTrackResult res;
-    tcp_track(src, dst, pkt, res);
-    return res;
-}
-
 // pf's timeout class for a state whose peers are `a` and `b` (either order). Inline: every
 // tracked segment asks it.
 inline Timeout tcp_timeout_class(const TcpPeer &a, const TcpPeer &b) {
@@ -157,6 +141,82 @@ inline Timeout tcp_timeout_class(const TcpPeer &a, const TcpPeer &b) {
     if (a.state < tcps_established || b.state < tcps_established) return Timeout::tcp_opening;
     if (a.state >= tcps_closing || b.state >= tcps_closing) return Timeout::tcp_closing;
     return Timeout::tcp_established;
+}
+
+// Track a packet of an existing state. `src` is the peer that sent it, `dst` the other.
+// Peers may be modified even when the packet is dropped, as pf does (the first packet of a
+// side records its sequence number before the window checks; drop_handshake_mismatch
+// resets the sender); `changed_for_peer` reports it.
+// The result is written into `res` field by field: returned by value, GCC 12 assembles
+// this 6-byte struct from byte stores on the stack and reloads it as one word, a
+// store-forwarding stall on every tracked packet. The worker calls this form.
+// It reads nothing but `src`, `dst` and `pkt.tcp`, and must stay so: the filter gives a
+// twin whose peers equal the in state's the in state's result (TrackMemo, filter.hpp).
+// tcp_track_full() takes every case; tcp_track() first tries tcp_track_ack(), which
+// takes the commonest one alone, and leaves the rest to it.
+void tcp_track_full(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult &res);
+
+// What tcp_track_full() does with a segment that carries ACK and none of SYN, FIN and RST,
+// from a side that has sent before (seqlo not 0) to one that has at least opened, when it
+// fits the windows: every branch that such a segment cannot take left out, and what it
+// changes compared field by field instead of both peers whole. Returns false, having
+// changed nothing, for any other segment, and for one that does not fit (pf's loose
+// branch and the drops are tcp_track_full()'s). Inline: the filter tracks every
+// established segment through it.
+inline bool tcp_track_ack(TcpPeer &src, TcpPeer &dst, const TcpInfo &th, TcpTrackResult &res) {
+    constexpr uint8_t control = tcpf::syn | tcpf::fin | tcpf::rst | tcpf::ack;
+    if ((th.flags & control) != tcpf::ack || src.seqlo == 0 || dst.state < tcps_syn_sent)
+        return false;
+    constexpr int64_t max_ack_window = 0xffff + 1500; // pf's MAXACKWINDOW
+    uint8_t sws = 0, dws = 0;
+    if (src.wscale != 0 && dst.wscale != 0) {
+        sws = src.wscale & wscale_mask;
+        dws = dst.wscale & wscale_mask;
+    }
+    const uint32_t ack = th.ack - dst.seqdiff;
+    uint32_t seq = th.seq, end = th.seq + th.payload_len;
+    if (seq == end) seq = end = src.seqlo; // no data: only the ack matters
+    const int64_t ackskew = int32_t(dst.seqlo - ack);
+    const uint32_t dst_win = uint32_t(dst.max_win) << dws;
+    if (!seq_geq(src.seqhi, end) || !seq_geq(seq, src.seqlo - dst_win) ||
+        ackskew < -max_ack_window || ackskew > (max_ack_window << sws))
+        return false;
+    bool changed = false;
+    if (src.max_win < th.window) {
+        src.max_win = th.window;
+        changed = true;
+    }
+    if (seq_gt(end, src.seqlo)) {
+        src.seqlo = end;
+        changed = true;
+    }
+    const uint32_t wspan = uint32_t(th.window) << sws;
+    if (seq_geq(ack + wspan, dst.seqhi)) {
+        const uint32_t seqhi = ack + (wspan != 0 ? wspan : 1);
+        changed |= seqhi != dst.seqhi;
+        dst.seqhi = seqhi;
+    }
+    bool transition = false;
+    if (dst.state == tcps_syn_sent || dst.state == tcps_closing) {
+        dst.state = dst.state == tcps_syn_sent ? tcps_established : tcps_fin_wait_2;
+        transition = true;
+    }
+    res.verdict = TcpVerdict::pass;
+    res.timeout = tcp_timeout_class(src, dst);
+    res.refresh_expire = true;
+    res.loose = false;
+    res.transition = transition;
+    res.changed_for_peer = changed || transition;
+    return true;
+}
+
+inline void tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackResult &res) {
+    if (!tcp_track_ack(src, dst, pkt.tcp, res)) tcp_track_full(src, dst, pkt, res);
+}
+inline TcpTrackResult tcp_track(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt) {
+    TcpTrackResult res;
+    tcp_track(src, dst, pkt, res);
+    return res;
 }
 
 // Sequence and acknowledgement numbers of the challenge ACK (flags ACK, window 0) sent

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
+#include <random>
+
 using namespace syncwall::dp;
 
 namespace {
@@ -548,4 +551,117 @@ TEST_CASE("a SYN carrying data sent again may still be answered by acking the SY
         CHECK(k.c.state == tcps_established);
         CHECK(k.s.state == tcps_established);
     }
+}
+
+TEST_CASE("tcp_track()'s shortcut for a plain ACK leaves peers and result as the full "
+          "tracker does",
+          "[tcp]") {
+    // Peers and segments drawn at and around every edge the shortcut decides on: the sender's
+    // seqlo (0 or not) and seqhi, one window behind seqlo, the ack-skew bounds, every TCP
+    // state, scaling on one side, both or neither, and any flags. Each draw is tracked by
+    // tcp_track() and by tcp_track_full() on copies, which must agree byte for byte.
+    std::mt19937 rng(20261207);
+    auto pick = [&](auto... v) {
+        const uint32_t values[] = {uint32_t(v)...};
+        return values[rng() % sizeof...(v)];
+    };
+    auto near = [&](uint32_t edge) { return edge + uint32_t(int32_t(rng() % 7) - 3); };
+    auto peer = [&] {
+        TcpPeer p;
+        p.seqlo = pick(0u, 1u, 1000u, 0xfffffff0u, 0x7fffffffu, rng());
+        p.seqhi = p.seqlo + pick(0u, 1u, 1500u, 29200u, 65535u, 65535u << 7, rng());
+        p.seqdiff = pick(0u, 0u, 0u, rng());
+        p.max_win = uint16_t(pick(0u, 1u, 512u, 29200u, 65535u, rng()));
+        p.state = uint8_t(rng() % (tcps_time_wait + 1));
+        p.wscale = uint8_t(pick(0u, 0u, wscale_flag, wscale_flag | 7u, wscale_flag | 14u));
+        return p;
+    };
+    unsigned shortcut = 0, full = 0, passed = 0, changed = 0, moved = 0;
+    constexpr unsigned rounds = 400000;
+    for (unsigned i = 0; i < rounds; i++) {
+        const TcpPeer src = peer(), dst = peer();
+        PacketDesc d;
+        d.proto = proto_tcp;
+        d.has_l4 = true;
+        TcpInfo &t = d.tcp;
+        t.flags = rng() % 4 != 0 ? uint8_t(ACK | (rng() % 2 ? PSH : 0)) : uint8_t(rng());
+        t.payload_len = uint16_t(pick(0u, 0u, 1u, 100u, 1460u, rng()));
+        const uint32_t dst_win = uint32_t(dst.max_win) << (dst.wscale & wscale_mask);
+        switch (rng() % 4) { // where the segment's first octet or last one lies
+        case 0:
+            t.seq = near(src.seqlo);
+            break;
+        case 1:
+            t.seq = near(src.seqhi - t.payload_len);
+            break;
+        case 2:
+            t.seq = near(src.seqlo - dst_win);
+            break;
+        default:
+            t.seq = rng();
+            break;
+        }
+        const uint32_t dst_seen = dst.seqlo + dst.seqdiff; // the ack as the sender writes it
+        constexpr uint32_t max_ack_window = 0xffff + 1500;
+        switch (rng() % 4) {
+        case 0:
+            t.ack = near(dst_seen);
+            break;
+        case 1:
+            t.ack = near(dst_seen + max_ack_window);
+            break;
+        case 2:
+            t.ack = near(dst_seen - (max_ack_window << (src.wscale & wscale_mask)));
+            break;
+        default:
+            t.ack = rng();
+            break;
+        }
+        t.window = uint16_t(pick(0u, 1u, 29200u, 65535u, rng()));
+        t.wscale = int8_t(pick(-1, -1, 0, 7, 14));
+
+        INFO("round " << i);
+        // Whether the shortcut takes it (alone, on its own copies), then the tracker's entry
+        // point and the full tracker.
+        TcpPeer s0 = src, d0 = dst, s1 = src, d1 = dst, s2 = src, d2 = dst;
+        TcpTrackResult r0, r1, r2;
+        r0.loose = r1.loose = r2.loose = true; // each must write every field
+        const bool took = tcp_track_ack(s0, d0, t, r0);
+        if (!took) {
+            REQUIRE(std::memcmp(&s0, &src, sizeof src) == 0);
+            REQUIRE(std::memcmp(&d0, &dst, sizeof dst) == 0);
+        }
+        tcp_track(s1, d1, d, r1);
+        tcp_track_full(s2, d2, d, r2);
+        (took ? shortcut : full)++;
+        // And it takes every segment of its kind that fits, up to each edge: the full
+        // tracker passes those refreshing the expiry, and nothing else so.
+        const bool its_kind = (t.flags & (SYN | FIN | RST | ACK)) == ACK && src.seqlo != 0 &&
+                              dst.state >= tcps_syn_sent;
+        if (its_kind && r2.verdict == TcpVerdict::pass && r2.refresh_expire) REQUIRE(took);
+        if (took) {
+            REQUIRE(std::memcmp(&s0, &s1, sizeof s0) == 0);
+            REQUIRE(std::memcmp(&d0, &d1, sizeof d0) == 0);
+            passed += r2.verdict == TcpVerdict::pass && r2.refresh_expire;
+            changed += r2.changed_for_peer;
+            moved += r2.transition;
+        }
+        REQUIRE(std::memcmp(&s1, &s2, sizeof s1) == 0);
+        REQUIRE(std::memcmp(&d1, &d2, sizeof d1) == 0);
+        REQUIRE(r1.verdict == r2.verdict);
+        REQUIRE(r1.timeout == r2.timeout);
+        REQUIRE(r1.refresh_expire == r2.refresh_expire);
+        REQUIRE(r1.loose == r2.loose);
+        REQUIRE(r1.transition == r2.transition);
+        REQUIRE(r1.changed_for_peer == r2.changed_for_peer);
+    }
+    // Both paths taken often, and the shortcut's segments in every outcome it reports.
+    INFO(shortcut << " by the shortcut, " << full << " by the full tracker; " << changed
+                  << " changed a peer, " << moved << " moved a state");
+    CHECK(shortcut > rounds / 20);
+    CHECK(full > rounds / 4);
+    CHECK(passed == shortcut);
+    CHECK(changed > shortcut / 10);
+    CHECK(changed < shortcut);
+    CHECK(moved > 100);
 }
