@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-10}
 jobs=()
 [ "${FUZZ_JOBS:-1}" -gt 1 ] && jobs=(-jobs="$FUZZ_JOBS" -workers="$FUZZ_JOBS")
-targets=${FUZZ_TARGETS:-"fuzz_packet fuzz_pfsync fuzz_carp fuzz_mgmt fuzz_pf_rule fuzz_config fuzz_http"}
+targets=${FUZZ_TARGETS:-"fuzz_packet fuzz_tcp_track fuzz_pfsync fuzz_carp fuzz_mgmt fuzz_pf_rule fuzz_config fuzz_http"}
 dir=build-fuzz
 
 if [ ! -f "$dir/build.ninja" ]; then
@@ -26,7 +26,7 @@ ninja -C "$dir" $(for t in $targets; do echo "fuzz/$t"; done)
 ninja -C build tests/unit_tests >/dev/null
 seeds="$dir/seeds"
 rm -rf "$seeds"
-mkdir -p "$seeds"/{packet,pfsync,carp,mgmt,pf_rule,config,http}
+mkdir -p "$seeds"/{packet,tcp_track,pfsync,carp,mgmt,pf_rule,config,http}
 SYNCWALL_FUZZ_SEEDS="$PWD/$seeds" build/tests/unit_tests "[fuzz-seeds]" >/dev/null
 cp config/examples/*.yaml "$seeds/config/"
 # Request lines, rules and files: the string literals of their unit tests.

@@ -2,10 +2,13 @@
 // pf_tcp_track_full()'s rules; each comment shows the arithmetic.
 #include "dataplane/tcp_tracker.hpp"
 
+#include "fuzz_seeds.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <cstring>
 #include <random>
+#include <vector>
 
 using namespace syncwall::dp;
 
@@ -664,4 +667,52 @@ TEST_CASE("tcp_track()'s shortcut for a plain ACK leaves peers and result as the
     CHECK(changed > shortcut / 10);
     CHECK(changed < shortcut);
     CHECK(moved > 100);
+}
+
+TEST_CASE("fuzz seeds: an established connection's peers and its segments", "[.][fuzz-seeds]") {
+    // fuzz_tcp_track's input: the sender's peer and the other's (20 bytes each, as they lie
+    // in memory), then segments of 14 bytes: seq, ack (4 each), window (2), flags (1),
+    // payload length (2), window-scale option (1), numbers in host order. ECE in the flags
+    // hands the next segment to the other side.
+    constexpr uint8_t ECE = 0x40;
+    auto segment = [](std::vector<uint8_t> &out, const Seg &s) {
+        const auto put = [&out](const void *p, std::size_t n) {
+            const auto *b = static_cast<const uint8_t *>(p);
+            out.insert(out.end(), b, b + n);
+        };
+        put(&s.seq, 4);
+        put(&s.ack, 4);
+        put(&s.win, 2);
+        out.push_back(s.flags);
+        put(&s.len, 2);
+        out.push_back(uint8_t(s.wscale));
+    };
+    auto seed = [&](const std::string &name, const TcpPeer &a, const TcpPeer &b,
+                    std::initializer_list<Seg> segs) {
+        std::vector<uint8_t> out(2 * sizeof(TcpPeer));
+        std::memcpy(out.data(), &a, sizeof a);
+        std::memcpy(out.data() + sizeof a, &b, sizeof b);
+        for (const Seg &s : segs)
+            segment(out, s);
+        syncwall::test::write_fuzz_seed("tcp_track", name, out);
+    };
+    const Conn k = established();
+    // The client's data and acks, then the server's, then a FIN from each and the last ACK.
+    seed("established", k.c, k.s,
+         {{ACK, 1101, 5001, 65535},
+          {PSH | ACK, 1101, 5001, 65535, 500},
+          {ACK | ECE, 1601, 5001, 65535},
+          {ACK, 5001, 1601, 29200},
+          {PSH | ACK | ECE, 5001, 1601, 29200, 100},
+          {FIN | ACK | ECE, 1601, 5101, 65535},
+          {FIN | ACK | ECE, 5101, 1602, 29200},
+          {ACK, 1602, 5102, 65535}});
+    // A fresh state after the client's SYN: the handshake's other two segments.
+    Conn o;
+    o.open({SYN, 1000, 0, 65535, 0, 7});
+    seed("handshake", o.s, o.c,
+         {{SYN | ACK | ECE, 5000, 1001, 29200, 0, 7}, {ACK, 1001, 5001, 512}});
+    // Out of the windows and a RST: the full tracker's drops.
+    seed("drops", k.c, k.s,
+         {{ACK, 1101 + 200000, 5001, 65535}, {RST, 1101, 0, 0}, {SYN, 1101, 0, 65535}});
 }
