@@ -9,9 +9,6 @@ namespace syncwall::dp {
 
 namespace {
 
-// pf's MAXACKWINDOW: one full unscaled window plus an arbitrary 1500-byte fudge. Bounds how
-// far an ack may stray from what the other side sent, and the loose branch's slack.
-constexpr int64_t max_ack_window = 0xffff + 1500;
 constexpr uint32_t tcp_max_win = 65535;
 
 constexpr bool has(const TcpInfo &t, uint8_t flag) {
@@ -177,10 +174,10 @@ void tcp_track_full(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackR
                          seq_leq(orig_seq, src.seqlo + 1) && ackskew == 0 && ack_is_real &&
                          (th.flags & (tcpf::ack | tcpf::rst)) == (tcpf::ack | tcpf::rst));
 
-    const bool fits = seq_geq(src.seqhi, data_end) &&       // last octet inside the window
-                      seq_geq(seq, src.seqlo - dst_win) &&  // retransmit: one window back
-                      ackskew >= -max_ack_window &&         // acks at most ~a window ahead
-                      ackskew <= (max_ack_window << sws) && // and a window behind
+    const bool fits = seq_geq(src.seqhi, data_end) &&           // last octet inside the window
+                      seq_geq(seq, src.seqlo - dst_win) &&      // retransmit: one window back
+                      ackskew >= -tcp_max_ack_window &&         // acks at most ~a window ahead
+                      ackskew <= (tcp_max_ack_window << sws) && // and a window behind
                       rst_ok;
     if (fits && stale_synack) {
         // Inside the windows but not the answer to this SYN: leave both peers as they were.
@@ -197,8 +194,8 @@ void tcp_track_full(TcpPeer &src, TcpPeer &dst, const PacketDesc &pkt, TcpTrackR
     const bool loose_ok = !fits &&
                           (dst.state < tcps_syn_sent || dst.state >= tcps_fin_wait_2 ||
                            src.state >= tcps_fin_wait_2) &&
-                          seq_geq(src.seqhi + uint32_t(max_ack_window), data_end) &&
-                          seq_geq(seq, src.seqlo - uint32_t(max_ack_window));
+                          seq_geq(src.seqhi + uint32_t(tcp_max_ack_window), data_end) &&
+                          seq_geq(seq, src.seqlo - uint32_t(tcp_max_ack_window));
 
     if (fits || loose_ok) {
         // The "shadow state" of the sender and of what the other side may send.

@@ -47,6 +47,9 @@ enum TcpState : uint8_t {
 // on its SYN (possibly with shift 0); the mask holds the shift, at most 14 (RFC 7323).
 inline constexpr uint8_t wscale_flag = 0x80, wscale_mask = 0x0f;
 inline constexpr uint8_t tcp_max_winshift = 14;
+// pf's MAXACKWINDOW: one full unscaled window plus an arbitrary 1500-byte fudge. Bounds how
+// far an ack may stray from what the other side sent, and the loose branch's slack.
+inline constexpr int64_t tcp_max_ack_window = 0xffff + 1500;
 
 // One direction of a TCP state: pf's struct pf_state_peer, host byte order.
 struct TcpPeer {
@@ -167,7 +170,6 @@ inline bool tcp_track_ack(TcpPeer &src, TcpPeer &dst, const TcpInfo &th, TcpTrac
     constexpr uint8_t control = tcpf::syn | tcpf::fin | tcpf::rst | tcpf::ack;
     if ((th.flags & control) != tcpf::ack || src.seqlo == 0 || dst.state < tcps_syn_sent)
         return false;
-    constexpr int64_t max_ack_window = 0xffff + 1500; // pf's MAXACKWINDOW
     uint8_t sws = 0, dws = 0;
     if (src.wscale != 0 && dst.wscale != 0) {
         sws = src.wscale & wscale_mask;
@@ -179,7 +181,7 @@ inline bool tcp_track_ack(TcpPeer &src, TcpPeer &dst, const TcpInfo &th, TcpTrac
     const int64_t ackskew = int32_t(dst.seqlo - ack);
     const uint32_t dst_win = uint32_t(dst.max_win) << dws;
     if (!seq_geq(src.seqhi, end) || !seq_geq(seq, src.seqlo - dst_win) ||
-        ackskew < -max_ack_window || ackskew > (max_ack_window << sws))
+        ackskew < -tcp_max_ack_window || ackskew > (tcp_max_ack_window << sws))
         return false;
     bool changed = false;
     if (src.max_win < th.window) {
