@@ -112,6 +112,8 @@ struct TcpTrackResult {
     // Anything a pfsync peer holds for either side changed: a state transition, or a
     // window edge (seqlo, seqhi, max_win, wscale) moved.
     bool changed_for_peer = false;
+
+    bool operator==(const TcpTrackResult &) const = default;
 };
 
 // Sequence-space comparisons (tcp_seq.h): by signed 32-bit difference, so they hold across
