@@ -101,6 +101,9 @@ struct alignas(64) Slot {
     SlotStatus status(std::memory_order order = std::memory_order_acquire) const {
         return status_of(word.load(order));
     }
+    // StateTable::translated() and twin() for a slot the caller holds.
+    bool translated() const { return (word.load(std::memory_order_relaxed) & translated_bit) != 0; }
+    uint32_t twin_link() const { return twin.load(std::memory_order_relaxed); }
     // Change the status, keeping the lock bit and the generation.
     void set_status(SlotStatus st) {
         uint32_t w = word.load(std::memory_order_relaxed);
@@ -196,6 +199,12 @@ class StateTable {
     // not live any more (deleted since it was looked up).
     bool lock(uint32_t slot);
     void unlock(uint32_t slot);
+    // lock() for a caller that goes on to use the record: the locked slot, or nullptr where
+    // lock() returns false. Through it the caller reads and writes the state, its twin link
+    // and its translated bit, and unlocks it, without going back to the table for each (a
+    // locked instruction makes the compiler load the table's fields again).
+    detail::Slot *lock_slot(uint32_t slot);
+    static void unlock(detail::Slot &s);
     // The record; valid to read or write only while locked (or for the inserter before
     // publish). generation() changes every time the slot is reused (16 bits: it wraps after
     // 65 536 lives of one slot).
@@ -398,7 +407,11 @@ inline void StateTable::prefetch_key(uint32_t slot) const {
 }
 
 inline bool StateTable::lock(uint32_t slot) {
-    if (slot >= slots_) return false;
+    return lock_slot(slot) != nullptr;
+}
+
+inline detail::Slot *StateTable::lock_slot(uint32_t slot) {
+    if (slot >= slots_) return nullptr;
     Slot &s = slot_array_[slot];
     uint32_t w = s.word.load(std::memory_order_relaxed);
     for (;;) {
@@ -416,21 +429,25 @@ inline bool StateTable::lock(uint32_t slot) {
         // Not live: an inserter may be claiming it (free -> initialising) right now, so
         // clear our bit and nothing else.
         s.word.fetch_and(~detail::lock_bit, std::memory_order_release);
-        return false;
+        return nullptr;
     }
     // The state's stores that follow must not be seen before the lock bit by a reader that
     // copies without the lock (read(): the seqlock's writer side). A compiler barrier on x86.
     std::atomic_thread_fence(std::memory_order_release);
-    return true;
+    return &s;
 }
 
 inline void StateTable::unlock(uint32_t slot) {
+    unlock(slot_array_[slot]);
+}
+
+inline void StateTable::unlock(detail::Slot &s) {
     // Held since lock() found it live (remove_locked() may have made it dead since, but it
     // is retired only after this unlock): nobody else writes a locked live or dead slot's
     // word (claims want it free, recycling comes after retire, and only the holder makes it
     // dead), so a plain release store does, and saves a locked instruction per packet and
     // pass. The write sequence moves on, so that a reader that copied meanwhile retries.
-    std::atomic<uint32_t> &w = slot_array_[slot].word;
+    std::atomic<uint32_t> &w = s.word;
     w.store(detail::next_sequence(w.load(std::memory_order_relaxed) & ~detail::lock_bit),
             std::memory_order_release);
 }
