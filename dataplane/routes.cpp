@@ -31,6 +31,7 @@ IpPrefix host_prefix(const IpAddress &a) {
 RouteTable::RouteTable(const std::string &name, const std::vector<RoutedInterface> &ifaces,
                        const std::vector<config::RouteConfig> &routes, int socket_id) {
     next_hops_.push_back(NextHop{}); // id 0: no route
+    next_hop_count_ = next_hops_.size();
 
     const int max_routes = int(routes.size() + 4 * 64 + 64);
     rte_fib_conf c4{};
@@ -109,6 +110,7 @@ RouteTable::~RouteTable() {
 
 RouteTable::NextHopId RouteTable::add_next_hop(const NextHop &nh) {
     next_hops_.push_back(nh);
+    next_hop_count_ = next_hops_.size();
     return next_hops_.size() - 1;
 }
 

@@ -56,7 +56,8 @@ class RouteTable {
     NextHopId lookup(const config::IpAddress &a) const;
 
     const NextHop &next_hop(NextHopId id) const {
-        return next_hops_[id < next_hops_.size() ? id : 0];
+        // The count kept beside the vector: its size() is a division by sizeof(NextHop).
+        return next_hops_[id < next_hop_count_ ? id : 0];
     }
     std::size_t size() const { return next_hops_.size() - 1; }
 
@@ -74,6 +75,7 @@ class RouteTable {
     rte_fib *fib4_ = nullptr;
     rte_fib6 *fib6_ = nullptr;
     std::vector<NextHop> next_hops_;
+    std::size_t next_hop_count_ = 0; // next_hops_.size()
     std::vector<Entry> entries_;
 };
 
