@@ -577,14 +577,9 @@ bool l4_checksum_ok(std::span<const uint8_t> frame, const PacketDesc &d) {
     if (d.family == 4 && d.proto == proto_tcp && d.has_l4 && !d.is_fragment) [[likely]] {
         const uint32_t ip_end = uint32_t(d.l3_offset) + d.l3_total_len;
         if (ip_end <= frame.size() && uint32_t(d.l4_offset) + 20 <= ip_end) [[likely]] {
-            const uint32_t len = ip_end - d.l4_offset; // below 2^16: one pseudo-header word
-            uint32_t src, dst;
-            std::memcpy(&src, d.src.data(), 4);
-            std::memcpy(&dst, d.dst.data(), 4);
-            const uint64_t pseudo = uint64_t(src) + dst +
-                                    (host_is_little ? __builtin_bswap16(uint16_t(len)) : len) +
-                                    (host_is_little ? uint64_t(proto_tcp) << 8 : proto_tcp);
-            return fold(sum_native(frame.data() + d.l4_offset, len) + pseudo) == 0xffff;
+            const uint32_t len = ip_end - d.l4_offset;
+            return fold(sum_native(frame.data() + d.l4_offset, len) +
+                        pseudo_header_native(d, len)) == 0xffff;
         }
     }
     const L4ChecksumSpan c = checksum_span(frame, uint32_t(frame.size()), d);
