@@ -325,7 +325,7 @@ void StateTable::lookup_bulk(const StateKey *const *keys, uint32_t *slots, unsig
         // A translated state's next loads depend on this one: the state of a second key
         // found here, or the link to a state's second key (Filter::track, the rewrite).
         if (status_of(word) == slot_alias) [[unlikely]]
-            prefetch(slot_array_[pos].twin.load(std::memory_order_relaxed));
+            prefetch(slot_array_[pos].twin_link());
         else if ((word & translated_bit) != 0 && alias_of_ != nullptr) [[unlikely]]
             rte_prefetch0(&alias_of_[pos]); // prefetch_other(), its bit already tested
     }
@@ -394,8 +394,7 @@ bool StateTable::other_key(uint32_t slot, StateKey &out) const {
         to[i] = __atomic_load_n(&from[i], __ATOMIC_RELAXED);
     std::atomic_thread_fence(std::memory_order_acquire);
     // Still the alias of this slot, in the same life: the key was not being rewritten.
-    return a.word.load(std::memory_order_relaxed) == before &&
-           a.twin.load(std::memory_order_relaxed) == slot;
+    return a.word.load(std::memory_order_relaxed) == before && a.twin_link() == slot;
 }
 
 // --- writers -------------------------------------------------------------------------------

@@ -101,7 +101,8 @@ struct alignas(64) Slot {
     SlotStatus status(std::memory_order order = std::memory_order_acquire) const {
         return status_of(word.load(order));
     }
-    // StateTable::translated() and twin() for a slot the caller holds.
+    // The translated bit of the word and the twin field (relaxed loads): what
+    // StateTable::translated(), twin(), prefetch_other() and state_of_alias() read.
     bool translated() const { return (word.load(std::memory_order_relaxed) & translated_bit) != 0; }
     uint32_t twin_link() const { return twin.load(std::memory_order_relaxed); }
     // Change the status, keeping the lock bit and the generation.
@@ -227,10 +228,7 @@ class StateTable {
     // The alias slot holding it, or no_slot; its key is state(alias).key while `slot` lives.
     uint32_t alias_of(uint32_t slot) const;
     // Whether the state in `slot` (locked by the caller) is translated: from the slot word.
-    bool translated(uint32_t slot) const {
-        return (slot_array_[slot].word.load(std::memory_order_relaxed) & detail::translated_bit) !=
-               0;
-    }
+    bool translated(uint32_t slot) const { return slot_array_[slot].translated(); }
     bool translations() const { return alias_of_ != nullptr; }
 
     // --- writers ---------------------------------------------------------------------
@@ -370,7 +368,7 @@ class StateTable {
 // --- per-packet accessors, inline ---------------------------------------------------
 
 inline uint32_t StateTable::twin(uint32_t slot) const {
-    return slot < slots_ ? slot_array_[slot].twin.load(std::memory_order_relaxed) : no_slot;
+    return slot < slots_ ? slot_array_[slot].twin_link() : no_slot;
 }
 
 inline void StateTable::set_twin(uint32_t slot, uint32_t twin) {
@@ -395,8 +393,7 @@ inline void StateTable::prefetch(uint32_t slot) const {
 }
 inline void StateTable::prefetch_other(uint32_t slot) const {
     if (alias_of_ == nullptr || slot >= slots_) return;
-    if ((slot_array_[slot].word.load(std::memory_order_relaxed) & detail::translated_bit) != 0)
-        rte_prefetch0(&alias_of_[slot]);
+    if (slot_array_[slot].translated()) rte_prefetch0(&alias_of_[slot]);
 }
 
 inline void StateTable::prefetch_key(uint32_t slot) const {
@@ -455,7 +452,7 @@ inline void StateTable::unlock(detail::Slot &s) {
 inline uint32_t StateTable::state_of_alias(uint32_t slot) const {
     if (slot >= slots_) return no_slot;
     const Slot &s = slot_array_[slot];
-    return s.status() == detail::slot_alias ? s.twin.load(std::memory_order_relaxed) : no_slot;
+    return s.status() == detail::slot_alias ? s.twin_link() : no_slot;
 }
 
 inline uint32_t StateTable::alias_of(uint32_t slot) const {
