@@ -30,8 +30,7 @@ IpPrefix host_prefix(const IpAddress &a) {
 
 RouteTable::RouteTable(const std::string &name, const std::vector<RoutedInterface> &ifaces,
                        const std::vector<config::RouteConfig> &routes, int socket_id) {
-    next_hops_.push_back(NextHop{}); // id 0: no route
-    next_hop_count_ = next_hops_.size();
+    add_next_hop(NextHop{}); // id 0: no route
 
     const int max_routes = int(routes.size() + 4 * 64 + 64);
     rte_fib_conf c4{};
