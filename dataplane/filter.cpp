@@ -95,7 +95,8 @@ Filter::Filter(Dataplane &dp, unsigned worker)
 
 // Inline into run(), its one caller: every forwarded established TCP packet takes it.
 inline bool Filter::track_twin(uint32_t slot, const PacketDesc &d, uint32_t now,
-                               const TrackMemo &memo, unsigned at, FilterVerdict &v) {
+                               const TrackMemo &memo, unsigned at, uint32_t in_slot,
+                               FilterVerdict &v) {
     if ((memo.valid >> at & 1) == 0) return false;
     const TrackMemo::Entry &e = memo.entry[at];
     if (e.result.verdict != TcpVerdict::pass) return false; // a SYN that reused the ports
@@ -107,8 +108,9 @@ inline bool Filter::track_twin(uint32_t slot, const PacketDesc &d, uint32_t now,
     const bool forward = from_state_src(s, StateDirection::out);
     TcpPeer &src = forward ? s.src : s.dst;
     TcpPeer &dst = forward ? s.dst : s.src;
-    if (!key_is(s.key, d, StateDirection::out) || sl->translated() ||
-        (owners_ && s.owner != worker_) ||
+    if (!(in_slot != StateTable::no_slot ? sl->twin_link() == in_slot
+                                         : key_is(s.key, d, StateDirection::out)) ||
+        sl->translated() || (owners_ && s.owner != worker_) ||
         (peer_difference(e.before[0], src) | peer_difference(e.before[1], dst)) != 0) [[unlikely]] {
         StateTable::unlock(*sl);
         return false;
@@ -144,6 +146,16 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
     // pass may have rewritten it), and an ICMP error reads the state of the connection it
     // quotes: there the first packet that does not qualify takes all after it along.
     const bool any_key = dp_.states->translations();
+    // Where a packet's out key is its in key with the sides swapped (no translations), a
+    // twin that links back to the packet's in state holds that key: Worker::link_twins links
+    // two slots only for the states one packet found (or made) by its in and out keys, and a
+    // slot's link starts out empty in each life of the slot. So when the in state (found by
+    // its key in this burst) and the hinted twin name each other, they were linked in their
+    // present lives, and the twin's key is the packet's out key: the state the out pass's
+    // lookup would find, known without comparing its 40 bytes. (Had either slot been reused
+    // since the link, the new life's link would start empty and be set only for its own
+    // partner: one of the two would not name the other.) With translations, the key is
+    // compared: the in pass may have rewritten the packet.
     uint64_t held = 0; // bit (hint mod 64): a twin the general path may track
     uint16_t rest_idx[max_filter_batch], rest_ports[max_filter_batch];
     uint32_t rest_hints[max_filter_batch];
@@ -151,7 +163,9 @@ void Filter::run(StateDirection dir, rte_mbuf *const *pkts, const PacketDesc *de
     unsigned nr = 0;
     for (unsigned k = 0; k < n; k++) {
         const uint64_t bit = uint64_t(1) << (hints[k] & 63);
-        if ((held & bit) == 0 && track_twin(hints[k], descs[idx[k]], now, *memo, idx[k], out[k]))
+        if ((held & bit) == 0 &&
+            track_twin(hints[k], descs[idx[k]], now, *memo, idx[k],
+                       any_key || near == nullptr ? StateTable::no_slot : near[idx[k]], out[k]))
             continue;
         held |= any_key || is_icmp_error(descs[idx[k]]) ? ~uint64_t(0) : bit;
         rest_idx[nr] = idx[k];

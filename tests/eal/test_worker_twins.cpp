@@ -420,3 +420,51 @@ TEST_CASE("a burst's forwarded TCP packets update both states of each connection
     REQUIRE(rig.poll(rig.lan) == flows);
     CHECK(steps() - before == flows);
 }
+
+// The one step knows the twin's key from the links (Filter::run): the in state found by the
+// packet's key and the hinted twin must name each other. A link to a slot that has since
+// gone to another connection's state is one-way (that state links to its own partner): the
+// packet then takes the general path, which finds its own out state by key, and the link is
+// set right again.
+TEST_CASE("a forwarded TCP packet whose in state links to another connection's out state "
+          "meets its own out state",
+          "[eal][state]") {
+    Rig rig("tklan", "tkwan");
+    dp::StateTable &st = *rig.dp.states;
+    using bench::Segment;
+    constexpr uint32_t f = 3, g = 4;
+    rig.handshake(f);
+    rig.handshake(g);
+    const auto slot = [&](uint32_t flow, dp::StateDirection dir) {
+        const uint32_t s = st.lookup(bench::flow_key(flow, false, dir));
+        REQUIRE(s != dp::StateTable::no_slot);
+        return s;
+    };
+    const uint32_t in_f = slot(f, dp::StateDirection::in), out_f = slot(f, dp::StateDirection::out),
+                   out_g = slot(g, dp::StateDirection::out), in_g = slot(g, dp::StateDirection::in);
+    REQUIRE(st.twin(in_f) == out_f);
+    REQUIRE(st.twin(out_g) == in_g);
+    dp::State f_out_before, g_out_before;
+    REQUIRE(st.read(out_f, f_out_before));
+    REQUIRE(st.read(out_g, g_out_before));
+
+    st.set_twin(in_f, out_g); // as if out_f's slot had been reused by g's out state
+    const uint64_t steps_before = rig.dp.worker_counters[0].twin_steps.get();
+    REQUIRE(rig.send_tcp(f, Segment::ack) == 1);
+    CHECK(rig.dp.worker_counters[0].twin_steps.get() == steps_before); // the general path
+    dp::State f_out, g_out;
+    REQUIRE(st.read(out_f, f_out));
+    REQUIRE(st.read(out_g, g_out));
+    CHECK(f_out.packets[0] == f_out_before.packets[0] + 1); // its own out state counted it
+    CHECK(g_out.packets[0] == g_out_before.packets[0]);     // the other connection's did not
+    CHECK(g_out.bytes[0] == g_out_before.bytes[0]);
+    CHECK(same_peers(g_out, g_out_before));
+    CHECK(st.twin(in_f) == out_f); // linked again
+    CHECK(st.twin(out_g) == in_g);
+
+    // Linked again, the next ACK takes the one step.
+    REQUIRE(rig.send_tcp(f, Segment::ack) == 1);
+    CHECK(rig.dp.worker_counters[0].twin_steps.get() == steps_before + 1);
+    REQUIRE(st.read(out_f, f_out));
+    CHECK(f_out.packets[0] == f_out_before.packets[0] + 2);
+}
