@@ -162,3 +162,36 @@ TEST_CASE("a full index churned keeps its entries home and refuses none", "[slot
     INFO("entries in their home bucket: " << home << " of " << live.size());
     CHECK(home >= live.size() * 8 / 10);
 }
+
+TEST_CASE("a lookup's first look takes the first cell of its bucket with its tag", "[slot_index]") {
+    // Buckets of 16 cells written by hand: a cell with the tag at each position in turn, empty
+    // cells and cells of another tag before and after it. first_tagged_in() must name the
+    // slot in the first cell with the tag, wherever it lies (its scan packs the 16 compares
+    // into one mask, cell i at bit i).
+    constexpr uint32_t slots = 1000; // 10 slot bits
+    std::vector<std::atomic<uint32_t>> cells(2 * SlotIndex::bucket_cells);
+    const SlotIndex index(cells.data(), 2, slots);
+    const uint32_t tag = 0x5a5u << 10, other = 0x5a4u << 10;
+    const SlotIndex::Where w{0, 1, tag};
+    for (uint32_t at = 0; at < SlotIndex::bucket_cells; at++) {
+        INFO("tagged cell at " << at);
+        for (auto &c : cells)
+            c.store(SlotIndex::empty);
+        for (uint32_t i = 0; i < at; i++) // before it: another tag and empty cells
+            if (i % 2 == 0) cells[i].store(other | (100 + i));
+        cells[at].store(tag | (500 + at));
+        for (uint32_t i = at + 1; i < SlotIndex::bucket_cells; i++) // after it: the tag again
+            cells[i].store((i % 3 == 0 ? tag : other) | (700 + i));
+        CHECK(index.first_tagged_in(w, false) == 500 + at);
+        CHECK(index.first_tagged_in(w, true) == SlotIndex::empty); // bucket 1: all empty
+    }
+    // None with the tag: empty, however many of another.
+    for (uint32_t i = 0; i < SlotIndex::bucket_cells; i++)
+        cells[i].store(i % 2 == 0 ? SlotIndex::empty : other | i);
+    CHECK(index.first_tagged_in(w, false) == SlotIndex::empty);
+    // A tag of all ones in its bits may take an empty cell for its own: the slot it reads
+    // is slot_mask (1023 here), never a slot, which the caller's check refuses.
+    const SlotIndex::Where all_ones{0, 1, ~uint32_t(1023)};
+    const uint32_t got = index.first_tagged_in(all_ones, false);
+    CHECK((got == SlotIndex::empty || got >= slots));
+}
