@@ -27,7 +27,7 @@
 // passed and routing then dropped, a peer's update to one of them, a state made later), the
 // twin is checked as pf checks it. Each state is still updated, counted and synced as its
 // own, as pf's are. The out pass takes such packets in one step each (track_twin(): the
-// twin's key known (twin_holds_key()), its lock, the peers compared, the outcome
+// twin's key known (see Filter::run), its lock, the peers compared, the outcome
 // stored, the counters) and hands the rest to the general path (the hint check, the bulk
 // lookup, track(), the rules), with every later packet of their connections: a
 // connection's packets still meet its states in burst order. An ICMP error quotes another
@@ -133,8 +133,8 @@ class Filter {
     // (memo's entry `at`). Then the twin takes that check's outcome, its counters and expiry,
     // into `v` (constructed here), exactly as track() would, and the answer is true. False,
     // with nothing changed and `v` untouched, when any of that does not hold.
-    // `in_slot`: the packet's in state, or no_slot to compare the twin's key instead (see
-    // twin_holds_key()).
+    // `in_slot`: the packet's in state, which the twin must link back to (why that says its
+    // key: run()), or no_slot to compare the twin's key with the packet's fields instead.
     bool track_twin(uint32_t slot, const PacketDesc &d, uint32_t now, const TrackMemo &memo,
                     unsigned at, uint32_t in_slot, FilterVerdict &v);
     FilterVerdict icmp_error(std::span<const uint8_t> frame, const PacketDesc &d,
