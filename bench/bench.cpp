@@ -1424,9 +1424,11 @@ int run(const Options &o) {
         return memory == nullptr ? 0.0 : huge_mapped_kb(memory->base_va) / 1024.0;
     };
     std::printf("memory per state: %zu bytes (StateTable::bytes_per_state, hash indexes + slot); "
-                "EAL heap in use %.1f MiB; peak RSS %.1f MiB%s; on 2 MiB pages: %.0f MiB\n",
+                "EAL heap in use %.1f MiB; peak RSS %.1f MiB%s; on 2 MiB pages: %.0f MiB of "
+                "EAL's memory, %.0f MiB of the state table's own\n",
                 dp->states->bytes_per_state(), heap_allocated() / 1048576.0, peak_rss_kb() / 1024.0,
-                o.no_prefault ? "" : " (all of -m: pre-faulted)", huge_mib());
+                o.no_prefault ? "" : " (all of -m: pre-faulted)", huge_mib(),
+                dp->states->huge_page_bytes() / 1048576.0);
 
     std::unique_ptr<SyncPair> sync;
     Phase base, ours;
@@ -1478,9 +1480,10 @@ int run(const Options &o) {
     if (o.sync_bench > 0) sync_bench(o.sync_bench);
     if (!o.no_forward)
         std::printf("\nRESULT phase=memory bytes_per_state=%zu heap_mib=%.1f peak_rss_mib=%.1f "
-                    "prefault=%d huge_page_mib=%.0f\n",
+                    "prefault=%d huge_page_mib=%.0f table_huge_page_mib=%.0f\n",
                     dp->states->bytes_per_state(), heap_allocated() / 1048576.0,
-                    peak_rss_kb() / 1024.0, o.no_prefault ? 0 : 1, huge_mib());
+                    peak_rss_kb() / 1024.0, o.no_prefault ? 0 : 1, huge_mib(),
+                    dp->states->huge_page_bytes() / 1048576.0);
 
     if (sync) dp->states->set_sink(nullptr);
     sync.reset();

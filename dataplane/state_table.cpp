@@ -134,10 +134,15 @@ StateTable::StateTable(const StateTableConfig &cfg)
             std::atomic<uint64_t>(in_chunk == 64 ? ~uint64_t(0) : (uint64_t(1) << in_chunk) - 1);
     }
 
-    slot_array_ = static_cast<Slot *>(rte_zmalloc_socket("syncwall_state_slots",
-                                                         sizeof(Slot) * std::size_t(slots_),
-                                                         RTE_CACHE_LINE_SIZE, cfg.socket_id));
-    if (slot_array_ == nullptr) throw fail("no memory for " + std::to_string(slots_) + " slots");
+    auto memory = [&](TableMemory &m, const char *name, std::size_t bytes,
+                      const std::string &what) {
+        m = TableMemory(name, bytes, cfg.socket_id);
+        if (m.data() == nullptr) throw fail("no memory for " + what + " (" + m.error() + ")");
+        return m.data();
+    };
+    slot_array_ = static_cast<Slot *>(memory(slot_mem_, "syncwall_state_slots",
+                                             sizeof(Slot) * std::size_t(slots_),
+                                             std::to_string(slots_) + " slots"));
     for (uint32_t i = 0; i < slots_; i++)
         new (&slot_array_[i]) Slot{};
     // Writers start far apart, so that they do not take from one chunk.
@@ -146,25 +151,24 @@ StateTable::StateTable(const StateTableConfig &cfg)
                                 std::memory_order_relaxed);
     if (cfg.translations) {
         alias_of_ = static_cast<std::atomic<uint32_t> *>(
-            rte_malloc_socket("syncwall_state_alias", sizeof(std::atomic<uint32_t>) * slots_,
-                              RTE_CACHE_LINE_SIZE, cfg.socket_id));
-        if (alias_of_ == nullptr) throw fail("no memory for the translated states' links");
+            memory(alias_mem_, "syncwall_state_alias", sizeof(std::atomic<uint32_t>) * slots_,
+                   "the translated states' links"));
         for (uint32_t i = 0; i < slots_; i++)
             new (&alias_of_[i]) std::atomic<uint32_t>(no_slot);
     }
     // Both indexes: `entries` keys (or ids) at 1.75 cells each, every cell empty.
     const uint32_t index_buckets = SlotIndex::buckets_for(entries);
     const std::size_t index_cells = std::size_t(index_buckets) * SlotIndex::bucket_cells;
-    auto make_index = [&](const char *name, std::atomic<uint32_t> *&cells, const char *what) {
-        cells = static_cast<std::atomic<uint32_t> *>(rte_malloc_socket(
-            name, sizeof(std::atomic<uint32_t>) * index_cells, RTE_CACHE_LINE_SIZE, cfg.socket_id));
-        if (cells == nullptr) throw fail(std::string("no memory for the ") + what);
+    auto make_index = [&](const char *name, TableMemory &mem, std::atomic<uint32_t> *&cells,
+                          const char *what) {
+        cells = static_cast<std::atomic<uint32_t> *>(memory(
+            mem, name, sizeof(std::atomic<uint32_t>) * index_cells, std::string("the ") + what));
         for (std::size_t i = 0; i < index_cells; i++)
             new (&cells[i]) std::atomic<uint32_t>(SlotIndex::empty);
         return SlotIndex(cells, index_buckets, slots_);
     };
-    keys_ = make_index("syncwall_state_keys", key_cells_, "key index");
-    ids_ = make_index("syncwall_state_ids", id_cells_, "id index");
+    keys_ = make_index("syncwall_state_keys", key_mem_, key_cells_, "key index");
+    ids_ = make_index("syncwall_state_ids", id_mem_, id_cells_, "id index");
 
     // No reader threads (a table only the control path touches): grace periods are instant.
     const uint32_t rcu_threads = readers_ == 0 ? 1 : readers_;
@@ -202,11 +206,10 @@ StateTable::StateTable(const StateTableConfig &cfg)
     dq_ = rte_rcu_qsbr_dq_create(&dp);
     if (dq_ == nullptr) throw dpdk_error("RCU defer queue");
 
-    memory_bytes_ =
-        sizeof(uint32_t) * 2 * index_cells + sizeof(uint64_t) * std::size_t(chunks_) + // free map
-        sizeof(Slot) * std::size_t(slots_) +
-        (alias_of_ != nullptr ? sizeof(uint32_t) * std::size_t(slots_) : 0) +
-        (sizeof(uint64_t) + dp.esize) * std::size_t(rte_align32pow2(slots_ + 1)) + rcu_bytes;
+    memory_bytes_ = key_mem_.footprint() + id_mem_.footprint() + slot_mem_.footprint() +
+                    alias_mem_.footprint() + sizeof(uint64_t) * std::size_t(chunks_) + // free map
+                    (sizeof(uint64_t) + dp.esize) * std::size_t(rte_align32pow2(slots_ + 1)) +
+                    rcu_bytes;
 }
 
 StateTable::~StateTable() {
@@ -227,15 +230,15 @@ void StateTable::free_resources() {
     rte_memzone_free(free_zone_);
     free_zone_ = nullptr;
     free_map_ = nullptr;
-    rte_free(key_cells_);
-    key_cells_ = nullptr;
     rte_free(rcu_);
     rcu_ = nullptr;
-    rte_free(slot_array_);
+    key_mem_ = TableMemory{};
+    key_cells_ = nullptr;
+    slot_mem_ = TableMemory{};
     slot_array_ = nullptr;
-    rte_free(alias_of_);
+    alias_mem_ = TableMemory{};
     alias_of_ = nullptr;
-    rte_free(id_cells_);
+    id_mem_ = TableMemory{};
     id_cells_ = nullptr;
 }
 
@@ -750,6 +753,11 @@ StateTable::Stats StateTable::stats() const {
     s.insert_exists = insert_exists_.load(std::memory_order_relaxed);
     s.insert_full = insert_full_.load(std::memory_order_relaxed);
     return s;
+}
+
+std::size_t StateTable::huge_page_bytes() const {
+    const TableMemory *arrays[] = {&slot_mem_, &alias_mem_, &key_mem_, &id_mem_};
+    return TableMemory::huge_bytes(arrays);
 }
 
 std::size_t StateTable::bytes_per_state() const {

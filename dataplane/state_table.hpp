@@ -35,6 +35,7 @@
 #include "dataplane/key_compare.hpp"
 #include "dataplane/slot_index.hpp"
 #include "dataplane/state.hpp"
+#include "dataplane/table_memory.hpp"
 
 #include <rte_common.h>
 #include <rte_pause.h>
@@ -296,6 +297,9 @@ class StateTable {
     // Bytes of memory the table uses per state at capacity (hash indexes + slot), for the
     // benchmark's "memory per state".
     std::size_t bytes_per_state() const;
+    // Bytes of the table the kernel backs with 2 MiB transparent huge pages now
+    // (table_memory.hpp): 0 where EAL's heap holds it (on hugepages or not).
+    std::size_t huge_page_bytes() const;
 
   private:
     using Slot = detail::Slot;
@@ -321,6 +325,9 @@ class StateTable {
     rte_rcu_qsbr_dq *dq_ = nullptr;
     Slot *slot_array_ = nullptr;
     std::atomic<uint32_t> *alias_of_ = nullptr; // per slot; only with translations
+    // The memory of the four arrays above (table_memory.hpp: 2 MiB pages for large ones
+    // where EAL has no hugepages).
+    TableMemory slot_mem_, alias_mem_, key_mem_, id_mem_;
     uint32_t slots_ = 0;
     uint32_t capacity_ = 0;
     unsigned readers_ = 0;

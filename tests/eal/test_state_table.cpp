@@ -6,11 +6,14 @@
 #include <rte_cycles.h>
 #include <rte_launch.h>
 #include <rte_lcore.h>
+#include <rte_memory.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <cstring>
+#include <fstream>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -1015,6 +1018,84 @@ TEST_CASE("memory per state is reported and plausible", "[eal][state]") {
     CHECK(bytes < 1024);
     CHECK(t.capacity() == 100000);
     CHECK(t.slots() >= t.capacity());
+}
+
+namespace {
+// The kernel's transparent huge page mode for anonymous memory: "always", "madvise" or
+// "never" (the bracketed word), "" where the kernel has none.
+std::string anon_thp_mode() {
+    std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string line;
+    std::getline(f, line);
+    const auto open = line.find('['), close = line.find(']');
+    return open == std::string::npos || close == std::string::npos
+               ? std::string()
+               : line.substr(open + 1, close - open - 1);
+}
+} // namespace
+
+TEST_CASE("a large array of the table is a mapping of its own on 2 MiB pages, a small one "
+          "lies on EAL's heap",
+          "[eal][state]") {
+    REQUIRE(rte_eal_has_hugepages() == 0); // the suite runs with --no-huge
+    constexpr std::size_t mib = std::size_t(1) << 20;
+    dp::TableMemory large("tm_test_large", 5 * mib + 100, SOCKET_ID_ANY);
+    REQUIRE(large.data() != nullptr);
+    CHECK(large.own_mapping());
+    CHECK(reinterpret_cast<std::uintptr_t>(large.data()) % dp::TableMemory::huge_page == 0);
+    CHECK(large.footprint() == 6 * mib);                          // whole 2 MiB pages
+    CHECK(rte_mem_virt2memseg(large.data(), nullptr) == nullptr); // not EAL's memory
+    // Zeroed, and every byte of the footprint writable.
+    auto *bytes = static_cast<unsigned char *>(large.data());
+    CHECK(std::all_of(bytes, bytes + large.footprint(), [](unsigned char b) { return b == 0; }));
+    std::memset(bytes, 0xa5, large.footprint());
+
+    dp::TableMemory small("tm_test_small", mib, SOCKET_ID_ANY);
+    REQUIRE(small.data() != nullptr);
+    CHECK_FALSE(small.own_mapping());
+    CHECK(small.footprint() == mib);
+    CHECK(rte_mem_virt2memseg(small.data(), nullptr) != nullptr); // EAL's heap
+
+    const dp::TableMemory *both[] = {&large, &small};
+    const std::size_t huge = dp::TableMemory::huge_bytes(both);
+    const std::string mode = anon_thp_mode();
+    INFO("transparent huge pages: '" << mode << "', " << huge << " bytes on them");
+    CHECK(huge <= large.footprint()); // only the mapping's own pages count
+    CHECK(huge % dp::TableMemory::huge_page == 0);
+    // The kernel backs an advised, aligned, touched mapping with huge pages where it may.
+    if (mode == "always" || mode == "madvise") CHECK(huge >= 2 * mib);
+    const dp::TableMemory *heap_only[] = {&small};
+    CHECK(dp::TableMemory::huge_bytes(heap_only) == 0);
+
+    // Moved, the memory goes with it.
+    void *const at = large.data();
+    dp::TableMemory moved(std::move(large));
+    CHECK(moved.data() == at);
+    CHECK(large.data() == nullptr);
+    CHECK(moved.own_mapping());
+}
+
+TEST_CASE("an array of the table that cannot be mapped says why", "[eal][state]") {
+    // More than the 128 TiB of a process's address space: refused whatever the overcommit
+    // policy.
+    dp::TableMemory m("tm_test_huge", std::size_t(1) << 47, SOCKET_ID_ANY);
+    CHECK(m.data() == nullptr);
+    CHECK_FALSE(m.own_mapping());
+    CHECK(m.error().find("tm_test_huge: cannot map") != std::string::npos);
+}
+
+TEST_CASE("a large state table lies on 2 MiB pages", "[eal][state]") {
+    const std::string mode = anon_thp_mode();
+    StateTable t(table_config(100000)); // 108 001 slots of 192 bytes: 20 MiB
+    INFO("transparent huge pages: '" << mode << "', " << t.huge_page_bytes() << " bytes on them");
+    if (mode == "always" || mode == "madvise")
+        CHECK(t.huge_page_bytes() >= std::size_t(16) << 20);
+    else
+        CHECK(t.huge_page_bytes() == 0);
+    // Its states work there as anywhere.
+    uint32_t slot = StateTable::no_slot;
+    REQUIRE(t.insert(make_state(1, 1), 0, &slot) == StateTable::InsertResult::ok);
+    CHECK(t.lookup(make_key(1)) == slot);
 }
 
 TEST_CASE("a table that cannot be made says why", "[eal][state]") {
