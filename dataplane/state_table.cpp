@@ -210,6 +210,11 @@ StateTable::StateTable(const StateTableConfig &cfg)
                     alias_mem_.footprint() + sizeof(uint64_t) * std::size_t(chunks_) + // free map
                     (sizeof(uint64_t) + dp.esize) * std::size_t(rte_align32pow2(slots_ + 1)) +
                     rcu_bytes;
+    // Every element of the arrays was constructed above, so each page has been touched.
+    const TableMemory *arrays[] = {&slot_mem_, &alias_mem_, &key_mem_, &id_mem_};
+    if (std::any_of(std::begin(arrays), std::end(arrays),
+                    [](const TableMemory *a) { return a->own_mapping(); }))
+        huge_page_bytes_ = TableMemory::huge_bytes(arrays);
 }
 
 StateTable::~StateTable() {
@@ -753,11 +758,6 @@ StateTable::Stats StateTable::stats() const {
     s.insert_exists = insert_exists_.load(std::memory_order_relaxed);
     s.insert_full = insert_full_.load(std::memory_order_relaxed);
     return s;
-}
-
-std::size_t StateTable::huge_page_bytes() const {
-    const TableMemory *arrays[] = {&slot_mem_, &alias_mem_, &key_mem_, &id_mem_};
-    return TableMemory::huge_bytes(arrays);
 }
 
 std::size_t StateTable::bytes_per_state() const {

@@ -297,9 +297,13 @@ class StateTable {
     // Bytes of memory the table uses per state at capacity (hash indexes + slot), for the
     // benchmark's "memory per state".
     std::size_t bytes_per_state() const;
-    // Bytes of the table the kernel backs with 2 MiB transparent huge pages now
-    // (table_memory.hpp): 0 where EAL's heap holds it (on hugepages or not).
-    std::size_t huge_page_bytes() const;
+    // The bytes the table takes (its arrays, indexes, free map, RCU defer queue).
+    std::size_t memory_bytes() const { return memory_bytes_; }
+    // Bytes of the table the kernel backed with 2 MiB transparent huge pages once the
+    // constructor had touched all of it (table_memory.hpp), read then from
+    // /proc/self/smaps, whose walk of a large process's pages is no read for a control loop
+    // to repeat. 0 where EAL's heap holds the table (on hugepages or not).
+    std::size_t huge_page_bytes() const { return huge_page_bytes_; }
 
   private:
     using Slot = detail::Slot;
@@ -337,6 +341,7 @@ class StateTable {
     uint64_t read_limit_cycles_ = 0; // read(): a copy that took longer is retried
     StateChangeSink *sink_ = nullptr;
     std::size_t memory_bytes_ = 0;
+    std::size_t huge_page_bytes_ = 0;
 
     // The key index's hash of a key: CRC-32C over each half, mixed (slot_index.hpp).
     [[gnu::always_inline]] static uint64_t key_hash(const StateKey &key);

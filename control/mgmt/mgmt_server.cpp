@@ -323,7 +323,9 @@ Json MgmtServer::show_info() {
         {"ports", std::move(ports)},
         {"workers", std::move(workers)},
         {"main_loop", loop_.loop_stalls().to_json<Json>()},
-        {"memory", Json{{"eal_heap_bytes", eal_heap_bytes()}}},
+        {"memory", Json{{"eal_heap_bytes", eal_heap_bytes()},
+                        {"state_table_bytes", dp_.states->memory_bytes()},
+                        {"state_table_huge_page_bytes", dp_.states->huge_page_bytes()}}},
     };
 }
 

@@ -26,7 +26,9 @@
 //                     "handed_off", "twin_steps"}] (one per worker lcore, in order;
 //                     twin_steps: out passes made in one step, filter.hpp),
 //                     "main_loop": {"passes", "longest_ms", "sum_ms", "buckets": [{"le_ms",
-//                     "count"}]} (loop_stall.hpp), "memory": {"eal_heap_bytes"}}
+//                     "count"}]} (loop_stall.hpp), "memory": {"eal_heap_bytes",
+//                     "state_table_bytes", "state_table_huge_page_bytes" (the part of the
+//                     table the kernel backed with 2 MiB pages at start: table_memory.hpp)}}
 //   show rules       {"rules": [{"number", "text", "source", "matches", "packets", "bytes",
 //                     "states_created", "states"}], "acl_rules": n, "reloads": n}
 //   show interfaces  {"interfaces": [{"name", "devargs", "port_id", "mac", "addresses",

@@ -181,6 +181,31 @@ def test_telemetry_info_has_the_counters_of_show_info(fw):
     assert got["node"] == 'obs "1"' and got["hostid"] == 9 and got["running"] == 1
 
 
+def anon_thp_mode() -> str:
+    """The kernel's transparent huge page mode for anonymous memory ("" without THP)."""
+    try:
+        text = Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text()
+    except OSError:
+        return ""
+    m = re.search(r"\[(\w+)\]", text)
+    return m.group(1) if m else ""
+
+
+def test_show_info_reports_the_state_table_and_its_2mib_pages(fw):
+    # The default limit, 100 000 states: 108 001 slots of 192 bytes and two indexes. EAL runs
+    # with --no-huge, so the slots are a mapping of their own, advised for 2 MiB pages.
+    info = fw.ctl_json("show", "info")
+    mem = info["memory"]
+    assert info["states"]["limit"] == 100000
+    assert mem["state_table_bytes"] >= 108001 * 192
+    huge = mem["state_table_huge_page_bytes"]
+    assert huge <= mem["state_table_bytes"] and huge % (2 << 20) == 0
+    if anon_thp_mode() in ("always", "madvise"):
+        assert huge >= 16 << 20, mem
+    else:
+        assert huge == 0, mem
+
+
 def test_telemetry_carp_and_sync_answer_as_show_carp_and_sync(fw):
     replies = telemetry("/syncwall/carp", "/syncwall/sync")
     for what in ("carp", "sync"):
