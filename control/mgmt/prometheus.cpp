@@ -203,6 +203,14 @@ void info_metrics(Page &page, const Json &info) {
         add(page, "state_insert_failures_total", counter,
             "State inserts refused: the key or id existed, or the table was full.",
             {{"reason", reason}}, member(states, key));
+    const Json *memory = member(r, "memory");
+    add(page, "state_table_bytes", gauge,
+        "Bytes the state table takes (slots, indexes, free map, RCU defer queue).", {},
+        member(memory, "state_table_bytes"));
+    add(page, "state_table_huge_page_bytes", gauge,
+        "Bytes of the state table the kernel backed with 2 MiB transparent huge pages at "
+        "start (0 on EAL's heap).",
+        {}, member(memory, "state_table_huge_page_bytes"));
     main_loop_metrics(page, member(r, "main_loop"));
 }
 

@@ -19,7 +19,8 @@
 //   drops_total{reason}, forwarded_packets_total, punted_packets_total,
 //   handed_off_packets_total, pflog_dropped_total
 //   states, states_limit, state_inserts_total, state_removals_total,
-//   state_insert_failures_total{reason="exists"|"full"}
+//   state_insert_failures_total{reason="exists"|"full"}, state_table_bytes,
+//   state_table_huge_page_bytes
 //   sync_enabled, sync_packets_total{direction="sent"|"received"}, sync_bytes_total{...},
 //   sync_messages_total{direction,action}, sync_errors_total{reason}, sync_stale_total,
 //   sync_ring_full_total, sync_queue_depth, sync_lag_seconds, sync_bulk_status{status} (1 for

@@ -302,6 +302,10 @@ def test_metrics_parse_and_match_show_info(fw):
     assert samples[("syncwall_drops_total", (("reason", "filter_block"),))] == 3
     assert samples[("syncwall_states", ())] == info["states"]["current"] == 2
     assert samples[("syncwall_states_limit", ())] == info["states"]["limit"]
+    mem = fw.ctl_json("show", "info")["memory"]  # set when the table was built
+    assert samples[("syncwall_state_table_bytes", ())] == mem["state_table_bytes"] > 0
+    assert (samples[("syncwall_state_table_huge_page_bytes", ())]
+            == mem["state_table_huge_page_bytes"])
     assert samples[("syncwall_state_inserts_total", ())] == info["states"]["inserts"]
     assert samples[("syncwall_state_removals_total", ())] == info["states"]["removals"]
     assert samples[("syncwall_forwarded_packets_total", ())] == info["counters"]["forwarded"]

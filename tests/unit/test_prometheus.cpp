@@ -30,6 +30,10 @@ Json info_result() {
           {"insert_full", 2}}},
         {"counters", {{"forwarded", 100}, {"punted", 5}, {"drops_total", 9}, {"pflog_dropped", 4}}},
         {"drops", {{"filter_block", 6}, {"no_route", 3}}},
+        {"memory",
+         {{"eal_heap_bytes", 5000},
+          {"state_table_bytes", 23068672},
+          {"state_table_huge_page_bytes", 20971520}}},
         {"ports", Json::array({Json{{"name", "lan"},
                                     {"rx_packets", 11},
                                     {"rx_bytes", 1100},
@@ -201,6 +205,9 @@ TEST_CASE("show info becomes interface, drop, state and packet families", "[prom
     CHECK(p.samples.at("syncwall_state_removals_total") == 7);
     CHECK(p.samples.at("syncwall_state_insert_failures_total{reason=\"exists\"}") == 1);
     CHECK(p.samples.at("syncwall_state_insert_failures_total{reason=\"full\"}") == 2);
+    CHECK(p.samples.at("syncwall_state_table_bytes") == 23068672);
+    CHECK(p.samples.at("syncwall_state_table_huge_page_bytes") == 20971520);
+    CHECK(p.type.at("syncwall_state_table_huge_page_bytes") == "gauge");
     CHECK(p.type.at("syncwall_drops_total") == "counter");
     CHECK(p.type.at("syncwall_states") == "gauge");
     // Interface families interleave in the result (lan packets, lan bytes, wan ...) but each
