@@ -135,9 +135,9 @@ StateTable::StateTable(const StateTableConfig &cfg)
     }
 
     auto memory = [&](TableMemory &m, const char *name, std::size_t bytes,
-                      const std::string &what) {
+                      const std::string &holding) {
         m = TableMemory(name, bytes, cfg.socket_id);
-        if (m.data() == nullptr) throw fail("no memory for " + what + " (" + m.error() + ")");
+        if (m.data() == nullptr) throw fail("no memory for " + holding + " (" + m.error() + ")");
         return m.data();
     };
     slot_array_ = static_cast<Slot *>(memory(slot_mem_, "syncwall_state_slots",

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <utility>
 
@@ -23,15 +24,15 @@ TableMemory::TableMemory(const std::string &name, std::size_t bytes, int socket)
         void *const m = mmap(nullptr, length + huge_page, PROT_READ | PROT_WRITE,
                              MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (m == MAP_FAILED) {
+            const int err = errno;
             error_ = name + ": cannot map " + std::to_string(length >> 20) +
-                     " MiB: " + std::strerror(errno);
+                     " MiB: " + std::strerror(err);
             return;
         }
         const auto start = reinterpret_cast<std::uintptr_t>(m);
         const std::uintptr_t aligned = RTE_ALIGN_CEIL(start, std::uintptr_t(huge_page));
         if (aligned != start) munmap(m, aligned - start);
-        if (const std::size_t tail = huge_page - (aligned - start); tail != 0)
-            munmap(reinterpret_cast<void *>(aligned + length), tail);
+        munmap(reinterpret_cast<void *>(aligned + length), huge_page - (aligned - start));
         data_ = reinterpret_cast<void *>(aligned);
         mapped_ = length;
         // EINVAL where the kernel has no transparent huge pages: 4 KiB pages, as on the heap.
@@ -65,9 +66,10 @@ TableMemory &TableMemory::operator=(TableMemory &&other) noexcept {
 std::size_t TableMemory::huge_bytes(std::span<const TableMemory *const> arrays) {
     std::FILE *f = std::fopen("/proc/self/smaps", "r");
     if (f == nullptr) return 0;
-    char line[512];
+    char *line = nullptr; // whole lines, however long a mapping's path
+    std::size_t cap = 0;
     std::size_t total = 0, ours = 0; // `ours`: the current mapping's bytes in our arrays
-    while (std::fgets(line, sizeof line, f) != nullptr) {
+    while (getline(&line, &cap, f) > 0) {
         unsigned long start = 0, end = 0, kb = 0;
         if (std::sscanf(line, "%lx-%lx ", &start, &end) == 2) {
             ours = 0;
@@ -83,6 +85,7 @@ std::size_t TableMemory::huge_bytes(std::span<const TableMemory *const> arrays) 
         if (ours != 0 && std::sscanf(line, "AnonHugePages: %lu kB", &kb) == 1)
             total += std::min<std::size_t>(std::size_t(kb) << 10, ours);
     }
+    std::free(line);
     std::fclose(f);
     return total;
 }

@@ -1032,6 +1032,17 @@ std::string anon_thp_mode() {
                ? std::string()
                : line.substr(open + 1, close - open - 1);
 }
+// Whether an advised mapping of this process may get huge pages: the kernel's mode allows
+// it, and no parent turned THP off for its children (prctl PR_SET_THP_DISABLE, shown as
+// "THP_enabled: 0" in /proc/self/status).
+bool thp_for_advised_memory() {
+    const std::string mode = anon_thp_mode();
+    if (mode != "always" && mode != "madvise") return false;
+    std::ifstream f("/proc/self/status");
+    for (std::string line; std::getline(f, line);)
+        if (line.rfind("THP_enabled:", 0) == 0) return line.find('0') == std::string::npos;
+    return true;
+}
 } // namespace
 
 TEST_CASE("a large array of the table is a mapping of its own on 2 MiB pages, a small one "
@@ -1045,10 +1056,18 @@ TEST_CASE("a large array of the table is a mapping of its own on 2 MiB pages, a 
     CHECK(reinterpret_cast<std::uintptr_t>(large.data()) % dp::TableMemory::huge_page == 0);
     CHECK(large.footprint() == 6 * mib);                          // whole 2 MiB pages
     CHECK(rte_mem_virt2memseg(large.data(), nullptr) == nullptr); // not EAL's memory
-    // Zeroed, and every byte of the footprint writable.
-    auto *bytes = static_cast<unsigned char *>(large.data());
-    CHECK(std::all_of(bytes, bytes + large.footprint(), [](unsigned char b) { return b == 0; }));
-    std::memset(bytes, 0xa5, large.footprint());
+    // Every byte of the footprint writable. Written first, as the table writes its arrays:
+    // a read would map the kernel's shared zero page, which a write then replaces by 4 KiB
+    // pages on kernels before 6.13.
+    std::memset(large.data(), 0xa5, large.footprint());
+    // Zeroed (another one: read first).
+    {
+        dp::TableMemory zeroed("tm_test_zeroed", 4 * mib, SOCKET_ID_ANY);
+        REQUIRE(zeroed.own_mapping());
+        const auto *bytes = static_cast<const unsigned char *>(zeroed.data());
+        CHECK(
+            std::all_of(bytes, bytes + zeroed.footprint(), [](unsigned char b) { return b == 0; }));
+    }
 
     dp::TableMemory small("tm_test_small", mib, SOCKET_ID_ANY);
     REQUIRE(small.data() != nullptr);
@@ -1058,12 +1077,12 @@ TEST_CASE("a large array of the table is a mapping of its own on 2 MiB pages, a 
 
     const dp::TableMemory *both[] = {&large, &small};
     const std::size_t huge = dp::TableMemory::huge_bytes(both);
-    const std::string mode = anon_thp_mode();
-    INFO("transparent huge pages: '" << mode << "', " << huge << " bytes on them");
+    INFO("transparent huge pages: '" << anon_thp_mode() << "', " << huge << " bytes on them");
     CHECK(huge <= large.footprint()); // only the mapping's own pages count
     CHECK(huge % dp::TableMemory::huge_page == 0);
-    // The kernel backs an advised, aligned, touched mapping with huge pages where it may.
-    if (mode == "always" || mode == "madvise") CHECK(huge >= 2 * mib);
+    // The kernel backs an advised, aligned, written mapping with huge pages where it may
+    // (all three of them, unless memory is too fragmented to find 2 MiB at once).
+    if (thp_for_advised_memory()) CHECK(huge > 0);
     const dp::TableMemory *heap_only[] = {&small};
     CHECK(dp::TableMemory::huge_bytes(heap_only) == 0);
 
@@ -1076,20 +1095,20 @@ TEST_CASE("a large array of the table is a mapping of its own on 2 MiB pages, a 
 }
 
 TEST_CASE("an array of the table that cannot be mapped says why", "[eal][state]") {
-    // More than the 128 TiB of a process's address space: refused whatever the overcommit
-    // policy.
-    dp::TableMemory m("tm_test_huge", std::size_t(1) << 47, SOCKET_ID_ANY);
+    // More than any Linux process's address space: refused whatever the overcommit policy.
+    dp::TableMemory m("tm_test_huge", std::size_t(1) << 60, SOCKET_ID_ANY);
     CHECK(m.data() == nullptr);
     CHECK_FALSE(m.own_mapping());
     CHECK(m.error().find("tm_test_huge: cannot map") != std::string::npos);
 }
 
 TEST_CASE("a large state table lies on 2 MiB pages", "[eal][state]") {
-    const std::string mode = anon_thp_mode();
     StateTable t(table_config(100000)); // 108 001 slots of 192 bytes: 20 MiB
-    INFO("transparent huge pages: '" << mode << "', " << t.huge_page_bytes() << " bytes on them");
-    if (mode == "always" || mode == "madvise")
-        CHECK(t.huge_page_bytes() >= std::size_t(16) << 20);
+    INFO("transparent huge pages: '" << anon_thp_mode() << "', " << t.huge_page_bytes()
+                                     << " bytes on them");
+    CHECK(t.huge_page_bytes() <= t.memory_bytes());
+    if (thp_for_advised_memory())
+        CHECK(t.huge_page_bytes() > 0);
     else
         CHECK(t.huge_page_bytes() == 0);
     // Its states work there as anywhere.
