@@ -159,16 +159,15 @@ StateTable::StateTable(const StateTableConfig &cfg)
     // Both indexes: `entries` keys (or ids) at 1.75 cells each, every cell empty.
     const uint32_t index_buckets = SlotIndex::buckets_for(entries);
     const std::size_t index_cells = std::size_t(index_buckets) * SlotIndex::bucket_cells;
-    auto make_index = [&](const char *name, TableMemory &mem, std::atomic<uint32_t> *&cells,
-                          const char *what) {
-        cells = static_cast<std::atomic<uint32_t> *>(memory(
+    auto make_index = [&](const char *name, TableMemory &mem, const char *what) {
+        auto *const cells = static_cast<std::atomic<uint32_t> *>(memory(
             mem, name, sizeof(std::atomic<uint32_t>) * index_cells, std::string("the ") + what));
         for (std::size_t i = 0; i < index_cells; i++)
             new (&cells[i]) std::atomic<uint32_t>(SlotIndex::empty);
         return SlotIndex(cells, index_buckets, slots_);
     };
-    keys_ = make_index("syncwall_state_keys", key_mem_, key_cells_, "key index");
-    ids_ = make_index("syncwall_state_ids", id_mem_, id_cells_, "id index");
+    keys_ = make_index("syncwall_state_keys", key_mem_, "key index");
+    ids_ = make_index("syncwall_state_ids", id_mem_, "id index");
 
     // No reader threads (a table only the control path touches): grace periods are instant.
     const uint32_t rcu_threads = readers_ == 0 ? 1 : readers_;
@@ -212,9 +211,7 @@ StateTable::StateTable(const StateTableConfig &cfg)
                     rcu_bytes;
     // Every element of the arrays was constructed above, so each page has been touched.
     const TableMemory *arrays[] = {&slot_mem_, &alias_mem_, &key_mem_, &id_mem_};
-    if (std::any_of(std::begin(arrays), std::end(arrays),
-                    [](const TableMemory *a) { return a->own_mapping(); }))
-        huge_page_bytes_ = TableMemory::huge_bytes(arrays);
+    huge_page_bytes_ = TableMemory::huge_bytes(arrays);
 }
 
 StateTable::~StateTable() {
@@ -238,13 +235,11 @@ void StateTable::free_resources() {
     rte_free(rcu_);
     rcu_ = nullptr;
     key_mem_ = TableMemory{};
-    key_cells_ = nullptr;
     slot_mem_ = TableMemory{};
     slot_array_ = nullptr;
     alias_mem_ = TableMemory{};
     alias_of_ = nullptr;
     id_mem_ = TableMemory{};
-    id_cells_ = nullptr;
 }
 
 // --- lookups ---------------------------------------------------------------------------

@@ -308,9 +308,7 @@ class StateTable {
   private:
     using Slot = detail::Slot;
     SlotIndex keys_; // StateKey -> slot (both keys of a translated state)
-    std::atomic<uint32_t> *key_cells_ = nullptr;
-    SlotIndex ids_; // (creatorid, id) -> slot
-    std::atomic<uint32_t> *id_cells_ = nullptr;
+    SlotIndex ids_;  // (creatorid, id) -> slot
     // Free slots: bit b of free_map_[c] is set while slot 64 * c + b is free.
     std::atomic<uint64_t> *free_map_ = nullptr;
     const rte_memzone *free_zone_ = nullptr; // the map's memory, named after the table
@@ -329,8 +327,8 @@ class StateTable {
     rte_rcu_qsbr_dq *dq_ = nullptr;
     Slot *slot_array_ = nullptr;
     std::atomic<uint32_t> *alias_of_ = nullptr; // per slot; only with translations
-    // The memory of the four arrays above (table_memory.hpp: 2 MiB pages for large ones
-    // where EAL has no hugepages).
+    // The memory of the two arrays above and of the indexes' cells (table_memory.hpp:
+    // 2 MiB pages for large ones where EAL has no hugepages).
     TableMemory slot_mem_, alias_mem_, key_mem_, id_mem_;
     uint32_t slots_ = 0;
     uint32_t capacity_ = 0;

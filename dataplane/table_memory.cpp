@@ -64,6 +64,11 @@ TableMemory &TableMemory::operator=(TableMemory &&other) noexcept {
 }
 
 std::size_t TableMemory::huge_bytes(std::span<const TableMemory *const> arrays) {
+    // Only mappings of our own can be on transparent huge pages: without one, no file to read
+    // (a small table, made often by the tests, costs no walk of smaps).
+    if (std::none_of(arrays.begin(), arrays.end(),
+                     [](const TableMemory *a) { return a != nullptr && a->mapped_ != 0; }))
+        return 0;
     std::FILE *f = std::fopen("/proc/self/smaps", "r");
     if (f == nullptr) return 0;
     char *line = nullptr; // whole lines, however long a mapping's path
